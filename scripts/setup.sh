@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Installs what is missing (Debian 12 / Ubuntu packages, the pinned reference Python stack with its
+# libtorch), configures and builds. Safe to run again: each step is skipped when already done.
+#   scripts/setup.sh [BUILD_DIR]     (default: build)
+# Caches that later runs reuse: pip's (~/.cache/pip), ccache's (~/.cache/ccache) and the virtual
+# environment itself ($QWENVL_CACHE, default ~/.cache/qwenvl), keyed by scripts/requirements.txt.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-build}
+cd "$root"
+
+# 1. Debian packages: the narrowest that serve.
+packages=(
+  build-essential meson ninja-build ccache pkg-config python3 python3-venv
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools gstreamer1.0-plugins-base
+  gstreamer1.0-plugins-good
+  libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libfmt-dev
+  libspdlog-dev libcli11-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# 2. The reference stack (torch 2.11.0 with its libtorch, transformers 5.17.0) in a virtual
+#    environment owned by the project, outside the checkout so that fresh clones reuse it.
+cache=${QWENVL_CACHE:-$HOME/.cache/qwenvl}
+python=${QWENVL_PYTHON:-python3}
+req_hash=$( (cat scripts/requirements.txt; "$python" -c 'import sys; print(sys.version_info[:2])') | sha256sum | cut -c1-12)
+venv=$cache/venv-$req_hash
+if [ ! -f "$venv/.complete" ]; then
+  echo "setup: creating $venv"
+  rm -rf "$venv"
+  mkdir -p "$cache"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -r scripts/requirements.txt
+  touch "$venv/.complete"
+fi
+ln -sfn "$venv" "$root/.venv"
+torch_dir=$("$venv/bin/python" -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+
+# 3. Qwen2's real BPE ranks (151,643 tokens) ship inside the dashscope SDK wheel; keep the wheel.
+wheels=$cache/wheels
+if ! ls "$wheels"/dashscope-2.0.2-*.whl >/dev/null 2>&1; then
+  "$venv/bin/pip" download -q --no-deps -d "$wheels" dashscope==2.0.2
+fi
+
+# 4. Configure and build (ccache, one build for everything).
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+if [ ! -f "$build/build.ninja" ]; then
+  CC="ccache gcc" CXX="ccache g++" meson setup "$build" -Dtorch_dir="$torch_dir" ${QWENVL_MESON_ARGS:-}
+else
+  meson configure "$build" -Dtorch_dir="$torch_dir" >/dev/null
+fi
+ninja -C "$build" -j "${QWENVL_JOBS:-$(nproc)}"
