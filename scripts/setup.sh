@@ -35,13 +35,15 @@ cache=${QWENVL_CACHE:-$HOME/.cache/qwenvl}
 python=${QWENVL_PYTHON:-python3}
 req_hash=$( (cat scripts/requirements.txt; "$python" -c 'import sys; print(sys.version_info[:2])') | sha256sum | cut -c1-12)
 venv=$cache/venv-$req_hash
+mkdir -p "$cache"
+exec 9>"$cache/.setup.lock"
+flock 9  # one set-up at a time: concurrent builds share this environment
 if [ ! -f "$venv/.complete" ]; then
   echo "setup: creating $venv"
   rm -rf "$venv"
-  mkdir -p "$cache"
   "$python" -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -r scripts/requirements.txt
+  "$venv/bin/python" -m pip install -q --upgrade pip
+  "$venv/bin/python" -m pip install -q -r scripts/requirements.txt
   touch "$venv/.complete"
 fi
 ln -sfn "$venv" "$root/.venv"
@@ -50,7 +52,7 @@ torch_dir=$("$venv/bin/python" -c 'import torch, os; print(os.path.dirname(torch
 # 3. Qwen2's real BPE ranks (151,643 tokens) ship inside the dashscope SDK wheel; keep the wheel.
 wheels=$cache/wheels
 if ! ls "$wheels"/dashscope-2.0.2-*.whl >/dev/null 2>&1; then
-  "$venv/bin/pip" download -q --no-deps -d "$wheels" dashscope==2.0.2
+  "$venv/bin/python" -m pip download -q --no-deps -d "$wheels" dashscope==2.0.2
 fi
 
 # 4. Configure and build (ccache, one build for everything).
@@ -60,4 +62,5 @@ if [ ! -f "$build/build.ninja" ]; then
 else
   meson configure "$build" -Dtorch_dir="$torch_dir" >/dev/null
 fi
+flock -u 9
 ninja -C "$build" -j "${QWENVL_JOBS:-$(nproc)}"
