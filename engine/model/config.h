@@ -27,7 +27,7 @@ struct TextConfig {
   double rms_norm_eps = 1e-5;
   double rope_theta = 1000000.0;
   std::string rope_type = "default";  // "mrope" in a Hub file is read as "default"
-  std::vector<int64_t> mrope_section;  // rope_parameters.mrope_section (rope_scaling in Hub files)
+  std::vector<int64_t> mrope_section;  // rope_parameters.mrope_section (rope_scaling in Hub files); empty if absent
   bool use_sliding_window = false;
   std::optional<int64_t> sliding_window;  // None unless use_sliding_window
   int64_t max_window_layers = 80;
@@ -53,7 +53,8 @@ struct VisionConfig {
   int64_t window_size = 112;      // pixels
   int64_t out_hidden_size = 3584;
   std::vector<int64_t> fullatt_block_indexes = {7, 15, 23, 31};
-  double rope_theta = 10000.0;  // vision rope_parameters (axial)
+  double rope_theta = 10000.0;       // vision rope_parameters.rope_theta
+  std::string rope_type = "axial";   // vision rope_parameters.rope_type ("default" is read as "axial")
 };
 
 struct ModelConfig {
@@ -64,7 +65,7 @@ struct ModelConfig {
   int64_t vision_start_token_id = 151652;
   int64_t vision_end_token_id = 151653;
   bool tie_word_embeddings = false;
-  std::string dtype = "bfloat16";  // torch_dtype / dtype of the checkpoint, informational
+  std::string dtype;     // outer dtype / torch_dtype ("bfloat16", "float32", ...); empty when not stated
   bool nested = false;             // true when config.json had a text_config object
 };
 
@@ -84,7 +85,9 @@ struct GenerationConfig {
   bool from_file = false;  // false when generation_config.json was missing (then built from config.json)
 };
 
-// Qwen2VLImageProcessor / Qwen2VLVideoProcessor settings (spec §2.1, §2.5).
+// Qwen2VLImageProcessor / Qwen2VLVideoProcessor settings (spec §2.1, §2.5). The defaults are the
+// image processor class's; load_model_files puts the video class's size (100352, 602112) in
+// ModelFiles::video when no file configures the video processor.
 struct ProcessorConfig {
   int64_t min_pixels = 56 * 56;          // size.shortest_edge
   int64_t max_pixels = 28 * 28 * 1280;   // size.longest_edge (class default; checkpoints say 12845056)
@@ -99,6 +102,10 @@ struct ProcessorConfig {
   bool do_normalize = true;
   bool do_convert_rgb = true;
   int resample = 3;  // PIL code; 3 = bicubic
+  // The file the settings came from (processor_config.json, video_preprocessor_config.json or
+  // preprocessor_config.json); empty when none exists: transformers' AutoImageProcessor /
+  // AutoVideoProcessor then refuse to load, and these class defaults are what the class itself uses.
+  std::string source;
 };
 
 struct ModelFiles {
