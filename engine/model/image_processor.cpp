@@ -1,0 +1,35 @@
+#include "model/image_processor.h"
+
+#include <ATen/ATen.h>
+#include <fmt/format.h>
+
+#include "model/patchify.h"
+#include "model/smart_resize.h"
+#include "model/uint8_resize.h"
+#include "qwenvl/error.h"
+
+namespace qwenvl::model {
+
+namespace {
+
+constexpr int kBicubic = 3;  // PIL.Image.BICUBIC, the only resample Qwen2-VL configs use
+
+}  // namespace
+
+VisionInput preprocess_image(const RgbImage& image, const ProcessorConfig& config,
+                             std::optional<int64_t> min_pixels, std::optional<int64_t> max_pixels) {
+  at::Tensor pixels = rgb_image_tensor(image, "image");
+  if (config.do_resize) {
+    if (config.resample != kBicubic)
+      throw Error(fmt::format("processor config: resample {} is not supported (only 3, bicubic)", config.resample));
+    const auto [height, width] = smart_resize(image.height, image.width, config.patch_size * config.merge_size,
+                                              min_pixels.value_or(config.min_pixels),
+                                              max_pixels.value_or(config.max_pixels));
+    pixels = resize_bicubic_uint8(pixels, height, width);
+  }
+  VisionInput result;
+  result.pixel_values = patchify({pixels}, make_pixel_table(config), config, result.grid_thw);
+  return result;
+}
+
+}  // namespace qwenvl::model
