@@ -49,4 +49,19 @@ at::Tensor paged_decode_attention(const at::Tensor& q, const at::Tensor& k_cache
                                   const at::Tensor& v_cache, const at::Tensor& block_tables,
                                   const at::Tensor& seq_lens, int64_t max_seq_len, double scale);
 
+// The same three operations writing into a caller's output (shape and dtype of q, on q's device):
+// CUDA graphs replay into fixed buffers, and the kernel tests poison the output before each run.
+void flash_attention_varlen_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                const at::Tensor& cu_seqlens_q, const at::Tensor& cu_seqlens_k,
+                                int64_t max_seqlen_q, int64_t max_seqlen_k, double scale,
+                                bool causal, at::Tensor& out);
+void paged_prefill_attention_out(const at::Tensor& q, const at::Tensor& k_cache,
+                                 const at::Tensor& v_cache, const at::Tensor& cu_seqlens_q,
+                                 const at::Tensor& block_tables, const at::Tensor& seq_lens,
+                                 int64_t max_seqlen_q, double scale, at::Tensor& out);
+void paged_decode_attention_out(const at::Tensor& q, const at::Tensor& k_cache,
+                                const at::Tensor& v_cache, const at::Tensor& block_tables,
+                                const at::Tensor& seq_lens, int64_t max_seq_len, double scale,
+                                at::Tensor& out);
+
 }  // namespace qwenvl::kernels

@@ -1,0 +1,237 @@
+// Flash attention forward (FlashAttention-2 style, portable sm80 path): each CTA owns 64 query
+// rows of one head of one segment; each of its 4 warps owns 16 rows and keeps its scores, softmax
+// state and output in registers. K/V tiles of 64 keys stream through shared memory with cp.async,
+// double buffered. Scores go through mma.sync m16n8k16 with ldmatrix operands; the softmax is
+// online in fp32 (exp2 domain). The score matrix never leaves registers.
+#pragma once
+
+#include <cfloat>
+
+#include "kernels/cuda_utils.cuh"
+#include "kernels/flash_attention_params.h"
+
+namespace qwenvl::kernels::flash {
+
+// Kernel traits: everything that shapes the tiles, in one place.
+template <typename Element_, int HeadDim>
+struct Traits {
+  using Element = Element_;
+  static_assert(HeadDim % 16 == 0 && HeadDim <= 256, "head_dim must be a multiple of 16");
+  static constexpr int kHeadDim = HeadDim;
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kBlockM = 16 * kWarps;
+  static constexpr int kBlockN = 64;
+  static constexpr int kChunks = HeadDim / 8;            // 16-byte chunks per row
+  static constexpr int kStride = HeadDim + 8;            // +16 B per row: ldmatrix rows hit distinct banks
+  static constexpr int kSmemBytes = (kBlockM + 4 * kBlockN) * kStride * int(sizeof(Element));  // Q + 2x(K, V)
+};
+
+template <typename T>
+__global__ void __launch_bounds__(T::kThreads) flash_fwd_kernel(const Params p) {
+  using E = typename T::Element;
+  constexpr int D = T::kHeadDim, S = T::kStride, BM = T::kBlockM, BN = T::kBlockN;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  E* sQ = reinterpret_cast<E*>(smem_raw);
+  E* sK = sQ + BM * S;      // two stages of BN rows
+  E* sV = sK + 2 * BN * S;  // two stages of BN rows
+
+  const int m_block = blockIdx.x, head = blockIdx.y, b = blockIdx.z;
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int q_start = p.cu_seqlens_q[b];
+  const int len_q = p.cu_seqlens_q[b + 1] - q_start;
+  const int m0 = m_block * BM;
+  if (m0 >= len_q) return;
+  const bool paged = p.block_tables != nullptr;
+  const int k_start = paged ? 0 : p.cu_seqlens_k[b];
+  const int len_k = paged ? p.seq_lens[b] : p.cu_seqlens_k[b + 1] - k_start;
+  const int kv_head = head / (p.num_heads / p.num_kv_heads);
+  const int diag = len_k - len_q;  // causal: query i sees keys j <= i + diag
+
+  const E* q_base = static_cast<const E*>(p.q) + int64_t(q_start) * p.q_row_stride + int64_t(head) * p.q_head_stride;
+  const E* k_base = static_cast<const E*>(p.k) + int64_t(kv_head) * p.k_head_stride;
+  const E* v_base = static_cast<const E*>(p.v) + int64_t(kv_head) * p.v_head_stride;
+  E* o_base = static_cast<E*>(p.o) + int64_t(q_start) * p.o_row_stride + int64_t(head) * p.o_head_stride;
+  const int32_t* block_table = paged ? p.block_tables + int64_t(b) * p.block_table_stride : nullptr;
+
+  int n_end = len_k;  // keys past n_end are invisible to every row of this tile
+  if (p.causal) n_end = min(len_k, m0 + BM + diag);
+  const int n_blocks = n_end > 0 ? (n_end + BN - 1) / BN : 0;
+
+  if (n_blocks == 0) {  // no row of this tile sees a key: zeros, as FlashAttention
+    for (int i = tid; i < BM * T::kChunks; i += T::kThreads) {
+      const int r = i / T::kChunks, c = i % T::kChunks;
+      if (m0 + r < len_q) *reinterpret_cast<uint4*>(o_base + int64_t(m0 + r) * p.o_row_stride + c * 8) = make_uint4(0, 0, 0, 0);
+    }
+    return;
+  }
+
+  auto load_kv = [&](int nb, int stage) {
+    for (int i = tid; i < BN * T::kChunks; i += T::kThreads) {
+      const int r = i / T::kChunks, c = i % T::kChunks;
+      const int j = nb * BN + r;
+      const bool ok = j < len_k;
+      int64_t row = 0;
+      if (ok) row = paged ? int64_t(block_table[j / p.block_size]) * p.block_size + j % p.block_size : int64_t(k_start + j);
+      // Rows past the segment are zero-filled: masked scores times stale V could make NaN.
+      cu::cp_async_16(sK + (stage * BN + r) * S + c * 8, ok ? k_base + row * p.k_row_stride + c * 8 : k_base, ok);
+      cu::cp_async_16(sV + (stage * BN + r) * S + c * 8, ok ? v_base + row * p.v_row_stride + c * 8 : v_base, ok);
+    }
+  };
+
+  for (int i = tid; i < BM * T::kChunks; i += T::kThreads) {
+    const int r = i / T::kChunks, c = i % T::kChunks;
+    const bool ok = m0 + r < len_q;
+    cu::cp_async_16(sQ + r * S + c * 8, ok ? q_base + int64_t(m0 + r) * p.q_row_stride + c * 8 : q_base, ok);
+  }
+  load_kv(0, 0);
+  cu::cp_async_commit();
+
+  // Fragment coordinates (mma.sync m16n8k16): this thread's rows are g and g + 8 of the warp's 16.
+  const int g = lane / 4, tig = lane % 4;
+  const int row0 = m0 + warp * 16 + g;  // query index within the segment, row pair (row0, row0 + 8)
+  uint32_t qf[D / 16][4];
+  float o[D / 8][4];
+#pragma unroll
+  for (int t = 0; t < D / 8; ++t) o[t][0] = o[t][1] = o[t][2] = o[t][3] = 0.f;
+  float row_max[2] = {-INFINITY, -INFINITY};
+  float row_sum[2] = {0.f, 0.f};
+
+  for (int nb = 0; nb < n_blocks; ++nb) {
+    const int stage = nb & 1;
+    if (nb + 1 < n_blocks) {
+      load_kv(nb + 1, stage ^ 1);
+      cu::cp_async_commit();
+      cu::cp_async_wait<1>();
+    } else {
+      cu::cp_async_wait<0>();
+    }
+    __syncthreads();
+    if (nb == 0) {
+#pragma unroll
+      for (int kc = 0; kc < D / 16; ++kc)
+        cu::ldmatrix_x4(qf[kc], sQ + (warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S + kc * 16 + (lane >> 4) * 8);
+    }
+    const E* k_tile = sK + stage * BN * S;
+    const E* v_tile = sV + stage * BN * S;
+
+    // S = Q Kᵀ for the warp's 16 rows and the tile's 64 keys: 8 n-tiles of 8 keys.
+    float s[BN / 8][4];
+#pragma unroll
+    for (int t = 0; t < BN / 8; ++t) s[t][0] = s[t][1] = s[t][2] = s[t][3] = 0.f;
+#pragma unroll
+    for (int kc = 0; kc < D / 16; ++kc) {
+#pragma unroll
+      for (int np = 0; np < BN / 16; ++np) {
+        uint32_t kb[4];
+        cu::ldmatrix_x4(kb, k_tile + (np * 16 + (lane & 7) + (lane >> 4) * 8) * S + kc * 16 + ((lane >> 3) & 1) * 8);
+        cu::mma_16816<E>(s[2 * np], qf[kc], kb[0], kb[1]);
+        cu::mma_16816<E>(s[2 * np + 1], qf[kc], kb[2], kb[3]);
+      }
+    }
+
+    // Mask keys past the segment and, when causal, right of the diagonal.
+    const int key0 = nb * BN;
+    const bool need_mask = key0 + BN > len_k || (p.causal && key0 + BN - 1 > m0 + diag);
+#pragma unroll
+    for (int t = 0; t < BN / 8; ++t) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[t][e] * p.scale_log2;
+        if (need_mask) {
+          const int j = key0 + t * 8 + tig * 2 + (e & 1);
+          const int i = row0 + (e >> 1) * 8;
+          if (j >= len_k || (p.causal && j > i + diag)) x = -INFINITY;
+        }
+        s[t][e] = x;
+      }
+    }
+
+    // Online softmax: rows are shared by the 4 threads of a quad.
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float mx = row_max[r];
+#pragma unroll
+      for (int t = 0; t < BN / 8; ++t) mx = fmaxf(mx, fmaxf(s[t][2 * r], s[t][2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float ref = mx == -INFINITY ? 0.f : mx;  // a row that has seen no key yet stays at zero
+      const float corr = exp2f(row_max[r] - ref);
+      row_max[r] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int t = 0; t < BN / 8; ++t) {
+        s[t][2 * r] = exp2f(s[t][2 * r] - ref);
+        s[t][2 * r + 1] = exp2f(s[t][2 * r + 1] - ref);
+        sum += s[t][2 * r] + s[t][2 * r + 1];
+      }
+      row_sum[r] = row_sum[r] * corr + sum;
+#pragma unroll
+      for (int t = 0; t < D / 8; ++t) {
+        o[t][2 * r] *= corr;
+        o[t][2 * r + 1] *= corr;
+      }
+    }
+
+    // O += P V: the score accumulators of two n-tiles are the A fragment of one 16-key chunk.
+#pragma unroll
+    for (int kc = 0; kc < BN / 16; ++kc) {
+      uint32_t pa[4];
+      pa[0] = cu::Elem<E>::pack(s[2 * kc][0], s[2 * kc][1]);
+      pa[1] = cu::Elem<E>::pack(s[2 * kc][2], s[2 * kc][3]);
+      pa[2] = cu::Elem<E>::pack(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+      pa[3] = cu::Elem<E>::pack(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t vb[4];
+        cu::ldmatrix_x4_trans(vb, v_tile + (kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * S + dp * 16 + (lane >> 4) * 8);
+        cu::mma_16816<E>(o[2 * dp], pa, vb[0], vb[1]);
+        cu::mma_16816<E>(o[2 * dp + 1], pa, vb[2], vb[3]);
+      }
+    }
+    __syncthreads();  // the next iteration's prefetch overwrites this stage
+  }
+
+  // Normalise, stage the warp's 16 rows in its part of sQ (its Q is in registers), then store
+  // 16-byte chunks.
+  float inv[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    float l = row_sum[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    inv[r] = l > 0.f ? 1.f / l : 0.f;
+  }
+  E* sO = sQ + warp * 16 * S;
+#pragma unroll
+  for (int t = 0; t < D / 8; ++t) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      *reinterpret_cast<uint32_t*>(sO + (g + 8 * r) * S + t * 8 + tig * 2) =
+          cu::Elem<E>::pack(o[t][2 * r] * inv[r], o[t][2 * r + 1] * inv[r]);
+    }
+  }
+  __syncwarp();
+  for (int i = lane; i < 16 * T::kChunks; i += 32) {
+    const int r = i / T::kChunks, c = i % T::kChunks;
+    const int row = m0 + warp * 16 + r;
+    if (row < len_q)
+      *reinterpret_cast<uint4*>(o_base + int64_t(row) * p.o_row_stride + c * 8) =
+          *reinterpret_cast<const uint4*>(sO + r * S + c * 8);
+  }
+}
+
+template <typename E, int HeadDim>
+void launch_flash_fwd(const Params& p, cudaStream_t stream) {
+  using T = Traits<E, HeadDim>;
+  auto kernel = flash_fwd_kernel<T>;
+  // More than 48 KB of dynamic shared memory needs an opt-in; it is per device, so set it each time.
+  cu::check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes),
+                 "flash_attention", "cannot raise the kernel's shared-memory limit");
+  const dim3 grid((p.max_seqlen_q + T::kBlockM - 1) / T::kBlockM, p.num_heads, p.batch);
+  if (grid.x == 0 || p.batch == 0) return;
+  kernel<<<grid, T::kThreads, T::kSmemBytes, stream>>>(p);
+  cu::check_launch("flash_attention");
+}
+
+}  // namespace qwenvl::kernels::flash
