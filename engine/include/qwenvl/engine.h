@@ -1,0 +1,139 @@
+// qwenvl's public API: an Engine that answers questions about images and video clips with a
+// Qwen2.5-VL model. No GStreamer, no kernel headers: the element, the CLI and the benchmark are
+// clients of this header alone.
+//
+//   auto engine = qwenvl::Engine::create({.model_dir = "/models/Qwen2.5-VL-7B-Instruct"});
+//   qwenvl::Request request;
+//   request.images.push_back(qwenvl::FrameView::packed(qwenvl::PixelFormat::kRGB, w, h, rgb));
+//   request.prompt = "Describe this image.";
+//   qwenvl::Result result = engine->submit(std::move(request)).result.get();
+//
+// Every request ends exactly once — answered, cancelled, expired or failed with a reason — through
+// its callback (on the engine's thread) and its future. submit() and cancel() are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "qwenvl/error.h"
+
+namespace qwenvl {
+
+// The pixel formats frames may come in; converted to RGB as GStreamer's videoconvert does.
+enum class PixelFormat { kRGB, kRGBA, kRGBx, kBGR, kBGRA, kBGRx, kNV12, kI420 };
+
+// Every supported format, in the order above; the element's caps are built from this list.
+const std::vector<PixelFormat>& supported_pixel_formats();
+// The GStreamer / caps name ("RGB", "BGRx", "NV12", ...), and back (nullopt for an unknown name).
+const char* pixel_format_name(PixelFormat format);
+std::optional<PixelFormat> pixel_format_from_name(std::string_view name);
+
+// YUV to RGB matrix of NV12 / I420 frames. kAuto is what GStreamer 1.22 assumes for caps without
+// colorimetry (set_default_colorimetry in video-info.c, used by gst_video_info_set_format and
+// gst_video_info_from_caps): height > 576 -> BT.709 with chroma-site mpeg2 (H-cosited), otherwise
+// BT.601 with chroma-site none; the width plays no part. Explicit matrices act as caps with that
+// colorimetry and no chroma-site field.
+enum class YuvMatrix { kAuto, kBT601, kBT709, kBT2020 };
+
+// A frame in the caller's memory; submit() copies what it needs before returning.
+struct FrameView {
+  PixelFormat format = PixelFormat::kRGB;
+  int width = 0;
+  int height = 0;
+  const uint8_t* planes[3] = {nullptr, nullptr, nullptr};  // RGB family: 1; NV12: 2 (Y, UV); I420: 3
+  int strides[3] = {0, 0, 0};                               // bytes per row of each plane
+  double timestamp_s = 0.0;  // presentation time; a clip's frame rate comes from these
+  YuvMatrix yuv_matrix = YuvMatrix::kAuto;
+  bool yuv_full_range = false;  // limited (16-235) unless the caps say full range
+
+  // One tightly packed plane (row stride = width * bytes per pixel) or packed planar YUV.
+  static FrameView packed(PixelFormat format, int width, int height, const uint8_t* data, double timestamp_s = 0.0);
+};
+
+struct SamplingParams {
+  // Unset fields come from the model's generation_config.json, then transformers' defaults.
+  std::optional<int> max_new_tokens;
+  std::optional<double> temperature;  // 0 means greedy
+  std::optional<int> top_k;
+  std::optional<double> top_p;
+  std::optional<double> min_p;
+  std::optional<double> repetition_penalty;
+  std::optional<uint64_t> seed;
+  std::vector<std::string> stop_strings;  // generation stops once the text ends with one (kept out of the answer)
+};
+
+using RequestId = uint64_t;
+
+enum class Status { kAnswered, kCancelled, kExpired, kFailed };
+const char* status_name(Status status);
+
+struct Result {
+  RequestId id = 0;
+  Status status = Status::kFailed;
+  std::string text;                 // the answer, decoded as transformers' decode(skip_special_tokens=True)
+  std::vector<int32_t> token_ids;   // generated ids (the stop token included when generation hit EOS)
+  std::string finish_reason;        // "eos", "length", "stop_string"; or why it was not answered
+  std::string error;                // for kFailed / kExpired / kCancelled: the reason, for a person
+  std::string stream_id;
+  int prompt_tokens = 0;
+  double ttft_ms = 0;   // submit to first generated token
+  double total_ms = 0;  // submit to completion
+};
+
+struct Request {
+  std::vector<FrameView> images;  // zero or more images, in prompt order
+  std::vector<FrameView> clip;    // or one video clip: frames in order, with real timestamps
+  std::string prompt;
+  std::string system_prompt;      // empty: the chat template's default
+  SamplingParams sampling;
+  std::string stream_id;
+  std::optional<int64_t> min_pixels, max_pixels;  // per request; default from the model's processor config
+  std::optional<std::chrono::steady_clock::time_point> deadline;  // unanswered by then: kExpired
+  std::function<void(const Result&)> on_complete;                 // on the engine's thread
+  std::function<void(RequestId, std::string_view)> on_partial;   // new text as tokens arrive (whole UTF-8)
+};
+
+struct Submission {
+  RequestId id = 0;
+  std::future<Result> result;
+};
+
+struct EngineOptions {
+  std::string model_dir;
+  std::string device = "cpu";    // "cpu" or "cuda" / "cuda:N"
+  std::string dtype = "auto";    // "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16"
+  int64_t max_context = 8192;    // prompt + generated tokens of one request
+  int max_batch = 16;            // sequences decoded together
+  int64_t kv_cache_bytes = 0;    // KV memory budget; 0: enough for max_batch x max_context
+  int64_t kv_block_size = 64;    // tokens per KV block
+  int default_max_new_tokens = 128;  // when neither the request nor generation_config.json sets one
+};
+
+struct EngineStats {
+  uint64_t submitted = 0, answered = 0, cancelled = 0, expired = 0, failed = 0;
+  uint64_t vision_forwards = 0, prefill_forwards = 0, decode_forwards = 0;
+  size_t queued = 0, running = 0;
+};
+
+class Engine {
+ public:
+  // Loads the model directory; throws qwenvl::Error saying what is wrong with it.
+  static std::unique_ptr<Engine> create(const EngineOptions& options);
+  virtual ~Engine() = default;  // cancels what is still pending, then stops
+
+  // Never blocks on inference. A request that can never fit the limits fails at once, saying which.
+  virtual Submission submit(Request request) = 0;
+  // True when the request was still pending or running (it then ends as kCancelled).
+  virtual bool cancel(RequestId id) = 0;
+  virtual EngineStats stats() const = 0;
+  virtual const EngineOptions& options() const = 0;
+};
+
+}  // namespace qwenvl

@@ -1,0 +1,49 @@
+// The language model (Qwen2 decoder with M-RoPE): token embedding, decoder layers (GQA attention
+// with q/k/v bias, SwiGLU MLP, RMSNorm), final norm and LM head, tied or not (spec §4). One call
+// runs one packed step, prefill or decode, for every sequence in it.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "model/config.h"
+#include "model/weights.h"
+#include "nn/attention_batch.h"
+#include "runtime/kv_cache.h"
+
+namespace qwenvl::nn {
+
+class LanguageModel {
+ public:
+  // Holds references into `weights`, which must outlive it. dtype: the compute dtype.
+  LanguageModel(const model::TextConfig& config, const model::Weights& weights, at::ScalarType dtype,
+                bool tie_word_embeddings);
+
+  // ids int64 [T] -> embeddings [T, hidden].
+  at::Tensor embed(const at::Tensor& ids) const;
+
+  // hidden [T, hidden] (embeddings with vision features spliced in), positions int64 [3, T].
+  // Writes the new tokens' K/V into `cache` and returns the final-normed hidden states [T, hidden].
+  at::Tensor forward(const at::Tensor& hidden, const at::Tensor& positions, const AttentionBatch& batch,
+                     runtime::KvCache& cache) const;
+
+  // hidden rows [n, hidden] -> logits [n, vocab] in the compute dtype.
+  at::Tensor logits(const at::Tensor& hidden) const;
+
+  const model::TextConfig& config() const { return config_; }
+
+ private:
+  struct Layer {
+    at::Tensor input_norm, post_norm, q_w, q_b, k_w, k_b, v_w, v_b, o_w, gate_w, up_w, down_w;
+  };
+  at::Tensor attention(int64_t layer, const Layer& l, const at::Tensor& x, const struct CosSin& rope,
+                       const AttentionBatch& batch, runtime::KvCache& cache) const;
+
+  model::TextConfig config_;
+  at::ScalarType dtype_;
+  at::Tensor embed_, norm_, lm_head_;
+  std::vector<Layer> layers_;
+};
+
+}  // namespace qwenvl::nn

@@ -1,0 +1,57 @@
+// Qwen2_5_VLForConditionalGeneration as three batch-wide calls: one packed vision forward for every
+// image and clip of a step, one packed language-model forward (prefill or decode) for every
+// sequence, and the LM head on the rows that need logits. Vision features are spliced into the
+// prompt embeddings at the image and video pad tokens. Counters record each forward, so tests can
+// prove that a batch runs as one call, not a loop over requests.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/config.h"
+#include "model/weights.h"
+#include "nn/language_model.h"
+#include "nn/vision_tower.h"
+
+namespace qwenvl::nn {
+
+struct ForwardCounters {
+  std::atomic<int64_t> vision{0};
+  std::atomic<int64_t> prefill{0};
+  std::atomic<int64_t> decode{0};
+};
+
+class Qwen25VL {
+ public:
+  Qwen25VL(const model::ModelConfig& config, const model::Weights& weights, at::ScalarType dtype);
+
+  // pixel_values of all items packed, their grids -> features [tokens, hidden], items in order.
+  at::Tensor encode_vision(const at::Tensor& pixel_values, const std::vector<GridTHW>& grids) const;
+
+  // Embeddings of ids [T] with vision features [n, hidden] written, in order, into the rows whose id
+  // is the image or video pad (image features fill image pads, video features video pads).
+  at::Tensor embed(const at::Tensor& ids, const at::Tensor& image_features, const at::Tensor& video_features) const;
+  // Plain token embeddings (decode steps: a generated pad id is just a token there).
+  at::Tensor embed_text(const at::Tensor& ids) const { return language_model_.embed(ids); }
+
+  at::Tensor forward(const at::Tensor& embeddings, const at::Tensor& positions, const AttentionBatch& batch,
+                     runtime::KvCache& cache) const;
+  at::Tensor logits(const at::Tensor& hidden) const { return language_model_.logits(hidden); }
+
+  const model::ModelConfig& config() const { return config_; }
+  at::ScalarType dtype() const { return dtype_; }
+  const ForwardCounters& counters() const { return *counters_; }
+
+ private:
+  model::ModelConfig config_;
+  at::ScalarType dtype_;
+  VisionTower vision_;
+  LanguageModel language_model_;
+  std::unique_ptr<ForwardCounters> counters_ = std::make_unique<ForwardCounters>();
+};
+
+}  // namespace qwenvl::nn

@@ -1,0 +1,337 @@
+// The Engine of qwenvl/engine.h. Three stages, each on its own thread so that none waits for
+// another's work: submit() copies the frames and queues the request (the caller's thread);
+// the preparation thread renders, preprocesses and tokenizes, and fails at once what can never
+// fit; the inference loop runs the ready requests together as one batch — one vision forward,
+// one prefill, then one decode forward per step — until every sequence of the batch has ended.
+// The loop lives in run_batch(), the one place a continuous-batching scheduler replaces.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "model/config.h"
+#include "model/weights.h"
+#include "nn/qwen2_5_vl.h"
+#include "qwenvl/engine.h"
+#include "runtime/kv_cache.h"
+#include "runtime/model_runner.h"
+#include "runtime/request_preparation.h"
+#include "runtime/sequence.h"
+#include "runtime/stopping.h"
+
+namespace qwenvl {
+
+const char* status_name(Status status) {
+  switch (status) {
+    case Status::kAnswered: return "answered";
+    case Status::kCancelled: return "cancelled";
+    case Status::kExpired: return "expired";
+    case Status::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+namespace runtime {
+namespace {
+
+at::ScalarType resolve_dtype(const std::string& dtype, const at::Device& device) {
+  if (dtype == "auto") return device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  if (dtype == "float32" || dtype == "fp32") return at::kFloat;
+  if (dtype == "bfloat16" || dtype == "bf16") return at::kBFloat16;
+  if (dtype == "float16" || dtype == "fp16") return at::kHalf;
+  throw Error("unknown dtype '" + dtype + "' (use auto, float32, bfloat16 or float16)");
+}
+
+at::Device resolve_device(const std::string& device) {
+  if (device == "cpu") return at::kCPU;
+  if (device.rfind("cuda", 0) == 0)
+    throw Error("device '" + device + "': the CUDA engine is not available in this build yet (use --device cpu)");
+  throw Error("unknown device '" + device + "' (use cpu or cuda[:N])");
+}
+
+class EngineImpl final : public Engine {
+ public:
+  explicit EngineImpl(const EngineOptions& options)
+      : options_(options),
+        device_(resolve_device(options.device)),
+        dtype_(resolve_dtype(options.dtype, device_)),
+        assets_(load_assets(options.model_dir)),
+        weights_(model::Weights::load(options.model_dir, assets_.files.model, weight_options())),
+        model_(assets_.files.model, weights_, dtype_),
+        cache_(cache_shape(), dtype_, device_),
+        allocator_(cache_.shape().num_blocks),
+        runner_(model_, cache_) {
+    if (options.max_batch <= 0) throw Error("max_batch must be > 0");
+    if (options.max_context <= 1) throw Error("max_context must be > 1");
+    prepare_thread_ = std::thread([this] { prepare_loop(); });
+    infer_thread_ = std::thread([this] { inference_loop(); });
+  }
+
+  ~EngineImpl() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+      for (auto& [id, s] : live_) s->cancel_requested = true;
+    }
+    wake_.notify_all();
+    prepare_thread_.join();
+    infer_thread_.join();
+  }
+
+  Submission submit(Request request) override {
+    auto s = std::make_shared<Sequence>();
+    s->submitted = Clock::now();
+    Submission out;
+    out.result = s->promise.get_future();
+    s->request = std::move(request);
+    std::string error;
+    try {
+      s->media = copy_media(s->request);  // the caller's frames may go once submit() returns
+    } catch (const Error& e) {
+      error = e.what();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      s->id = out.id = ++next_id_;
+      ++stats_.submitted;
+      if (error.empty() && !stopping_) {
+        live_[s->id] = s;
+        submitted_.push_back(s);
+        wake_.notify_all();
+        return out;
+      }
+      live_[s->id] = s;
+    }
+    if (!error.empty()) complete(*s, Status::kFailed, "failed", error);
+    else complete(*s, Status::kCancelled, "cancelled", "the engine is shutting down");
+    return out;
+  }
+
+  bool cancel(RequestId id) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = live_.find(id);
+    if (it == live_.end()) return false;
+    it->second->cancel_requested = true;
+    wake_.notify_all();
+    return true;
+  }
+
+  EngineStats stats() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    EngineStats s = stats_;
+    s.queued = submitted_.size() + ready_.size();
+    s.running = running_;
+    s.vision_forwards = static_cast<uint64_t>(model_.counters().vision);
+    s.prefill_forwards = static_cast<uint64_t>(model_.counters().prefill);
+    s.decode_forwards = static_cast<uint64_t>(model_.counters().decode);
+    return s;
+  }
+
+  const EngineOptions& options() const override { return options_; }
+
+ private:
+  static ModelAssets load_assets(const std::string& dir) {
+    namespace fs = std::filesystem;
+    if (dir.empty()) throw Error("no model directory given");
+    if (!fs::is_directory(dir)) throw Error("model directory '" + dir + "' does not exist or is not a directory");
+    auto files = model::load_model_files(dir);
+    return ModelAssets{std::move(files), model::Tokenizer::from_model_dir(dir), model::ChatTemplate::from_model_dir(dir)};
+  }
+
+  model::WeightLoadOptions weight_options() const {
+    model::WeightLoadOptions o;
+    o.dtype = dtype_;
+    o.device = device_;
+    return o;
+  }
+
+  KvCacheShape cache_shape() const {
+    const auto& text = assets_.files.model.text;
+    KvCacheShape shape{text.num_hidden_layers, 0, options_.kv_block_size, text.num_key_value_heads, text.head_dim()};
+    const int64_t per_block = shape.bytes_per_token(dtype_) * shape.block_size;
+    const int64_t budget = options_.kv_cache_bytes > 0
+                               ? options_.kv_cache_bytes
+                               : per_block * options_.max_batch * ((options_.max_context + shape.block_size - 1) / shape.block_size);
+    shape.num_blocks = budget / per_block;
+    if (shape.num_blocks <= 0) throw Error("kv_cache_bytes is smaller than one KV block (" + std::to_string(per_block) + " bytes)");
+    return shape;
+  }
+
+  // Ends a request exactly once: bookkeeping under the lock, the user's callback outside it (a
+  // callback may submit or cancel). Never call with mutex_ held.
+  void complete(Sequence& s, Status status, std::string reason, std::string error = {}) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      switch (status) {
+        case Status::kAnswered: ++stats_.answered; break;
+        case Status::kCancelled: ++stats_.cancelled; break;
+        case Status::kExpired: ++stats_.expired; break;
+        case Status::kFailed: ++stats_.failed; break;
+      }
+      live_.erase(s.id);
+    }
+    finish(s, status, std::move(reason), std::move(error));
+  }
+
+  // Ends a request that was cancelled or ran past its deadline; false when it may go on.
+  bool end_if_stopped(Sequence& s) {
+    if (s.cancel_requested) {
+      complete(s, Status::kCancelled, "cancelled", stopping_ ? "the engine is shutting down" : "cancelled by the caller");
+      return true;
+    }
+    if (s.expired(Clock::now())) {
+      complete(s, Status::kExpired, "expired", "the deadline passed before the answer was complete");
+      return true;
+    }
+    return false;
+  }
+
+  // Preparation thread: everything about a request that needs no network.
+  void prepare_loop() {
+    while (true) {
+      std::shared_ptr<Sequence> s;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return stopping_ || !submitted_.empty(); });
+        if (submitted_.empty()) return;  // stopping, nothing left to prepare
+        s = submitted_.front();
+        submitted_.pop_front();
+      }
+      if (end_if_stopped(*s)) continue;
+      try {
+        prepare(*s);
+      } catch (const std::exception& e) {
+        complete(*s, Status::kFailed, "failed", e.what());
+        continue;
+      }
+      if (end_if_stopped(*s)) continue;
+      std::lock_guard<std::mutex> lock(mutex_);
+      ready_.push_back(s);
+      wake_.notify_all();
+    }
+  }
+
+  void prepare(Sequence& s) {
+    s.settings = resolve_generation(s.request.sampling, assets_.files.generation, assets_.files.model,
+                                    options_.default_max_new_tokens);
+    s.prompt = prepare_prompt(assets_, s.request, s.media);
+    s.media = {};  // the frames are in the prompt's pixels now
+    const int64_t prompt_tokens = static_cast<int64_t>(s.prompt.ids.size());
+    if (prompt_tokens >= options_.max_context)
+      throw Error("the prompt has " + std::to_string(prompt_tokens) + " tokens, which leaves no room to answer within max_context " +
+                  std::to_string(options_.max_context));
+    s.settings.max_new_tokens = std::min(s.settings.max_new_tokens, options_.max_context - prompt_tokens);
+    const int64_t blocks = runner_.blocks_for(prompt_tokens + s.settings.max_new_tokens);
+    if (blocks > allocator_total_)
+      throw Error("the request needs " + std::to_string(blocks) + " KV blocks (" + std::to_string(prompt_tokens) +
+                  " prompt tokens + " + std::to_string(s.settings.max_new_tokens) + " new) but the KV cache holds only " +
+                  std::to_string(allocator_total_) + ": raise kv_cache_bytes or lower max_new_tokens");
+    s.sampler = std::make_unique<SequenceSampler>(s.settings.sampling);
+    s.decoder = std::make_unique<model::IncrementalDecoder>(assets_.tokenizer, /*skip_special_tokens=*/true);
+    s.seen.assign(s.prompt.ids.begin(), s.prompt.ids.end());
+  }
+
+  // Inference thread: batches of ready requests, each batch run to its end.
+  void inference_loop() {
+    while (true) {
+      std::vector<std::shared_ptr<Sequence>> batch, stopped;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        wake_.wait(lock, [&] { return (stopping_ && submitted_.empty()) || !ready_.empty(); });
+        if (ready_.empty()) return;
+        // Admit in arrival order while the batch and the KV cache have room (blocks are reserved
+        // for the whole answer, so an admitted sequence never runs out).
+        while (!ready_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
+          auto s = ready_.front();
+          if (s->cancel_requested || s->expired(Clock::now())) {
+            stopped.push_back(s);
+            ready_.pop_front();
+            continue;
+          }
+          const int64_t need = runner_.blocks_for(static_cast<int64_t>(s->prompt.ids.size()) + s->settings.max_new_tokens);
+          if (!allocator_.allocate(need, s->slot.blocks)) break;
+          ready_.pop_front();
+          batch.push_back(s);
+        }
+        running_ = batch.size();
+      }
+      for (auto& s : stopped) end_if_stopped(*s);
+      if (!batch.empty()) run_batch(batch);
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (auto& s : batch) allocator_.release(s->slot.blocks);
+      running_ = 0;
+    }
+  }
+
+  void run_batch(std::vector<std::shared_ptr<Sequence>>& batch) {
+    std::vector<Sequence*> live;
+    for (auto& s : batch) live.push_back(s.get());
+    try {
+      std::vector<const PreparedPrompt*> prompts;
+      std::vector<SequenceSlot*> slots;
+      for (auto* s : live) {
+        prompts.push_back(&s->prompt);
+        slots.push_back(&s->slot);
+      }
+      at::Tensor logits = runner_.prefill(prompts, slots);
+      while (!live.empty()) {
+        std::vector<Sequence*> next;
+        std::vector<int64_t> tokens;
+        std::vector<SequenceSlot*> next_slots;
+        for (size_t row = 0; row < live.size(); ++row) {
+          Sequence& s = *live[row];
+          if (end_if_stopped(s)) continue;
+          const auto token = static_cast<int32_t>(s.sampler->pick(logits[static_cast<int64_t>(row)], s.seen));
+          const StopReason reason = accept_token(s, token, options_.max_context);
+          if (reason != StopReason::kNone) {
+            complete(s, Status::kAnswered, stop_reason_name(reason));
+            continue;
+          }
+          next.push_back(&s);
+          tokens.push_back(token);
+          next_slots.push_back(&s.slot);
+        }
+        live = next;
+        if (!live.empty()) logits = runner_.decode(tokens, next_slots);
+      }
+    } catch (const std::exception& e) {
+      // A failed step (out of memory, a kernel error) fails its batch; the engine keeps serving.
+      for (auto& s : batch)
+        if (!s->done) complete(*s, Status::kFailed, "failed", std::string("inference failed: ") + e.what());
+    }
+  }
+
+  EngineOptions options_;
+  at::Device device_;
+  at::ScalarType dtype_;
+  ModelAssets assets_;
+  model::Weights weights_;
+  nn::Qwen25VL model_;
+  KvCache cache_;
+  BlockAllocator allocator_;
+  int64_t allocator_total_ = allocator_.num_blocks();
+  ModelRunner runner_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::atomic<bool> stopping_{false};
+  RequestId next_id_ = 0;
+  std::map<RequestId, std::shared_ptr<Sequence>> live_;
+  std::deque<std::shared_ptr<Sequence>> submitted_, ready_;
+  size_t running_ = 0;
+  EngineStats stats_;
+  std::thread prepare_thread_, infer_thread_;
+};
+
+}  // namespace
+}  // namespace runtime
+
+std::unique_ptr<Engine> Engine::create(const EngineOptions& options) {
+  return std::make_unique<runtime::EngineImpl>(options);
+}
+
+}  // namespace qwenvl

@@ -1,0 +1,61 @@
+// Runs the network for a batch of sequences: one packed vision forward for every image and clip
+// of the batch, one packed prefill for prompts of different lengths, then one decode forward per
+// step for every live sequence. Owns where each sequence's KV lives (its block table) but no
+// policy: which sequences run together is the scheduler's choice.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "nn/mrope_positions.h"
+#include "nn/qwen2_5_vl.h"
+#include "runtime/kv_cache.h"
+
+namespace qwenvl::runtime {
+
+// A prompt ready for the network: ids with their token types and the processed media.
+struct PreparedPrompt {
+  std::vector<int64_t> ids;
+  std::vector<uint8_t> token_types;       // 0 text, 1 image pad, 2 video pad
+  at::Tensor image_pixels;                // [patches, C*T*P*P] of all images, or undefined
+  std::vector<nn::GridTHW> image_grids;
+  at::Tensor video_pixels;                // [patches, C*T*P*P] of all clips, or undefined
+  std::vector<nn::GridTHW> video_grids;
+  std::vector<double> video_second_per_grid;
+};
+
+// A sequence's place in the KV cache.
+struct SequenceSlot {
+  std::vector<int32_t> blocks;          // its block table
+  int64_t length = 0;                   // tokens in the cache
+  std::array<int64_t, 3> last_position{};  // M-RoPE position of its last token
+};
+
+class ModelRunner {
+ public:
+  ModelRunner(const nn::Qwen25VL& model, KvCache& cache);
+
+  // Blocks a sequence of `tokens` tokens needs in all.
+  int64_t blocks_for(int64_t tokens) const;
+
+  // Prefills every prompt (slots must hold enough blocks for them) and returns the fp32 logits of
+  // each prompt's last token, [S, vocab], on the CPU.
+  at::Tensor prefill(const std::vector<const PreparedPrompt*>& prompts, const std::vector<SequenceSlot*>& slots);
+
+  // Appends one token to every sequence (slots must hold a block for it) and returns the fp32
+  // logits of the next token, [S, vocab], on the CPU.
+  at::Tensor decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots);
+
+ private:
+  nn::AttentionBatch attention_batch(nn::AttentionBatch::Kind kind, const std::vector<int64_t>& new_tokens,
+                                     const std::vector<SequenceSlot*>& slots) const;
+
+  const nn::Qwen25VL& model_;
+  KvCache& cache_;
+  at::Device device_;
+};
+
+}  // namespace qwenvl::runtime

@@ -1,0 +1,45 @@
+// Turns a user's request into the network's input, as transformers' processor would: frames to
+// RGB (as videoconvert does), the chat template with one image / video item per medium, image and
+// video preprocessing, and the prompt's token ids with the pads expanded. Runs off the caller's
+// thread (submit() only copies the frames) and off the inference loop.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/chat_template.h"
+#include "model/config.h"
+#include "model/frame_convert.h"
+#include "model/tokenizer.h"
+#include "qwenvl/engine.h"
+#include "runtime/model_runner.h"
+
+namespace qwenvl::runtime {
+
+// What the preparation reads from the model directory, loaded once.
+struct ModelAssets {
+  model::ModelFiles files;
+  model::Tokenizer tokenizer;
+  model::ChatTemplate chat_template;
+};
+
+// The frames of a request, owned by the engine from submit() on.
+struct RequestMedia {
+  std::vector<model::OwnedFrame> images;
+  std::vector<model::OwnedFrame> clip;
+};
+
+// Validates and copies the request's frames (throws qwenvl::Error naming the bad frame).
+RequestMedia copy_media(const Request& request);
+
+// The prompt as the template renders it, with one image item per image and a video item for a clip.
+std::string render_prompt(const ModelAssets& assets, const Request& request);
+
+// The clip's seconds per temporal patch: temporal_patch_size / fps, the frame rate measured from
+// the frames' timestamps (transformers' default of 24 fps when it cannot be measured).
+double clip_second_per_grid(const std::vector<model::OwnedFrame>& clip, int64_t temporal_patch_size);
+
+// Everything at once; throws qwenvl::Error for anything wrong with the request.
+PreparedPrompt prepare_prompt(const ModelAssets& assets, const Request& request, const RequestMedia& media);
+
+}  // namespace qwenvl::runtime

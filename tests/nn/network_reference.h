@@ -1,0 +1,81 @@
+// The network reference cases written by scripts/fixtures/network_cases.py, read for the parity
+// tests: transformers 5.17's inputs and outputs for each (model, case).
+#pragma once
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/safetensors.h"
+#include "nn/vision_geometry.h"
+#include "runtime/model_runner.h"
+#include "test_util.h"
+
+namespace qwenvl::test {
+
+struct NetworkCase {
+  std::string name;
+  nlohmann::json info;                     // the case's entry of index.json
+  std::map<std::string, at::Tensor> t;     // every tensor of <case>.safetensors (owned copies)
+  bool has(const std::string& key) const { return t.count(key) != 0; }
+};
+
+inline std::filesystem::path network_reference_dir(const std::string& model) {
+  return fixtures_dir() / "reference" / "network" / model;
+}
+
+inline std::vector<NetworkCase> load_network_cases(const std::string& model) {
+  const auto dir = network_reference_dir(model);
+  const auto index = nlohmann::json::parse(read_text(dir / "index.json"));
+  std::vector<NetworkCase> cases;
+  for (const auto& entry : index.at("cases")) {
+    NetworkCase c;
+    c.name = entry.at("name").get<std::string>();
+    c.info = entry;
+    auto file = model::SafetensorsFile::open(dir / (c.name + ".safetensors"));
+    for (const auto& e : file->tensors()) c.t[e.name] = file->tensor(e).clone();
+    cases.push_back(std::move(c));
+  }
+  return cases;
+}
+
+inline std::vector<nn::GridTHW> grids_of(const at::Tensor& grid_thw) {
+  std::vector<nn::GridTHW> grids;
+  auto g = grid_thw.to(at::kLong).contiguous();
+  for (int64_t i = 0; i < g.size(0); ++i)
+    grids.push_back({g[i][0].item<int64_t>(), g[i][1].item<int64_t>(), g[i][2].item<int64_t>()});
+  return grids;
+}
+
+// The reference processor's output as our runner's input (bypassing our tokenizer and
+// preprocessing, which have parity tests of their own).
+inline runtime::PreparedPrompt prepared_prompt(const NetworkCase& c) {
+  runtime::PreparedPrompt p;
+  auto ids = c.t.at("input_ids").to(at::kLong).contiguous();
+  p.ids.assign(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + ids.numel());
+  auto types = c.t.at("mm_token_type_ids").to(at::kLong).contiguous();
+  for (int64_t i = 0; i < types.numel(); ++i) p.token_types.push_back(static_cast<uint8_t>(types.data_ptr<int64_t>()[i]));
+  if (c.has("pixel_values")) {
+    p.image_pixels = c.t.at("pixel_values");
+    p.image_grids = grids_of(c.t.at("image_grid_thw"));
+  }
+  if (c.has("pixel_values_videos")) {
+    p.video_pixels = c.t.at("pixel_values_videos");
+    p.video_grids = grids_of(c.t.at("video_grid_thw"));
+    auto s = c.t.at("second_per_grid_ts").to(at::kDouble).contiguous();
+    p.video_second_per_grid.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+  }
+  return p;
+}
+
+// max |a - b| / max |b|: the error measure every parity test states.
+inline double relative_error(const at::Tensor& a, const at::Tensor& b) {
+  auto x = a.to(at::kDouble), y = b.to(at::kDouble);
+  return (x - y).abs().max().item<double>() / std::max(y.abs().max().item<double>(), 1e-30);
+}
+
+}  // namespace qwenvl::test
