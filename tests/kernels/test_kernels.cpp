@@ -1,0 +1,890 @@
+// The kernel harness (llama.cpp's test-backend-ops, FlashAttention's tolerances): every op of
+// kernels/ on fresh random inputs, outputs poisoned with NaN before each run, compared with a
+// float64 reference computed with libtorch ops from the same rounded inputs. The tolerance is
+// earned: our relative error ‖out − ref‖/‖ref‖ may be at most twice libtorch's own error for the
+// same op on the same low-precision inputs (plus 1e-6 for fp32, where libtorch's error is ~1e-7).
+// Each op has two tests: its CPU reference path (runs everywhere, CI included) and its CUDA kernel
+// (skipped, with a message, where no GPU is present). Adding a case is adding one line to a table.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <optional>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/rms_norm.h"
+#include "kernels/rotary.h"
+#include "kernels/sampling.h"
+#include "kernels/silu_and_mul.h"
+#include "qwenvl/error.h"
+
+namespace qk = qwenvl::kernels;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+bool cuda_present() { return at::hasCUDA(); }
+
+// QWENVL_KERNEL_TESTS_SMALL=1 runs the CUDA kernels on the small (CPU) case tables: for
+// compute-sanitizer, which slows every kernel, the float64 references included, many times over.
+bool small_cases() {
+  const char* v = std::getenv("QWENVL_KERNEL_TESTS_SMALL");
+  return v != nullptr && std::string(v) == "1";
+}
+
+#define REQUIRE_CUDA()                                                                        \
+  do {                                                                                        \
+    if (!cuda_present()) {                                                                    \
+      GTEST_SKIP() << "CUDA absent: no GPU visible (or libtorch without CUDA); the CUDA kernel " \
+                      "cases were not run";                                                     \
+    }                                                                                         \
+  } while (0)
+
+// Fresh inputs for every run; the seed is printed so that a failure can be replayed.
+uint64_t fresh_seed() {
+  static std::random_device rd;
+  const uint64_t seed = (uint64_t(rd()) << 32) ^ rd();
+  at::manual_seed(seed);
+  return seed;
+}
+
+at::Tensor randn(at::IntArrayRef shape, at::ScalarType dtype, at::Device device) {
+  return at::randn(shape, at::TensorOptions().dtype(at::kFloat)).to(device, dtype);
+}
+
+at::Tensor poisoned(at::IntArrayRef shape, at::ScalarType dtype, at::Device device) {
+  return at::full(shape, kNaN, at::TensorOptions().dtype(dtype).device(device));
+}
+
+double rel_err(const at::Tensor& out, const at::Tensor& ref) {
+  const at::Tensor r = ref.to(at::kDouble);
+  return (out.to(at::kDouble) - r).norm().item<double>() / r.norm().item<double>();
+}
+
+// Our error against libtorch's own, printed as a table row for the report.
+void expect_earned(const std::string& what, const at::Tensor& out, double ours, double libtorch,
+                   at::ScalarType dtype) {
+  const double floor = dtype == at::kFloat ? 1e-6 : 0.0;
+  const long long unwritten = at::isnan(out).sum().item<int64_t>();
+  std::printf("  %-58s ours %.3e  libtorch %.3e  ratio %.2f\n", what.c_str(), ours, libtorch,
+              libtorch > 0 ? ours / libtorch : 0.0);
+  EXPECT_EQ(unwritten, 0) << what << ": elements left unwritten (still NaN) or NaN produced";
+  EXPECT_TRUE(std::isfinite(ours)) << what;
+  EXPECT_LE(ours, 2.0 * libtorch + floor) << what;
+}
+
+const char* dtype_name(at::ScalarType t) {
+  return t == at::kBFloat16 ? "bf16" : t == at::kHalf ? "fp16" : t == at::kFloat ? "fp32" : "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention references. q [Lq, H, D], k/v [Lk, Hkv, D]; causal is bottom-right aligned.
+
+at::Tensor visible_mask(int64_t lq, int64_t lk, at::Device device) {
+  return at::ones({lq, lk}, at::TensorOptions().dtype(at::kBool).device(device)).tril(lk - lq);
+}
+
+// float64 truth: GQA by repeating kv heads, the score matrix in full.
+at::Tensor attention_f64(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale,
+                         bool causal) {
+  const int64_t group = q.size(1) / k.size(1);
+  const at::Tensor q64 = q.to(at::kDouble).permute({1, 0, 2});
+  const at::Tensor k64 = k.to(at::kDouble).permute({1, 0, 2}).repeat_interleave(group, 0);
+  const at::Tensor v64 = v.to(at::kDouble).permute({1, 0, 2}).repeat_interleave(group, 0);
+  at::Tensor s = at::matmul(q64, k64.transpose(1, 2)) * scale;
+  if (causal) s.masked_fill_(visible_mask(q.size(0), k.size(0), q.device()).logical_not(), -INFINITY);
+  return at::matmul(at::softmax(s, -1), v64).permute({1, 0, 2});
+}
+
+// libtorch's own low-precision attention on the same inputs: scaled_dot_product_attention.
+at::Tensor attention_libtorch(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              double scale, bool causal) {
+  const int64_t group = q.size(1) / k.size(1);
+  const at::Tensor qb = q.permute({1, 0, 2}).unsqueeze(0);
+  const at::Tensor kb = k.permute({1, 0, 2}).repeat_interleave(group, 0).unsqueeze(0);
+  const at::Tensor vb = v.permute({1, 0, 2}).repeat_interleave(group, 0).unsqueeze(0);
+  std::optional<at::Tensor> mask;
+  bool is_causal = false;
+  if (causal && q.size(0) == k.size(0)) is_causal = true;
+  else if (causal) mask = visible_mask(q.size(0), k.size(0), q.device());
+  return at::scaled_dot_product_attention(qb, kb, vb, mask, 0.0, is_causal, scale).squeeze(0).permute({1, 0, 2});
+}
+
+at::Tensor cu_seqlens(const std::vector<int64_t>& lens, at::Device device) {
+  std::vector<int32_t> cu{0};
+  for (int64_t l : lens) cu.push_back(cu.back() + static_cast<int32_t>(l));
+  return at::tensor(cu, at::TensorOptions().dtype(at::kInt)).to(device);
+}
+
+// ---------------------------------------------------------------------------------------------
+// flash_attention_varlen
+
+struct FlashCase {
+  std::vector<int64_t> lens_q, lens_k;
+  int64_t heads, kv_heads, head_dim;
+  bool causal;
+  bool fused_qkv;  // q, k, v as strided views of one [tokens, H + 2 Hkv, D] projection
+};
+
+void run_flash(const FlashCase& c, at::ScalarType dtype, at::Device device) {
+  const uint64_t seed = fresh_seed();
+  int64_t tq = 0, tk = 0, max_q = 0, max_k = 0;
+  for (size_t b = 0; b < c.lens_q.size(); ++b) {
+    tq += c.lens_q[b];
+    tk += c.lens_k[b];
+    max_q = std::max(max_q, c.lens_q[b]);
+    max_k = std::max(max_k, c.lens_k[b]);
+  }
+  at::Tensor q, k, v;
+  if (c.fused_qkv) {  // self-attention: one projection of the same tokens
+    const at::Tensor qkv = randn({tq, c.heads + 2 * c.kv_heads, c.head_dim}, dtype, device);
+    q = qkv.slice(1, 0, c.heads);
+    k = qkv.slice(1, c.heads, c.heads + c.kv_heads);
+    v = qkv.slice(1, c.heads + c.kv_heads, c.heads + 2 * c.kv_heads);
+  } else {
+    q = randn({tq, c.heads, c.head_dim}, dtype, device);
+    k = randn({tk, c.kv_heads, c.head_dim}, dtype, device);
+    v = randn({tk, c.kv_heads, c.head_dim}, dtype, device);
+  }
+  const double scale = 1.0 / std::sqrt(double(c.head_dim));
+  at::Tensor out = poisoned(q.sizes(), dtype, device);
+  qk::flash_attention_varlen_out(q, k, v, cu_seqlens(c.lens_q, device), cu_seqlens(c.lens_k, device),
+                                 max_q, max_k, scale, c.causal, out);
+  at::Tensor ref = at::empty(q.sizes(), q.options().dtype(at::kDouble));
+  at::Tensor lib = at::empty(q.sizes(), q.options());
+  for (size_t b = 0, oq = 0, ok = 0; b < c.lens_q.size(); oq += c.lens_q[b], ok += c.lens_k[b], ++b) {
+    const at::Tensor qs = q.slice(0, oq, oq + c.lens_q[b]);
+    const at::Tensor ks = k.slice(0, ok, ok + c.lens_k[b]), vs = v.slice(0, ok, ok + c.lens_k[b]);
+    ref.slice(0, oq, oq + c.lens_q[b]).copy_(attention_f64(qs, ks, vs, scale, c.causal));
+    lib.slice(0, oq, oq + c.lens_q[b]).copy_(attention_libtorch(qs, ks, vs, scale, c.causal));
+  }
+  std::string what = "flash " + std::string(dtype_name(dtype)) + " hd" + std::to_string(c.head_dim) + " " +
+                     std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + (c.causal ? " causal" : "") +
+                     (c.fused_qkv ? " qkv-view" : "") + " segs " + std::to_string(c.lens_q.size()) + " max " +
+                     std::to_string(max_q) + "x" + std::to_string(max_k);
+  SCOPED_TRACE(what + " seed " + std::to_string(seed));
+  expect_earned(what, out, rel_err(out, ref), rel_err(lib, ref), dtype);
+}
+
+// CPU: sizes for a 2-core CI machine. CUDA: the odd and long lengths as well.
+const std::vector<FlashCase> kFlashCpuCases = {
+    {{1, 7, 64, 33}, {1, 7, 64, 33}, 16, 16, 80, false, true},
+    {{7, 130}, {7, 130}, 28, 4, 128, true, false},
+    {{5, 20}, {9, 90}, 16, 2, 128, true, false},
+    {{17}, {40}, 4, 2, 80, false, false},
+};
+const std::vector<FlashCase> kFlashCudaCases = {
+    {{1, 7, 64, 4097, 300}, {1, 7, 64, 4097, 300}, 16, 16, 80, false, true},
+    {{1, 7, 1000, 65}, {1, 7, 1000, 65}, 28, 4, 128, true, false},
+    {{4097}, {4097}, 16, 2, 128, true, true},
+    {{3, 70, 129}, {10, 200, 129}, 16, 2, 128, true, false},
+    {{33, 1}, {100, 7}, 16, 16, 80, false, false},
+    {{256, 1024}, {256, 1024}, 16, 16, 80, true, false},
+};
+
+TEST(FlashAttentionVarlen, CpuReferenceWithinLibtorchError) {
+  for (const auto& c : kFlashCpuCases)
+    for (auto dtype : {at::kBFloat16, at::kFloat}) run_flash(c, dtype, at::kCPU);
+}
+
+TEST(FlashAttentionVarlen, CudaKernelWithinLibtorchError) {
+  REQUIRE_CUDA();
+  for (const auto& c : small_cases() ? kFlashCpuCases : kFlashCudaCases)
+    for (auto dtype : {at::kBFloat16, at::kHalf}) run_flash(c, dtype, at::kCUDA);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paged KV cache: sequences scattered over shuffled blocks; every slot no sequence owns, and the
+// block-table entries past each sequence, hold garbage that must never be read.
+
+struct PagedCache {
+  at::Tensor k_cache, v_cache, block_tables, seq_lens;
+  std::vector<at::Tensor> k, v;  // dense [len, Hkv, D] per sequence
+};
+
+PagedCache make_paged(const std::vector<int64_t>& lens, int64_t kv_heads, int64_t head_dim,
+                      int64_t block_size, at::ScalarType dtype, at::Device device) {
+  PagedCache pc;
+  int64_t blocks = 0, max_blocks = 0;
+  for (int64_t l : lens) {
+    blocks += (l + block_size - 1) / block_size;
+    max_blocks = std::max(max_blocks, (l + block_size - 1) / block_size);
+  }
+  blocks += 3;  // blocks nobody owns
+  pc.k_cache = poisoned({blocks, block_size, kv_heads, head_dim}, dtype, device);
+  pc.v_cache = poisoned({blocks, block_size, kv_heads, head_dim}, dtype, device);
+  const at::Tensor perm = at::randperm(blocks, at::TensorOptions().dtype(at::kLong));
+  // Entries past a sequence's blocks: out-of-range garbage.
+  at::Tensor tables = at::randint(1 << 20, 1 << 30, {int64_t(lens.size()), max_blocks + 1},
+                                  at::TensorOptions().dtype(at::kInt));
+  int64_t next = 0;
+  for (size_t s = 0; s < lens.size(); ++s) {
+    const int64_t nb = (lens[s] + block_size - 1) / block_size;
+    const at::Tensor mine = perm.slice(0, next, next + nb);
+    next += nb;
+    tables[s].slice(0, 0, nb).copy_(mine);
+    pc.k.push_back(randn({lens[s], kv_heads, head_dim}, dtype, device));
+    pc.v.push_back(randn({lens[s], kv_heads, head_dim}, dtype, device));
+    const at::Tensor t = at::arange(lens[s], at::TensorOptions().dtype(at::kLong));
+    const at::Tensor slots = (mine.index_select(0, t.div(block_size, "floor")) * block_size + t.remainder(block_size)).to(device);
+    pc.k_cache.view({-1, kv_heads, head_dim}).index_copy_(0, slots, pc.k[s]);
+    pc.v_cache.view({-1, kv_heads, head_dim}).index_copy_(0, slots, pc.v[s]);
+  }
+  pc.block_tables = tables.to(device);
+  pc.seq_lens = at::tensor(std::vector<int32_t>(lens.begin(), lens.end()), at::TensorOptions().dtype(at::kInt)).to(device);
+  return pc;
+}
+
+// ---------------------------------------------------------------------------------------------
+// paged_decode_attention
+
+struct DecodeCase {
+  std::vector<int64_t> lens;
+  int64_t heads, kv_heads, head_dim, block_size;
+};
+
+void run_decode(const DecodeCase& c, at::ScalarType dtype, at::Device device) {
+  const uint64_t seed = fresh_seed();
+  const PagedCache pc = make_paged(c.lens, c.kv_heads, c.head_dim, c.block_size, dtype, device);
+  const int64_t n = c.lens.size();
+  int64_t max_len = 0;
+  for (int64_t l : c.lens) max_len = std::max(max_len, l);
+  const at::Tensor q = randn({n, c.heads, c.head_dim}, dtype, device);
+  const double scale = 1.0 / std::sqrt(double(c.head_dim));
+  at::Tensor out = poisoned(q.sizes(), dtype, device);
+  qk::paged_decode_attention_out(q, pc.k_cache, pc.v_cache, pc.block_tables, pc.seq_lens, max_len, scale, out);
+  at::Tensor ref = at::empty(q.sizes(), q.options().dtype(at::kDouble));
+  at::Tensor lib = at::empty(q.sizes(), q.options());
+  for (int64_t s = 0; s < n; ++s) {
+    ref.slice(0, s, s + 1).copy_(attention_f64(q.slice(0, s, s + 1), pc.k[s], pc.v[s], scale, false));
+    lib.slice(0, s, s + 1).copy_(attention_libtorch(q.slice(0, s, s + 1), pc.k[s], pc.v[s], scale, false));
+  }
+  std::string what = "decode " + std::string(dtype_name(dtype)) + " hd" + std::to_string(c.head_dim) + " " +
+                     std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " bs" +
+                     std::to_string(c.block_size) + " seqs " + std::to_string(n) + " max " + std::to_string(max_len);
+  SCOPED_TRACE(what + " seed " + std::to_string(seed));
+  expect_earned(what, out, rel_err(out, ref), rel_err(lib, ref), dtype);
+}
+
+const std::vector<DecodeCase> kDecodeCpuCases = {
+    {{1, 7, 100}, 28, 4, 128, 16},
+    {{33, 64}, 16, 2, 128, 64},
+    {{5, 17}, 16, 16, 80, 16},
+};
+const std::vector<DecodeCase> kDecodeCudaCases = {
+    {{1, 7, 512, 513, 4097, 100}, 28, 4, 128, 64},
+    {{1, 7, 1000, 4097}, 16, 2, 128, 16},
+    {{1, 7, 2000}, 16, 16, 128, 64},
+    {{7, 600}, 16, 16, 80, 32},
+};
+
+TEST(PagedDecodeAttention, CpuReferenceWithinLibtorchError) {
+  for (const auto& c : kDecodeCpuCases)
+    for (auto dtype : {at::kBFloat16, at::kFloat}) run_decode(c, dtype, at::kCPU);
+}
+
+TEST(PagedDecodeAttention, CudaKernelWithinLibtorchError) {
+  REQUIRE_CUDA();
+  for (const auto& c : small_cases() ? kDecodeCpuCases : kDecodeCudaCases)
+    for (auto dtype : {at::kBFloat16, at::kHalf}) run_decode(c, dtype, at::kCUDA);
+}
+
+// ---------------------------------------------------------------------------------------------
+// paged_prefill_attention: the last Lq tokens of each sequence, causal over the whole cache.
+
+struct PrefillCase {
+  std::vector<int64_t> lens_q, lens;
+  int64_t heads, kv_heads, head_dim, block_size;
+};
+
+void run_prefill(const PrefillCase& c, at::ScalarType dtype, at::Device device) {
+  const uint64_t seed = fresh_seed();
+  const PagedCache pc = make_paged(c.lens, c.kv_heads, c.head_dim, c.block_size, dtype, device);
+  int64_t tq = 0, max_q = 0;
+  for (int64_t l : c.lens_q) {
+    tq += l;
+    max_q = std::max(max_q, l);
+  }
+  const at::Tensor q = randn({tq, c.heads, c.head_dim}, dtype, device);
+  const double scale = 1.0 / std::sqrt(double(c.head_dim));
+  at::Tensor out = poisoned(q.sizes(), dtype, device);
+  qk::paged_prefill_attention_out(q, pc.k_cache, pc.v_cache, cu_seqlens(c.lens_q, device), pc.block_tables,
+                                  pc.seq_lens, max_q, scale, out);
+  at::Tensor ref = at::empty(q.sizes(), q.options().dtype(at::kDouble));
+  at::Tensor lib = at::empty(q.sizes(), q.options());
+  for (size_t s = 0, o = 0; s < c.lens.size(); o += c.lens_q[s], ++s) {
+    const at::Tensor qs = q.slice(0, o, o + c.lens_q[s]);
+    ref.slice(0, o, o + c.lens_q[s]).copy_(attention_f64(qs, pc.k[s], pc.v[s], scale, true));
+    lib.slice(0, o, o + c.lens_q[s]).copy_(attention_libtorch(qs, pc.k[s], pc.v[s], scale, true));
+  }
+  std::string what = "prefill " + std::string(dtype_name(dtype)) + " hd" + std::to_string(c.head_dim) + " " +
+                     std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " bs" +
+                     std::to_string(c.block_size) + " seqs " + std::to_string(c.lens.size()) + " max_q " +
+                     std::to_string(max_q);
+  SCOPED_TRACE(what + " seed " + std::to_string(seed));
+  expect_earned(what, out, rel_err(out, ref), rel_err(lib, ref), dtype);
+}
+
+const std::vector<PrefillCase> kPrefillCpuCases = {
+    {{1, 7, 40}, {1, 20, 40}, 28, 4, 128, 16},
+    {{16, 3}, {80, 3}, 16, 16, 80, 64},
+};
+const std::vector<PrefillCase> kPrefillCudaCases = {
+    {{1, 7, 300, 64}, {1, 7, 4097, 200}, 28, 4, 128, 64},
+    {{7, 129}, {7, 1000}, 16, 2, 128, 16},
+    {{100, 1}, {100, 50}, 16, 16, 80, 32},
+};
+
+TEST(PagedPrefillAttention, CpuReferenceWithinLibtorchError) {
+  for (const auto& c : kPrefillCpuCases)
+    for (auto dtype : {at::kBFloat16, at::kFloat}) run_prefill(c, dtype, at::kCPU);
+}
+
+TEST(PagedPrefillAttention, CudaKernelWithinLibtorchError) {
+  REQUIRE_CUDA();
+  for (const auto& c : small_cases() ? kPrefillCpuCases : kPrefillCudaCases)
+    for (auto dtype : {at::kBFloat16, at::kHalf}) run_prefill(c, dtype, at::kCUDA);
+}
+
+// ---------------------------------------------------------------------------------------------
+// write_kv_cache: a copy, so exact. Owned slots get the rows, every other slot keeps its bytes.
+
+struct WriteCase {
+  int64_t tokens, kv_heads, head_dim, blocks, block_size;
+  bool fused_qkv;
+};
+
+void run_write(const WriteCase& c, at::ScalarType dtype, at::Device device) {
+  const uint64_t seed = fresh_seed();
+  at::Tensor k, v;
+  if (c.fused_qkv) {
+    const at::Tensor qkv = randn({c.tokens, 3 * c.kv_heads, c.head_dim}, dtype, device);
+    k = qkv.slice(1, c.kv_heads, 2 * c.kv_heads);
+    v = qkv.slice(1, 2 * c.kv_heads, 3 * c.kv_heads);
+  } else {
+    k = randn({c.tokens, c.kv_heads, c.head_dim}, dtype, device);
+    v = randn({c.tokens, c.kv_heads, c.head_dim}, dtype, device);
+  }
+  const int64_t slots = c.blocks * c.block_size;
+  at::Tensor slot_mapping = at::randperm(slots, at::TensorOptions().dtype(at::kLong)).slice(0, 0, c.tokens).clone();
+  slot_mapping.index_fill_(0, at::arange(0, c.tokens, 3, at::TensorOptions().dtype(at::kLong)), -1);  // padding
+  at::Tensor k_cache = randn({c.blocks, c.block_size, c.kv_heads, c.head_dim}, dtype, device);
+  at::Tensor v_cache = randn({c.blocks, c.block_size, c.kv_heads, c.head_dim}, dtype, device);
+  at::Tensor k_expect = k_cache.clone().view({slots, c.kv_heads, c.head_dim});
+  at::Tensor v_expect = v_cache.clone().view({slots, c.kv_heads, c.head_dim});
+  for (int64_t t = 0; t < c.tokens; ++t) {
+    const int64_t s = slot_mapping[t].item<int64_t>();
+    if (s < 0) continue;
+    k_expect[s].copy_(k[t]);
+    v_expect[s].copy_(v[t]);
+  }
+  qk::write_kv_cache(k, v, k_cache, v_cache, slot_mapping.to(device));
+  SCOPED_TRACE("write_kv_cache " + std::string(dtype_name(dtype)) + " tokens " + std::to_string(c.tokens) +
+               " seed " + std::to_string(seed));
+  EXPECT_TRUE(at::equal(k_cache.view({slots, c.kv_heads, c.head_dim}), k_expect));
+  EXPECT_TRUE(at::equal(v_cache.view({slots, c.kv_heads, c.head_dim}), v_expect));
+}
+
+const std::vector<WriteCase> kWriteCases = {
+    {1, 4, 128, 2, 16, false}, {7, 2, 128, 4, 16, true}, {300, 16, 80, 8, 64, false}, {4097, 4, 128, 80, 64, true},
+};
+
+TEST(WriteKvCache, CpuReferenceIsExact) {
+  for (const auto& c : kWriteCases)
+    for (auto dtype : {at::kBFloat16, at::kFloat}) run_write(c, dtype, at::kCPU);
+}
+
+TEST(WriteKvCache, CudaKernelIsExact) {
+  REQUIRE_CUDA();
+  for (const auto& c : kWriteCases)
+    for (auto dtype : {at::kBFloat16, at::kHalf}) run_write(c, dtype, at::kCUDA);
+}
+
+// ---------------------------------------------------------------------------------------------
+// rms_norm / fused_add_rms_norm. Truth: float64 rmsnorm of (x + residual) times the weight. The
+// libtorch error: HF's own op sequence (Qwen2RMSNorm) on the same low-precision tensors. Beyond
+// the error bound, our output must reproduce HF's rounding order: nearly every element bitwise.
+
+struct NormCase {
+  int64_t rows, hidden;
+  bool fused;
+};
+
+at::Tensor hf_rms_norm(const at::Tensor& h, const at::Tensor& w, double eps) {
+  const at::Tensor f = h.to(at::kFloat);
+  return w * (f * at::rsqrt(f.pow(2).mean(-1, true) + eps)).to(h.scalar_type());
+}
+
+void run_norm(const NormCase& c, at::ScalarType dtype, at::Device device) {
+  const uint64_t seed = fresh_seed();
+  const double eps = 1e-6;
+  const at::Tensor x = randn({c.rows, c.hidden}, dtype, device);
+  const at::Tensor w = (randn({c.hidden}, at::kFloat, device) * 0.5 + 1.0).to(dtype);
+  at::Tensor residual = randn({c.rows, c.hidden}, dtype, device);
+  const at::Tensor h = c.fused ? (x + residual) : x;  // the model's add, rounded to its dtype
+  at::Tensor out = poisoned(x.sizes(), dtype, device);
+  if (c.fused)
+    qk::fused_add_rms_norm_out(x, residual, w, eps, out);
+  else
+    qk::rms_norm_out(x, w, eps, out);
+  const at::Tensor h64 = h.to(at::kDouble);
+  const at::Tensor ref = h64 * at::rsqrt(h64.pow(2).mean(-1, true) + eps) * w.to(at::kDouble);
+  const at::Tensor lib = hf_rms_norm(h, w, eps);
+  std::string what = std::string(c.fused ? "fused_add_rms_norm " : "rms_norm ") + dtype_name(dtype) + " " +
+                     std::to_string(c.rows) + "x" + std::to_string(c.hidden);
+  SCOPED_TRACE(what + " seed " + std::to_string(seed));
+  if (c.fused) {
+    EXPECT_TRUE(at::equal(residual, h)) << "residual must become x + residual in the model dtype";
+  }
+  expect_earned(what, out, rel_err(out, ref), rel_err(lib, ref), dtype);
+  // In 16-bit dtypes the order of roundings decides most last bits; fp32 differs only by ulps of
+  // the fp32 rsqrt and sum order, which say nothing about the order.
+  if (dtype == at::kFloat) return;
+  const double same = at::eq(out, lib).to(at::kDouble).mean().item<double>();
+  std::printf("  %-58s bitwise equal to HF's op sequence: %.4f\n", what.c_str(), same);
+  EXPECT_GE(same, 0.99) << "HF's rounding order not reproduced";
+}
+
+const std::vector<NormCase> kNormCases = {
+    {1, 1280, false}, {7, 2048, true}, {33, 3584, true}, {300, 1280, false}, {4097, 128, true},
+};
+
+TEST(RmsNorm, CpuReferenceWithinLibtorchError) {
+  for (const auto& c : kNormCases)
+    for (auto dtype : {at::kBFloat16, at::kFloat}) run_norm(c, dtype, at::kCPU);
+}
+
+TEST(RmsNorm, CudaKernelWithinLibtorchError) {
+  REQUIRE_CUDA();
+  for (const auto& c : kNormCases)
+    for (auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) run_norm(c, dtype, at::kCUDA);
+}
+
+// ---------------------------------------------------------------------------------------------
+// rotary: multi-axis (M-RoPE) and 2-D. Truth: the rotation in float64 by the fp32 angles (the
+// inputs' own precision). The libtorch error: the reference's op sequence on the same device. Our
+// output must also reproduce that sequence's bits (cos/sin rounding, product and sum rounding).
+
+struct RotaryCase {
+  int64_t tokens, q_heads, k_heads, d;
+  std::vector<int64_t> sections;  // empty: 2-D rotary
+  int64_t max_position;
+  bool fused_qkv;  // q and k as strided views of one [tokens, q + 2k heads, d] projection
+  bool in_place;
+};
+
+at::Tensor rotate_half_t(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// fp32 angles [tokens, d] as the reference builds them, on positions' device.
+at::Tensor rotary_angles(const at::Tensor& positions, int64_t d, double theta, const std::vector<int64_t>& sections) {
+  if (sections.empty()) {
+    const at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * qk::rotary_inv_freq(theta, d / 2).to(positions.device());
+    const at::Tensor hw = at::cat({freqs.select(1, 0), freqs.select(1, 1)}, -1);
+    return at::cat({hw, hw}, -1);
+  }
+  const at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * qk::rotary_inv_freq(theta, d).to(positions.device());
+  std::vector<at::Tensor> chunks;
+  int64_t start = 0;
+  for (size_t a = 0; a < sections.size(); ++a) {
+    chunks.push_back(freqs[int64_t(a)].narrow(-1, start, sections[a]));
+    start += sections[a];
+  }
+  const at::Tensor half = at::cat(chunks, -1);
+  return at::cat({half, half}, -1);
+}
+
+at::Tensor rotary_libtorch(const at::Tensor& x, const at::Tensor& angles, bool two_d) {
+  if (two_d) {
+    const at::Tensor xf = x.to(at::kFloat);
+    const at::Tensor c = angles.cos().unsqueeze(-2), s = angles.sin().unsqueeze(-2);
+    return (xf * c + rotate_half_t(xf) * s).to(x.scalar_type());
+  }
+  const at::Tensor c = angles.cos().to(x.scalar_type()).unsqueeze(-2), s = angles.sin().to(x.scalar_type()).unsqueeze(-2);
+  return x * c + rotate_half_t(x) * s;
+}
+
+at::Tensor rotary_f64(const at::Tensor& x, const at::Tensor& angles) {
+  const at::Tensor a = angles.to(at::kDouble).unsqueeze(-2), x64 = x.to(at::kDouble);
+  return x64 * a.cos() + rotate_half_t(x64) * a.sin();
+}
+
+void run_rotary(const RotaryCase& c, at::ScalarType dtype, at::Device device) {
+  const uint64_t seed = fresh_seed();
+  const double theta = c.sections.empty() ? 10000.0 : 1000000.0;
+  const bool two_d = c.sections.empty();
+  at::Tensor q, k;
+  if (c.fused_qkv) {
+    const at::Tensor qkv = randn({c.tokens, c.q_heads + 2 * c.k_heads, c.d}, dtype, device);
+    q = qkv.slice(1, 0, c.q_heads);
+    k = qkv.slice(1, c.q_heads, c.q_heads + c.k_heads);
+  } else {
+    q = randn({c.tokens, c.q_heads, c.d}, dtype, device);
+    k = randn({c.tokens, c.k_heads, c.d}, dtype, device);
+  }
+  const at::TensorOptions longs = at::TensorOptions().dtype(at::kLong);
+  const at::Tensor positions = (two_d ? at::randint(c.max_position, {c.tokens, 2}, longs)
+                                      : at::randint(c.max_position, {int64_t(c.sections.size()), c.tokens}, longs))
+                                   .to(device);
+  const at::Tensor angles = rotary_angles(positions, c.d, theta, c.sections);
+  const at::Tensor q_ref = rotary_f64(q, angles), k_ref = rotary_f64(k, angles);
+  const at::Tensor q_lib = rotary_libtorch(q, angles, two_d), k_lib = rotary_libtorch(k, angles, two_d);
+  at::Tensor q_out, k_out;
+  if (c.in_place) {
+    q_out = q.clone();
+    k_out = k.clone();
+    if (c.fused_qkv) {  // rotate the views themselves: the untouched v heads must keep their bytes
+      q_out = q;
+      k_out = k;
+    }
+    two_d ? qk::rotary_2d_(q_out, k_out, positions, theta)
+          : qk::multi_axis_rotary_(q_out, k_out, positions, theta, c.sections);
+  } else {
+    std::tie(q_out, k_out) = two_d ? qk::rotary_2d(q, k, positions, theta)
+                                   : qk::multi_axis_rotary(q, k, positions, theta, c.sections);
+  }
+  std::string what = std::string(two_d ? "rotary_2d " : "multi_axis_rotary ") + dtype_name(dtype) + " d" +
+                     std::to_string(c.d) + " " + std::to_string(c.q_heads) + "/" + std::to_string(c.k_heads) + " T" +
+                     std::to_string(c.tokens) + (c.fused_qkv ? " qkv-view" : "") + (c.in_place ? " in-place" : "");
+  SCOPED_TRACE(what + " seed " + std::to_string(seed));
+  const at::Tensor out = at::cat({q_out.reshape({c.tokens, -1}), k_out.reshape({c.tokens, -1})}, 1);
+  const at::Tensor ref = at::cat({q_ref.reshape({c.tokens, -1}), k_ref.reshape({c.tokens, -1})}, 1);
+  const at::Tensor lib = at::cat({q_lib.reshape({c.tokens, -1}), k_lib.reshape({c.tokens, -1})}, 1);
+  expect_earned(what, out, rel_err(out, ref), rel_err(lib, ref), dtype);
+  const double same = at::eq(out, lib).to(at::kDouble).mean().item<double>();
+  std::printf("  %-58s bitwise equal to the reference's op sequence: %.5f\n", what.c_str(), same);
+  // Only cos/sin may differ (libm vs CUDA, by an ulp, rarely flipping a rounding).
+  EXPECT_GE(same, 0.999) << "the reference's rounding order not reproduced";
+}
+
+const std::vector<RotaryCase> kRotaryCpuCases = {
+    {7, 4, 2, 128, {16, 24, 24}, 4096, false, false},
+    {33, 28, 4, 128, {16, 24, 24}, 100000, true, true},
+    {5, 16, 2, 64, {32}, 500, false, true},
+    {50, 16, 16, 80, {}, 64, true, true},
+    {9, 4, 4, 64, {}, 1000, false, false},
+};
+const std::vector<RotaryCase> kRotaryCudaCases = {
+    {1, 28, 4, 128, {16, 24, 24}, 32768, true, true},
+    {4097, 28, 4, 128, {16, 24, 24}, 32768, true, true},
+    {300, 16, 2, 128, {16, 24, 24}, 100000, false, false},
+    {77, 12, 2, 64, {8, 12, 12}, 4096, false, true},
+    {5, 16, 2, 64, {32}, 500, false, true},
+    {4096, 16, 16, 80, {}, 128, true, true},
+    {1000, 16, 16, 80, {}, 64, false, false},
+    {64, 8, 8, 128, {}, 1000, false, true},
+};
+
+TEST(Rotary, CpuReferenceWithinLibtorchError) {
+  for (const auto& c : kRotaryCpuCases)
+    for (auto dtype : {at::kBFloat16, at::kFloat}) run_rotary(c, dtype, at::kCPU);
+}
+
+TEST(Rotary, CudaKernelWithinLibtorchError) {
+  REQUIRE_CUDA();
+  for (const auto& c : small_cases() ? kRotaryCpuCases : kRotaryCudaCases)
+    for (auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) run_rotary(c, dtype, at::kCUDA);
+}
+
+// In place on views of a fused projection: the other heads (v) keep their bytes.
+TEST(Rotary, InPlaceOnViewsLeavesOtherHeads) {
+  for (const bool cuda : {false, true}) {
+    if (cuda && !cuda_present()) continue;
+    const at::Device device = cuda ? at::kCUDA : at::kCPU;
+    fresh_seed();
+    at::Tensor qkv = randn({20, 8, 64}, at::kBFloat16, device);
+    const at::Tensor before = qkv.clone();
+    at::Tensor q = qkv.slice(1, 0, 4), k = qkv.slice(1, 4, 6);
+    const at::Tensor pos = at::randint(100, {3, 20}, at::TensorOptions().dtype(at::kLong)).to(device);
+    qk::multi_axis_rotary_(q, k, pos, 10000.0, {8, 12, 12});
+    EXPECT_TRUE(at::equal(qkv.slice(1, 6, 8), before.slice(1, 6, 8))) << (cuda ? "cuda" : "cpu");
+    EXPECT_FALSE(at::equal(qkv.slice(1, 0, 6), before.slice(1, 0, 6))) << (cuda ? "cuda" : "cpu");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// silu_and_mul. Truth: float64 silu(gate) * up from the same rounded inputs. The libtorch error:
+// at::silu then the product in the activation dtype, whose bits we must also reproduce.
+
+struct SiluCase {
+  int64_t rows, inter;
+  bool fused;  // one [rows, 2 I] gate_up tensor
+};
+
+void run_silu(const SiluCase& c, at::ScalarType dtype, at::Device device) {
+  const uint64_t seed = fresh_seed();
+  const at::Tensor gate_up = randn({c.rows, 2 * c.inter}, dtype, device) * 3;
+  const at::Tensor gate = c.fused ? gate_up.narrow(1, 0, c.inter) : randn({c.rows, c.inter}, dtype, device) * 3;
+  const at::Tensor up = c.fused ? gate_up.narrow(1, c.inter, c.inter) : randn({c.rows, c.inter}, dtype, device);
+  at::Tensor out = poisoned({c.rows, c.inter}, dtype, device);
+  if (c.fused)
+    qk::silu_and_mul_out(gate_up, out);
+  else
+    qk::silu_and_mul_out(gate, up, out);
+  const at::Tensor g64 = gate.to(at::kDouble);
+  const at::Tensor ref = g64 / (1 + at::exp(-g64)) * up.to(at::kDouble);
+  const at::Tensor lib = at::silu(gate) * up;
+  std::string what = std::string("silu_and_mul ") + dtype_name(dtype) + " " + std::to_string(c.rows) + "x" +
+                     std::to_string(c.inter) + (c.fused ? " gate_up" : " two tensors");
+  SCOPED_TRACE(what + " seed " + std::to_string(seed));
+  expect_earned(what, out, rel_err(out, ref), rel_err(lib, ref), dtype);
+  const double same = at::eq(out, lib).to(at::kDouble).mean().item<double>();
+  std::printf("  %-58s bitwise equal to libtorch's silu * up: %.5f\n", what.c_str(), same);
+  EXPECT_GE(same, 0.999) << "libtorch's rounding not reproduced";
+}
+
+const std::vector<SiluCase> kSiluCpuCases = {{1, 1000, true}, {7, 4864, false}, {33, 1003, true}, {5, 3, false}};
+const std::vector<SiluCase> kSiluCudaCases = {
+    {1, 18944, true}, {4097, 4864, true}, {300, 3420, false}, {33, 1003, true}, {5, 3, false}, {1000, 11008, true},
+};
+
+TEST(SiluAndMul, CpuReferenceWithinLibtorchError) {
+  for (const auto& c : kSiluCpuCases)
+    for (auto dtype : {at::kBFloat16, at::kFloat}) run_silu(c, dtype, at::kCPU);
+}
+
+TEST(SiluAndMul, CudaKernelWithinLibtorchError) {
+  REQUIRE_CUDA();
+  for (const auto& c : small_cases() ? kSiluCpuCases : kSiluCudaCases)
+    for (auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) run_silu(c, dtype, at::kCUDA);
+}
+
+// ---------------------------------------------------------------------------------------------
+// sample. The CPU path is the reference's processors (libtorch ops); the CUDA kernel must give the
+// same processed logits: penalty, temperature and top-k bit for bit; top-p and min-p masks between
+// those of the reference at thresholds moved by 1e-4 either way (the probabilities themselves
+// differ by ulps between libm's and CUDA's exp), and equal to the nominal reference on most rows.
+// Draws: a chi-square test of the frequencies, determinism per (seed, step), independence from the
+// batch.
+
+qk::RowSampling greedy_row(double penalty) {
+  qk::RowSampling r;
+  r.repetition_penalty = penalty;
+  return r;
+}
+
+qk::RowSampling sampled_row(double temperature, int64_t top_k, double top_p, double min_p, double penalty,
+                            uint64_t seed, uint64_t step) {
+  qk::RowSampling r;
+  r.do_sample = true;
+  r.temperature = temperature;
+  r.top_k = top_k;
+  r.top_p = top_p;
+  r.min_p = min_p;
+  r.repetition_penalty = penalty;
+  r.seed = seed;
+  r.step = step;
+  return r;
+}
+
+// Seen ids with repeats, CSR on `device`.
+qk::SeenIds random_seen(int64_t rows, int64_t vocab, at::Device device) {
+  std::vector<int64_t> offsets{0};
+  std::vector<at::Tensor> parts;
+  for (int64_t s = 0; s < rows; ++s) {
+    const int64_t len = at::randint(0, 300, {1}).item<int64_t>();
+    parts.push_back(at::randint(vocab, {len}, at::TensorOptions().dtype(at::kLong)));
+    offsets.push_back(offsets.back() + len);
+  }
+  qk::SeenIds seen;
+  seen.ids = at::cat(parts).to(device);
+  seen.offsets = at::tensor(offsets, at::TensorOptions().dtype(at::kLong)).to(device);
+  return seen;
+}
+
+qk::SeenIds seen_to(const qk::SeenIds& s, at::Device device) {
+  return {s.ids.defined() ? s.ids.to(device) : s.ids, s.offsets.defined() ? s.offsets.to(device) : s.offsets,
+          s.lengths.defined() ? s.lengths.to(device) : s.lengths};
+}
+
+at::Tensor reference_processed(const at::Tensor& logits, std::vector<qk::RowSampling> rows, const qk::SeenIds& seen,
+                               double top_p_shift, double min_p_scale) {
+  for (auto& r : rows) {
+    if (r.top_p < 1.0) r.top_p = std::min(1.0, r.top_p + top_p_shift);
+    r.min_p *= min_p_scale;
+  }
+  at::Tensor l = logits.cpu().clone();
+  qk::sample(l, rows, seen_to(seen, at::kCPU));
+  return l;
+}
+
+void run_sample_parity(int64_t vocab, bool padded_seen) {
+  ASSERT_TRUE(cuda_present());
+  const uint64_t seed = fresh_seed();
+  std::vector<qk::RowSampling> rows = {
+      greedy_row(1.0),
+      greedy_row(1.3),
+      sampled_row(1.0, 0, 1.0, 0.0, 1.0, 1, 0),
+      sampled_row(0.7, 50, 1.0, 0.0, 1.1, 2, 5),
+      sampled_row(1.0, 0, 0.9, 0.0, 1.0, 3, 7),
+      sampled_row(0.8, 0, 0.5, 0.0, 1.2, 4, 9),
+      sampled_row(1.3, 0, 1.0, 0.05, 1.0, 5, 11),
+      sampled_row(0.6, 200, 0.95, 0.02, 1.05, 6, 1),
+      sampled_row(1.0, 20, 0.8, 0.1, 1.0, 7, 2),
+      sampled_row(1.0, 1, 1.0, 0.0, 1.0, 8, 3),
+      sampled_row(1.0, 0, 0.001, 0.0, 1.0, 9, 4),
+  };
+  const int64_t n = rows.size();
+  // Logits as a bf16 model writes them (many ties), and plain fp32 ones.
+  at::Tensor logits = at::randn({n, vocab}) * 3;
+  logits.slice(0, 0, n / 2).copy_(logits.slice(0, 0, n / 2).to(at::kBFloat16).to(at::kFloat));
+  qk::SeenIds seen = random_seen(n, vocab, at::kCPU);
+  if (padded_seen) {  // the same ids as [rows, L] + lengths
+    const at::Tensor off = seen.offsets;
+    const int64_t width = (off.slice(0, 1) - off.slice(0, 0, n)).max().item<int64_t>() + 3;
+    at::Tensor padded = at::randint(vocab, {n, width}, at::TensorOptions().dtype(at::kLong));  // garbage past lengths
+    for (int64_t s = 0; s < n; ++s) {
+      const int64_t a = off[s].item<int64_t>(), b = off[s + 1].item<int64_t>();
+      padded[s].slice(0, 0, b - a).copy_(seen.ids.slice(0, a, b));
+    }
+    seen = {padded, at::Tensor(), off.slice(0, 1) - off.slice(0, 0, n)};
+  }
+  at::Tensor gpu = logits.to(at::kCUDA);
+  const at::Tensor tokens = qk::sample(gpu, rows, seen_to(seen, at::kCUDA)).cpu();
+  at::Tensor ref = logits.clone();
+  const at::Tensor ref_tokens = qk::sample(ref, rows, seen);
+  const at::Tensor loose = reference_processed(logits, rows, seen, 1e-4, 1 - 1e-4);
+  const at::Tensor tight = reference_processed(logits, rows, seen, -1e-4, 1 + 1e-4);
+  const at::Tensor out = gpu.cpu();
+  SCOPED_TRACE("sample vocab " + std::to_string(vocab) + " seed " + std::to_string(seed));
+  int exact_rows = 0, same_tokens = 0, sampled = 0;
+  for (int64_t s = 0; s < n; ++s) {
+    SCOPED_TRACE("row " + std::to_string(s));
+    const at::Tensor kept = out[s].isfinite(), kept_ref = ref[s].isfinite();
+    const bool exact = at::equal(out[s], ref[s]);
+    exact_rows += exact;
+    if (!rows[size_t(s)].do_sample) {
+      EXPECT_TRUE(exact) << "penalised logits differ";
+      EXPECT_EQ(tokens[s].item<int64_t>(), ref_tokens[s].item<int64_t>()) << "greedy token";
+      continue;
+    }
+    // Kept values are bit-equal to the reference's; the kept set lies between tight and loose.
+    const at::Tensor both = kept.logical_and(kept_ref);
+    EXPECT_TRUE(at::equal(out[s].masked_select(both), ref[s].masked_select(both))) << "kept values differ";
+    EXPECT_FALSE(tight[s].isfinite().logical_and(kept.logical_not()).any().item<bool>()) << "removed too much";
+    EXPECT_FALSE(kept.logical_and(loose[s].isfinite().logical_not()).any().item<bool>()) << "kept too much";
+    const int64_t t = tokens[s].item<int64_t>();
+    EXPECT_TRUE(t >= 0 && t < vocab && kept[t].item<bool>()) << "drew a removed token " << t;
+    same_tokens += t == ref_tokens[s].item<int64_t>();
+    ++sampled;
+  }
+  std::printf("  sample vocab %-7lld %s seen: rows bit-equal to the reference %d/%lld, same draw %d/%d\n",
+              (long long)vocab, padded_seen ? "padded" : "CSR   ", exact_rows, (long long)n, same_tokens, sampled);
+  // A top-p/min-p boundary or a near-tie of the race may differ by an ulp of exp; not more often.
+  EXPECT_GE(exact_rows, n - 2);
+  EXPECT_GE(same_tokens, sampled - 2);
+}
+
+TEST(Sample, CudaKernelMatchesReferenceProcessors) {
+  REQUIRE_CUDA();
+  const std::vector<int64_t> vocabs = small_cases() ? std::vector<int64_t>{4099, 37} : std::vector<int64_t>{151936, 1000, 37};
+  for (int64_t vocab : vocabs) {
+    run_sample_parity(vocab, false);
+    run_sample_parity(vocab, true);
+  }
+}
+
+// Many rows of one logits vector, one seed, steps 0..n-1: the frequencies of the draws against the
+// reference's final probabilities (softmax of the processed row).
+void run_sample_distribution(at::Device device, int64_t draws) {
+  const uint64_t seed = fresh_seed();
+  const at::Tensor row = at::tensor(std::vector<float>{1.0f, 0.5f, 0.f, -0.5f, 2.f, -3.f, 1.5f, 0.25f});
+  const qk::RowSampling base = sampled_row(0.9, 7, 0.97, 0.01, 1.0, seed, 0);
+  at::Tensor processed = row.unsqueeze(0).clone();
+  qk::sample(processed, {base}, {});
+  const at::Tensor probs = processed[0].softmax(0).to(at::kDouble);
+  std::vector<qk::RowSampling> rows(size_t(draws), base);
+  for (int64_t i = 0; i < draws; ++i) rows[size_t(i)].step = uint64_t(i);
+  at::Tensor logits = row.unsqueeze(0).repeat({draws, 1}).to(device);
+  const at::Tensor tokens = qk::sample(logits, rows, {}).cpu();
+  const at::Tensor counts = at::bincount(tokens, {}, row.size(0)).to(at::kDouble);
+  double chi2 = 0.0;
+  int df = -1;
+  for (int64_t i = 0; i < row.size(0); ++i) {
+    const double e = probs[i].item<double>() * draws, o = counts[i].item<double>();
+    if (e == 0.0) {
+      EXPECT_EQ(o, 0.0) << "a removed token was drawn: " << i;
+      continue;
+    }
+    chi2 += (o - e) * (o - e) / e;
+    ++df;
+  }
+  std::printf("  sample distribution %s: %lld draws, chi-square %.2f over %d degrees of freedom\n",
+              device.is_cuda() ? "cuda" : "cpu ", (long long)draws, chi2, df);
+  EXPECT_EQ(df, 5) << "the processors should keep 6 of 8 tokens here";
+  EXPECT_LT(chi2, 35.9) << "p < 1e-6 for 5 degrees of freedom: the draws do not follow the probabilities (seed "
+                        << seed << ")";
+}
+
+TEST(Sample, CpuDrawsFollowTheProbabilities) { run_sample_distribution(at::kCPU, 20000); }
+
+TEST(Sample, CudaDrawsFollowTheProbabilities) {
+  REQUIRE_CUDA();
+  run_sample_distribution(at::kCUDA, small_cases() ? 20000 : 200000);
+}
+
+// The same (row, seed, step) gives the same token whatever shares the batch; another step, another
+// draw.
+void run_sample_independence(at::Device device) {
+  fresh_seed();
+  const int64_t vocab = 5000, n = 6;
+  const at::Tensor mine = at::randn({n, vocab}) * 0.3;
+  std::vector<qk::RowSampling> rows;
+  for (int64_t s = 0; s < n; ++s) rows.push_back(sampled_row(1.0, 0, 0.99, 0.0, 1.0, 1000 + s, 3 + s));
+  at::Tensor a = mine.to(device);
+  const at::Tensor ta = qk::sample(a, rows, {}).cpu();
+  // Reversed, interleaved with strangers.
+  std::vector<qk::RowSampling> mixed;
+  std::vector<at::Tensor> mixed_rows;
+  for (int64_t s = n - 1; s >= 0; --s) {
+    mixed.push_back(sampled_row(0.5, 10, 1.0, 0.0, 1.0, 7, 7));
+    mixed_rows.push_back(at::randn({vocab}));
+    mixed.push_back(rows[size_t(s)]);
+    mixed_rows.push_back(mine[s]);
+  }
+  at::Tensor b = at::stack(mixed_rows).to(device);
+  const at::Tensor tb = qk::sample(b, mixed, {}).cpu();
+  int moved = 0;
+  for (int64_t s = 0; s < n; ++s) {
+    EXPECT_EQ(ta[s].item<int64_t>(), tb[2 * (n - 1 - s) + 1].item<int64_t>()) << "row " << s << " depends on its batch";
+    rows[size_t(s)].step += 1;
+  }
+  at::Tensor c = mine.to(device);
+  const at::Tensor tc = qk::sample(c, rows, {}).cpu();
+  for (int64_t s = 0; s < n; ++s) moved += ta[s].item<int64_t>() != tc[s].item<int64_t>();
+  EXPECT_GE(moved, n - 1) << "the next step must draw afresh";
+}
+
+TEST(Sample, CpuDrawDependsOnSeedAndStepAlone) { run_sample_independence(at::kCPU); }
+
+TEST(Sample, CudaDrawDependsOnSeedAndStepAlone) {
+  REQUIRE_CUDA();
+  run_sample_independence(at::kCUDA);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults are errors that name the op, not crashes.
+
+TEST(KernelArguments, FaultsNameTheOperation) {
+  const at::Tensor q = at::randn({4, 4, 80});
+  const at::Tensor k = at::randn({4, 3, 80});
+  const at::Tensor cu = at::tensor(std::vector<int32_t>{0, 4}, at::TensorOptions().dtype(at::kInt));
+  try {
+    qk::flash_attention_varlen(q, k, k, cu, cu, 4, 4, 0.1, false);
+    FAIL() << "4 heads over 3 kv heads must be refused";
+  } catch (const qwenvl::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("flash_attention_varlen"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
