@@ -8,4 +8,8 @@ build=${1:-build}
 cd "$root"
 scripts/setup.sh "$build"
 scripts/make_fixtures.sh "$build/fixtures"
-meson test -C "$build" --print-errorlogs --num-processes "${QWENVL_JOBS:-$(nproc)}" ${QWENVL_TEST_ARGS:-}
+status=0
+meson test -C "$build" --print-errorlogs --num-processes "${QWENVL_JOBS:-$(nproc)}" ${QWENVL_TEST_ARGS:-} || status=$?
+# The closing line counts GoogleTest cases (skipped ones are the CUDA cases on a machine without a GPU).
+python3 scripts/test_summary.py "$build/meson-logs/testlog.json"
+exit $status
