@@ -2,6 +2,7 @@
 #include "kernels/rms_norm.h"
 
 #include "kernels/check.h"
+#include "kernels/dispatch_counts.h"
 #ifdef QWENVL_WITH_CUDA
 #include "kernels/cuda_launchers.h"
 #endif
@@ -37,6 +38,7 @@ void reference(const at::Tensor& h, const at::Tensor& weight, double eps, at::Te
 
 void run(const at::Tensor& x, at::Tensor* residual, const at::Tensor& weight, double eps, at::Tensor& out) {
   check_args(x, residual, weight, out);
+  detail::count_dispatch(KernelOp::kRmsNorm, x.is_cuda() ? DispatchPath::kCudaKernel : DispatchPath::kCpuReference);
   if (x.is_cuda()) {
 #ifdef QWENVL_WITH_CUDA
     cuda::rms_norm(x, residual != nullptr ? *residual : at::Tensor(), weight, eps, out);

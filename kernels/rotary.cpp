@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "kernels/check.h"
+#include "kernels/dispatch_counts.h"
 #ifdef QWENVL_WITH_CUDA
 #include "kernels/cuda_launchers.h"
 #endif
@@ -92,6 +93,7 @@ at::Tensor rotate_in_fp32(const at::Tensor& x, const at::Tensor& cos, const at::
 void run(const at::Tensor& q, const at::Tensor& k, at::Tensor& out_q, at::Tensor& out_k,
          const at::Tensor& positions, double theta, const std::vector<int64_t>* sections) {
   if (q.size(0) == 0) return;
+  detail::count_dispatch(KernelOp::kRotary, q.is_cuda() ? DispatchPath::kCudaKernel : DispatchPath::kCpuReference);
   if (q.is_cuda()) {
 #ifdef QWENVL_WITH_CUDA
     const int64_t n = sections != nullptr ? q.size(2) : q.size(2) / 2;

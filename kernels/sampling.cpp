@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "kernels/check.h"
+#include "kernels/dispatch_counts.h"
 #include "kernels/philox.h"
 #ifdef QWENVL_WITH_CUDA
 #include "kernels/cuda_launchers.h"
@@ -99,6 +100,7 @@ at::Tensor sample(at::Tensor& logits, const std::vector<RowSampling>& rows, cons
       flat = seen.ids.contiguous().view({-1});
     }
   }
+  detail::count_dispatch(KernelOp::kSample, logits.is_cuda() ? DispatchPath::kCudaKernel : DispatchPath::kCpuReference);
   if (logits.is_cuda()) {
 #ifdef QWENVL_WITH_CUDA
     return cuda::sample(logits, rows, flat, starts, lengths);

@@ -3,6 +3,7 @@
 #include "kernels/silu_and_mul.h"
 
 #include "kernels/check.h"
+#include "kernels/dispatch_counts.h"
 #ifdef QWENVL_WITH_CUDA
 #include "kernels/cuda_launchers.h"
 #endif
@@ -29,6 +30,7 @@ void check_args(const at::Tensor& gate, const at::Tensor& up, const at::Tensor& 
 void run(const at::Tensor& gate, const at::Tensor& up, at::Tensor& out) {
   check_args(gate, up, out);
   if (gate.numel() == 0) return;
+  detail::count_dispatch(KernelOp::kSiluAndMul, gate.is_cuda() ? DispatchPath::kCudaKernel : DispatchPath::kCpuReference);
   if (gate.is_cuda()) {
 #ifdef QWENVL_WITH_CUDA
     cuda::silu_and_mul(gate, up, out);

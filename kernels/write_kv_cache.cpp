@@ -1,6 +1,7 @@
 // write_kv_cache: entry point, argument checks and the CPU reference path.
 #include "kernels/attention.h"
 #include "kernels/check.h"
+#include "kernels/dispatch_counts.h"
 #ifdef QWENVL_WITH_CUDA
 #include "kernels/cuda_launchers.h"
 #endif
@@ -29,6 +30,7 @@ void write_kv_cache(const at::Tensor& k, const at::Tensor& v, at::Tensor& k_cach
          slot_mapping.scalar_type(), " ", slot_mapping.sizes());
   for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&v, &k_cache, &v_cache, &slot_mapping})
     check_same_device(k, *t, kOp, "an argument");
+  detail::count_dispatch(KernelOp::kWriteKvCache, k.is_cuda() ? DispatchPath::kCudaKernel : DispatchPath::kCpuReference);
   if (k.is_cuda()) {
 #ifdef QWENVL_WITH_CUDA
     cuda::write_kv_cache(k, v, k_cache, v_cache, slot_mapping);

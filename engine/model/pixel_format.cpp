@@ -1,50 +1,7 @@
-// The pixel formats of qwenvl/engine.h: names as GStreamer's caps spell them, and plane layouts.
+// The pixel formats of qwenvl/engine.h: plane layouts (their names are inline in engine.h).
 #include "model/pixel_format.h"
 
-#include <array>
-
 namespace qwenvl {
-namespace {
-
-struct FormatName {
-  PixelFormat format;
-  const char* name;
-};
-
-// In the order of the enum; the names are GStreamer's (case matters: "RGBx", not "RGBX").
-constexpr std::array<FormatName, 8> kFormatNames = {{
-    {PixelFormat::kRGB, "RGB"},
-    {PixelFormat::kRGBA, "RGBA"},
-    {PixelFormat::kRGBx, "RGBx"},
-    {PixelFormat::kBGR, "BGR"},
-    {PixelFormat::kBGRA, "BGRA"},
-    {PixelFormat::kBGRx, "BGRx"},
-    {PixelFormat::kNV12, "NV12"},
-    {PixelFormat::kI420, "I420"},
-}};
-
-}  // namespace
-
-const std::vector<PixelFormat>& supported_pixel_formats() {
-  static const std::vector<PixelFormat> formats = [] {
-    std::vector<PixelFormat> all;
-    for (const FormatName& entry : kFormatNames) all.push_back(entry.format);
-    return all;
-  }();
-  return formats;
-}
-
-const char* pixel_format_name(PixelFormat format) {
-  for (const FormatName& entry : kFormatNames)
-    if (entry.format == format) return entry.name;
-  return "unknown";
-}
-
-std::optional<PixelFormat> pixel_format_from_name(std::string_view name) {
-  for (const FormatName& entry : kFormatNames)
-    if (name == entry.name) return entry.format;
-  return std::nullopt;
-}
 
 FrameView FrameView::packed(PixelFormat format, int width, int height, const uint8_t* data, double timestamp_s) {
   FrameView view;

@@ -4,6 +4,9 @@
 #include <string>
 
 #include "kernels/attention.h"
+#include "kernels/rms_norm.h"
+#include "kernels/rotary.h"
+#include "kernels/silu_and_mul.h"
 #include "model/weight_names.h"
 #include "nn/layers.h"
 #include "nn/rotary.h"
@@ -12,8 +15,8 @@
 namespace qwenvl::nn {
 
 LanguageModel::LanguageModel(const model::TextConfig& config, const model::Weights& weights,
-                             at::ScalarType dtype, bool tie_word_embeddings)
-    : config_(config), dtype_(dtype) {
+                             at::ScalarType dtype, bool tie_word_embeddings, at::Device device)
+    : config_(config), dtype_(dtype), use_kernels_(device.is_cuda()) {
   // The reference falls back to [16, 24, 24] when rope_parameters has no mrope_section.
   if (config_.mrope_section.empty()) config_.mrope_section = {16, 24, 24};
   if (config.hidden_act != "silu")
@@ -23,19 +26,38 @@ LanguageModel::LanguageModel(const model::TextConfig& config, const model::Weigh
       throw Error("text config: layer type '" + type + "' (sliding-window attention) is not supported");
   if (config.num_attention_heads % config.num_key_value_heads != 0)
     throw Error("text config: num_attention_heads is not a multiple of num_key_value_heads");
-  auto w = [&](const std::string& name) { return weights.get(name).to(dtype); };
+  // On the CPU .to() keeps a tensor already in dtype (no copy); on a CUDA device it copies there.
+  auto w = [&](const std::string& name) { return weights.get(name).to(device, dtype); };
+  // Fused projections: the same products as rows of one matrix (concatenated before the copy).
+  auto fused = [&](std::initializer_list<std::string> names) {
+    std::vector<at::Tensor> parts;
+    for (const auto& n : names) parts.push_back(weights.get(n));
+    return at::cat(parts).to(device, dtype);
+  };
   const std::string lm = model::names::kLanguageModel;
   embed_ = w(model::names::kEmbedTokens);
   norm_ = w(lm + "norm.weight");
   lm_head_ = tie_word_embeddings ? embed_ : w(model::names::kLmHead);
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
     const std::string p = model::names::text_layer(i);
+    if (use_kernels_) {
+      Layer l;
+      l.input_norm = w(p + "input_layernorm.weight");
+      l.post_norm = w(p + "post_attention_layernorm.weight");
+      l.qkv_w = fused({p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
+      l.qkv_b = fused({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
+      l.o_w = w(p + "self_attn.o_proj.weight");
+      l.gate_up_w = fused({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+      l.down_w = w(p + "mlp.down_proj.weight");
+      layers_.push_back(std::move(l));
+      continue;
+    }
     layers_.push_back({w(p + "input_layernorm.weight"), w(p + "post_attention_layernorm.weight"),
                        w(p + "self_attn.q_proj.weight"), w(p + "self_attn.q_proj.bias"),
                        w(p + "self_attn.k_proj.weight"), w(p + "self_attn.k_proj.bias"),
                        w(p + "self_attn.v_proj.weight"), w(p + "self_attn.v_proj.bias"),
                        w(p + "self_attn.o_proj.weight"), w(p + "mlp.gate_proj.weight"),
-                       w(p + "mlp.up_proj.weight"), w(p + "mlp.down_proj.weight")});
+                       w(p + "mlp.up_proj.weight"), w(p + "mlp.down_proj.weight"), {}, {}, {}});
   }
 }
 
@@ -70,8 +92,60 @@ at::Tensor LanguageModel::attention(int64_t layer, const Layer& l, const at::Ten
   return at::linear(out.view({t, heads * d}), l.o_w);
 }
 
+at::Tensor LanguageModel::attention_kernels(int64_t layer, const Layer& l, const at::Tensor& x,
+                                            const at::Tensor& positions, const AttentionBatch& batch,
+                                            runtime::KvCache& cache) const {
+  const int64_t t = x.size(0), d = config_.head_dim();
+  const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
+  const at::Tensor qkv = at::linear(x, l.qkv_w, l.qkv_b);  // [t, (heads + 2 kv_heads) d]
+  // Strided views into the projection: rotated in place, written to the cache, read by attention.
+  at::Tensor q = qkv.narrow(1, 0, heads * d).view({t, heads, d});
+  at::Tensor k = qkv.narrow(1, heads * d, kv_heads * d).view({t, kv_heads, d});
+  const at::Tensor v = qkv.narrow(1, (heads + kv_heads) * d, kv_heads * d).view({t, kv_heads, d});
+  kernels::multi_axis_rotary_(q, k, positions, config_.rope_theta, config_.mrope_section);
+  kernels::write_kv_cache(k, v, cache.k(layer), cache.v(layer), batch.slot_mapping);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  at::Tensor out;
+  switch (batch.kind) {
+    case AttentionBatch::Kind::kPrefill:
+      out = kernels::flash_attention_varlen(q, k, v, batch.cu_seqlens_q, batch.cu_seqlens_q, batch.max_seqlen_q,
+                                            batch.max_seqlen_q, scale, /*causal=*/true);
+      break;
+    case AttentionBatch::Kind::kPrefixPrefill:
+      out = kernels::paged_prefill_attention(q, cache.k(layer), cache.v(layer), batch.cu_seqlens_q,
+                                             batch.block_tables, batch.seq_lens, batch.max_seqlen_q, scale);
+      break;
+    case AttentionBatch::Kind::kDecode:
+      out = kernels::paged_decode_attention(q, cache.k(layer), cache.v(layer), batch.block_tables, batch.seq_lens,
+                                            batch.max_seq_len, scale);
+      break;
+  }
+  return at::linear(out.view({t, heads * d}), l.o_w);
+}
+
+// The layers through the kernels: the residual stream lives in `residual`; every RMSNorm after the
+// first adds the previous sublayer's output to it (rounded to the model dtype) and normalises it,
+// which is the reference's add-then-norm order.
+at::Tensor LanguageModel::forward_kernels(const at::Tensor& hidden, const at::Tensor& positions,
+                                          const AttentionBatch& batch, runtime::KvCache& cache) const {
+  const double eps = config_.rms_norm_eps;
+  const at::Tensor pos = positions.to(hidden.device(), at::kLong).contiguous();
+  at::Tensor residual = hidden.clone(at::MemoryFormat::Contiguous);  // updated in place
+  if (layers_.empty()) return kernels::rms_norm(residual, norm_, eps);
+  at::Tensor h = kernels::rms_norm(residual, layers_.front().input_norm, eps);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    const at::Tensor attn = attention_kernels(static_cast<int64_t>(i), l, h, pos, batch, cache);
+    h = kernels::fused_add_rms_norm(attn, residual, l.post_norm, eps);
+    const at::Tensor mlp = at::linear(kernels::silu_and_mul(at::linear(h, l.gate_up_w)), l.down_w);
+    h = kernels::fused_add_rms_norm(mlp, residual, i + 1 < layers_.size() ? layers_[i + 1].input_norm : norm_, eps);
+  }
+  return h;
+}
+
 at::Tensor LanguageModel::forward(const at::Tensor& hidden, const at::Tensor& positions,
                                   const AttentionBatch& batch, runtime::KvCache& cache) const {
+  if (use_kernels_) return forward_kernels(hidden, positions, batch, cache);
   const CosSin rope = mrope_cos_sin(positions.to(hidden.device()), config_.head_dim(), config_.rope_theta,
                                     config_.mrope_section, dtype_);
   at::Tensor x = hidden;

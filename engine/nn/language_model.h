@@ -1,6 +1,8 @@
 // The language model (Qwen2 decoder with M-RoPE): token embedding, decoder layers (GQA attention
 // with q/k/v bias, SwiGLU MLP, RMSNorm), final norm and LM head, tied or not (spec §4). One call
-// runs one packed step, prefill or decode, for every sequence in it.
+// runs one packed step, prefill or decode, for every sequence in it. On a CUDA device the layers run
+// through qwenvl-kernels (fused residual RMSNorm, M-RoPE, SwiGLU, paged attention) with q/k/v and
+// gate/up each fused into one GEMM; on the CPU, libtorch ops in the reference's order.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -16,9 +18,10 @@ namespace qwenvl::nn {
 
 class LanguageModel {
  public:
-  // Holds references into `weights`, which must outlive it. dtype: the compute dtype.
+  // On the CPU it holds references into `weights`, which must outlive it; on a CUDA device it holds
+  // its own copies there. dtype: the compute dtype.
   LanguageModel(const model::TextConfig& config, const model::Weights& weights, at::ScalarType dtype,
-                bool tie_word_embeddings);
+                bool tie_word_embeddings, at::Device device = at::kCPU);
 
   // ids int64 [T] -> embeddings [T, hidden].
   at::Tensor embed(const at::Tensor& ids) const;
@@ -36,12 +39,18 @@ class LanguageModel {
  private:
   struct Layer {
     at::Tensor input_norm, post_norm, q_w, q_b, k_w, k_b, v_w, v_b, o_w, gate_w, up_w, down_w;
+    at::Tensor qkv_w, qkv_b, gate_up_w;  // CUDA: the fused projections (q_w ... up_w unset)
   };
   at::Tensor attention(int64_t layer, const Layer& l, const at::Tensor& x, const struct CosSin& rope,
                        const AttentionBatch& batch, runtime::KvCache& cache) const;
+  at::Tensor attention_kernels(int64_t layer, const Layer& l, const at::Tensor& x, const at::Tensor& positions,
+                               const AttentionBatch& batch, runtime::KvCache& cache) const;
+  at::Tensor forward_kernels(const at::Tensor& hidden, const at::Tensor& positions, const AttentionBatch& batch,
+                             runtime::KvCache& cache) const;
 
   model::TextConfig config_;
   at::ScalarType dtype_;
+  bool use_kernels_ = false;  // a CUDA device
   at::Tensor embed_, norm_, lm_head_;
   std::vector<Layer> layers_;
 };

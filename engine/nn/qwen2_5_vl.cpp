@@ -6,11 +6,13 @@
 
 namespace qwenvl::nn {
 
-Qwen25VL::Qwen25VL(const model::ModelConfig& config, const model::Weights& weights, at::ScalarType dtype)
+Qwen25VL::Qwen25VL(const model::ModelConfig& config, const model::Weights& weights, at::ScalarType dtype,
+                   at::Device device)
     : config_(config),
       dtype_(dtype),
-      vision_(config.vision, weights, dtype),
-      language_model_(config.text, weights, dtype, config.tie_word_embeddings) {
+      device_(device),
+      vision_(config.vision, weights, dtype, device),
+      language_model_(config.text, weights, dtype, config.tie_word_embeddings, device) {
   if (config.vision.out_hidden_size != config.text.hidden_size)
     throw Error("config: vision out_hidden_size " + std::to_string(config.vision.out_hidden_size) +
                 " differs from the language model's hidden_size " + std::to_string(config.text.hidden_size));

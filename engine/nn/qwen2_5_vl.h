@@ -27,7 +27,9 @@ struct ForwardCounters {
 
 class Qwen25VL {
  public:
-  Qwen25VL(const model::ModelConfig& config, const model::Weights& weights, at::ScalarType dtype);
+  // device: where the network runs (a CUDA device copies the weights there and runs the kernels).
+  Qwen25VL(const model::ModelConfig& config, const model::Weights& weights, at::ScalarType dtype,
+           at::Device device = at::kCPU);
 
   // pixel_values of all items packed, their grids -> features [tokens, hidden], items in order.
   at::Tensor encode_vision(const at::Tensor& pixel_values, const std::vector<GridTHW>& grids) const;
@@ -44,11 +46,13 @@ class Qwen25VL {
 
   const model::ModelConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
+  at::Device device() const { return device_; }
   const ForwardCounters& counters() const { return *counters_; }
 
  private:
   model::ModelConfig config_;
   at::ScalarType dtype_;
+  at::Device device_;
   VisionTower vision_;
   LanguageModel language_model_;
   std::unique_ptr<ForwardCounters> counters_ = std::make_unique<ForwardCounters>();

@@ -4,6 +4,8 @@
 // fit; the inference loop runs the ready requests together as one batch — one vision forward,
 // one prefill, then one decode forward per step — until every sequence of the batch has ended.
 // The loop lives in run_batch(), the one place a continuous-batching scheduler replaces.
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -13,6 +15,8 @@
 #include <string>
 #include <thread>
 
+#include "kernels/dispatch_counts.h"
+#include "kernels/sampling.h"
 #include "model/config.h"
 #include "model/weights.h"
 #include "nn/qwen2_5_vl.h"
@@ -24,16 +28,6 @@
 #include "runtime/stopping.h"
 
 namespace qwenvl {
-
-const char* status_name(Status status) {
-  switch (status) {
-    case Status::kAnswered: return "answered";
-    case Status::kCancelled: return "cancelled";
-    case Status::kExpired: return "expired";
-    case Status::kFailed: return "failed";
-  }
-  return "unknown";
-}
 
 namespace runtime {
 namespace {
@@ -48,8 +42,25 @@ at::ScalarType resolve_dtype(const std::string& dtype, const at::Device& device)
 
 at::Device resolve_device(const std::string& device) {
   if (device == "cpu") return at::kCPU;
-  if (device.rfind("cuda", 0) == 0)
-    throw Error("device '" + device + "': the CUDA engine is not available in this build yet (use --device cpu)");
+  if (device.rfind("cuda", 0) == 0) {
+    at::Device parsed = at::kCPU;
+    try {
+      parsed = at::Device(device);
+    } catch (const std::exception&) {
+      throw Error("unknown device '" + device + "' (use cpu or cuda[:N])");
+    }
+    if (!kernels::built_with_cuda())
+      throw Error("device '" + device + "': this build of qwenvl has no CUDA kernels (configure with -Dcuda=enabled "
+                  "where nvcc is installed), use cpu");
+    const int64_t visible = at::hasCUDA() ? static_cast<int64_t>(at::getNumGPUs()) : 0;
+    if (visible == 0)
+      throw Error("device '" + device + "': no CUDA device is visible (check the driver and CUDA_VISIBLE_DEVICES; "
+                  "libtorch_cuda must be loaded)");
+    const int64_t index = parsed.has_index() ? parsed.index() : 0;
+    if (index >= visible)
+      throw Error("device '" + device + "': only " + std::to_string(visible) + " CUDA device(s) are visible");
+    return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
   throw Error("unknown device '" + device + "' (use cpu or cuda[:N])");
 }
 
@@ -61,11 +72,16 @@ class EngineImpl final : public Engine {
         dtype_(resolve_dtype(options.dtype, device_)),
         assets_(load_assets(options.model_dir)),
         weights_(model::Weights::load(options.model_dir, assets_.files.model, weight_options())),
-        model_(assets_.files.model, weights_, dtype_),
+        model_(assets_.files.model, weights_, dtype_, device_),
         cache_(cache_shape(), dtype_, device_),
         allocator_(cache_.shape().num_blocks),
         runner_(model_, cache_) {
     if (options.max_batch <= 0) throw Error("max_batch must be > 0");
+#ifdef __GLIBC__
+    // Parsing tokenizer.json and the configs leaves tens of MB of freed heap behind; hand it back
+    // so that a loaded engine costs its weights (mapped), not the parser's high-water mark.
+    malloc_trim(0);
+#endif
     if (options.max_context <= 1) throw Error("max_context must be > 1");
     prepare_thread_ = std::thread([this] { prepare_loop(); });
     infer_thread_ = std::thread([this] { inference_loop(); });
@@ -145,7 +161,9 @@ class EngineImpl final : public Engine {
   model::WeightLoadOptions weight_options() const {
     model::WeightLoadOptions o;
     o.dtype = dtype_;
-    o.device = device_;
+    // Read on the CPU (mapped, not copied, when stored in dtype); a GPU model copies what it needs
+    // (with its fused projections) to the device itself.
+    o.device = at::kCPU;
     return o;
   }
 
@@ -197,7 +215,10 @@ class EngineImpl final : public Engine {
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stopping_ || !submitted_.empty(); });
-        if (submitted_.empty()) return;  // stopping, nothing left to prepare
+        if (submitted_.empty()) {  // stopping, nothing left to prepare
+          wake_.notify_all();      // the inference loop waits for exactly this to end
+          return;
+        }
         s = submitted_.front();
         submitted_.pop_front();
       }
@@ -277,15 +298,19 @@ class EngineImpl final : public Engine {
         prompts.push_back(&s->prompt);
         slots.push_back(&s->slot);
       }
-      at::Tensor logits = runner_.prefill(prompts, slots);
+      const bool on_device = device_.is_cuda();
+      at::Tensor logits = on_device ? runner_.prefill_on_device(prompts, slots) : runner_.prefill(prompts, slots);
       while (!live.empty()) {
+        // A GPU samples every row in one call where the logits are; the CPU row by row below.
+        const std::vector<int64_t> picked = on_device ? sample_on_device(logits, live) : std::vector<int64_t>{};
         std::vector<Sequence*> next;
         std::vector<int64_t> tokens;
         std::vector<SequenceSlot*> next_slots;
         for (size_t row = 0; row < live.size(); ++row) {
           Sequence& s = *live[row];
           if (end_if_stopped(s)) continue;
-          const auto token = static_cast<int32_t>(s.sampler->pick(logits[static_cast<int64_t>(row)], s.seen));
+          const auto token = static_cast<int32_t>(
+              on_device ? picked[row] : s.sampler->pick(logits[static_cast<int64_t>(row)], s.seen));
           const StopReason reason = accept_token(s, token, options_.max_context);
           if (reason != StopReason::kNone) {
             complete(s, Status::kAnswered, stop_reason_name(reason));
@@ -296,13 +321,58 @@ class EngineImpl final : public Engine {
           next_slots.push_back(&s.slot);
         }
         live = next;
-        if (!live.empty()) logits = runner_.decode(tokens, next_slots);
+        if (!live.empty())
+          logits = on_device ? runner_.decode_on_device(tokens, next_slots) : runner_.decode(tokens, next_slots);
       }
+    } catch (const c10::OutOfMemoryError& e) {
+      // The device ran out of memory (a batch too large for what is free): fail this batch; its KV
+      // blocks go back to the allocator in inference_loop and the engine keeps serving.
+      fail_batch(batch, std::string("inference failed: out of memory on ") + device_.str() + ": " + e.what_without_backtrace());
     } catch (const std::exception& e) {
       // A failed step (out of memory, a kernel error) fails its batch; the engine keeps serving.
       for (auto& s : batch)
         if (!s->done) complete(*s, Status::kFailed, "failed", std::string("inference failed: ") + e.what());
     }
+  }
+
+  void fail_batch(std::vector<std::shared_ptr<Sequence>>& batch, const std::string& error) {
+    for (auto& s : batch)
+      if (!s->done) complete(*s, Status::kFailed, "failed", error);
+  }
+
+  // Token selection for every row of a step on the GPU (kernels/sampling.h): the same processors as
+  // SequenceSampler; greedy rows give the same ids, sampled rows draw from a Philox stream keyed by
+  // (seed, step) instead of the CPU generator.
+  std::vector<int64_t> sample_on_device(at::Tensor& logits, const std::vector<Sequence*>& live) const {
+    std::vector<kernels::RowSampling> rows;
+    std::vector<int64_t> ids, offsets{0};
+    for (const Sequence* s : live) {
+      const SamplingConfig& c = s->sampler->config();
+      kernels::RowSampling r;
+      r.do_sample = c.do_sample;
+      r.temperature = c.temperature;
+      r.top_k = c.top_k;
+      r.top_p = c.top_p;
+      r.min_p = c.min_p.value_or(0.0);
+      r.repetition_penalty = c.repetition_penalty;
+      r.seed = c.seed;
+      r.step = s->generated.size();
+      rows.push_back(r);
+      if (c.repetition_penalty != 1.0) ids.insert(ids.end(), s->seen.begin(), s->seen.end());
+      offsets.push_back(static_cast<int64_t>(ids.size()));
+    }
+    kernels::SeenIds seen;
+    if (!ids.empty()) {
+      auto to_device = [&](const std::vector<int64_t>& v) {
+        at::Tensor t = at::empty({static_cast<int64_t>(v.size())}, at::kLong);
+        std::copy(v.begin(), v.end(), t.data_ptr<int64_t>());
+        return t.to(logits.device());
+      };
+      seen.ids = to_device(ids);
+      seen.offsets = to_device(offsets);
+    }
+    const at::Tensor tokens = kernels::sample(logits, rows, seen).to(at::kCPU).contiguous();
+    return {tokens.data_ptr<int64_t>(), tokens.data_ptr<int64_t>() + tokens.numel()};
   }
 
   EngineOptions options_;
@@ -335,3 +405,16 @@ std::unique_ptr<Engine> Engine::create(const EngineOptions& options) {
 }
 
 }  // namespace qwenvl
+
+// The C entry point of qwenvl/engine.h for clients that dlopen this library.
+extern "C" qwenvl::Engine* qwenvl_engine_create(const qwenvl::EngineOptions* options, std::string* error) {
+  try {
+    if (options == nullptr) throw qwenvl::Error("qwenvl_engine_create: no options given");
+    return qwenvl::Engine::create(*options).release();
+  } catch (const std::exception& e) {
+    if (error != nullptr) *error = e.what();
+  } catch (...) {
+    if (error != nullptr) *error = "unknown error while creating the engine";
+  }
+  return nullptr;
+}

@@ -66,6 +66,15 @@ nn::AttentionBatch ModelRunner::attention_batch(nn::AttentionBatch::Kind kind, c
 
 at::Tensor ModelRunner::prefill(const std::vector<const PreparedPrompt*>& prompts,
                                 const std::vector<SequenceSlot*>& slots) {
+  return prefill_on_device(prompts, slots).to(at::kCPU);
+}
+
+at::Tensor ModelRunner::decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) {
+  return decode_on_device(tokens, slots).to(at::kCPU);
+}
+
+at::Tensor ModelRunner::prefill_on_device(const std::vector<const PreparedPrompt*>& prompts,
+                                          const std::vector<SequenceSlot*>& slots) {
   const auto& config = model_.config();
   const int64_t unit = config.vision.spatial_merge_size * config.vision.spatial_merge_size;
 
@@ -110,10 +119,11 @@ at::Tensor ModelRunner::prefill(const std::vector<const PreparedPrompt*>& prompt
   for (size_t i = 0; i < slots.size(); ++i) slots[i]->length += lengths[i];
 
   auto last_rows = batch.cu_seqlens_q.narrow(0, 1, static_cast<int64_t>(slots.size())).to(at::kLong) - 1;
-  return model_.logits(hidden.index_select(0, last_rows)).to(at::kCPU, at::kFloat);
+  return model_.logits(hidden.index_select(0, last_rows)).to(at::kFloat);
 }
 
-at::Tensor ModelRunner::decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) {
+at::Tensor ModelRunner::decode_on_device(const std::vector<int64_t>& tokens,
+                                         const std::vector<SequenceSlot*>& slots) {
   const int64_t s = static_cast<int64_t>(slots.size());
   auto batch = attention_batch(nn::AttentionBatch::Kind::kDecode, std::vector<int64_t>(s, 1), slots);
   // generate() places each new token at the previous token's position + 1, on every axis.
@@ -124,7 +134,7 @@ at::Tensor ModelRunner::decode(const std::vector<int64_t>& tokens, const std::ve
   auto id_tensor = cpu_tensor(tokens, at::kLong).to(device_);
   auto hidden = model_.forward(model_.embed_text(id_tensor), positions, batch, cache_);
   for (auto* slot : slots) slot->length += 1;
-  return model_.logits(hidden).to(at::kCPU, at::kFloat);
+  return model_.logits(hidden).to(at::kFloat);
 }
 
 }  // namespace qwenvl::runtime

@@ -44,10 +44,16 @@ class ModelRunner {
   // Prefills every prompt (slots must hold enough blocks for them) and returns the fp32 logits of
   // each prompt's last token, [S, vocab], on the CPU.
   at::Tensor prefill(const std::vector<const PreparedPrompt*>& prompts, const std::vector<SequenceSlot*>& slots);
+  // The same logits left on the network's device (a GPU samples them where they are).
+  at::Tensor prefill_on_device(const std::vector<const PreparedPrompt*>& prompts,
+                               const std::vector<SequenceSlot*>& slots);
 
   // Appends one token to every sequence (slots must hold a block for it) and returns the fp32
   // logits of the next token, [S, vocab], on the CPU.
   at::Tensor decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots);
+  at::Tensor decode_on_device(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots);
+
+  at::Device device() const { return device_; }
 
  private:
   nn::AttentionBatch attention_batch(nn::AttentionBatch::Kind kind, const std::vector<int64_t>& new_tokens,

@@ -29,11 +29,39 @@ namespace qwenvl {
 // The pixel formats frames may come in; converted to RGB as GStreamer's videoconvert does.
 enum class PixelFormat { kRGB, kRGBA, kRGBx, kBGR, kBGRA, kBGRx, kNV12, kI420 };
 
+// Every supported format with its GStreamer / caps name (case matters: "RGBx", not "RGBX"), in the
+// order of the enum. Inline, so that clients which load the engine library at run time (the
+// GStreamer element builds its caps from this table) need none of its symbols for it.
+struct PixelFormatName {
+  PixelFormat format;
+  const char* name;
+};
+inline constexpr PixelFormatName kPixelFormatNames[] = {
+    {PixelFormat::kRGB, "RGB"},   {PixelFormat::kRGBA, "RGBA"}, {PixelFormat::kRGBx, "RGBx"},
+    {PixelFormat::kBGR, "BGR"},   {PixelFormat::kBGRA, "BGRA"}, {PixelFormat::kBGRx, "BGRx"},
+    {PixelFormat::kNV12, "NV12"}, {PixelFormat::kI420, "I420"},
+};
+
 // Every supported format, in the order above; the element's caps are built from this list.
-const std::vector<PixelFormat>& supported_pixel_formats();
+inline const std::vector<PixelFormat>& supported_pixel_formats() {
+  static const std::vector<PixelFormat> formats = [] {
+    std::vector<PixelFormat> all;
+    for (const PixelFormatName& entry : kPixelFormatNames) all.push_back(entry.format);
+    return all;
+  }();
+  return formats;
+}
 // The GStreamer / caps name ("RGB", "BGRx", "NV12", ...), and back (nullopt for an unknown name).
-const char* pixel_format_name(PixelFormat format);
-std::optional<PixelFormat> pixel_format_from_name(std::string_view name);
+constexpr const char* pixel_format_name(PixelFormat format) {
+  for (const PixelFormatName& entry : kPixelFormatNames)
+    if (entry.format == format) return entry.name;
+  return "unknown";
+}
+constexpr std::optional<PixelFormat> pixel_format_from_name(std::string_view name) {
+  for (const PixelFormatName& entry : kPixelFormatNames)
+    if (name == entry.name) return entry.format;
+  return std::nullopt;
+}
 
 // YUV to RGB matrix of NV12 / I420 frames. kAuto is what GStreamer 1.22 assumes for caps without
 // colorimetry (set_default_colorimetry in video-info.c, used by gst_video_info_set_format and
@@ -72,7 +100,15 @@ struct SamplingParams {
 using RequestId = uint64_t;
 
 enum class Status { kAnswered, kCancelled, kExpired, kFailed };
-const char* status_name(Status status);
+constexpr const char* status_name(Status status) {
+  switch (status) {
+    case Status::kAnswered: return "answered";
+    case Status::kCancelled: return "cancelled";
+    case Status::kExpired: return "expired";
+    case Status::kFailed: return "failed";
+  }
+  return "unknown";
+}
 
 struct Result {
   RequestId id = 0;
@@ -136,4 +172,13 @@ class Engine {
   virtual const EngineOptions& options() const = 0;
 };
 
+// Engine::create for clients that load the library at run time (dlopen + dlsym of
+// kEngineCreateSymbol), such as the GStreamer element: they then use only Engine's virtual methods
+// and this header's inline parts. Returns nullptr and sets *error (when given) on failure.
+using EngineCreateFunction = Engine* (*)(const EngineOptions* options, std::string* error);
+inline constexpr const char kEngineCreateSymbol[] = "qwenvl_engine_create";
+
 }  // namespace qwenvl
+
+extern "C" __attribute__((visibility("default"))) qwenvl::Engine* qwenvl_engine_create(const qwenvl::EngineOptions* options,
+                                                                                      std::string* error);
