@@ -33,6 +33,7 @@ for fault in "${faults[@]}"; do
 
   fi
   mv "$file.orig" "$file"
+  touch "$file"  # newer than the faulty build's objects, so the next build recompiles it
 done
 ninja -C "$build" tests/test_qwen2_5_vl >/dev/null 2>&1
 exit $status

@@ -348,6 +348,14 @@ ModelConfig load_model_config(const fs::path& config_json) {
   if (!fs::is_regular_file(config_json)) throw Error(fmt::format("{}: no such file", config_json.string()));
   const json root = read_json(config_json);
   Reader outer(root, config_json, "");
+  // Another architecture's directory would otherwise fail later on some field with a puzzling message.
+  if (outer.set("model_type")) {
+    std::string model_type;
+    outer.get("model_type", model_type);
+    if (model_type != "qwen2_5_vl")
+      throw Error(fmt::format("{}: model_type '{}' is not Qwen2.5-VL ('qwen2_5_vl'): this directory holds another model",
+                              config_json.string(), model_type));
+  }
   ModelConfig c;
   // A nested file uses text_config alone; a flat (Hub) file keeps the text fields at the top level.
   c.nested = outer.set("text_config");

@@ -239,6 +239,15 @@ TEST_F(ConfigErrors, WrongTypeNamesTheKey) {
   EXPECT_THAT(message, HasSubstr("text_config.hidden_size"));
 }
 
+TEST_F(ConfigErrors, AnotherModelTypeIsNamed) {
+  json config = read("config.json");
+  config["model_type"] = "llama";
+  write("config.json", config.dump());
+  const std::string message = error_of(dir_);
+  EXPECT_THAT(message, HasSubstr("config.json"));
+  EXPECT_THAT(message, HasSubstr("'llama' is not Qwen2.5-VL"));
+}
+
 TEST_F(ConfigErrors, FloatWhereIntegerExpected) {
   json config = read("config.json");
   config["vision_config"]["depth"] = 3.5;

@@ -191,7 +191,9 @@ TEST_F(EngineApi, CancelFromThePartialCallback) {
   std::atomic<RequestId> id{0};
   std::atomic<int> cancels{0};
   r.request.on_partial = [&](RequestId rid, std::string_view) {
-    if (cancels++ == 0) EXPECT_TRUE(engine_->cancel(rid));
+    if (cancels++ == 0) {
+      EXPECT_TRUE(engine_->cancel(rid));
+    }
     id = rid;
   };
   Result res = engine_->submit(std::move(r.request)).result.get();
