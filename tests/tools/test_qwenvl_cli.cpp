@@ -1,0 +1,269 @@
+// qwenvl-cli run as a user runs it (the built binary, QWENVL_CLI), against transformers 5.17's answers
+// for the same image and video files (OUT/reference/cli, written by scripts/fixtures/sample_media.py).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/videoio.hpp>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct CliRun {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string cli_path() {
+  const char* cli = std::getenv("QWENVL_CLI");
+  if (cli == nullptr || !fs::exists(cli))
+    throw std::runtime_error("QWENVL_CLI is unset or missing: run through meson test");
+  return cli;
+}
+
+// Runs the CLI with these arguments; stdout through a pipe, stderr through a file.
+CliRun run_cli(const std::vector<std::string>& args) {
+  const fs::path err_file = fs::temp_directory_path() / ("qwenvl_cli_test_" + std::to_string(::getpid()) + ".err");
+  std::string command = shell_quote(cli_path());
+  for (const auto& a : args) command += " " + shell_quote(a);
+  command += " 2>" + shell_quote(err_file.string());
+  CliRun run;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("popen failed");
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
+  const int status = ::pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);  // a crash shows as > 128
+  run.err = qwenvl::test::read_text(err_file);
+  fs::remove(err_file);
+  return run;
+}
+
+fs::path model_dir(const std::string& model) { return qwenvl::test::fixtures_dir() / "models" / model; }
+
+// The case's CLI arguments, media paths made absolute (they are stored relative to the fixtures).
+std::vector<std::string> case_args(const json& ref) {
+  std::vector<std::string> args = {"--model", model_dir(ref["model"].get<std::string>()).string()};
+  for (const auto& a : ref["args"]) {
+    std::string s = a.get<std::string>();
+    args.push_back(s.rfind("media/", 0) == 0 ? (qwenvl::test::fixtures_dir() / s).string() : s);
+  }
+  return args;
+}
+
+json load_reference(const std::string& model, const std::string& name) {
+  return json::parse(
+      qwenvl::test::read_text(qwenvl::test::fixtures_dir() / "reference" / "cli" / model / (name + ".json")));
+}
+
+struct CaseName {
+  std::string model, name;
+};
+void PrintTo(const CaseName& c, std::ostream* os) { *os << c.model << "/" << c.name; }
+
+std::vector<CaseName> all_cases() {
+  std::vector<CaseName> cases;
+  for (const char* model : {"tiny-a", "tiny-b"})
+    for (const char* name : {"one_image", "two_images_system", "video_frames", "video_default_fps"})
+      cases.push_back({model, name});
+  return cases;
+}
+
+class ReferenceCase : public ::testing::TestWithParam<CaseName> {};
+
+// stdout is transformers' decode(new_ids, skip_special_tokens=True) of its greedy answer, a newline,
+// and nothing else; stderr stays empty.
+TEST_P(ReferenceCase, PrintsTransformersAnswer) {
+  const json ref = load_reference(GetParam().model, GetParam().name);
+  const CliRun run = run_cli(case_args(ref));
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, ref["text"].get<std::string>() + "\n");
+  EXPECT_EQ(run.err, "");
+}
+
+// --json: the same answer with its ids, the processor's prompt length and the timings.
+TEST_P(ReferenceCase, JsonCarriesIdsAndPromptLength) {
+  const json ref = load_reference(GetParam().model, GetParam().name);
+  auto args = case_args(ref);
+  args.push_back("--json");
+  const CliRun run = run_cli(args);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ASSERT_EQ(std::count(run.out.begin(), run.out.end(), '\n'), 1) << "one JSON object, one line: " << run.out;
+  const json out = json::parse(run.out);
+  EXPECT_EQ(out.at("text"), ref["text"]);
+  EXPECT_EQ(out.at("token_ids").get<std::vector<int>>(), ref["token_ids"].get<std::vector<int>>());
+  EXPECT_EQ(out.at("prompt_tokens").get<int>(), ref["prompt_tokens"].get<int>());
+  EXPECT_EQ(out.at("generated_tokens").get<size_t>(), ref["token_ids"].size());
+  const double ttft = out.at("ttft_ms").get<double>(), total = out.at("total_ms").get<double>();
+  EXPECT_GT(ttft, 0);
+  EXPECT_GE(total, ttft);
+  EXPECT_TRUE(out.at("finish_reason") == "length" || out.at("finish_reason") == "eos") << out.at("finish_reason");
+  EXPECT_EQ(run.err, "");
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceCase, ::testing::ValuesIn(all_cases()), [](const auto& info) {
+  std::string n = info.param.model + "_" + info.param.name;
+  std::replace(n.begin(), n.end(), '-', '_');
+  return n;
+});
+
+// The video references hold because the clip is lossless: OpenCV decodes clip.avi to exactly the frames
+// transformers was given (stored beside it as PNG), at the rate and count its header states.
+TEST(SampleClip, OpenCvDecodesTheFramesTransformersSaw) {
+  const fs::path media = qwenvl::test::fixtures_dir() / "media";
+  cv::VideoCapture capture((media / "clip.avi").string());
+  ASSERT_TRUE(capture.isOpened());
+  EXPECT_EQ(capture.get(cv::CAP_PROP_FPS), 6.0);
+  EXPECT_EQ(capture.get(cv::CAP_PROP_FRAME_COUNT), 12.0);
+  int count = 0;
+  cv::Mat frame;
+  while (capture.read(frame)) {
+    char name[32];
+    std::snprintf(name, sizeof name, "frame_%02d.png", count);
+    const cv::Mat png = cv::imread((media / "clip" / name).string(), cv::IMREAD_COLOR);
+    ASSERT_FALSE(png.empty()) << name;
+    ASSERT_EQ(frame.size(), png.size()) << name;
+    EXPECT_EQ(cv::norm(frame, png, cv::NORM_INF), 0.0) << name;
+    ++count;
+  }
+  EXPECT_EQ(count, 12);
+}
+
+TEST(Help, DocumentsEveryOptionAndGreedy) {
+  const CliRun run = run_cli({"--help"});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  for (const char* option : {"--model",       "--image",
+                             "--video",       "--frames",
+                             "--fps",         "--prompt",
+                             "--system",      "--max-new-tokens",
+                             "--temperature", "--top-k",
+                             "--top-p",       "--min-p",
+                             "--seed",        "--repetition-penalty",
+                             "--stop",        "--device",
+                             "--dtype",       "--max-context",
+                             "--min-pixels",  "--max-pixels",
+                             "--json"})
+    EXPECT_NE(run.out.find(option), std::string::npos) << option;
+  EXPECT_NE(run.out.find("--temperature 0 forces greedy"), std::string::npos);
+  EXPECT_NE(run.out.find("generation_config.json"), std::string::npos);
+  EXPECT_NE(run.out.find("Exit codes"), std::string::npos);
+}
+
+// Bad inputs: the stated exit code, nothing on stdout, one line on stderr that says what is wrong.
+struct BadInput {
+  std::string name;
+  std::vector<std::string> args;  // "{model}", "{image}", "{clip}", "{tmp}" are replaced
+  int exit_code;
+  std::string says;  // part of the message
+};
+void PrintTo(const BadInput& b, std::ostream* os) { *os << b.name; }
+
+class BadInputs : public ::testing::TestWithParam<BadInput> {
+ protected:
+  static void SetUpTestSuite() {
+    tmp_ = fs::temp_directory_path() / ("qwenvl_cli_bad_" + std::to_string(::getpid()));
+    fs::create_directories(tmp_ / "empty");
+    fs::create_directories(tmp_ / "broken");
+    fs::create_directories(tmp_ / "config_only");
+    std::ofstream(tmp_ / "text.png") << "not an image\n";
+    std::ofstream(tmp_ / "text.avi") << "not a video\n";
+    std::ofstream(tmp_ / "broken" / "config.json") << "{\"model_type\": \"qwen2_5_vl\", ";
+    fs::copy_file(model_dir("tiny-a") / "config.json", tmp_ / "config_only" / "config.json");
+  }
+  static void TearDownTestSuite() { fs::remove_all(tmp_); }
+  static fs::path tmp_;
+};
+fs::path BadInputs::tmp_;
+
+std::string expand(std::string s, const fs::path& tmp) {
+  const fs::path fixtures = qwenvl::test::fixtures_dir();
+  const std::pair<std::string, std::string> vars[] = {{"{model}", model_dir("tiny-a").string()},
+                                                      {"{image}", (fixtures / "media" / "sample.png").string()},
+                                                      {"{clip}", (fixtures / "media" / "clip.avi").string()},
+                                                      {"{tmp}", tmp.string()}};
+  for (const auto& [key, value] : vars)
+    for (size_t at; (at = s.find(key)) != std::string::npos;) s.replace(at, key.size(), value);
+  return s;
+}
+
+TEST_P(BadInputs, FailCleanly) {
+  std::vector<std::string> args;
+  for (const auto& a : GetParam().args) args.push_back(expand(a, tmp_));
+  const CliRun run = run_cli(args);
+  EXPECT_EQ(run.exit_code, GetParam().exit_code) << run.err;
+  EXPECT_EQ(run.out, "");
+  ASSERT_FALSE(run.err.empty());
+  EXPECT_EQ(run.err.rfind("qwenvl-cli: ", 0), 0u) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_EQ(run.err.back(), '\n');
+  EXPECT_NE(run.err.find(expand(GetParam().says, tmp_)), std::string::npos) << run.err;
+}
+
+const std::vector<std::string> kGood = {"--model", "{model}", "--prompt", "hi"};
+std::vector<std::string> good_plus(std::vector<std::string> extra) {
+  std::vector<std::string> args = kGood;
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BadInputs,
+    ::testing::Values(
+        BadInput{"missing_image", good_plus({"--image", "{tmp}/nope.png"}), 1, "{tmp}/nope.png"},
+        BadInput{"text_file_named_png", good_plus({"--image", "{tmp}/text.png"}), 1, "{tmp}/text.png"},
+        BadInput{"directory_as_image", good_plus({"--image", "{tmp}"}), 1, "is a directory"},
+        BadInput{"missing_video", good_plus({"--video", "{tmp}/nope.avi"}), 1, "{tmp}/nope.avi"},
+        BadInput{"text_file_named_avi", good_plus({"--video", "{tmp}/text.avi"}), 1, "{tmp}/text.avi"},
+        BadInput{"too_many_frames", good_plus({"--video", "{clip}", "--frames", "40"}), 1, "12 frames"},
+        BadInput{
+            "missing_model_dir", {"--model", "{tmp}/none", "--image", "{image}", "--prompt", "hi"}, 2, "{tmp}/none"},
+        BadInput{
+            "empty_model_dir", {"--model", "{tmp}/empty", "--image", "{image}", "--prompt", "hi"}, 2, "config.json"},
+        BadInput{
+            "broken_config", {"--model", "{tmp}/broken", "--image", "{image}", "--prompt", "hi"}, 2, "config.json"},
+        BadInput{"config_without_weights",
+                 {"--model", "{tmp}/config_only", "--image", "{image}", "--prompt", "hi"},
+                 2,
+                 "config_only"},
+        BadInput{"no_prompt", {"--model", "{model}", "--image", "{image}"}, 1, "--prompt"},
+        BadInput{"no_model", {"--image", "{image}", "--prompt", "hi"}, 1, "--model"},
+        BadInput{"unknown_option", good_plus({"--colour", "red"}), 1, "--colour"},
+        BadInput{"negative_temperature", good_plus({"--temperature", "-1"}), 1, "--temperature"},
+        BadInput{"temperature_not_a_number", good_plus({"--temperature", "warm"}), 1, "--temperature"},
+        BadInput{"top_p_above_one", good_plus({"--top-p", "1.5"}), 1, "--top-p"},
+        BadInput{"min_p_above_one", good_plus({"--min-p", "2"}), 1, "--min-p"},
+        BadInput{"zero_new_tokens", good_plus({"--max-new-tokens", "0"}), 1, "--max-new-tokens"},
+        BadInput{"zero_penalty", good_plus({"--repetition-penalty", "0"}), 1, "--repetition-penalty"},
+        BadInput{"bad_device", good_plus({"--device", "tpu"}), 1, "--device"},
+        BadInput{"bad_dtype", good_plus({"--dtype", "int3"}), 1, "--dtype"},
+        BadInput{"image_and_video", good_plus({"--image", "{image}", "--video", "{clip}"}), 1, "--video"},
+        BadInput{"frames_and_fps", good_plus({"--video", "{clip}", "--frames", "4", "--fps", "1"}), 1, "--fps"},
+        BadInput{"frames_without_video", good_plus({"--image", "{image}", "--frames", "4"}), 1, "--frames"},
+        BadInput{"one_frame", good_plus({"--video", "{clip}", "--frames", "1"}), 1, "--frames"},
+        BadInput{"zero_fps", good_plus({"--video", "{clip}", "--fps", "0"}), 1, "--fps"},
+        BadInput{"min_above_max_pixels",
+                 good_plus({"--image", "{image}", "--min-pixels", "9000", "--max-pixels", "3000"}), 1, "--min-pixels"},
+        BadInput{"prompt_over_context", good_plus({"--image", "{image}", "--max-context", "40"}), 3, "max_context 40"}),
+    [](const auto& info) { return info.param.name; });
+
+}  // namespace
