@@ -1,0 +1,75 @@
+#include "engine_registry.h"
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <vector>
+
+namespace qwenvl::gst {
+namespace {
+
+struct Entry {
+  std::weak_ptr<Engine> engine;
+  uint64_t instance = 0;
+  uint64_t warmup_ns = 0;
+  EngineOptions options;
+};
+
+std::mutex registry_mutex;
+std::map<std::string, Entry>& registry() {
+  static auto* entries = new std::map<std::string, Entry>();  // never destroyed: engines may outlive exit handlers
+  return *entries;
+}
+
+// One tiny request (a grey 32x32 image, one new token) so that the first frame of a stream does not
+// pay for first-use allocations; its time is the element's first latency estimate.
+uint64_t warm_up(Engine& engine) {
+  std::vector<uint8_t> grey(32 * 32 * 3, 128);
+  FrameView view;
+  view.format = PixelFormat::kRGB;
+  view.width = view.height = 32;
+  view.planes[0] = grey.data();
+  view.strides[0] = 32 * 3;
+  Request request;
+  request.images.push_back(view);
+  request.prompt = "Hi";
+  request.sampling.max_new_tokens = 1;
+  request.sampling.temperature = 0.0;
+  request.stream_id = "qwenvl-warm-up";
+  const auto start = std::chrono::steady_clock::now();
+  Result result = engine.submit(std::move(request)).result.get();
+  if (result.status != Status::kAnswered)
+    throw Error(std::string("the engine's warm-up request ") + status_name(result.status) + ": " + result.error);
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+}
+
+}  // namespace
+
+SharedEngine acquire_shared_engine(const std::string& engine_id, const EngineOptions& options,
+                                   EngineCreateFunction create) {
+  const std::string key = engine_id.empty() ? "model=" + options.model_dir + " device=" + options.device + " dtype=" + options.dtype
+                                            : "engine-id=" + engine_id;
+  // Held while creating: a second element asking for the same engine waits for it, not a second copy.
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  Entry& entry = registry()[key];
+  if (auto engine = entry.engine.lock()) {
+    if (!engine_id.empty() && (entry.options.model_dir != options.model_dir || entry.options.device != options.device ||
+                               entry.options.dtype != options.dtype))
+      throw Error("engine-id '" + engine_id + "' already runs model '" + entry.options.model_dir + "' on " +
+                  entry.options.device + " (" + entry.options.dtype + "); give this element the same model, device and dtype or another engine-id");
+    return SharedEngine{engine, entry.instance, entry.warmup_ns, key};
+  }
+  std::string error;
+  Engine* raw = create(&options, &error);
+  if (raw == nullptr) throw Error(error.empty() ? "the engine could not be created" : error);
+  std::shared_ptr<Engine> engine(raw, [](Engine* e) { delete e; });
+  static uint64_t next_instance = 0;
+  entry.engine = engine;
+  entry.instance = ++next_instance;
+  entry.options = options;
+  entry.warmup_ns = warm_up(*engine);
+  return SharedEngine{engine, entry.instance, entry.warmup_ns, key};
+}
+
+}  // namespace qwenvl::gst

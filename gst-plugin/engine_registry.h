@@ -1,0 +1,26 @@
+// One engine per process for each model + device + dtype (or explicit engine-id), shared by every
+// qwenvl element: several streams submit to it and its waiting requests run together as one batch.
+// The last element to let go of an engine destroys it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "qwenvl/engine.h"
+
+namespace qwenvl::gst {
+
+struct SharedEngine {
+  std::shared_ptr<Engine> engine;
+  uint64_t instance = 0;       // process-unique number of this engine (elements that share it agree)
+  uint64_t warmup_ns = 0;      // how long the warm-up request took, submit to answer
+  std::string key;             // what it is shared under
+};
+
+// The engine for `options` (or `engine_id` when not empty), created with `create` and warmed up
+// with one tiny request when no element holds it yet. Throws qwenvl::Error saying what to fix.
+SharedEngine acquire_shared_engine(const std::string& engine_id, const EngineOptions& options,
+                                   EngineCreateFunction create);
+
+}  // namespace qwenvl::gst

@@ -1,0 +1,989 @@
+/**
+ * SECTION:element-qwenvl
+ * @title: qwenvl
+ *
+ * Asks a Qwen2.5-VL model about video frames while the video passes through untouched. Each answer
+ * reaches downstream in three agreeing forms: a GstQwenVLMeta on the next outgoing video buffer,
+ * an element message "qwenvl-result" (and a "result" signal), and a text/x-raw buffer on the
+ * text_src pad for textoverlay. Inference runs on the engine's threads, never on the streaming
+ * thread; in async mode (the default) the video never waits.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 -m videotestsrc num-buffers=60 ! qwenvl model=/models/Qwen2.5-VL-3B-Instruct \
+ *     prompt="Describe this image." interval=1000000000 ! fakesink
+ * ]|
+ */
+#include "gstqwenvl.h"
+
+#include <gst/video/video.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine_loader.h"
+#include "engine_registry.h"
+#include "gstqwenvlmeta.h"
+#include "qwenvl/engine.h"
+#include "request_tracker.h"
+
+GST_DEBUG_CATEGORY_STATIC(gst_qwenvl_debug);
+#define GST_CAT_DEFAULT gst_qwenvl_debug
+
+namespace {
+
+using qwenvl::gst::Answer;
+using qwenvl::gst::RequestTracker;
+using qwenvl::gst::SharedEngine;
+
+enum Mode { kModeAsync, kModeSync };
+enum DropPolicy { kSkipWhileBusy, kDropOldest };
+enum Dtype { kDtypeAuto, kDtypeFloat32, kDtypeBfloat16, kDtypeFloat16 };
+
+constexpr const char* kDefaultPrompt = "Describe this image.";
+constexpr const char* kDefaultDevice = "cpu";
+
+// Property values; read and written under the object lock.
+struct Settings {
+  std::string model;
+  std::string prompt = kDefaultPrompt;
+  std::string system_prompt;
+  std::string stream_id;  // empty: the element's name
+  int max_new_tokens = 0;
+  double temperature = -1, top_p = -1, min_p = -1, repetition_penalty = -1;
+  int top_k = -1;
+  gint64 seed = -1;
+  std::vector<std::string> stop_strings;
+  GstClockTime interval = 0;
+  Mode mode = kModeAsync;
+  DropPolicy drop_policy = kSkipWhileBusy;
+  guint max_pending = 1;
+  gboolean drain_on_eos = TRUE;
+  GstClockTime caption_duration = 0;
+  std::string device = kDefaultDevice;
+  Dtype dtype = kDtypeAuto;
+  std::string engine_id;
+  std::string engine_library;
+  gboolean emit_partial = FALSE;
+};
+
+// What NULL->READY sets up and READY->NULL releases; pointers copied under the object lock.
+struct Runtime {
+  SharedEngine shared;
+  std::shared_ptr<RequestTracker> tracker;
+};
+
+// Streaming-thread state.
+struct Streaming {
+  GstVideoInfo info;
+  bool have_info = false;
+  bool caps_colorimetry = false;  // the caps named one (else the engine applies GStreamer's default)
+  qwenvl::PixelFormat format = qwenvl::PixelFormat::kRGB;
+  GstClockTime last_asked_pts = GST_CLOCK_TIME_NONE;
+  GstClockTime last_pts = GST_CLOCK_TIME_NONE;
+  GstClockTime last_delta = GST_CLOCK_TIME_NONE;
+  GstClockTime last_end = GST_CLOCK_TIME_NONE;  // end of the last outgoing video buffer
+  std::string caption;
+  GstClockTime caption_start = GST_CLOCK_TIME_NONE;
+  bool have_caption = false;
+  bool warned_latency = false;
+};
+
+struct State {
+  Settings settings;
+  Runtime runtime;
+  Streaming streaming;
+  std::atomic<guint64> reported_latency{0};  // added latency reported in sync mode
+};
+
+}  // namespace
+
+struct _GstQwenVL {
+  GstBaseTransform parent;
+  GstPad* text_src;
+  State* state;
+};
+
+enum {
+  PROP_0,
+  PROP_MODEL,
+  PROP_PROMPT,
+  PROP_SYSTEM_PROMPT,
+  PROP_STREAM_ID,
+  PROP_MAX_NEW_TOKENS,
+  PROP_TEMPERATURE,
+  PROP_TOP_K,
+  PROP_TOP_P,
+  PROP_MIN_P,
+  PROP_REPETITION_PENALTY,
+  PROP_SEED,
+  PROP_STOP_STRINGS,
+  PROP_INTERVAL,
+  PROP_MODE,
+  PROP_DROP_POLICY,
+  PROP_MAX_PENDING,
+  PROP_DRAIN_ON_EOS,
+  PROP_CAPTION_DURATION,
+  PROP_DEVICE,
+  PROP_DTYPE,
+  PROP_ENGINE_ID,
+  PROP_ENGINE_LIBRARY,
+  PROP_EMIT_PARTIAL,
+  PROP_STATS,
+};
+
+enum { SIGNAL_RESULT, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+G_DEFINE_TYPE(GstQwenVL, gst_qwenvl, GST_TYPE_BASE_TRANSFORM)
+GST_ELEMENT_REGISTER_DEFINE(qwenvl, "qwenvl", GST_RANK_NONE, GST_TYPE_QWENVL)
+
+GType gst_qwenvl_mode_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {kModeAsync, "The video never waits: frames are asked while the engine keeps up (see drop-policy)", "async"},
+      {kModeSync, "Every asked frame waits for its answer, which rides on that very buffer", "sync"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstQwenVLMode", values));
+  return type;
+}
+
+GType gst_qwenvl_drop_policy_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {kSkipWhileBusy, "A frame due while max-pending requests are in flight is not asked (counted as dropped)",
+       "skip-while-busy"},
+      {kDropOldest, "A frame due while max-pending requests are in flight cancels the oldest of them (counted as dropped)",
+       "drop-oldest"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstQwenVLDropPolicy", values));
+  return type;
+}
+
+GType gst_qwenvl_dtype_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {{kDtypeAuto, "bfloat16 on CUDA, float32 on the CPU", "auto"},
+                                      {kDtypeFloat32, "32-bit floats", "float32"},
+                                      {kDtypeBfloat16, "bfloat16", "bfloat16"},
+                                      {kDtypeFloat16, "float16", "float16"},
+                                      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstQwenVLDtype", values));
+  return type;
+}
+
+namespace {
+
+const char* dtype_name(Dtype dtype) {
+  switch (dtype) {
+    case kDtypeFloat32: return "float32";
+    case kDtypeBfloat16: return "bfloat16";
+    case kDtypeFloat16: return "float16";
+    default: return "auto";
+  }
+}
+
+// The sink and src caps: every pixel format of the engine (one list, engine.h), any size and rate.
+GstCaps* video_caps() {
+  std::string formats;
+  for (const qwenvl::PixelFormatName& entry : qwenvl::kPixelFormatNames) {
+    if (!formats.empty()) formats += ", ";
+    formats += entry.name;
+  }
+  const std::string caps = "video/x-raw, format=(string){ " + formats +
+                           " }, width=(int)[ 1, 2147483647 ], height=(int)[ 1, 2147483647 ], "
+                           "framerate=(fraction)[ 0/1, 2147483647/1 ]";
+  return gst_caps_from_string(caps.c_str());
+}
+
+std::string format_list() {
+  std::string out;
+  for (const qwenvl::PixelFormatName& entry : qwenvl::kPixelFormatNames) {
+    if (!out.empty()) out += ", ";
+    out += entry.name;
+  }
+  return out;
+}
+
+std::string timestamp_text(GstClockTime t) {
+  if (!GST_CLOCK_TIME_IS_VALID(t)) return "unknown";
+  const guint64 ms = t / GST_MSECOND;
+  gchar* s = g_strdup_printf("%u:%02u:%02u.%03u", static_cast<guint>(ms / 3600000), static_cast<guint>(ms / 60000 % 60),
+                             static_cast<guint>(ms / 1000 % 60), static_cast<guint>(ms % 1000));
+  std::string out(s);
+  g_free(s);
+  return out;
+}
+
+// {stream_id} and {timestamp} (the frame's pts as H:MM:SS.mmm) in a prompt.
+std::string expand_placeholders(std::string text, const std::string& stream_id, GstClockTime pts) {
+  const std::pair<std::string, std::string> rules[] = {{"{stream_id}", stream_id}, {"{timestamp}", timestamp_text(pts)}};
+  for (const auto& [key, value] : rules) {
+    size_t at = 0;
+    while ((at = text.find(key, at)) != std::string::npos) {
+      text.replace(at, key.size(), value);
+      at += value.size();
+    }
+  }
+  return text;
+}
+
+std::string stream_id_of(GstQwenVL* self, const Settings& s) {
+  if (!s.stream_id.empty()) return s.stream_id;
+  gchar* name = gst_object_get_name(GST_OBJECT(self));
+  std::string out = name ? name : "";
+  g_free(name);
+  return out;
+}
+
+Settings settings_snapshot(GstQwenVL* self) {
+  GST_OBJECT_LOCK(self);
+  Settings s = self->state->settings;
+  GST_OBJECT_UNLOCK(self);
+  return s;
+}
+
+Runtime runtime_snapshot(GstQwenVL* self) {
+  GST_OBJECT_LOCK(self);
+  Runtime r = self->state->runtime;
+  GST_OBJECT_UNLOCK(self);
+  return r;
+}
+
+// One answer's fields: the message, the signal and the meta carry the same structure.
+GstStructure* answer_structure(const char* name, const Answer& a) {
+  GValue ids = G_VALUE_INIT;
+  gst_value_array_init(&ids, a.result.token_ids.size());
+  for (int32_t id : a.result.token_ids) {
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, G_TYPE_INT);
+    g_value_set_int(&v, id);
+    gst_value_array_append_and_take_value(&ids, &v);
+  }
+  GstStructure* s = gst_structure_new(
+      name, GST_QWENVL_FIELD_TEXT, G_TYPE_STRING, a.result.text.c_str(), GST_QWENVL_FIELD_PROMPT, G_TYPE_STRING,
+      a.ticket.prompt.c_str(), GST_QWENVL_FIELD_STREAM_ID, G_TYPE_STRING, a.ticket.stream_id.c_str(),
+      GST_QWENVL_FIELD_REQUEST_ID, G_TYPE_UINT64, static_cast<guint64>(a.result.id), GST_QWENVL_FIELD_PTS, G_TYPE_UINT64,
+      static_cast<guint64>(a.ticket.pts), GST_QWENVL_FIELD_LATENCY, G_TYPE_UINT64,
+      static_cast<guint64>(std::llround(a.result.total_ms * 1e6)), GST_QWENVL_FIELD_TTFT, G_TYPE_UINT64,
+      static_cast<guint64>(std::llround(a.result.ttft_ms * 1e6)), GST_QWENVL_FIELD_PROMPT_TOKENS, G_TYPE_INT,
+      a.result.prompt_tokens, GST_QWENVL_FIELD_GENERATED_TOKENS, G_TYPE_INT, static_cast<int>(a.result.token_ids.size()),
+      GST_QWENVL_FIELD_FINISH_REASON, G_TYPE_STRING, a.result.finish_reason.c_str(), nullptr);
+  gst_structure_take_value(s, GST_QWENVL_FIELD_TOKEN_IDS, &ids);
+  return s;
+}
+
+GstClockTime estimated_duration(GstQwenVL* self, GstBuffer* buffer) {
+  Streaming& st = self->state->streaming;
+  if (buffer != nullptr && GST_BUFFER_DURATION_IS_VALID(buffer)) return GST_BUFFER_DURATION(buffer);
+  if (st.have_info && st.info.fps_n > 0)
+    return gst_util_uint64_scale_int(GST_SECOND, st.info.fps_d, st.info.fps_n);
+  if (GST_CLOCK_TIME_IS_VALID(st.last_delta) && st.last_delta > 0) return st.last_delta;
+  return GST_SECOND / 10;  // nothing says how long a frame lasts: a tenth of a second
+}
+
+// The text_src stream follows the video: per outgoing buffer, the current caption as a text buffer
+// with that buffer's pts and duration, or a GAP event when there is none (textoverlay never
+// waits). Unlinked, it costs nothing.
+void push_text(GstQwenVL* self, GstClockTime pts, GstClockTime duration, const Settings& s) {
+  if (!gst_pad_is_linked(self->text_src) || !GST_CLOCK_TIME_IS_VALID(pts)) return;
+  Streaming& st = self->state->streaming;
+  const bool current = st.have_caption && (s.caption_duration == 0 || !GST_CLOCK_TIME_IS_VALID(st.caption_start) ||
+                                           pts < st.caption_start + s.caption_duration);
+  if (!current) {
+    gst_pad_push_event(self->text_src, gst_event_new_gap(pts, duration));
+    return;
+  }
+  GstBuffer* text = gst_buffer_new_memdup(st.caption.data(), st.caption.size());
+  GST_BUFFER_PTS(text) = pts;
+  GST_BUFFER_DURATION(text) = duration;
+  const GstFlowReturn ret = gst_pad_push(self->text_src, text);
+  if (ret != GST_FLOW_OK) GST_DEBUG_OBJECT(self, "text_src push: %s", gst_flow_get_name(ret));
+}
+
+void check_latency(GstQwenVL* self, const Answer& a, const Settings& s) {
+  if (s.mode != kModeSync) return;
+  const guint64 latency = static_cast<guint64>(std::llround(a.result.total_ms * 1e6));
+  guint64 reported = self->state->reported_latency.load();
+  if (latency <= reported) return;
+  self->state->reported_latency.store(latency);
+  if (!self->state->streaming.warned_latency) {
+    self->state->streaming.warned_latency = true;
+    GST_ELEMENT_WARNING(self, CORE, CLOCK, ("qwenvl: an answer took %" GST_TIME_FORMAT ", more than the %" GST_TIME_FORMAT
+                                            " of latency reported; the latency is raised to it",
+                                            GST_TIME_ARGS(latency), GST_TIME_ARGS(reported)),
+                        ("sync mode adds the inference time to the pipeline's latency"));
+  }
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
+}
+
+// Hands every answer that came back to downstream: meta on `buffer` (when there is one), the
+// message and the signal; then the text_src item for this buffer's time.
+void deliver(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, GstClockTime pts, GstClockTime duration,
+             const Settings& s) {
+  Streaming& st = self->state->streaming;
+  for (Answer& a : rt.tracker->take_ready()) {
+    if (a.result.status != qwenvl::Status::kAnswered) {
+      GST_ELEMENT_WARNING(self, STREAM, FAILED,
+                          ("qwenvl: the request about the frame at %" GST_TIME_FORMAT " %s: %s", GST_TIME_ARGS(a.ticket.pts),
+                           qwenvl::status_name(a.result.status), a.result.error.c_str()),
+                          ("request %" G_GUINT64_FORMAT, static_cast<guint64>(a.result.id)));
+      continue;
+    }
+    GstStructure* fields = answer_structure("qwenvl-result", a);
+    if (buffer != nullptr) gst_buffer_add_qwenvl_meta(buffer, fields);
+    g_signal_emit(self, signals[SIGNAL_RESULT], 0, fields);
+    gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), fields));
+    st.caption = a.result.text;
+    st.caption_start = pts;
+    st.have_caption = true;
+    check_latency(self, a, s);
+  }
+  push_text(self, pts, duration, s);
+}
+
+bool frame_is_due(const Streaming& st, GstClockTime pts, const Settings& s) {
+  if (s.interval == 0 || !GST_CLOCK_TIME_IS_VALID(pts) || !GST_CLOCK_TIME_IS_VALID(st.last_asked_pts)) return true;
+  if (pts < st.last_asked_pts) return true;  // time went back (a new segment): start over
+  return pts - st.last_asked_pts >= s.interval;
+}
+
+qwenvl::YuvMatrix yuv_matrix(const Streaming& st) {
+  if (!st.caps_colorimetry) return qwenvl::YuvMatrix::kAuto;
+  switch (st.info.colorimetry.matrix) {
+    case GST_VIDEO_COLOR_MATRIX_BT601: return qwenvl::YuvMatrix::kBT601;
+    case GST_VIDEO_COLOR_MATRIX_BT709: return qwenvl::YuvMatrix::kBT709;
+    case GST_VIDEO_COLOR_MATRIX_BT2020: return qwenvl::YuvMatrix::kBT2020;
+    default: return qwenvl::YuvMatrix::kAuto;
+  }
+}
+
+// Submits one frame; the engine copies it inside submit(), so the buffer is unmapped at once.
+qwenvl::RequestId ask(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, const Settings& s) {
+  Streaming& st = self->state->streaming;
+  GstVideoFrame frame;
+  if (!gst_video_frame_map(&frame, &st.info, buffer, GST_MAP_READ)) {
+    GST_ELEMENT_WARNING(self, STREAM, FAILED, ("qwenvl: could not map a video buffer to read it"),
+                        ("buffer of %" G_GSIZE_FORMAT " bytes for caps %dx%d", gst_buffer_get_size(buffer),
+                         GST_VIDEO_INFO_WIDTH(&st.info), GST_VIDEO_INFO_HEIGHT(&st.info)));
+    return 0;
+  }
+  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+  qwenvl::FrameView view;
+  view.format = st.format;
+  view.width = GST_VIDEO_FRAME_WIDTH(&frame);
+  view.height = GST_VIDEO_FRAME_HEIGHT(&frame);
+  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES(&frame) && i < 3; ++i) {
+    view.planes[i] = static_cast<const uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, i));
+    view.strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, i);
+  }
+  view.timestamp_s = GST_CLOCK_TIME_IS_VALID(pts) ? static_cast<double>(pts) / GST_SECOND : 0.0;
+  view.yuv_matrix = yuv_matrix(st);
+  view.yuv_full_range = st.caps_colorimetry && st.info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255;
+
+  const std::string stream_id = stream_id_of(self, s);
+  qwenvl::Request request;
+  request.images.push_back(view);
+  request.prompt = expand_placeholders(s.prompt, stream_id, pts);
+  request.system_prompt = expand_placeholders(s.system_prompt, stream_id, pts);
+  request.stream_id = stream_id;
+  qwenvl::SamplingParams& p = request.sampling;
+  if (s.max_new_tokens > 0) p.max_new_tokens = s.max_new_tokens;
+  if (s.temperature >= 0) p.temperature = s.temperature;
+  if (s.top_k >= 0) p.top_k = s.top_k;
+  if (s.top_p >= 0) p.top_p = s.top_p;
+  if (s.min_p >= 0) p.min_p = s.min_p;
+  if (s.repetition_penalty > 0) p.repetition_penalty = s.repetition_penalty;
+  if (s.seed >= 0) p.seed = static_cast<uint64_t>(s.seed);
+  p.stop_strings = s.stop_strings;
+
+  qwenvl::gst::Ticket ticket{request.prompt, stream_id, pts, s.emit_partial != FALSE};
+  const qwenvl::RequestId id = rt.tracker->submit(*rt.shared.engine, std::move(request), std::move(ticket));
+  gst_video_frame_unmap(&frame);
+  GST_LOG_OBJECT(self, "asked about the frame at %" GST_TIME_FORMAT ": request %" G_GUINT64_FORMAT, GST_TIME_ARGS(pts),
+                 static_cast<guint64>(id));
+  return id;
+}
+
+void post_drop(GstQwenVL* self, GstClockTime pts, const char* reason, const RequestTracker& tracker) {
+  GstStructure* s = gst_structure_new("qwenvl-dropped", "pts", G_TYPE_UINT64, static_cast<guint64>(pts), "reason",
+                                      G_TYPE_STRING, reason, "dropped", G_TYPE_UINT64,
+                                      static_cast<guint64>(tracker.stats().dropped), nullptr);
+  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+}
+
+}  // namespace
+
+static GstFlowReturn gst_qwenvl_transform_ip(GstBaseTransform* trans, GstBuffer* buffer) {
+  GstQwenVL* self = GST_QWENVL(trans);
+  Streaming& st = self->state->streaming;
+  const Settings s = settings_snapshot(self);
+  const Runtime rt = runtime_snapshot(self);
+  if (!rt.tracker || !rt.shared.engine) return GST_FLOW_FLUSHING;
+  if (!st.have_info) {
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("qwenvl received a buffer before its caps"), (nullptr));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+
+  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+  if (GST_CLOCK_TIME_IS_VALID(pts) && GST_CLOCK_TIME_IS_VALID(st.last_pts) && pts > st.last_pts)
+    st.last_delta = pts - st.last_pts;
+  if (GST_CLOCK_TIME_IS_VALID(pts)) st.last_pts = pts;
+  const GstClockTime duration = estimated_duration(self, buffer);
+  if (GST_CLOCK_TIME_IS_VALID(pts)) st.last_end = pts + duration;
+
+  if (frame_is_due(st, pts, s)) {
+    bool room = rt.tracker->in_flight() < s.max_pending;
+    if (!room && s.mode == kModeAsync && s.drop_policy == kDropOldest && rt.tracker->cancel_oldest(*rt.shared.engine)) {
+      post_drop(self, pts, "drop-oldest", *rt.tracker);
+      room = true;
+    }
+    if (room || s.mode == kModeSync) {
+      const qwenvl::RequestId id = ask(self, rt, buffer, s);
+      st.last_asked_pts = pts;
+      if (id != 0 && s.mode == kModeSync && !rt.tracker->wait_for(id)) return GST_FLOW_FLUSHING;
+    } else {
+      rt.tracker->count_dropped();
+      post_drop(self, pts, "skip-while-busy", *rt.tracker);
+    }
+  }
+  deliver(self, rt, buffer, pts, duration, s);
+  return GST_FLOW_OK;
+}
+
+static gboolean gst_qwenvl_set_caps(GstBaseTransform* trans, GstCaps* incaps, GstCaps* outcaps) {
+  (void)outcaps;
+  GstQwenVL* self = GST_QWENVL(trans);
+  Streaming& st = self->state->streaming;
+  GstVideoInfo info;
+  if (!gst_video_info_from_caps(&info, incaps)) {
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION, ("qwenvl cannot read the video caps %" GST_PTR_FORMAT, incaps),
+                      ("put videoconvert before qwenvl"));
+    return FALSE;
+  }
+  const auto format = qwenvl::pixel_format_from_name(gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info)));
+  if (!format || GST_VIDEO_INFO_IS_INTERLACED(&info)) {
+    GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                      ("qwenvl takes progressive video/x-raw in %s, not %" GST_PTR_FORMAT, format_list().c_str(), incaps),
+                      ("put videoconvert (and deinterlace) before qwenvl"));
+    return FALSE;
+  }
+  st.info = info;
+  st.format = *format;
+  st.have_info = true;
+  st.caps_colorimetry = gst_structure_has_field(gst_caps_get_structure(incaps, 0), "colorimetry");
+  GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, incaps);
+  return TRUE;
+}
+
+static void reset_streaming(GstQwenVL* self) {
+  Streaming& st = self->state->streaming;
+  st.last_asked_pts = st.last_pts = st.last_delta = st.last_end = st.caption_start = GST_CLOCK_TIME_NONE;
+  st.caption.clear();
+  st.have_caption = false;
+}
+
+static void cancel_pending(GstQwenVL* self, const Runtime& rt) {
+  if (!rt.tracker || !rt.shared.engine) return;
+  const size_t n = rt.tracker->cancel_all(*rt.shared.engine);
+  if (n > 0) GST_DEBUG_OBJECT(self, "cancelled %" G_GSIZE_FORMAT " pending requests", n);
+}
+
+static gboolean gst_qwenvl_sink_event(GstBaseTransform* trans, GstEvent* event) {
+  GstQwenVL* self = GST_QWENVL(trans);
+  const Runtime rt = runtime_snapshot(self);
+  switch (GST_EVENT_TYPE(event)) {
+    case GST_EVENT_STREAM_START: {
+      gchar* id = gst_pad_create_stream_id(self->text_src, GST_ELEMENT(self), "text");
+      gst_pad_push_event(self->text_src, gst_event_new_stream_start(id));
+      g_free(id);
+      GstCaps* text_caps = gst_caps_new_simple("text/x-raw", "format", G_TYPE_STRING, "utf8", nullptr);
+      gst_pad_push_event(self->text_src, gst_event_new_caps(text_caps));
+      gst_caps_unref(text_caps);
+      break;
+    }
+    case GST_EVENT_SEGMENT:
+      gst_pad_push_event(self->text_src, gst_event_ref(event));
+      break;
+    case GST_EVENT_FLUSH_START:
+      // Pending answers belong to frames that are gone: cancel them, and wake a sync wait.
+      if (rt.tracker) rt.tracker->set_flushing(true);
+      cancel_pending(self, rt);
+      gst_pad_push_event(self->text_src, gst_event_ref(event));
+      break;
+    case GST_EVENT_FLUSH_STOP:
+      if (rt.tracker) {
+        rt.tracker->set_flushing(false);
+        rt.tracker->discard_ready();
+      }
+      reset_streaming(self);
+      gst_pad_push_event(self->text_src, gst_event_ref(event));
+      break;
+    case GST_EVENT_EOS: {
+      const Settings s = settings_snapshot(self);
+      if (rt.tracker) {
+        if (s.mode == kModeAsync && !s.drain_on_eos) cancel_pending(self, rt);
+        rt.tracker->wait_all();
+        // Answers after the last buffer: messages, signal and text (no buffer left for a meta).
+        Streaming& st = self->state->streaming;
+        const GstClockTime at = GST_CLOCK_TIME_IS_VALID(st.last_end) ? st.last_end : 0;
+        deliver(self, rt, nullptr, at, estimated_duration(self, nullptr), s);
+      }
+      gst_pad_push_event(self->text_src, gst_event_ref(event));
+      break;
+    }
+    default:
+      break;
+  }
+  return GST_BASE_TRANSFORM_CLASS(gst_qwenvl_parent_class)->sink_event(trans, event);
+}
+
+static gboolean gst_qwenvl_src_event(GstBaseTransform* trans, GstEvent* event) {
+  GstQwenVL* self = GST_QWENVL(trans);
+  if (GST_EVENT_TYPE(event) == GST_EVENT_SEEK) cancel_pending(self, runtime_snapshot(self));
+  return GST_BASE_TRANSFORM_CLASS(gst_qwenvl_parent_class)->src_event(trans, event);
+}
+
+static gboolean gst_qwenvl_query(GstBaseTransform* trans, GstPadDirection direction, GstQuery* query) {
+  GstQwenVL* self = GST_QWENVL(trans);
+  const gboolean ok = GST_BASE_TRANSFORM_CLASS(gst_qwenvl_parent_class)->query(trans, direction, query);
+  if (direction == GST_PAD_SINK && GST_QUERY_TYPE(query) == GST_QUERY_ACCEPT_CAPS) {
+    gboolean accepted = FALSE;
+    gst_query_parse_accept_caps_result(query, &accepted);
+    GstCaps* caps = nullptr;
+    gst_query_parse_accept_caps(query, &caps);
+    // Fixed caps refused while streaming: a caps event is about to fail, and the core would only
+    // say "not-negotiated" upstream; say what this element takes. (Probes before PAUSED stay quiet.)
+    if (!accepted && caps != nullptr && gst_caps_is_fixed(caps) && GST_STATE(self) >= GST_STATE_PAUSED) {
+      gchar* text = gst_caps_to_string(caps);
+      GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                        ("qwenvl takes video/x-raw in %s (any size and rate), not %s", format_list().c_str(), text),
+                        ("put videoconvert before qwenvl"));
+      g_free(text);
+    }
+  }
+  if (ok && direction == GST_PAD_SRC && GST_QUERY_TYPE(query) == GST_QUERY_LATENCY &&
+      settings_snapshot(self).mode == kModeSync) {
+    gboolean live;
+    GstClockTime min, max;
+    gst_query_parse_latency(query, &live, &min, &max);
+    const GstClockTime ours = self->state->reported_latency.load();
+    min += ours;
+    if (GST_CLOCK_TIME_IS_VALID(max)) max += ours;
+    gst_query_set_latency(query, live, min, max);
+    GST_DEBUG_OBJECT(self, "latency: adding %" GST_TIME_FORMAT, GST_TIME_ARGS(ours));
+  }
+  return ok;
+}
+
+static gboolean gst_qwenvl_start(GstBaseTransform* trans) {
+  GstQwenVL* self = GST_QWENVL(trans);
+  reset_streaming(self);
+  self->state->streaming.have_info = false;
+  const Runtime rt = runtime_snapshot(self);
+  if (rt.tracker) rt.tracker->set_flushing(false);
+  return TRUE;
+}
+
+// NULL->READY: load the engine library and the model (shared), warmed up before any buffer.
+static gboolean open_engine(GstQwenVL* self) {
+  const Settings s = settings_snapshot(self);
+  const std::string library = qwenvl::gst::engine_library_path(s.engine_library);
+  std::string error;
+  qwenvl::EngineCreateFunction create = qwenvl::gst::load_engine_library(library, &error);
+  if (create == nullptr) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT,
+                      ("qwenvl could not load its engine library %s", library.c_str()),
+                      ("%s. Set the engine-library property or QWENVL_ENGINE_LIBRARY to libqwenvl-engine.so, and check "
+                       "that the libraries it needs (libtorch) are found",
+                       error.c_str()));
+    return FALSE;
+  }
+  if (s.model.empty()) {
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("qwenvl has no model: set model to a Qwen2.5-VL model directory"),
+                      (nullptr));
+    return FALSE;
+  }
+  qwenvl::EngineOptions options;
+  options.model_dir = s.model;
+  options.device = s.device;
+  options.dtype = dtype_name(s.dtype);
+  SharedEngine shared;
+  try {
+    shared = qwenvl::gst::acquire_shared_engine(s.engine_id, options, create);
+  } catch (const std::exception& e) {
+    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                      ("qwenvl could not load the model '%s' on %s: %s", s.model.c_str(), s.device.c_str(), e.what()),
+                      ("engine library %s", library.c_str()));
+    return FALSE;
+  }
+  GST_INFO_OBJECT(self, "engine %" G_GUINT64_FORMAT " (%s) ready, warm-up %" GST_TIME_FORMAT,
+                  static_cast<guint64>(shared.instance), shared.key.c_str(), GST_TIME_ARGS(shared.warmup_ns));
+  auto tracker = std::make_shared<RequestTracker>(GST_ELEMENT(self));
+  self->state->reported_latency.store(shared.warmup_ns);
+  self->state->streaming.warned_latency = false;
+  GST_OBJECT_LOCK(self);
+  self->state->runtime.shared = std::move(shared);
+  self->state->runtime.tracker = std::move(tracker);
+  GST_OBJECT_UNLOCK(self);
+  return TRUE;
+}
+
+static void close_engine(GstQwenVL* self) {
+  GST_OBJECT_LOCK(self);
+  Runtime rt = std::move(self->state->runtime);
+  self->state->runtime = Runtime{};
+  GST_OBJECT_UNLOCK(self);
+  if (rt.tracker) {
+    rt.tracker->detach();
+    cancel_pending(self, rt);
+    // Let the cancelled requests end while the engine still runs, so that none is left for a shared
+    // engine to carry or for the engine's shutdown to race with. Bounded: a request queued behind
+    // another element's long batch ends later, reaching only the detached tracker.
+    if (!rt.tracker->wait_ended(std::chrono::seconds(2)))
+      GST_WARNING_OBJECT(self, "requests still pending after cancel; they end on the engine's threads");
+  }
+  // The last element holding the engine destroys it here.
+}
+
+static GstStateChangeReturn gst_qwenvl_change_state(GstElement* element, GstStateChange transition) {
+  GstQwenVL* self = GST_QWENVL(element);
+  switch (transition) {
+    case GST_STATE_CHANGE_NULL_TO_READY:
+      if (!open_engine(self)) return GST_STATE_CHANGE_FAILURE;
+      break;
+    case GST_STATE_CHANGE_PAUSED_TO_READY: {
+      // Before the pads deactivate: wake a sync wait, cancel what is pending.
+      const Runtime rt = runtime_snapshot(self);
+      if (rt.tracker) rt.tracker->set_flushing(true);
+      cancel_pending(self, rt);
+      break;
+    }
+    default:
+      break;
+  }
+  const GstStateChangeReturn ret = GST_ELEMENT_CLASS(gst_qwenvl_parent_class)->change_state(element, transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_NULL || (transition == GST_STATE_CHANGE_NULL_TO_READY && ret == GST_STATE_CHANGE_FAILURE))
+    close_engine(self);
+  return ret;
+}
+
+static GstStructure* stats_structure(GstQwenVL* self) {
+  const Runtime rt = runtime_snapshot(self);
+  qwenvl::gst::TrackerStats t;
+  if (rt.tracker) t = rt.tracker->stats();
+  qwenvl::EngineStats e;
+  if (rt.shared.engine) e = rt.shared.engine->stats();
+  return gst_structure_new(
+      "qwenvl-stats", "asked", G_TYPE_UINT64, t.asked, "answered", G_TYPE_UINT64, t.answered, "dropped", G_TYPE_UINT64,
+      t.dropped, "failed", G_TYPE_UINT64, t.failed, "cancelled", G_TYPE_UINT64, t.cancelled, "latency-mean", G_TYPE_UINT64,
+      t.latency_mean_ns, "latency-p99", G_TYPE_UINT64, t.latency_p99_ns, "ttft-mean", G_TYPE_UINT64, t.ttft_mean_ns,
+      "ttft-p99", G_TYPE_UINT64, t.ttft_p99_ns, "queue-depth", G_TYPE_UINT, static_cast<guint>(t.in_flight),
+      "engine-instance", G_TYPE_UINT64, static_cast<guint64>(rt.shared.instance), "engine-submitted", G_TYPE_UINT64,
+      static_cast<guint64>(e.submitted), "engine-queued", G_TYPE_UINT, static_cast<guint>(e.queued), "engine-running",
+      G_TYPE_UINT, static_cast<guint>(e.running), nullptr);
+}
+
+static std::string string_or_empty(const GValue* value) {
+  const gchar* s = g_value_get_string(value);
+  return s ? s : "";
+}
+
+static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* value, GParamSpec* pspec) {
+  GstQwenVL* self = GST_QWENVL(object);
+  GST_OBJECT_LOCK(self);
+  Settings& s = self->state->settings;
+  switch (id) {
+    case PROP_MODEL: s.model = string_or_empty(value); break;
+    case PROP_PROMPT: s.prompt = string_or_empty(value); break;
+    case PROP_SYSTEM_PROMPT: s.system_prompt = string_or_empty(value); break;
+    case PROP_STREAM_ID: s.stream_id = string_or_empty(value); break;
+    case PROP_MAX_NEW_TOKENS: s.max_new_tokens = g_value_get_int(value); break;
+    case PROP_TEMPERATURE: s.temperature = g_value_get_double(value); break;
+    case PROP_TOP_K: s.top_k = g_value_get_int(value); break;
+    case PROP_TOP_P: s.top_p = g_value_get_double(value); break;
+    case PROP_MIN_P: s.min_p = g_value_get_double(value); break;
+    case PROP_REPETITION_PENALTY: s.repetition_penalty = g_value_get_double(value); break;
+    case PROP_SEED: s.seed = g_value_get_int64(value); break;
+    case PROP_STOP_STRINGS: {
+      std::vector<std::string> strings;
+      for (guint i = 0; i < gst_value_array_get_size(value); ++i) {
+        const GValue* v = gst_value_array_get_value(value, i);
+        if (G_VALUE_HOLDS_STRING(v) && g_value_get_string(v) && *g_value_get_string(v)) strings.emplace_back(g_value_get_string(v));
+      }
+      s.stop_strings = std::move(strings);
+      break;
+    }
+    case PROP_INTERVAL: s.interval = g_value_get_uint64(value); break;
+    case PROP_MODE: s.mode = static_cast<Mode>(g_value_get_enum(value)); break;
+    case PROP_DROP_POLICY: s.drop_policy = static_cast<DropPolicy>(g_value_get_enum(value)); break;
+    case PROP_MAX_PENDING: s.max_pending = g_value_get_uint(value); break;
+    case PROP_DRAIN_ON_EOS: s.drain_on_eos = g_value_get_boolean(value); break;
+    case PROP_CAPTION_DURATION: s.caption_duration = g_value_get_uint64(value); break;
+    case PROP_DEVICE: {
+      std::string device = string_or_empty(value);
+      s.device = device.empty() ? kDefaultDevice : device;
+      break;
+    }
+    case PROP_DTYPE: s.dtype = static_cast<Dtype>(g_value_get_enum(value)); break;
+    case PROP_ENGINE_ID: s.engine_id = string_or_empty(value); break;
+    case PROP_ENGINE_LIBRARY: s.engine_library = string_or_empty(value); break;
+    case PROP_EMIT_PARTIAL: s.emit_partial = g_value_get_boolean(value); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static const gchar* nullable(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
+
+static void gst_qwenvl_get_property(GObject* object, guint id, GValue* value, GParamSpec* pspec) {
+  GstQwenVL* self = GST_QWENVL(object);
+  if (id == PROP_STATS) {
+    g_value_take_boxed(value, stats_structure(self));
+    return;
+  }
+  GST_OBJECT_LOCK(self);
+  const Settings& s = self->state->settings;
+  switch (id) {
+    case PROP_MODEL: g_value_set_string(value, nullable(s.model)); break;
+    case PROP_PROMPT: g_value_set_string(value, s.prompt.c_str()); break;
+    case PROP_SYSTEM_PROMPT: g_value_set_string(value, nullable(s.system_prompt)); break;
+    case PROP_STREAM_ID: g_value_set_string(value, nullable(s.stream_id)); break;
+    case PROP_MAX_NEW_TOKENS: g_value_set_int(value, s.max_new_tokens); break;
+    case PROP_TEMPERATURE: g_value_set_double(value, s.temperature); break;
+    case PROP_TOP_K: g_value_set_int(value, s.top_k); break;
+    case PROP_TOP_P: g_value_set_double(value, s.top_p); break;
+    case PROP_MIN_P: g_value_set_double(value, s.min_p); break;
+    case PROP_REPETITION_PENALTY: g_value_set_double(value, s.repetition_penalty); break;
+    case PROP_SEED: g_value_set_int64(value, s.seed); break;
+    case PROP_STOP_STRINGS:
+      for (const std::string& stop : s.stop_strings) {
+        GValue v = G_VALUE_INIT;
+        g_value_init(&v, G_TYPE_STRING);
+        g_value_set_string(&v, stop.c_str());
+        gst_value_array_append_and_take_value(value, &v);
+      }
+      break;
+    case PROP_INTERVAL: g_value_set_uint64(value, s.interval); break;
+    case PROP_MODE: g_value_set_enum(value, s.mode); break;
+    case PROP_DROP_POLICY: g_value_set_enum(value, s.drop_policy); break;
+    case PROP_MAX_PENDING: g_value_set_uint(value, s.max_pending); break;
+    case PROP_DRAIN_ON_EOS: g_value_set_boolean(value, s.drain_on_eos); break;
+    case PROP_CAPTION_DURATION: g_value_set_uint64(value, s.caption_duration); break;
+    case PROP_DEVICE: g_value_set_string(value, s.device.c_str()); break;
+    case PROP_DTYPE: g_value_set_enum(value, s.dtype); break;
+    case PROP_ENGINE_ID: g_value_set_string(value, nullable(s.engine_id)); break;
+    case PROP_ENGINE_LIBRARY: g_value_set_string(value, nullable(s.engine_library)); break;
+    case PROP_EMIT_PARTIAL: g_value_set_boolean(value, s.emit_partial); break;
+    default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
+  }
+  GST_OBJECT_UNLOCK(self);
+}
+
+static void gst_qwenvl_finalize(GObject* object) {
+  GstQwenVL* self = GST_QWENVL(object);
+  close_engine(self);
+  delete self->state;
+  self->state = nullptr;
+  G_OBJECT_CLASS(gst_qwenvl_parent_class)->finalize(object);
+}
+
+static gboolean text_src_query(GstPad* pad, GstObject* parent, GstQuery* query) {
+  if (GST_QUERY_TYPE(query) == GST_QUERY_CAPS) {
+    GstCaps* caps = gst_pad_get_pad_template_caps(pad);
+    GstCaps* filter = nullptr;
+    gst_query_parse_caps(query, &filter);
+    if (filter != nullptr) {
+      GstCaps* both = gst_caps_intersect(caps, filter);
+      gst_caps_unref(caps);
+      caps = both;
+    }
+    gst_query_set_caps_result(query, caps);
+    gst_caps_unref(caps);
+    return TRUE;
+  }
+  return gst_pad_query_default(pad, parent, query);
+}
+
+static gboolean text_src_event(GstPad* pad, GstObject* parent, GstEvent* event) {
+  (void)pad;
+  (void)parent;
+  // The text stream follows the video: seeks and the like are the video's business.
+  gst_event_unref(event);
+  return TRUE;
+}
+
+static GstStaticPadTemplate text_src_template =
+    GST_STATIC_PAD_TEMPLATE("text_src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS("text/x-raw, format=(string)utf8"));
+
+static void gst_qwenvl_init(GstQwenVL* self) {
+  self->state = new State();
+  gst_video_info_init(&self->state->streaming.info);
+  self->text_src = gst_pad_new_from_static_template(&text_src_template, "text_src");
+  gst_pad_set_query_function(self->text_src, text_src_query);
+  gst_pad_set_event_function(self->text_src, text_src_event);
+  gst_pad_use_fixed_caps(self->text_src);
+  gst_element_add_pad(GST_ELEMENT(self), self->text_src);
+  gst_base_transform_set_in_place(GST_BASE_TRANSFORM(self), TRUE);
+  gst_base_transform_set_passthrough(GST_BASE_TRANSFORM(self), FALSE);
+}
+
+static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
+  GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
+  GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
+  GstBaseTransformClass* trans_class = GST_BASE_TRANSFORM_CLASS(klass);
+
+  GST_DEBUG_CATEGORY_INIT(gst_qwenvl_debug, "qwenvl", 0, "Qwen2.5-VL answers about video frames");
+
+  gobject_class->set_property = gst_qwenvl_set_property;
+  gobject_class->get_property = gst_qwenvl_get_property;
+  gobject_class->finalize = gst_qwenvl_finalize;
+
+  const auto rw = static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS);
+  const auto live = static_cast<GParamFlags>(rw | GST_PARAM_MUTABLE_PLAYING);
+  const auto ready = static_cast<GParamFlags>(rw | GST_PARAM_MUTABLE_READY);
+
+  g_object_class_install_property(
+      gobject_class, PROP_MODEL,
+      g_param_spec_string("model", "Model", "Directory of a Qwen2.5-VL model (config.json, safetensors, tokenizer); loaded at NULL->READY",
+                          nullptr, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_PROMPT,
+      g_param_spec_string("prompt", "Prompt", "The question asked about each sampled frame ({stream_id} and {timestamp} are expanded)",
+                          kDefaultPrompt, live));
+  g_object_class_install_property(
+      gobject_class, PROP_SYSTEM_PROMPT,
+      g_param_spec_string("system-prompt", "System prompt",
+                          "System message ({stream_id} and {timestamp}, the frame's pts as H:MM:SS.mmm, are expanded); "
+                          "empty: the chat template's default",
+                          nullptr, live));
+  g_object_class_install_property(
+      gobject_class, PROP_STREAM_ID,
+      g_param_spec_string("stream-id", "Stream id", "Names this element's stream in answers and prompts; empty: the element's name",
+                          nullptr, live));
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_NEW_TOKENS,
+      g_param_spec_int("max-new-tokens", "Max new tokens", "Most tokens generated per answer; 0: the model's generation_config.json",
+                       0, 65536, 0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_TEMPERATURE,
+      g_param_spec_double("temperature", "Temperature", "Sampling temperature, 0 = greedy; -1: the model's generation_config.json",
+                          -1.0, 100.0, -1.0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_TOP_K,
+      g_param_spec_int("top-k", "Top k", "Sample among the k likeliest tokens, 0 = all; -1: the model's default", -1, G_MAXINT, -1,
+                       live));
+  g_object_class_install_property(
+      gobject_class, PROP_TOP_P,
+      g_param_spec_double("top-p", "Top p", "Nucleus sampling mass in (0, 1]; -1: the model's default", -1.0, 1.0, -1.0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_MIN_P,
+      g_param_spec_double("min-p", "Min p", "Drop tokens less likely than min-p times the likeliest, 0 = off; -1: the model's default",
+                          -1.0, 1.0, -1.0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_REPETITION_PENALTY,
+      g_param_spec_double("repetition-penalty", "Repetition penalty",
+                          "Penalty on tokens already seen, 1 = none; -1: the model's default", -1.0, 100.0, -1.0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_SEED,
+      g_param_spec_int64("seed", "Seed", "Seed of the sampler (same seed, same answer); -1: the engine's default", -1, G_MAXINT64, -1,
+                         live));
+  g_object_class_install_property(
+      gobject_class, PROP_STOP_STRINGS,
+      gst_param_spec_array("stop-strings", "Stop strings", "Generation stops once the answer ends with one of these (kept out of it)",
+                           g_param_spec_string("stop-string", "Stop string", "One stop string", nullptr,
+                                               static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
+                           live));
+  g_object_class_install_property(
+      gobject_class, PROP_INTERVAL,
+      g_param_spec_uint64("interval", "Interval",
+                          "Least time between asked frames, by buffer timestamps (ns); 0: every frame", 0, G_MAXUINT64, 0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_MODE,
+      g_param_spec_enum("mode", "Mode", "async: the video never waits; sync: every asked frame waits for its answer",
+                        GST_TYPE_QWENVL_MODE, kModeAsync, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_DROP_POLICY,
+      g_param_spec_enum("drop-policy", "Drop policy", "In async mode, what a frame due while max-pending requests are in flight does",
+                        GST_TYPE_QWENVL_DROP_POLICY, kSkipWhileBusy, live));
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_PENDING,
+      g_param_spec_uint("max-pending", "Max pending", "Requests of this element in flight at once (async mode)", 1, 1024, 1, live));
+  g_object_class_install_property(
+      gobject_class, PROP_DRAIN_ON_EOS,
+      g_param_spec_boolean("drain-on-eos", "Drain on EOS",
+                           "At EOS in async mode, wait for the pending answers (true) or cancel them (false)", TRUE, live));
+  g_object_class_install_property(
+      gobject_class, PROP_CAPTION_DURATION,
+      g_param_spec_uint64("caption-duration", "Caption duration",
+                          "How long an answer stays on text_src (ns); 0: until the next answer", 0, G_MAXUINT64, 0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICE,
+      g_param_spec_string("device", "Device", "Where the model runs: cpu, cuda or cuda:N", kDefaultDevice, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_DTYPE,
+      g_param_spec_enum("dtype", "Data type", "Data type of the weights and activations", GST_TYPE_QWENVL_DTYPE, kDtypeAuto, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_ENGINE_ID,
+      g_param_spec_string("engine-id", "Engine id",
+                          "Elements with the same engine-id share one engine; empty: shared by model, device and dtype",
+                          nullptr, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_ENGINE_LIBRARY,
+      g_param_spec_string("engine-library", "Engine library",
+                          "Path of libqwenvl-engine.so, loaded at NULL->READY; empty: $QWENVL_ENGINE_LIBRARY, else the one "
+                          "installed beside this plugin (or the build tree's, when the plugin runs from it)",
+                          nullptr, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_EMIT_PARTIAL,
+      g_param_spec_boolean("emit-partial", "Emit partial",
+                           "Post qwenvl-partial element messages with the new text as tokens arrive", FALSE, live));
+  g_object_class_install_property(
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed("stats", "Statistics",
+                         "qwenvl-stats: asked, answered, dropped, failed, cancelled, latency-mean, latency-p99, ttft-mean, "
+                         "ttft-p99 (ns), queue-depth (this element's requests in flight), engine-instance, "
+                         "engine-submitted, engine-queued, engine-running (the shared engine's)",
+                         GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
+  /**
+   * GstQwenVL::result:
+   * @qwenvl: the element
+   * @answer: a qwenvl-result structure, the fields of GstQwenVLMeta
+   *
+   * Emitted on the streaming thread for each answer, beside its message and meta.
+   */
+  signals[SIGNAL_RESULT] = g_signal_new("result", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
+                                        G_TYPE_NONE, 1, GST_TYPE_STRUCTURE | G_SIGNAL_TYPE_STATIC_SCOPE);
+
+  GstCaps* caps = video_caps();
+  gst_element_class_add_pad_template(element_class, gst_pad_template_new("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
+  gst_element_class_add_pad_template(element_class, gst_pad_template_new("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
+  gst_caps_unref(caps);
+  gst_element_class_add_static_pad_template(element_class, &text_src_template);
+
+  gst_element_class_set_static_metadata(
+      element_class, "Qwen2.5-VL vision-language model", "Filter/Analyzer/Video",
+      "Asks a Qwen2.5-VL model about video frames without holding up the video; answers go downstream as "
+      "GstQwenVLMeta, qwenvl-result messages, the result signal and text/x-raw on text_src. Example: "
+      "gst-launch-1.0 -m videotestsrc num-buffers=60 ! qwenvl model=/models/Qwen2.5-VL-3B-Instruct "
+      "interval=1000000000 ! fakesink",
+      "qwenvl developers");
+
+  element_class->change_state = gst_qwenvl_change_state;
+  trans_class->transform_ip = gst_qwenvl_transform_ip;
+  trans_class->set_caps = gst_qwenvl_set_caps;
+  trans_class->sink_event = gst_qwenvl_sink_event;
+  trans_class->src_event = gst_qwenvl_src_event;
+  trans_class->query = gst_qwenvl_query;
+  trans_class->start = gst_qwenvl_start;
+  trans_class->passthrough_on_same_caps = FALSE;
+  trans_class->transform_ip_on_passthrough = FALSE;
+
+  gst_type_mark_as_plugin_api(GST_TYPE_QWENVL_MODE, static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(GST_TYPE_QWENVL_DROP_POLICY, static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(GST_TYPE_QWENVL_DTYPE, static_cast<GstPluginAPIFlags>(0));
+}

@@ -1,0 +1,64 @@
+/* GstQwenVLMeta: the answer of the qwenvl element, attached to the video buffer that follows it.
+ *
+ * A GstCustomMeta (registered with gst_meta_register_custom) whose GstStructure holds the same
+ * fields as the element's "qwenvl-result" bus message and "result" signal, so that C, C++ and
+ * Python read it alike:
+ *
+ *   text              (string)   the answer
+ *   prompt            (string)   the question, placeholders expanded
+ *   stream-id         (string)   the element's stream id
+ *   request-id        (guint64)  the engine's request id
+ *   pts               (guint64)  presentation time of the frame asked about (GstClockTime)
+ *   latency           (guint64)  submit to answer, nanoseconds
+ *   ttft              (guint64)  submit to first generated token, nanoseconds
+ *   prompt-tokens     (gint)     tokens of the prompt, image tokens included
+ *   generated-tokens  (gint)     tokens generated
+ *   token-ids         (GstValueArray of gint) the generated ids
+ *   finish-reason     (string)   "eos", "length" or "stop_string"
+ *
+ * C:      const GstStructure *s = gst_buffer_get_qwenvl_meta (buffer);
+ * Python: meta = buffer.get_custom_meta ("GstQwenVLMeta"); s = meta.get_structure ()
+ *
+ * Link with `pkg-config --cflags --libs gstqwenvlmeta-1.0`.
+ */
+#ifndef GST_QWENVL_META_H
+#define GST_QWENVL_META_H
+
+#include <gst/gst.h>
+
+G_BEGIN_DECLS
+
+#define GST_QWENVL_META_NAME "GstQwenVLMeta"
+
+#define GST_QWENVL_FIELD_TEXT "text"
+#define GST_QWENVL_FIELD_PROMPT "prompt"
+#define GST_QWENVL_FIELD_STREAM_ID "stream-id"
+#define GST_QWENVL_FIELD_REQUEST_ID "request-id"
+#define GST_QWENVL_FIELD_PTS "pts"
+#define GST_QWENVL_FIELD_LATENCY "latency"
+#define GST_QWENVL_FIELD_TTFT "ttft"
+#define GST_QWENVL_FIELD_PROMPT_TOKENS "prompt-tokens"
+#define GST_QWENVL_FIELD_GENERATED_TOKENS "generated-tokens"
+#define GST_QWENVL_FIELD_TOKEN_IDS "token-ids"
+#define GST_QWENVL_FIELD_FINISH_REASON "finish-reason"
+
+/* Registers the meta once (thread-safe) and returns its info. */
+const GstMetaInfo *gst_qwenvl_meta_get_info (void);
+
+/* Adds a meta to a writable buffer whose structure becomes a copy of the fields of @fields (its
+ * name is ignored). Returns the meta's structure, owned by the buffer. */
+GstStructure *gst_buffer_add_qwenvl_meta (GstBuffer * buffer, const GstStructure * fields);
+
+/* The first GstQwenVLMeta of @buffer (NULL when it has none). */
+const GstStructure *gst_buffer_get_qwenvl_meta (GstBuffer * buffer);
+
+/* Every GstQwenVLMeta of @buffer in the order they were added: set *state to NULL first, call
+ * until it returns NULL. A buffer carries one meta per answer that arrived since the last one. */
+const GstStructure *gst_buffer_iterate_qwenvl_meta (GstBuffer * buffer, gpointer * state);
+
+/* How many GstQwenVLMeta @buffer carries. */
+guint gst_buffer_count_qwenvl_meta (GstBuffer * buffer);
+
+G_END_DECLS
+
+#endif /* GST_QWENVL_META_H */

@@ -1,0 +1,93 @@
+// The element's side of its requests: what it has in flight, the answers that came back and wait
+// for the next outgoing buffer, and the counters of the stats property. Engine callbacks reach the
+// element only through this object (held by shared_ptr from each callback), so an element that
+// stops — or an engine shared with other elements that outlives it — never calls into a
+// finalized element.
+#pragma once
+
+#include <gst/gst.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "qwenvl/engine.h"
+
+namespace qwenvl::gst {
+
+// What the element knows about a request besides what the engine returns.
+struct Ticket {
+  std::string prompt;
+  std::string stream_id;
+  GstClockTime pts = GST_CLOCK_TIME_NONE;
+  bool emit_partial = false;
+};
+
+struct Answer {
+  Result result;
+  Ticket ticket;
+};
+
+struct TrackerStats {
+  uint64_t asked = 0, answered = 0, dropped = 0, failed = 0, cancelled = 0;
+  uint64_t latency_mean_ns = 0, latency_p99_ns = 0, latency_max_ns = 0, ttft_mean_ns = 0, ttft_p99_ns = 0;
+  size_t in_flight = 0;
+};
+
+class RequestTracker : public std::enable_shared_from_this<RequestTracker> {
+ public:
+  // `element` receives qwenvl-partial messages until detach().
+  explicit RequestTracker(GstElement* element);
+
+  // Submits `request` (the engine copies its frames) and returns its id; 0 when submit() threw.
+  RequestId submit(Engine& engine, Request request, Ticket ticket);
+  // Cancels every request still in flight; returns how many were.
+  size_t cancel_all(Engine& engine);
+  // Cancels the oldest request in flight, counted as dropped (drop-oldest); false when none is.
+  bool cancel_oldest(Engine& engine);
+  // Requests in flight, those being dropped left out.
+  size_t in_flight() const;
+
+  // Waits until request `id` has ended, or until flushing; false when flushing stopped the wait.
+  bool wait_for(RequestId id);
+  // Waits until nothing is in flight, or until flushing; false when flushing stopped the wait.
+  bool wait_all();
+  // Waits (at most `timeout`) until every request has ended, flushing or not; false on timeout.
+  bool wait_ended(std::chrono::milliseconds timeout);
+  // Wakes waiters and makes waits return false while set.
+  void set_flushing(bool flushing);
+
+  // The answers (and failures) that came back since the last call, in completion order.
+  std::vector<Answer> take_ready();
+  void discard_ready();
+
+  void count_dropped();
+  TrackerStats stats() const;
+
+  // No partial message reaches the element once this returns.
+  void detach();
+
+ private:
+  void on_complete(const Result& result, const Ticket& ticket);
+  void on_partial(RequestId id, std::string_view text, const Ticket& ticket);
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  GstElement* element_;  // not owned; nullptr after detach()
+  bool flushing_ = false;
+  std::deque<RequestId> in_flight_ids_;  // submitted and not ended, oldest first
+  std::set<RequestId> ended_early_;      // ended before submit() returned its id
+  size_t in_flight_ = 0;
+  std::set<RequestId> dropped_ids_;      // cancelled by drop-oldest: counted as dropped, not cancelled
+  std::vector<Answer> ready_;
+  TrackerStats counts_;
+  std::deque<uint64_t> latencies_ns_, ttfts_ns_;  // the most recent answers, for mean and p99
+};
+
+}  // namespace qwenvl::gst
