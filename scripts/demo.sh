@@ -50,6 +50,7 @@ Download Qwen2.5-VL-3B-Instruct or Qwen2.5-VL-7B-Instruct yourself (for example
   $cli --model ~/models/Qwen2.5-VL-7B-Instruct --image photo.jpg --prompt "Describe this image."
   $cli --model ~/models/Qwen2.5-VL-7B-Instruct --video clip.mp4 --fps 2 --prompt "What happens in this video?"
 
-It runs on the CPU today (fp32: slow for 7B, and about 4 bytes of memory per parameter); see
+On the CPU it runs in fp32 (slow for 7B, about 4 bytes of memory per parameter); add
+\`--device cuda\` on a machine with an NVIDIA Hopper GPU and a build with CUDA (bf16). See
 \`$cli --help\` for every option.
 EOF
