@@ -65,6 +65,26 @@ at::Tensor LanguageModel::embed(const at::Tensor& ids) const {
   return embed_.index_select(0, ids.to(embed_.device()));
 }
 
+// Writes the new keys and values to the cache, then attends as the step's kind asks: among the
+// new tokens (fresh prompts), to the paged cache (a continued prefix), or one query per sequence.
+at::Tensor LanguageModel::attend(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                 const AttentionBatch& batch, runtime::KvCache& cache) const {
+  kernels::write_kv_cache(k, v, cache.k(layer), cache.v(layer), batch.slot_mapping);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(config_.head_dim()));
+  switch (batch.kind) {
+    case AttentionBatch::Kind::kPrefill:
+      return kernels::flash_attention_varlen(q, k, v, batch.cu_seqlens_q, batch.cu_seqlens_q, batch.max_seqlen_q,
+                                             batch.max_seqlen_q, scale, /*causal=*/true);
+    case AttentionBatch::Kind::kPrefixPrefill:
+      return kernels::paged_prefill_attention(q, cache.k(layer), cache.v(layer), batch.cu_seqlens_q,
+                                              batch.block_tables, batch.seq_lens, batch.max_seqlen_q, scale);
+    case AttentionBatch::Kind::kDecode:
+      return kernels::paged_decode_attention(q, cache.k(layer), cache.v(layer), batch.block_tables, batch.seq_lens,
+                                             batch.max_seq_len, scale);
+  }
+  throw Error("attention: unknown batch kind");
+}
+
 at::Tensor LanguageModel::attention(int64_t layer, const Layer& l, const at::Tensor& x, const CosSin& rope,
                                     const AttentionBatch& batch, runtime::KvCache& cache) const {
   const int64_t t = x.size(0), d = config_.head_dim();
@@ -72,23 +92,7 @@ at::Tensor LanguageModel::attention(int64_t layer, const Layer& l, const at::Ten
   auto q = apply_rotary_text(at::linear(x, l.q_w, l.q_b).view({t, heads, d}), rope).contiguous();
   auto k = apply_rotary_text(at::linear(x, l.k_w, l.k_b).view({t, kv_heads, d}), rope).contiguous();
   auto v = at::linear(x, l.v_w, l.v_b).view({t, kv_heads, d}).contiguous();
-  kernels::write_kv_cache(k, v, cache.k(layer), cache.v(layer), batch.slot_mapping);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  at::Tensor out;
-  switch (batch.kind) {
-    case AttentionBatch::Kind::kPrefill:
-      out = kernels::flash_attention_varlen(q, k, v, batch.cu_seqlens_q, batch.cu_seqlens_q, batch.max_seqlen_q,
-                                            batch.max_seqlen_q, scale, /*causal=*/true);
-      break;
-    case AttentionBatch::Kind::kPrefixPrefill:
-      out = kernels::paged_prefill_attention(q, cache.k(layer), cache.v(layer), batch.cu_seqlens_q,
-                                             batch.block_tables, batch.seq_lens, batch.max_seqlen_q, scale);
-      break;
-    case AttentionBatch::Kind::kDecode:
-      out = kernels::paged_decode_attention(q, cache.k(layer), cache.v(layer), batch.block_tables, batch.seq_lens,
-                                            batch.max_seq_len, scale);
-      break;
-  }
+  const at::Tensor out = attend(layer, q, k, v, batch, cache);
   return at::linear(out.view({t, heads * d}), l.o_w);
 }
 
@@ -103,23 +107,7 @@ at::Tensor LanguageModel::attention_kernels(int64_t layer, const Layer& l, const
   at::Tensor k = qkv.narrow(1, heads * d, kv_heads * d).view({t, kv_heads, d});
   const at::Tensor v = qkv.narrow(1, (heads + kv_heads) * d, kv_heads * d).view({t, kv_heads, d});
   kernels::multi_axis_rotary_(q, k, positions, config_.rope_theta, config_.mrope_section);
-  kernels::write_kv_cache(k, v, cache.k(layer), cache.v(layer), batch.slot_mapping);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  at::Tensor out;
-  switch (batch.kind) {
-    case AttentionBatch::Kind::kPrefill:
-      out = kernels::flash_attention_varlen(q, k, v, batch.cu_seqlens_q, batch.cu_seqlens_q, batch.max_seqlen_q,
-                                            batch.max_seqlen_q, scale, /*causal=*/true);
-      break;
-    case AttentionBatch::Kind::kPrefixPrefill:
-      out = kernels::paged_prefill_attention(q, cache.k(layer), cache.v(layer), batch.cu_seqlens_q,
-                                             batch.block_tables, batch.seq_lens, batch.max_seqlen_q, scale);
-      break;
-    case AttentionBatch::Kind::kDecode:
-      out = kernels::paged_decode_attention(q, cache.k(layer), cache.v(layer), batch.block_tables, batch.seq_lens,
-                                            batch.max_seq_len, scale);
-      break;
-  }
+  const at::Tensor out = attend(layer, q, k, v, batch, cache);
   return at::linear(out.view({t, heads * d}), l.o_w);
 }
 

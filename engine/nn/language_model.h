@@ -41,6 +41,8 @@ class LanguageModel {
     at::Tensor input_norm, post_norm, q_w, q_b, k_w, k_b, v_w, v_b, o_w, gate_w, up_w, down_w;
     at::Tensor qkv_w, qkv_b, gate_up_w;  // CUDA: the fused projections (q_w ... up_w unset)
   };
+  at::Tensor attend(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                    const AttentionBatch& batch, runtime::KvCache& cache) const;
   at::Tensor attention(int64_t layer, const Layer& l, const at::Tensor& x, const struct CosSin& rope,
                        const AttentionBatch& batch, runtime::KvCache& cache) const;
   at::Tensor attention_kernels(int64_t layer, const Layer& l, const at::Tensor& x, const at::Tensor& positions,

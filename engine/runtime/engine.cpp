@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "kernels/device_memory.h"
 #include "kernels/dispatch_counts.h"
 #include "kernels/sampling.h"
 #include "model/config.h"
@@ -64,11 +65,18 @@ at::Device resolve_device(const std::string& device) {
   throw Error("unknown device '" + device + "' (use cpu or cuda[:N])");
 }
 
+// Starts the device's peak-memory counter over before the weights arrive, so that
+// EngineStats::peak_device_memory_bytes counts this engine (the counter is per process and device).
+at::Device with_peak_reset(at::Device device) {
+  if (device.is_cuda()) kernels::reset_peak_device_memory(device.index());
+  return device;
+}
+
 class EngineImpl final : public Engine {
  public:
   explicit EngineImpl(const EngineOptions& options)
       : options_(options),
-        device_(resolve_device(options.device)),
+        device_(with_peak_reset(resolve_device(options.device))),
         dtype_(resolve_dtype(options.dtype, device_)),
         assets_(load_assets(options.model_dir)),
         weights_(model::Weights::load(options.model_dir, assets_.files.model, weight_options())),
@@ -144,6 +152,7 @@ class EngineImpl final : public Engine {
     s.vision_forwards = static_cast<uint64_t>(model_.counters().vision);
     s.prefill_forwards = static_cast<uint64_t>(model_.counters().prefill);
     s.decode_forwards = static_cast<uint64_t>(model_.counters().decode);
+    if (device_.is_cuda()) s.peak_device_memory_bytes = kernels::peak_device_memory_bytes(device_.index());
     return s;
   }
 

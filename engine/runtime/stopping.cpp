@@ -52,7 +52,7 @@ StopReason accept_token(Sequence& s, int32_t token, int64_t max_context) {
 
   const auto& stops = s.settings.stop_strings;
   StopReason reason = StopReason::kNone;
-  if (std::find(s.settings.eos_token_ids.begin(), s.settings.eos_token_ids.end(), token) !=
+  if (!s.request.sampling.ignore_eos && std::find(s.settings.eos_token_ids.begin(), s.settings.eos_token_ids.end(), token) !=
       s.settings.eos_token_ids.end()) {
     reason = StopReason::kEos;
   } else if (!stops.empty()) {

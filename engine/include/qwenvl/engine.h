@@ -95,6 +95,7 @@ struct SamplingParams {
   std::optional<double> repetition_penalty;
   std::optional<uint64_t> seed;
   std::vector<std::string> stop_strings;  // generation stops once the text ends with one (kept out of the answer)
+  bool ignore_eos = false;  // generate past EOS up to max_new_tokens (benchmarks: a fixed number of tokens)
 };
 
 using RequestId = uint64_t;
@@ -156,6 +157,9 @@ struct EngineStats {
   uint64_t submitted = 0, answered = 0, cancelled = 0, expired = 0, failed = 0;
   uint64_t vision_forwards = 0, prefill_forwards = 0, decode_forwards = 0;
   size_t queued = 0, running = 0;
+  // Most device memory held by tensors at once since the engine was created (the caching allocator's
+  // peak allocated bytes, as torch.cuda.max_memory_allocated() counts it); 0 on the CPU.
+  int64_t peak_device_memory_bytes = 0;
 };
 
 class Engine {
