@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/safetensors.h"
+#include "qwenvl/engine.h"
 #include "nn/vision_geometry.h"
 #include "runtime/model_runner.h"
 #include "test_util.h"
@@ -76,6 +77,42 @@ inline runtime::PreparedPrompt prepared_prompt(const NetworkCase& c) {
 inline double relative_error(const at::Tensor& a, const at::Tensor& b) {
   auto x = a.to(at::kDouble), y = b.to(at::kDouble);
   return (x - y).abs().max().item<double>() / std::max(y.abs().max().item<double>(), 1e-30);
+}
+
+// A request for a reference case, built from its raw frames as a user would.
+struct CaseRequest {
+  Request request;
+  std::vector<at::Tensor> frames;  // keeps the pixels alive until submit() has copied them
+};
+
+inline CaseRequest case_request(const NetworkCase& c) {
+  CaseRequest r;
+  for (int i = 0; i < c.info.at("images").get<int>(); ++i) {
+    auto img = c.t.at("image" + std::to_string(i)).contiguous();
+    r.frames.push_back(img);
+    r.request.images.push_back(FrameView::packed(PixelFormat::kRGB, static_cast<int>(img.size(1)),
+                                                 static_cast<int>(img.size(0)), img.data_ptr<uint8_t>()));
+  }
+  if (c.has("video")) {
+    auto video = c.t.at("video").contiguous();  // [frames, H, W, 3]
+    const double fps = c.info.at("video_fps").get<double>();
+    r.frames.push_back(video);
+    for (int64_t f = 0; f < video.size(0); ++f)
+      r.request.clip.push_back(FrameView::packed(PixelFormat::kRGB, static_cast<int>(video.size(2)),
+                                                 static_cast<int>(video.size(1)), video[f].data_ptr<uint8_t>(),
+                                                 static_cast<double>(f) / fps));
+  }
+  r.request.prompt = c.info.at("question").get<std::string>();
+  if (c.info.at("system").is_string()) r.request.system_prompt = c.info.at("system").get<std::string>();
+  r.request.sampling.temperature = 0.0;
+  r.request.sampling.repetition_penalty = 1.0;
+  r.request.sampling.max_new_tokens = static_cast<int>(c.t.at("greedy_ids").numel());
+  return r;
+}
+
+inline std::vector<int32_t> ids32(const at::Tensor& t) {
+  auto x = t.to(at::kInt).contiguous();
+  return {x.data_ptr<int32_t>(), x.data_ptr<int32_t>() + x.numel()};
 }
 
 }  // namespace qwenvl::test

@@ -22,7 +22,10 @@ namespace qwenvl {
 namespace {
 
 using namespace std::chrono_literals;
+using test::CaseRequest;
 using test::NetworkCase;
+using test::case_request;
+using test::ids32;
 
 std::unique_ptr<Engine> make_engine(const std::string& model, int max_batch = 8, int64_t max_context = 4096) {
   EngineOptions o;
@@ -30,42 +33,6 @@ std::unique_ptr<Engine> make_engine(const std::string& model, int max_batch = 8,
   o.max_batch = max_batch;
   o.max_context = max_context;
   return Engine::create(o);
-}
-
-// A request for a reference case, built from its raw frames as a user would.
-struct CaseRequest {
-  Request request;
-  std::vector<at::Tensor> frames;  // keeps the pixels alive until submit() has copied them
-};
-
-CaseRequest case_request(const NetworkCase& c) {
-  CaseRequest r;
-  for (int i = 0; i < c.info.at("images").get<int>(); ++i) {
-    auto img = c.t.at("image" + std::to_string(i)).contiguous();
-    r.frames.push_back(img);
-    r.request.images.push_back(FrameView::packed(PixelFormat::kRGB, static_cast<int>(img.size(1)),
-                                                 static_cast<int>(img.size(0)), img.data_ptr<uint8_t>()));
-  }
-  if (c.has("video")) {
-    auto video = c.t.at("video").contiguous();  // [frames, H, W, 3]
-    const double fps = c.info.at("video_fps").get<double>();
-    r.frames.push_back(video);
-    for (int64_t f = 0; f < video.size(0); ++f)
-      r.request.clip.push_back(FrameView::packed(PixelFormat::kRGB, static_cast<int>(video.size(2)),
-                                                 static_cast<int>(video.size(1)), video[f].data_ptr<uint8_t>(),
-                                                 static_cast<double>(f) / fps));
-  }
-  r.request.prompt = c.info.at("question").get<std::string>();
-  if (c.info.at("system").is_string()) r.request.system_prompt = c.info.at("system").get<std::string>();
-  r.request.sampling.temperature = 0.0;
-  r.request.sampling.repetition_penalty = 1.0;
-  r.request.sampling.max_new_tokens = static_cast<int>(c.t.at("greedy_ids").numel());
-  return r;
-}
-
-std::vector<int32_t> ids32(const at::Tensor& t) {
-  auto x = t.to(at::kInt).contiguous();
-  return {x.data_ptr<int32_t>(), x.data_ptr<int32_t>() + x.numel()};
 }
 
 class EngineParity : public ::testing::TestWithParam<std::string> {};
