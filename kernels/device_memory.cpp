@@ -1,0 +1,33 @@
+#include "kernels/device_memory.h"
+
+#ifdef QWENVL_WITH_CUDA
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace qwenvl::kernels {
+
+#ifdef QWENVL_WITH_CUDA
+namespace allocator = c10::cuda::CUDACachingAllocator;
+using StatType = c10::CachingAllocator::StatType;
+
+// The allocator knows no device before CUDA's lazy initialisation ("Invalid device argument"):
+// one small tensor on the device sets it up.
+void ensure_initialized(int index) { (void)at::empty({1}, at::TensorOptions().device(at::kCUDA, index)); }
+
+int64_t peak_device_memory_bytes(int index) {
+  ensure_initialized(index);
+  const auto stats = allocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
+  return stats.allocated_bytes[static_cast<size_t>(StatType::AGGREGATE)].peak;
+}
+
+void reset_peak_device_memory(int index) {
+  ensure_initialized(index);
+  allocator::resetPeakStats(static_cast<c10::DeviceIndex>(index));
+}
+#else
+int64_t peak_device_memory_bytes(int) { return 0; }
+void reset_peak_device_memory(int) {}
+#endif
+
+}  // namespace qwenvl::kernels

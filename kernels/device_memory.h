@@ -1,0 +1,15 @@
+// Device memory held by tensors, from libtorch's CUDA caching allocator (the counters that
+// torch.cuda.max_memory_allocated() reads), so that the engine can report its peak without its
+// clients including CUDA headers. Builds without CUDA answer 0.
+#pragma once
+
+#include <cstdint>
+
+namespace qwenvl::kernels {
+
+// Peak allocated bytes on CUDA device `index` since the process started or the last reset.
+int64_t peak_device_memory_bytes(int index);
+// Starts the peak over from the bytes allocated now.
+void reset_peak_device_memory(int index);
+
+}  // namespace qwenvl::kernels

@@ -1,0 +1,172 @@
+// qwenvl-bench: the caption workload of docs/BENCHMARK-METHOD.md through the public API. For each
+// batch size B, B requests (one random 448x448 RGB frame, "Describe this image.", greedy, exactly
+// 32 new tokens) are submitted at once to an engine with max_batch = B; one warm-up, then the
+// median of the timed runs.
+//
+//   qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] [--new-tokens 32]
+//                [--max-context 512] [--json FILE]
+// Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh).
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "qwenvl/engine.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+std::vector<int> parse_list(const std::string& text) {
+  std::vector<int> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) out.push_back(std::stoi(item));
+  return out;
+}
+
+struct RunTimes {
+  double latency_ms = 0;  // submit of the first request to the last answer
+  double ttft_ms = 0;     // median over the requests
+};
+
+struct Row {
+  int batch = 0;
+  double latency_ms = 0, ttft_ms = 0, decode_tokens_per_s = 0, frames_per_s = 0, peak_gib = 0;
+};
+
+// One run: B requests submitted together; fails loudly unless every request got exactly
+// `new_tokens` tokens.
+RunTimes run_once(qwenvl::Engine& engine, int batch, const std::vector<uint8_t>& rgb, int size, int new_tokens) {
+  std::vector<qwenvl::Submission> submissions;
+  submissions.reserve(batch);
+  const auto start = Clock::now();
+  for (int i = 0; i < batch; ++i) {
+    qwenvl::Request request;
+    request.images.push_back(qwenvl::FrameView::packed(qwenvl::PixelFormat::kRGB, size, size, rgb.data()));
+    request.prompt = "Describe this image.";
+    request.sampling.max_new_tokens = new_tokens;
+    request.sampling.temperature = 0.0;
+    request.sampling.ignore_eos = true;
+    submissions.push_back(engine.submit(std::move(request)));
+  }
+  std::vector<double> ttfts;
+  for (auto& s : submissions) {
+    qwenvl::Result r = s.result.get();
+    if (r.status != qwenvl::Status::kAnswered)
+      throw qwenvl::Error(std::string("request ") + qwenvl::status_name(r.status) + ": " + r.error);
+    if (static_cast<int>(r.token_ids.size()) != new_tokens)
+      throw qwenvl::Error("request generated " + std::to_string(r.token_ids.size()) + " tokens, not " +
+                          std::to_string(new_tokens));
+    ttfts.push_back(r.ttft_ms);
+  }
+  RunTimes t;
+  t.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  t.ttft_ms = median(ttfts);
+  return t;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]).rfind("--", 0) == 0) {
+    std::cerr << "usage: qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] "
+                 "[--new-tokens 32] [--max-context 512] [--json FILE]\n";
+    return 1;
+  }
+  const std::string model_dir = argv[1];
+  std::string device = "cuda", json_path;
+  std::vector<int> batches = {1, 8, 32, 64};
+  int runs = 3, new_tokens = 32, max_context = 512;
+  const int size = 448;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--device") device = value;
+    else if (flag == "--batches") batches = parse_list(value);
+    else if (flag == "--runs") runs = std::stoi(value);
+    else if (flag == "--new-tokens") new_tokens = std::stoi(value);
+    else if (flag == "--max-context") max_context = std::stoi(value);
+    else if (flag == "--json") json_path = value;
+    else {
+      std::cerr << "unknown option " << flag << "\n";
+      return 1;
+    }
+  }
+  std::string command;
+  for (int i = 0; i < argc; ++i) command += (i ? " " : "") + std::string(argv[i]);
+
+  // Random pixels, not zeros: a flat image could take a cheaper path than a real frame.
+  std::vector<uint8_t> rgb(static_cast<size_t>(size) * size * 3);
+  std::mt19937 gen(1234);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : rgb) b = static_cast<uint8_t>(byte(gen));
+
+  std::vector<Row> rows;
+  try {
+    for (int batch : batches) {
+      qwenvl::EngineOptions options;
+      options.model_dir = model_dir;
+      options.device = device;
+      options.dtype = "auto";  // bf16 on CUDA
+      options.max_batch = batch;
+      options.max_context = max_context;  // the prompt (~300 tokens) + 32: sizes the KV pool to the work
+      auto engine = qwenvl::Engine::create(options);
+      run_once(*engine, batch, rgb, size, new_tokens);  // warm-up
+      std::vector<double> latencies, ttfts;
+      for (int r = 0; r < runs; ++r) {
+        const RunTimes t = run_once(*engine, batch, rgb, size, new_tokens);
+        latencies.push_back(t.latency_ms);
+        ttfts.push_back(t.ttft_ms);
+      }
+      Row row;
+      row.batch = batch;
+      row.latency_ms = median(latencies);
+      row.ttft_ms = median(ttfts);
+      row.decode_tokens_per_s = batch * (new_tokens - 1) / ((row.latency_ms - row.ttft_ms) / 1000.0);
+      row.frames_per_s = batch / (row.latency_ms / 1000.0);
+      row.peak_gib = static_cast<double>(engine->stats().peak_device_memory_bytes) / (1024.0 * 1024.0 * 1024.0);
+      rows.push_back(row);
+      std::fprintf(stderr, "B=%d latency %.1f ms ttft %.1f ms peak %.2f GiB\n", batch, row.latency_ms, row.ttft_ms,
+                   row.peak_gib);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "qwenvl-bench: " << e.what() << "\n";
+    return 1;
+  }
+
+  char date[64];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  std::printf("qwenvl caption benchmark (%s; device %s, dtype auto: bf16 on cuda), %s\ncommand: %s\n\n", model_dir.c_str(),
+              device.c_str(), date, command.c_str());
+  std::printf("| batch | latency ms | TTFT ms (median) | decode tok/s | frames/s | peak GiB |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|\n");
+  for (const Row& r : rows)
+    std::printf("| %d | %.1f | %.1f | %.1f | %.2f | %.2f |\n", r.batch, r.latency_ms, r.ttft_ms, r.decode_tokens_per_s,
+                r.frames_per_s, r.peak_gib);
+  if (!json_path.empty()) {
+    std::ofstream out(json_path);
+    out << "[";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      out << (i ? ",\n" : "\n") << "{\"batch\": " << r.batch << ", \"latency_ms\": " << r.latency_ms
+          << ", \"ttft_ms\": " << r.ttft_ms << ", \"decode_tokens_per_s\": " << r.decode_tokens_per_s
+          << ", \"frames_per_s\": " << r.frames_per_s << ", \"peak_gib\": " << r.peak_gib << "}";
+    }
+    out << "\n]\n";
+  }
+  return 0;
+}
