@@ -23,36 +23,14 @@ namespace qwenvl {
 namespace {
 
 using test::NetworkCase;
+using test::ids_of;
 using test::relative_error;
+using GpuModel = test::LoadedModel;
+
+GpuModel& load(const std::string& name) { return test::load_fixture_model(name, at::Device(at::kCUDA, 0)); }
 
 constexpr double kTolerance = 1e-4;  // fp32 against fp32, as the CPU parity test
 constexpr int64_t kBlockSize = 16;
-
-struct GpuModel {
-  model::ModelFiles files;
-  model::Weights weights;
-  std::unique_ptr<nn::Qwen25VL> net;
-};
-
-GpuModel& load(const std::string& name) {
-  static std::map<std::string, std::unique_ptr<GpuModel>> cache;
-  auto& slot = cache[name];
-  if (!slot) {
-    const auto dir = test::fixtures_dir() / "models" / name;
-    auto files = model::load_model_files(dir);
-    model::WeightLoadOptions options;
-    options.dtype = at::kFloat;
-    auto weights = model::Weights::load(dir, files.model, options);
-    slot = std::make_unique<GpuModel>(GpuModel{std::move(files), std::move(weights), nullptr});
-    slot->net = std::make_unique<nn::Qwen25VL>(slot->files.model, slot->weights, at::kFloat, at::Device(at::kCUDA, 0));
-  }
-  return *slot;
-}
-
-std::vector<int64_t> ids_of(const at::Tensor& t) {
-  auto x = t.to(at::kLong).contiguous();
-  return {x.data_ptr<int64_t>(), x.data_ptr<int64_t>() + x.numel()};
-}
 
 struct BatchRun {
   std::vector<std::vector<int64_t>> ids;

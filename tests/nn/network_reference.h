@@ -7,10 +7,14 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "model/config.h"
 #include "model/safetensors.h"
+#include "model/weights.h"
+#include "nn/qwen2_5_vl.h"
 #include "qwenvl/engine.h"
 #include "nn/vision_geometry.h"
 #include "runtime/model_runner.h"
@@ -71,6 +75,33 @@ inline runtime::PreparedPrompt prepared_prompt(const NetworkCase& c) {
     p.video_second_per_grid.assign(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
   }
   return p;
+}
+
+// A fixture model in fp32 on `device`, loaded once per process and kept.
+struct LoadedModel {
+  model::ModelFiles files;
+  model::Weights weights;
+  std::unique_ptr<nn::Qwen25VL> net;
+};
+
+inline LoadedModel& load_fixture_model(const std::string& name, at::Device device = at::kCPU) {
+  static std::map<std::string, std::unique_ptr<LoadedModel>> cache;
+  auto& slot = cache[name + "@" + device.str()];
+  if (!slot) {
+    const auto dir = fixtures_dir() / "models" / name;
+    auto files = model::load_model_files(dir);
+    model::WeightLoadOptions options;
+    options.dtype = at::kFloat;
+    auto weights = model::Weights::load(dir, files.model, options);
+    slot = std::make_unique<LoadedModel>(LoadedModel{std::move(files), std::move(weights), nullptr});
+    slot->net = std::make_unique<nn::Qwen25VL>(slot->files.model, slot->weights, at::kFloat, device);
+  }
+  return *slot;
+}
+
+inline std::vector<int64_t> ids_of(const at::Tensor& t) {
+  auto x = t.to(at::kLong).contiguous();
+  return {x.data_ptr<int64_t>(), x.data_ptr<int64_t>() + x.numel()};
 }
 
 // max |a - b| / max |b|: the error measure every parity test states.

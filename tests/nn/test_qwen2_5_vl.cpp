@@ -22,33 +22,16 @@ namespace qwenvl {
 namespace {
 
 using test::NetworkCase;
+using test::ids_of;
 using test::relative_error;
+using Loaded = test::LoadedModel;
+
+Loaded& load(const std::string& name) { return test::load_fixture_model(name); }
 
 // fp32 against fp32: only summation order differs (SDPA vs our reference attention, conv3d vs a
 // matrix product for the patch embedding).
 constexpr double kTolerance = 1e-4;
 constexpr int64_t kBlockSize = 16;
-
-struct Loaded {
-  model::ModelFiles files;
-  model::Weights weights;
-  std::unique_ptr<nn::Qwen25VL> net;
-};
-
-Loaded& load(const std::string& name) {
-  static std::map<std::string, std::unique_ptr<Loaded>> cache;
-  auto& slot = cache[name];
-  if (!slot) {
-    const auto dir = test::fixtures_dir() / "models" / name;
-    auto files = model::load_model_files(dir);
-    model::WeightLoadOptions options;
-    options.dtype = at::kFloat;
-    auto weights = model::Weights::load(dir, files.model, options);
-    slot = std::make_unique<Loaded>(Loaded{std::move(files), std::move(weights), nullptr});
-    slot->net = std::make_unique<nn::Qwen25VL>(slot->files.model, slot->weights, at::kFloat);
-  }
-  return *slot;
-}
 
 // A cache and allocator whose free list has been churned, so sequences get scattered, reused blocks.
 struct ScrambledCache {
@@ -69,11 +52,6 @@ struct ScrambledCache {
     ASSERT_TRUE(allocator.allocate(need, slot.blocks)) << "test cache too small";
   }
 };
-
-std::vector<int64_t> ids_of(const at::Tensor& t) {
-  auto x = t.to(at::kLong).contiguous();
-  return {x.data_ptr<int64_t>(), x.data_ptr<int64_t>() + x.numel()};
-}
 
 class NetworkParity : public ::testing::TestWithParam<std::string> {};
 
