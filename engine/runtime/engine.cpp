@@ -338,9 +338,8 @@ class EngineImpl final : public Engine {
       // blocks go back to the allocator in inference_loop and the engine keeps serving.
       fail_batch(batch, std::string("inference failed: out of memory on ") + device_.str() + ": " + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      // A failed step (out of memory, a kernel error) fails its batch; the engine keeps serving.
-      for (auto& s : batch)
-        if (!s->done) complete(*s, Status::kFailed, "failed", std::string("inference failed: ") + e.what());
+      // A failed step (a kernel error, a bad input found late) fails its batch; the engine keeps serving.
+      fail_batch(batch, std::string("inference failed: ") + e.what());
     }
   }
 
