@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "program_run.h"
 #include "test_util.h"
 
 namespace {
@@ -22,41 +23,14 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct CliRun {
-  int exit_code = -1;
-  std::string out, err;
-};
+using CliRun = qwenvl::test::ProgramRun;
+using qwenvl::test::shell_quote;
 
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string cli_path() {
-  const char* cli = std::getenv("QWENVL_CLI");
-  if (cli == nullptr || !fs::exists(cli))
-    throw std::runtime_error("QWENVL_CLI is unset or missing: run through meson test");
-  return cli;
-}
-
-// Runs the CLI with these arguments; stdout through a pipe, stderr through a file.
+// Runs the CLI with these arguments.
 CliRun run_cli(const std::vector<std::string>& args) {
-  const fs::path err_file = fs::temp_directory_path() / ("qwenvl_cli_test_" + std::to_string(::getpid()) + ".err");
-  std::string command = shell_quote(cli_path());
+  std::string command = shell_quote(qwenvl::test::env_path("QWENVL_CLI"));
   for (const auto& a : args) command += " " + shell_quote(a);
-  command += " 2>" + shell_quote(err_file.string());
-  CliRun run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("popen failed");
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);  // a crash shows as > 128
-  run.err = qwenvl::test::read_text(err_file);
-  fs::remove(err_file);
-  return run;
+  return qwenvl::test::run_shell(command);
 }
 
 fs::path model_dir(const std::string& model) { return qwenvl::test::fixtures_dir() / "models" / model; }

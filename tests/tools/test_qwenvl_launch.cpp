@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "program_run.h"
 #include "test_util.h"
 
 namespace {
@@ -25,41 +26,12 @@ using nlohmann::json;
 
 constexpr uint64_t kFrameNs = 100000000;  // framerate=10/1 in the pipelines below
 
-struct LaunchRun {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string env_path(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || !fs::exists(v)) throw std::runtime_error(std::string(name) + " is unset or missing: run through meson test");
-  return v;
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
+using LaunchRun = qwenvl::test::ProgramRun;
+using qwenvl::test::env_path;
+using qwenvl::test::run_shell;
+using qwenvl::test::shell_quote;
 
 std::string model_dir() { return (qwenvl::test::fixtures_dir() / "models" / "tiny-a").string(); }
-
-// Runs a shell command line; stdout through a pipe, stderr through a file.
-LaunchRun run_shell(const std::string& command_line) {
-  const fs::path err_file = fs::temp_directory_path() / ("qwenvl_launch_test_" + std::to_string(::getpid()) + ".err");
-  const std::string command = command_line + " 2>" + shell_quote(err_file.string());
-  LaunchRun run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("popen failed");
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  run.err = qwenvl::test::read_text(err_file);
-  fs::remove(err_file);
-  return run;
-}
 
 LaunchRun launch(const std::string& pipeline) { return run_shell(shell_quote(env_path("QWENVL_LAUNCH")) + " " + shell_quote(pipeline)); }
 
