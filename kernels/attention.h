@@ -49,6 +49,11 @@ at::Tensor paged_decode_attention(const at::Tensor& q, const at::Tensor& k_cache
                                   const at::Tensor& v_cache, const at::Tensor& block_tables,
                                   const at::Tensor& seq_lens, int64_t max_seq_len, double scale);
 
+// Whether paged_decode_attention on CUDA tensors of this dtype and shape runs the CUDA kernel
+// (bf16/fp16, head_dim 80 or 128, up to 16 query heads per kv head) rather than the libtorch
+// reference, whose host reads of the lengths cannot be recorded into a device graph.
+bool paged_decode_has_cuda_kernel(at::ScalarType dtype, int64_t num_heads, int64_t num_kv_heads, int64_t head_dim);
+
 // The same three operations writing into a caller's output (shape and dtype of q, on q's device):
 // CUDA graphs replay into fixed buffers, and the kernel tests poison the output before each run.
 void flash_attention_varlen_out(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -15,6 +15,7 @@ const char* kernel_op_name(KernelOp op) {
     case KernelOp::kRotary: return "rotary";
     case KernelOp::kSiluAndMul: return "silu_and_mul";
     case KernelOp::kSample: return "sample";
+    case KernelOp::kFramePreparation: return "frame_preparation";
   }
   return "unknown";
 }

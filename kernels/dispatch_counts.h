@@ -10,8 +10,8 @@
 
 namespace qwenvl::kernels {
 
-enum class KernelOp : int { kAttention, kWriteKvCache, kRmsNorm, kRotary, kSiluAndMul, kSample };
-constexpr int kNumKernelOps = 6;
+enum class KernelOp : int { kAttention, kWriteKvCache, kRmsNorm, kRotary, kSiluAndMul, kSample, kFramePreparation };
+constexpr int kNumKernelOps = 7;
 enum class DispatchPath : int { kCudaKernel, kReferenceOnCuda, kCpuReference };
 constexpr int kNumDispatchPaths = 3;
 

@@ -50,4 +50,8 @@ at::Tensor paged_decode_attention(const at::Tensor& q, const at::Tensor& k_cache
   return out;
 }
 
+bool paged_decode_has_cuda_kernel(at::ScalarType dtype, int64_t num_heads, int64_t num_kv_heads, int64_t head_dim) {
+  return num_kv_heads > 0 && detail::cuda_attention_takes(dtype, num_heads, num_kv_heads, head_dim, /*decode=*/true);
+}
+
 }  // namespace qwenvl::kernels

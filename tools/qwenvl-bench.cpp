@@ -4,7 +4,7 @@
 // median of the timed runs.
 //
 //   qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] [--new-tokens 32]
-//                [--max-context 512] [--json FILE]
+//                [--max-context 512] [--cuda-graphs 1] [--json FILE]
 // Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh).
 #include <algorithm>
 #include <chrono>
@@ -84,13 +84,15 @@ RunTimes run_once(qwenvl::Engine& engine, int batch, const std::vector<uint8_t>&
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]).rfind("--", 0) == 0) {
     std::cerr << "usage: qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] "
-                 "[--new-tokens 32] [--max-context 512] [--json FILE]\n";
+                 "[--new-tokens 32] [--max-context 512] [--cuda-graphs 1] [--json FILE]\n";
     return 1;
   }
   const std::string model_dir = argv[1];
   std::string device = "cuda", json_path;
   std::vector<int> batches = {1, 8, 32, 64};
   int runs = 3, new_tokens = 32, max_context = 512;
+  bool cuda_graphs = true;
+  bool graphs_used = false;
   const int size = 448;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
@@ -100,6 +102,7 @@ int main(int argc, char** argv) {
     else if (flag == "--new-tokens") new_tokens = std::stoi(value);
     else if (flag == "--max-context") max_context = std::stoi(value);
     else if (flag == "--json") json_path = value;
+    else if (flag == "--cuda-graphs") cuda_graphs = value != "0";
     else {
       std::cerr << "unknown option " << flag << "\n";
       return 1;
@@ -123,6 +126,7 @@ int main(int argc, char** argv) {
       options.dtype = "auto";  // bf16 on CUDA
       options.max_batch = batch;
       options.max_context = max_context;  // the prompt (~300 tokens) + 32: sizes the KV pool to the work
+      options.cuda_graphs = cuda_graphs;
       auto engine = qwenvl::Engine::create(options);
       run_once(*engine, batch, rgb, size, new_tokens);  // warm-up
       std::vector<double> latencies, ttfts;
@@ -137,6 +141,7 @@ int main(int argc, char** argv) {
       row.ttft_ms = median(ttfts);
       row.decode_tokens_per_s = batch * (new_tokens - 1) / ((row.latency_ms - row.ttft_ms) / 1000.0);
       row.frames_per_s = batch / (row.latency_ms / 1000.0);
+      graphs_used = engine->stats().decode_graphs;
       row.peak_gib = static_cast<double>(engine->stats().peak_device_memory_bytes) / (1024.0 * 1024.0 * 1024.0);
       rows.push_back(row);
       std::fprintf(stderr, "B=%d latency %.1f ms ttft %.1f ms peak %.2f GiB\n", batch, row.latency_ms, row.ttft_ms,
@@ -150,8 +155,8 @@ int main(int argc, char** argv) {
   char date[64];
   const std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-  std::printf("qwenvl caption benchmark (%s; device %s, dtype auto: bf16 on cuda), %s\ncommand: %s\n\n", model_dir.c_str(),
-              device.c_str(), date, command.c_str());
+  std::printf("qwenvl caption benchmark (%s; device %s, dtype auto: bf16 on cuda; decode graphs %s), %s\ncommand: %s\n\n",
+              model_dir.c_str(), device.c_str(), graphs_used ? "on" : "off", date, command.c_str());
   std::printf("| batch | latency ms | TTFT ms (median) | decode tok/s | frames/s | peak GiB |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|\n");
   for (const Row& r : rows)

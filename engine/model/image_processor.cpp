@@ -16,15 +16,20 @@ constexpr int kBicubic = 3;  // PIL.Image.BICUBIC, the only resample Qwen2-VL co
 
 }  // namespace
 
+std::pair<int64_t, int64_t> image_target_size(int64_t height, int64_t width, const ProcessorConfig& config,
+                                              std::optional<int64_t> min_pixels, std::optional<int64_t> max_pixels) {
+  if (!config.do_resize) return {height, width};
+  if (config.resample != kBicubic)
+    throw Error(fmt::format("processor config: resample {} is not supported (only 3, bicubic)", config.resample));
+  return smart_resize(height, width, config.patch_size * config.merge_size, min_pixels.value_or(config.min_pixels),
+                      max_pixels.value_or(config.max_pixels));
+}
+
 VisionInput preprocess_image(const RgbImage& image, const ProcessorConfig& config,
                              std::optional<int64_t> min_pixels, std::optional<int64_t> max_pixels) {
   at::Tensor pixels = rgb_image_tensor(image, "image");
   if (config.do_resize) {
-    if (config.resample != kBicubic)
-      throw Error(fmt::format("processor config: resample {} is not supported (only 3, bicubic)", config.resample));
-    const auto [height, width] = smart_resize(image.height, image.width, config.patch_size * config.merge_size,
-                                              min_pixels.value_or(config.min_pixels),
-                                              max_pixels.value_or(config.max_pixels));
+    const auto [height, width] = image_target_size(image.height, image.width, config, min_pixels, max_pixels);
     pixels = resize_bicubic_uint8(pixels, height, width);
   }
   VisionInput result;

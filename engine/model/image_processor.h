@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "model/config.h"
 #include "model/vision_input.h"
@@ -18,5 +19,11 @@ namespace qwenvl::model {
 // bicubic or an inconsistent config.
 VisionInput preprocess_image(const RgbImage& image, const ProcessorConfig& config,
                              std::optional<int64_t> min_pixels = {}, std::optional<int64_t> max_pixels = {});
+
+// The {height, width} preprocess_image resamples a height x width image to (its own size when
+// do_resize is off). Throws as preprocess_image does for the resample and the smart resize.
+std::pair<int64_t, int64_t> image_target_size(int64_t height, int64_t width, const ProcessorConfig& config,
+                                              std::optional<int64_t> min_pixels = {},
+                                              std::optional<int64_t> max_pixels = {});
 
 }  // namespace qwenvl::model

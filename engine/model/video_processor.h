@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "model/config.h"
@@ -27,5 +28,11 @@ struct VideoOptions {
 // mismatched frame sizes, an aspect ratio above 200 or an unsupported config.
 VisionInput preprocess_video(const std::vector<RgbImage>& frames, const ProcessorConfig& config,
                              const VideoOptions& options = {});
+
+// The {height, width} preprocess_video resamples each of `frames` frames of height x width to (their
+// own size when do_resize is off). Throws as preprocess_video does for the resample and the smart
+// resize.
+std::pair<int64_t, int64_t> video_target_size(int64_t height, int64_t width, int64_t frames,
+                                              const ProcessorConfig& config, const VideoOptions& options = {});
 
 }  // namespace qwenvl::model

@@ -44,6 +44,14 @@ class Qwen25VL {
                      runtime::KvCache& cache) const;
   at::Tensor logits(const at::Tensor& hidden) const { return language_model_.logits(hidden); }
 
+  // forward() of a decode step recorded into a device graph: not counted when recorded; each replay
+  // counts itself through count_replayed_decode().
+  at::Tensor forward_to_record(const at::Tensor& embeddings, const at::Tensor& positions, const AttentionBatch& batch,
+                               runtime::KvCache& cache) const {
+    return language_model_.forward(embeddings, positions, batch, cache);
+  }
+  void count_replayed_decode() const { ++counters_->decode; }
+
   const model::ModelConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }
   at::Device device() const { return device_; }

@@ -18,6 +18,7 @@
 #include "kernels/device_memory.h"
 #include "kernels/dispatch_counts.h"
 #include "kernels/sampling.h"
+#include "kernels/side_stream.h"
 #include "model/config.h"
 #include "model/weights.h"
 #include "nn/qwen2_5_vl.h"
@@ -91,6 +92,10 @@ class EngineImpl final : public Engine {
     malloc_trim(0);
 #endif
     if (options.max_context <= 1) throw Error("max_context must be > 1");
+    // Recorded before any request runs (and before the worker threads start), so the first answer
+    // pays no recording.
+    if (device_.is_cuda() && options.cuda_graphs)
+      decode_graphs_ = runner_.enable_decode_graphs(options.max_batch, options.max_context);
     prepare_thread_ = std::thread([this] { prepare_loop(); });
     infer_thread_ = std::thread([this] { inference_loop(); });
   }
@@ -153,6 +158,7 @@ class EngineImpl final : public Engine {
     s.prefill_forwards = static_cast<uint64_t>(model_.counters().prefill);
     s.decode_forwards = static_cast<uint64_t>(model_.counters().decode);
     if (device_.is_cuda()) s.peak_device_memory_bytes = kernels::peak_device_memory_bytes(device_.index());
+    s.decode_graphs = decode_graphs_;
     return s;
   }
 
@@ -248,7 +254,9 @@ class EngineImpl final : public Engine {
   void prepare(Sequence& s) {
     s.settings = resolve_generation(s.request.sampling, assets_.files.generation, assets_.files.model,
                                     options_.default_max_new_tokens);
-    s.prompt = prepare_prompt(assets_, s.request, s.media);
+    // On a GPU the frames are prepared there, on a stream of this thread's own that overlaps the
+    // inference thread's work; it has finished when the prompt is handed over.
+    kernels::run_on_side_stream(device_, [&] { s.prompt = prepare_prompt(assets_, s.request, s.media, device_); });
     s.media = {};  // the frames are in the prompt's pixels now
     const int64_t prompt_tokens = static_cast<int64_t>(s.prompt.ids.size());
     if (prompt_tokens >= options_.max_context)
@@ -393,6 +401,7 @@ class EngineImpl final : public Engine {
   BlockAllocator allocator_;
   int64_t allocator_total_ = allocator_.num_blocks();
   ModelRunner runner_;
+  bool decode_graphs_ = false;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

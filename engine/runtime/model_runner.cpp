@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "kernels/attention.h"
 #include "qwenvl/error.h"
 
 namespace qwenvl::runtime {
@@ -122,19 +123,69 @@ at::Tensor ModelRunner::prefill_on_device(const std::vector<const PreparedPrompt
   return model_.logits(hidden.index_select(0, last_rows)).to(at::kFloat);
 }
 
+bool ModelRunner::enable_decode_graphs(int max_batch, int64_t max_context) {
+  const auto& text = model_.config().text;
+  if (!device_.is_cuda() || !kernels::paged_decode_has_cuda_kernel(model_.dtype(), text.num_attention_heads,
+                                                                    text.num_key_value_heads, text.head_dim()))
+    return false;
+  graphs_ = std::make_unique<DecodeGraphs>(model_, cache_, max_batch, blocks_for(max_context));
+  return true;
+}
+
+DecodeStep ModelRunner::decode_step(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) const {
+  const int64_t s = static_cast<int64_t>(slots.size()), bs = cache_.shape().block_size;
+  DecodeStep step;
+  step.sequences = s;
+  step.ids = tokens;
+  step.positions.resize(3 * s);
+  step.table_width = 1;
+  for (int64_t i = 0; i < s; ++i) {
+    const SequenceSlot& slot = *slots[i];
+    const int64_t t = slot.length;  // the new token's index
+    if (blocks_for(t + 1) > static_cast<int64_t>(slot.blocks.size()))
+      throw Error("KV cache: sequence of " + std::to_string(t + 1) + " tokens holds only " +
+                  std::to_string(slot.blocks.size()) + " blocks");
+    step.slot_mapping.push_back(int64_t{slot.blocks[t / bs]} * bs + t % bs);
+    step.seq_lens.push_back(static_cast<int32_t>(t + 1));
+    step.max_seq_len = std::max(step.max_seq_len, t + 1);
+    step.table_width = std::max(step.table_width, static_cast<int64_t>(slot.blocks.size()));
+    // generate() places each new token at the previous token's position + 1, on every axis.
+    for (int64_t a = 0; a < 3; ++a) step.positions[a * s + i] = slot.last_position[a] + 1;
+  }
+  step.block_tables.assign(s * step.table_width, 0);
+  for (int64_t i = 0; i < s; ++i)
+    std::copy(slots[i]->blocks.begin(), slots[i]->blocks.end(), step.block_tables.begin() + i * step.table_width);
+  return step;
+}
+
+at::Tensor ModelRunner::decode_eager(const DecodeStep& step) {
+  const int64_t s = step.sequences;
+  nn::AttentionBatch batch;
+  batch.kind = nn::AttentionBatch::Kind::kDecode;
+  batch.max_seqlen_q = 1;
+  batch.max_seq_len = step.max_seq_len;
+  std::vector<int32_t> cu(s + 1);
+  for (int64_t i = 0; i <= s; ++i) cu[i] = static_cast<int32_t>(i);
+  batch.cu_seqlens_q = cpu_tensor(cu, at::kInt).to(device_);
+  batch.seq_lens = cpu_tensor(step.seq_lens, at::kInt).to(device_);
+  batch.block_tables = cpu_tensor(step.block_tables, at::kInt).view({s, step.table_width}).to(device_);
+  batch.slot_mapping = cpu_tensor(step.slot_mapping, at::kLong).to(device_);
+  const at::Tensor positions = cpu_tensor(step.positions, at::kLong).view({3, s});
+  const at::Tensor ids = cpu_tensor(step.ids, at::kLong).to(device_);
+  const at::Tensor hidden = model_.forward(model_.embed_text(ids), positions, batch, cache_);
+  return model_.logits(hidden).to(at::kFloat);
+}
+
 at::Tensor ModelRunner::decode_on_device(const std::vector<int64_t>& tokens,
                                          const std::vector<SequenceSlot*>& slots) {
-  const int64_t s = static_cast<int64_t>(slots.size());
-  auto batch = attention_batch(nn::AttentionBatch::Kind::kDecode, std::vector<int64_t>(s, 1), slots);
-  // generate() places each new token at the previous token's position + 1, on every axis.
-  auto positions = at::empty({3, s}, at::kLong);
-  auto* pos = positions.data_ptr<int64_t>();
-  for (int64_t i = 0; i < s; ++i)
-    for (int64_t a = 0; a < 3; ++a) pos[a * s + i] = ++slots[i]->last_position[a];
-  auto id_tensor = cpu_tensor(tokens, at::kLong).to(device_);
-  auto hidden = model_.forward(model_.embed_text(id_tensor), positions, batch, cache_);
-  for (auto* slot : slots) slot->length += 1;
-  return model_.logits(hidden).to(at::kFloat);
+  if (tokens.size() != slots.size()) throw Error("decode: one token per sequence");
+  const DecodeStep step = decode_step(tokens, slots);
+  at::Tensor logits = graphs_ != nullptr && graphs_->covers(step) ? graphs_->run(step) : decode_eager(step);
+  for (int64_t i = 0; i < step.sequences; ++i) {
+    slots[i]->length += 1;
+    for (int64_t a = 0; a < 3; ++a) slots[i]->last_position[a] = step.positions[a * step.sequences + i];
+  }
+  return logits;
 }
 
 }  // namespace qwenvl::runtime

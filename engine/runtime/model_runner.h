@@ -8,10 +8,13 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "nn/mrope_positions.h"
 #include "nn/qwen2_5_vl.h"
+#include "runtime/decode_graphs.h"
+#include "runtime/decode_step.h"
 #include "runtime/kv_cache.h"
 
 namespace qwenvl::runtime {
@@ -53,15 +56,25 @@ class ModelRunner {
   at::Tensor decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots);
   at::Tensor decode_on_device(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots);
 
+  // From now on decode steps of up to max_batch sequences run as replayed device graphs, recorded
+  // here for sequences of up to max_context tokens. False (steps stay eager) where a decode step
+  // cannot be recorded: on the CPU, or where attention runs the libtorch reference (fp32, head
+  // dims without a kernel), which reads the lengths on the host.
+  bool enable_decode_graphs(int max_batch, int64_t max_context);
+  bool decode_graphs_enabled() const { return graphs_ != nullptr; }
+
   at::Device device() const { return device_; }
 
  private:
+  DecodeStep decode_step(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) const;
+  at::Tensor decode_eager(const DecodeStep& step);
   nn::AttentionBatch attention_batch(nn::AttentionBatch::Kind kind, const std::vector<int64_t>& new_tokens,
                                      const std::vector<SequenceSlot*>& slots) const;
 
   const nn::Qwen25VL& model_;
   KvCache& cache_;
   at::Device device_;
+  std::unique_ptr<DecodeGraphs> graphs_;
 };
 
 }  // namespace qwenvl::runtime

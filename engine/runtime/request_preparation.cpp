@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "model/conversation.h"
+#include "model/device_preprocessing.h"
 #include "model/image_processor.h"
 #include "model/prompt.h"
 #include "model/video_processor.h"
@@ -43,7 +45,7 @@ std::string render_prompt(const ModelAssets& assets, const Request& request) {
   for (size_t i = 0; i < request.images.size(); ++i) content.push_back(model::ContentItem::image());
   if (!request.clip.empty()) content.push_back(model::ContentItem::video());
   content.push_back(model::ContentItem::of_text(request.prompt));
-  return assets.chat_template.render(model::single_turn(request.system_prompt, std::move(content)), {});
+  return assets.chat_template.render(model::conversation(request.system_prompt, request.history, std::move(content)), {});
 }
 
 double clip_second_per_grid(const std::vector<model::OwnedFrame>& clip, int64_t temporal_patch_size) {
@@ -55,17 +57,21 @@ double clip_second_per_grid(const std::vector<model::OwnedFrame>& clip, int64_t 
   return static_cast<double>(temporal_patch_size) / fps;
 }
 
-PreparedPrompt prepare_prompt(const ModelAssets& assets, const Request& request, const RequestMedia& media) {
+PreparedPrompt prepare_prompt(const ModelAssets& assets, const Request& request, const RequestMedia& media,
+                              const at::Device& pixels_device) {
+  const bool on_device = pixels_device.is_cuda();  // frames go to the GPU as they are
   const auto& files = assets.files;
   PreparedPrompt p;
   std::vector<model::GridThw> image_grids, video_grids;
 
   std::vector<at::Tensor> image_pixels;
   for (size_t i = 0; i < media.images.size(); ++i) {
-    const model::RgbFrame rgb = model::convert_to_rgb(media.images[i]);
+    const model::RgbFrame rgb = on_device ? model::RgbFrame{} : model::convert_to_rgb(media.images[i]);
     model::VisionInput v;
     try {
-      v = model::preprocess_image(rgb_view(rgb), files.image, request.min_pixels, request.max_pixels);
+      v = on_device ? model::preprocess_image_on_device(media.images[i], files.image, request.min_pixels,
+                                                        request.max_pixels, pixels_device)
+                    : model::preprocess_image(rgb_view(rgb), files.image, request.min_pixels, request.max_pixels);
     } catch (const Error& e) {
       throw Error("image " + std::to_string(i + 1) + ": " + e.what());
     }
@@ -78,14 +84,16 @@ PreparedPrompt prepare_prompt(const ModelAssets& assets, const Request& request,
   if (!media.clip.empty()) {
     std::vector<model::RgbFrame> frames;
     std::vector<model::RgbImage> views;
-    for (const auto& f : media.clip) frames.push_back(model::convert_to_rgb(f));
+    if (!on_device)
+      for (const auto& f : media.clip) frames.push_back(model::convert_to_rgb(f));
     for (const auto& f : frames) views.push_back(rgb_view(f));
     model::VideoOptions options;
     options.min_pixels = request.min_pixels;
     options.max_pixels = request.max_pixels;
     model::VisionInput v;
     try {
-      v = model::preprocess_video(views, files.video, options);
+      v = on_device ? model::preprocess_video_on_device(media.clip, files.video, options, pixels_device)
+                    : model::preprocess_video(views, files.video, options);
     } catch (const Error& e) {
       throw Error(std::string("clip: ") + e.what());
     }

@@ -39,7 +39,10 @@ std::string render_prompt(const ModelAssets& assets, const Request& request);
 // the frames' timestamps (transformers' default of 24 fps when it cannot be measured).
 double clip_second_per_grid(const std::vector<model::OwnedFrame>& clip, int64_t temporal_patch_size);
 
-// Everything at once; throws qwenvl::Error for anything wrong with the request.
-PreparedPrompt prepare_prompt(const ModelAssets& assets, const Request& request, const RequestMedia& media);
+// Everything at once; throws qwenvl::Error for anything wrong with the request. With a CUDA
+// `pixels_device` the frames are converted, resampled and patchified there (the same bits as the
+// CPU path), on the calling thread's current stream, and the pixels stay there.
+PreparedPrompt prepare_prompt(const ModelAssets& assets, const Request& request, const RequestMedia& media,
+                              const at::Device& pixels_device = at::kCPU);
 
 }  // namespace qwenvl::runtime

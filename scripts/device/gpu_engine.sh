@@ -45,7 +45,7 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 tail -12 "$OUT/configure.log"
 stamp "build"
-targets="tests/gpu/test_gpu_network tests/gpu/test_gpu_real_width tests/gpu/test_gpu_engine"
+targets="tests/gpu/test_gpu_network tests/gpu/test_gpu_real_width tests/gpu/test_gpu_engine tests/gpu/test_decode_graphs"
 ninja -C "$build" -j "$(nproc)" $targets > "$OUT/build.log" 2>&1 \
   || { grep -E "error|FAILED" "$OUT/build.log" | head -40; echo "gpu_engine: build failed"; wait $python_pid; exit 1; }
 stamp "built"
@@ -56,10 +56,10 @@ tail -6 "$OUT/python.log"
 
 export QWENVL_FIXTURES=$root/$fixtures QWENVL_REAL_WIDTH_MODELS=$root/$real OMP_NUM_THREADS=8
 status=0
-for t in gpu_network gpu_engine gpu_real_width; do
+for t in gpu_network gpu_engine gpu_real_width decode_graphs; do
   stamp "test_$t"
   timeout 240 "$build/tests/gpu/test_$t" --gtest_color=no > "$OUT/test_$t.log" 2>&1 || status=1
-  grep -E "^\[  (PASSED|FAILED) |tests? from .* ran|Failure|bf16 relative|greedy ids equal" "$OUT/test_$t.log" | head -40
+  grep -E "^\[  (PASSED|FAILED) |tests? from .* ran|Failure|bf16 relative|greedy ids equal|decode graphs vs eager" "$OUT/test_$t.log" | head -40
 done
 stamp "done (status $status)"
 exit $status

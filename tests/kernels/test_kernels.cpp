@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <random>
@@ -19,6 +20,8 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/dispatch_counts.h"
+#include "kernels/frame_preparation.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rotary.h"
 #include "kernels/sampling.h"
@@ -247,8 +250,9 @@ PagedCache make_paged(const std::vector<int64_t>& lens, int64_t kv_heads, int64_
 // paged_decode_attention
 
 struct DecodeCase {
-  std::vector<int64_t> lens;
+  std::vector<int64_t> lens;  // 0: a padding row (its output is zeros, as the reference's)
   int64_t heads, kv_heads, head_dim, block_size;
+  int64_t capacity = 0;  // max_seq_len passed (the graph path passes the cache capacity); 0: the longest length
 };
 
 void run_decode(const DecodeCase& c, at::ScalarType dtype, at::Device device) {
@@ -257,33 +261,50 @@ void run_decode(const DecodeCase& c, at::ScalarType dtype, at::Device device) {
   const int64_t n = c.lens.size();
   int64_t max_len = 0;
   for (int64_t l : c.lens) max_len = std::max(max_len, l);
+  const int64_t max_seq_len = std::max(max_len, c.capacity);
   const at::Tensor q = randn({n, c.heads, c.head_dim}, dtype, device);
   const double scale = 1.0 / std::sqrt(double(c.head_dim));
   at::Tensor out = poisoned(q.sizes(), dtype, device);
-  qk::paged_decode_attention_out(q, pc.k_cache, pc.v_cache, pc.block_tables, pc.seq_lens, max_len, scale, out);
-  at::Tensor ref = at::empty(q.sizes(), q.options().dtype(at::kDouble));
-  at::Tensor lib = at::empty(q.sizes(), q.options());
+  qk::paged_decode_attention_out(q, pc.k_cache, pc.v_cache, pc.block_tables, pc.seq_lens, max_seq_len, scale, out);
+  at::Tensor ref = at::zeros(q.sizes(), q.options().dtype(at::kDouble));
+  at::Tensor lib = at::zeros(q.sizes(), q.options());
   for (int64_t s = 0; s < n; ++s) {
+    if (c.lens[s] == 0) {  // attention over no keys: the reference writes zeros
+      EXPECT_EQ(out[s].abs().max().item<double>(), 0.0) << "padding row " << s << " (length 0) is not zero";
+      continue;
+    }
     ref.slice(0, s, s + 1).copy_(attention_f64(q.slice(0, s, s + 1), pc.k[s], pc.v[s], scale, false));
     lib.slice(0, s, s + 1).copy_(attention_libtorch(q.slice(0, s, s + 1), pc.k[s], pc.v[s], scale, false));
   }
   std::string what = "decode " + std::string(dtype_name(dtype)) + " hd" + std::to_string(c.head_dim) + " " +
                      std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " bs" +
-                     std::to_string(c.block_size) + " seqs " + std::to_string(n) + " max " + std::to_string(max_len);
+                     std::to_string(c.block_size) + " seqs " + std::to_string(n) + " max " + std::to_string(max_len) +
+                     (c.capacity > max_len ? " cap " + std::to_string(c.capacity) : "");
   SCOPED_TRACE(what + " seed " + std::to_string(seed));
   expect_earned(what, out, rel_err(out, ref), rel_err(lib, ref), dtype);
 }
 
+// The CUDA kernel splits by max_seq_len (host) and exits splits past each device length: cases with a
+// capacity far above the lengths, padding rows (length 0), length 1, lengths one past a split or a
+// tile, and 9..16 query heads per kv head (a second tile of heads). The CPU table runs under
+// compute-sanitizer too (QWENVL_KERNEL_TESTS_SMALL).
 const std::vector<DecodeCase> kDecodeCpuCases = {
     {{1, 7, 100}, 28, 4, 128, 16},
     {{33, 64}, 16, 2, 128, 64},
     {{5, 17}, 16, 16, 80, 16},
+    {{0, 1, 70, 0}, 28, 4, 128, 16, 1024},
+    {{5, 40}, 24, 2, 80, 16, 300},
 };
 const std::vector<DecodeCase> kDecodeCudaCases = {
     {{1, 7, 512, 513, 4097, 100}, 28, 4, 128, 64},
     {{1, 7, 1000, 4097}, 16, 2, 128, 16},
     {{1, 7, 2000}, 16, 16, 128, 64},
     {{7, 600}, 16, 16, 80, 32},
+    {{0, 1, 300, 4097, 0, 65, 257}, 28, 4, 128, 64, 8192},
+    {{1000}, 28, 4, 128, 64, 8192},
+    {{333}, 28, 4, 128, 64},
+    {{300, 17, 2049}, 24, 2, 128, 16, 4096},
+    {{129, 1500}, 24, 2, 80, 32},
 };
 
 TEST(PagedDecodeAttention, CpuReferenceWithinLibtorchError) {
@@ -870,6 +891,241 @@ TEST(Sample, CpuDrawDependsOnSeedAndStepAlone) { run_sample_independence(at::kCP
 TEST(Sample, CudaDrawDependsOnSeedAndStepAlone) {
   REQUIRE_CUDA();
   run_sample_independence(at::kCUDA);
+}
+
+// ---------------------------------------------------------------------------------------------
+// frame preparation: integer arithmetic end to end, so exact. The CUDA kernels must give the CPU
+// path's bytes (conversion, ATen's own uint8 antialiased bicubic, transformers' patchify) at every
+// step, for every pixel format, odd and tiny sizes, up- and downscaling, one side resized or none,
+// padded strides, each YUV matrix and range, and clips (odd frame counts padded; more frames than
+// one launch carries). tests/model/test_device_preprocessing.cpp holds the CPU path of these ops
+// to the engine's own processors.
+
+struct PrepFrame {
+  std::vector<uint8_t> bytes;
+  std::vector<qk::FrameLayout> layouts;
+};
+
+// `frames` frames of random bytes, planes one after another after a random lead, each row padded
+// by `pad` random bytes.
+PrepFrame random_frames(qwenvl::PixelFormat format, int64_t w, int64_t h, int64_t pad, qwenvl::YuvMatrix matrix,
+                        bool full_range, int64_t frames, std::mt19937_64& rng) {
+  using qwenvl::PixelFormat;
+  const int64_t cw = (w + 1) / 2, ch = (h + 1) / 2;
+  std::vector<std::pair<int64_t, int64_t>> planes;  // row bytes, rows
+  switch (format) {
+    case PixelFormat::kRGB:
+    case PixelFormat::kBGR: planes = {{3 * w, h}}; break;
+    case PixelFormat::kNV12: planes = {{w, h}, {2 * cw, ch}}; break;
+    case PixelFormat::kI420: planes = {{w, h}, {cw, ch}, {cw, ch}}; break;
+    default: planes = {{4 * w, h}}; break;
+  }
+  PrepFrame out;
+  int64_t offset = static_cast<int64_t>(rng() % 64);
+  for (int64_t f = 0; f < frames; ++f) {
+    qk::FrameLayout layout;
+    layout.format = format;
+    layout.width = w;
+    layout.height = h;
+    layout.yuv_matrix = matrix;
+    layout.yuv_full_range = full_range;
+    for (size_t p = 0; p < planes.size(); ++p) {
+      layout.plane_offsets[p] = offset;
+      layout.strides[p] = planes[p].first + pad;
+      offset += planes[p].second * (planes[p].first + pad) + static_cast<int64_t>(rng() % 8);
+    }
+    out.layouts.push_back(layout);
+  }
+  out.bytes.resize(static_cast<size_t>(offset));
+  for (auto& b : out.bytes) b = static_cast<uint8_t>(rng());
+  return out;
+}
+
+at::Tensor byte_tensor(const std::vector<uint8_t>& bytes) {
+  return at::from_blob(const_cast<uint8_t*>(bytes.data()), {static_cast<int64_t>(bytes.size())}, at::kByte).clone();
+}
+
+// Random per-channel level tables (the engine's are (level - mean) / std; any table checks the gather).
+at::Tensor random_levels() { return at::randn({3, 256}, at::kFloat); }
+
+// Output poisoning for ops that allocate their results: blocks of each size filled with 0xFF (NaN
+// as float) and released, so that the caching allocator hands them to the op under test.
+void poison_device_blocks(const std::vector<int64_t>& byte_counts) {
+  std::vector<at::Tensor> blocks;
+  for (int64_t n : byte_counts)
+    blocks.push_back(at::full({std::max<int64_t>(n, 1)}, 0xFF, at::TensorOptions().dtype(at::kByte).device(at::kCUDA)));
+}
+
+bool bit_equal(const at::Tensor& a, const at::Tensor& b) {
+  if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
+  const at::Tensor ac = a.to(at::kCPU).contiguous(), bc = b.to(at::kCPU).contiguous();
+  if (ac.scalar_type() == at::kFloat) return at::equal(ac.view(at::kInt), bc.view(at::kInt));
+  return at::equal(ac, bc);
+}
+
+struct PrepCase {
+  const char* name;
+  qwenvl::PixelFormat format;
+  int64_t width, height, target_width, target_height, pad;
+  qwenvl::YuvMatrix matrix;
+  bool full_range;
+  int64_t frames;
+};
+
+std::vector<PrepCase> prep_cases() {
+  using F = qwenvl::PixelFormat;
+  using M = qwenvl::YuvMatrix;
+  std::vector<PrepCase> cases;
+  for (const auto& entry : qwenvl::kPixelFormatNames) {  // every format: odd sizes, down, up, padded
+    cases.push_back({"333x249 down", entry.format, 333, 249, 308, 224, 0, M::kAuto, false, 1});
+    cases.push_back({"17x1001 up/down padded", entry.format, 17, 1001, 28, 980, 13, M::kAuto, false, 1});
+    cases.push_back({"1x1 up", entry.format, 1, 1, 28, 28, 3, M::kAuto, false, 1});
+    cases.push_back({"56x84 kept", entry.format, 56, 84, 56, 84, 5, M::kAuto, false, 1});
+  }
+  for (F f : {F::kNV12, F::kI420}) {
+    for (M m : {M::kBT601, M::kBT709, M::kBT2020})
+      for (bool full : {false, true}) cases.push_back({"matrix", f, 335, 251, 308, 252, 7, m, full, 1});
+    cases.push_back({"HD auto (BT.709, H-cosited)", f, 1281, 721, 644, 364, 0, M::kAuto, false, 1});
+    cases.push_back({"HD auto full range, up", f, 641, 577, 672, 588, 9, M::kAuto, true, 1});
+    cases.push_back({"width only", f, 333, 224, 308, 224, 0, M::kAuto, false, 1});
+    cases.push_back({"height only", f, 308, 249, 308, 224, 0, M::kBT709, false, 1});
+  }
+  cases.push_back({"clip of 3", F::kNV12, 333, 249, 308, 224, 4, M::kAuto, false, 3});
+  cases.push_back({"clip of 3 BGRx", F::kBGRx, 333, 249, 308, 224, 0, M::kAuto, false, 3});
+  cases.push_back({"clip of 18 (two launches)", F::kI420, 31, 21, 28, 28, 2, M::kBT601, true, 18});
+  cases.push_back({"heavy downscale", F::kRGB, 4000, 30, 56, 28, 0, M::kAuto, false, 1});
+  return cases;
+}
+
+void run_prep_case(const PrepCase& c, bool cuda) {
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  SCOPED_TRACE(std::string("frame_preparation ") + c.name + " " + qwenvl::pixel_format_name(c.format) + " " +
+               std::to_string(c.width) + "x" + std::to_string(c.height) + " -> " + std::to_string(c.target_width) +
+               "x" + std::to_string(c.target_height) + " seed " + std::to_string(seed));
+  const PrepFrame frames = random_frames(c.format, c.width, c.height, c.pad, c.matrix, c.full_range, c.frames, rng);
+  const at::Tensor bytes = byte_tensor(frames.bytes);
+  const at::Tensor levels = random_levels();
+  const qk::PatchShape shape{14, 2, 2};
+  // The CPU path, step by step.
+  const at::Tensor rgb = qk::frames_to_rgb(bytes, frames.layouts);
+  const at::Tensor resized = qk::resize_bicubic_aa(rgb, c.target_height, c.target_width);
+  const at::Tensor patches = qk::patchify_levels(resized, levels, shape);
+  const at::Tensor all = qk::prepare_frames(bytes, frames.layouts, c.target_height, c.target_width, levels, shape);
+  ASSERT_TRUE(bit_equal(all, patches));
+  const int64_t gt = (c.frames + 1) / 2;
+  ASSERT_EQ(patches.sizes().vec(),
+            (std::vector<int64_t>{gt * (c.target_height / 14) * (c.target_width / 14), 3 * 2 * 14 * 14}));
+  if (!cuda) {
+    // The GPU's fixed-point resize, run on the host, against ATen's.
+    EXPECT_TRUE(bit_equal(qk::resize_bicubic_aa_fixed_point_on_host(rgb, c.target_height, c.target_width), resized));
+    return;
+  }
+  const at::Tensor dev_bytes = bytes.to(at::kCUDA);
+  poison_device_blocks({rgb.numel(), resized.numel(), c.frames * c.height * c.target_width * 3});
+  const at::Tensor dev_rgb = qk::frames_to_rgb(dev_bytes, frames.layouts);
+  EXPECT_TRUE(bit_equal(dev_rgb, rgb)) << "to RGB";
+  poison_device_blocks({resized.numel(), c.frames * c.height * c.target_width * 3});
+  const at::Tensor dev_resized = qk::resize_bicubic_aa(rgb.to(at::kCUDA), c.target_height, c.target_width);
+  EXPECT_TRUE(bit_equal(dev_resized, resized)) << "resize";
+  poison_device_blocks({patches.numel() * 4});
+  const at::Tensor dev_patches = qk::patchify_levels(resized.to(at::kCUDA), levels.to(at::kCUDA), shape);
+  EXPECT_TRUE(bit_equal(dev_patches, patches)) << "patchify";
+  poison_device_blocks({rgb.numel(), resized.numel(), patches.numel() * 4, c.frames * c.height * c.target_width * 3});
+  const at::Tensor dev_all = qk::prepare_frames(dev_bytes, frames.layouts, c.target_height, c.target_width, levels, shape);
+  EXPECT_TRUE(dev_all.is_cuda());
+  EXPECT_TRUE(bit_equal(dev_all, patches)) << "all steps";
+  // The engine casts the float32 pixels to the model dtype; equal inputs give equal casts.
+  EXPECT_TRUE(bit_equal(dev_all.to(at::kBFloat16).to(at::kFloat), patches.to(at::kBFloat16).to(at::kFloat)));
+}
+
+TEST(FramePreparation, CpuPathIsConsistentAndGpuArithmeticMatchesAten) {
+  for (const auto& c : prep_cases()) run_prep_case(c, /*cuda=*/false);
+}
+
+TEST(FramePreparation, CudaKernelIsBitExact) {
+  REQUIRE_CUDA();
+  const auto before = qk::dispatch_counts();
+  const auto cases = prep_cases();
+  for (size_t i = 0; i < cases.size(); ++i)
+    if (!small_cases() || i % 6 == 0) run_prep_case(cases[i], /*cuda=*/true);
+  const auto calls = qk::dispatch_counts().since(before);
+  EXPECT_GT(calls(qk::KernelOp::kFramePreparation, qk::DispatchPath::kCudaKernel), 0u);
+}
+
+// The fixed-point resampling of the CUDA kernels against ATen's uint8 antialiased bicubic over
+// every pair of sides up to 48 (weights, support and precision change with the ratio), and at
+// sizes real frames have. Runs on the host with the kernels' own per-sample function.
+TEST(FramePreparation, FixedPointResizeMatchesAtenAtEverySize) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  int checked = 0;
+  for (int64_t in = 1; in <= 48; ++in) {
+    const at::Tensor rows = at::randint(0, 256, {1, 2, in, 3}, at::kByte);
+    const at::Tensor cols = at::randint(0, 256, {1, in, 2, 3}, at::kByte);
+    for (int64_t out = 1; out <= 48; ++out) {
+      if (out == in) continue;
+      EXPECT_TRUE(bit_equal(qk::resize_bicubic_aa_fixed_point_on_host(rows, 2, out), qk::resize_bicubic_aa(rows, 2, out)))
+          << in << " -> " << out << " (width)";
+      EXPECT_TRUE(bit_equal(qk::resize_bicubic_aa_fixed_point_on_host(cols, out, 2), qk::resize_bicubic_aa(cols, out, 2)))
+          << in << " -> " << out << " (height)";
+      checked += 2;
+    }
+  }
+  const std::vector<std::pair<int64_t, int64_t>> sides = {
+      {1920, 1092}, {1080, 616}, {3840, 1288}, {2160, 728}, {640, 644}, {480, 476}, {1001, 980},
+      {7, 1000},    {4096, 28},  {333, 308},   {249, 224},  {1280, 1288}, {720, 728}, {5000, 4998}};
+  for (const auto& [in, out] : sides) {
+    const at::Tensor rows = at::randint(0, 256, {1, 3, in, 3}, at::kByte);
+    EXPECT_TRUE(bit_equal(qk::resize_bicubic_aa_fixed_point_on_host(rows, 3, out), qk::resize_bicubic_aa(rows, 3, out)))
+        << in << " -> " << out;
+    ++checked;
+  }
+  // Both passes with the uint8 rounding between them; extreme values (0 and 255) saturate.
+  const at::Tensor image = at::randint(0, 2, {2, 61, 83, 3}, at::kByte).mul(255);
+  EXPECT_TRUE(bit_equal(qk::resize_bicubic_aa_fixed_point_on_host(image, 112, 56), qk::resize_bicubic_aa(image, 112, 56)));
+  EXPECT_GT(checked, 4000);
+}
+
+TEST(FramePreparation, FaultsNameTheOperation) {
+  std::mt19937_64 rng(7);
+  const PrepFrame f = random_frames(qwenvl::PixelFormat::kNV12, 33, 17, 0, qwenvl::YuvMatrix::kAuto, false, 1, rng);
+  const at::Tensor bytes = byte_tensor(f.bytes);
+  const at::Tensor levels = random_levels();
+  const auto expect_fault = [](const std::function<void()>& call, const std::string& words) {
+    try {
+      call();
+      ADD_FAILURE() << "expected a fault naming '" << words << "'";
+    } catch (const qwenvl::Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("frame_preparation"), std::string::npos) << what;
+      EXPECT_NE(what.find(words), std::string::npos) << what;
+    }
+  };
+  auto layouts = f.layouts;
+  layouts[0].strides[1] = 2;
+  expect_fault([&] { qk::frames_to_rgb(bytes, layouts); }, "stride 2 is smaller than its row of 34 bytes");
+  layouts = f.layouts;
+  layouts[0].plane_offsets[1] = bytes.numel() - 10;
+  expect_fault([&] { qk::frames_to_rgb(bytes, layouts); }, "does not fit in the buffer");
+  layouts = f.layouts;
+  layouts.push_back(layouts[0]);
+  layouts[1].width = 32;
+  expect_fault([&] { qk::frames_to_rgb(bytes, layouts); }, "frame 0's size 33x17");
+  layouts = f.layouts;
+  layouts[0].format = static_cast<qwenvl::PixelFormat>(42);
+  expect_fault([&] { qk::frames_to_rgb(bytes, layouts); }, "unknown pixel format 42");
+  layouts = f.layouts;
+  layouts[0].yuv_matrix = static_cast<qwenvl::YuvMatrix>(9);
+  expect_fault([&] { qk::frames_to_rgb(bytes, layouts); }, "unknown YUV matrix 9");
+  expect_fault([&] { qk::frames_to_rgb(bytes, {}); }, "no frames");
+  expect_fault([&] { qk::frames_to_rgb(bytes.to(at::kInt), f.layouts); }, "contiguous 1-d uint8");
+  expect_fault([&] { qk::prepare_frames(bytes, f.layouts, 30, 28, levels, {}); }, "multiple of patch_size * merge_size");
+  expect_fault([&] { qk::prepare_frames(bytes, f.layouts, 0, 28, levels, {}); }, "each side must be 1 to");
+  const at::Tensor rgb = at::zeros({1, 28, 28, 3}, at::kByte);
+  expect_fault([&] { qk::patchify_levels(rgb, levels.view({-1}), {}); }, "level_values must be a float32 [3, 256]");
+  expect_fault([&] { qk::patchify_levels(rgb, levels, {14, 0, 2}); }, "must be positive");
+  expect_fault([&] { qk::resize_bicubic_aa(rgb.permute({0, 3, 1, 2}), 28, 28); }, "[N, H, W, 3]");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -124,11 +124,20 @@ struct Result {
   double total_ms = 0;  // submit to completion
 };
 
+// One earlier exchange of a conversation, as text: rendered through the chat template as a user
+// message and the assistant's answer before the current question (the media of that turn are not
+// sent again).
+struct Turn {
+  std::string user;
+  std::string assistant;
+};
+
 struct Request {
   std::vector<FrameView> images;  // zero or more images, in prompt order
   std::vector<FrameView> clip;    // or one video clip: frames in order, with real timestamps
   std::string prompt;
   std::string system_prompt;      // empty: the chat template's default
+  std::vector<Turn> history;      // earlier turns, oldest first, between the system message and the question
   SamplingParams sampling;
   std::string stream_id;
   std::optional<int64_t> min_pixels, max_pixels;  // per request; default from the model's processor config
@@ -151,6 +160,7 @@ struct EngineOptions {
   int64_t kv_cache_bytes = 0;    // KV memory budget; 0: enough for max_batch x max_context
   int64_t kv_block_size = 64;    // tokens per KV block
   int default_max_new_tokens = 128;  // when neither the request nor generation_config.json sets one
+  bool cuda_graphs = true;       // CUDA: decode steps replayed as graphs, recorded when the engine starts
 };
 
 struct EngineStats {
@@ -160,6 +170,7 @@ struct EngineStats {
   // Most device memory held by tensors at once since the engine was created (the caching allocator's
   // peak allocated bytes, as torch.cuda.max_memory_allocated() counts it); 0 on the CPU.
   int64_t peak_device_memory_bytes = 0;
+  bool decode_graphs = false;  // decode steps replay device graphs (EngineOptions::cuda_graphs, where the model allows)
 };
 
 class Engine {

@@ -1,0 +1,50 @@
+// Decode steps replayed as device graphs (kernels/device_graph.h), one graph per batch-size
+// bucket (1, 2, 4, ... and max_batch). A step of S sequences runs the smallest bucket B >= S: its
+// inputs are copied into the bucket's fixed buffers (rows past S are padding: slot -1, so nothing
+// is written to the cache, and length 0, so nothing is attended), the graph is replayed and the
+// first S rows of its logits are the step's. Recorded once, when the engine starts; block tables
+// are as wide as max_context needs, so any admitted sequence fits.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/device_graph.h"
+#include "nn/qwen2_5_vl.h"
+#include "runtime/decode_step.h"
+#include "runtime/kv_cache.h"
+
+namespace qwenvl::runtime {
+
+class DecodeGraphs {
+ public:
+  DecodeGraphs(const nn::Qwen25VL& model, KvCache& cache, int max_batch, int64_t table_width);
+
+  // Whether run() takes this step (not too many sequences, tables not too wide).
+  bool covers(const DecodeStep& step) const;
+  // The step's fp32 logits [S, vocab] on the device. They live in the graph's memory: read them
+  // before the next run() (the engine samples each step's tokens before the next step).
+  at::Tensor run(const DecodeStep& step);
+
+  std::vector<int64_t> bucket_sizes() const;
+
+ private:
+  struct Bucket {
+    int64_t size = 0;
+    at::Tensor host_longs, host_ints;      // pinned staging: ids | positions | slots, lens | tables
+    at::Tensor device_longs, device_ints;  // what the graph reads
+    at::Tensor logits;                     // what the graph writes
+    std::unique_ptr<kernels::DeviceGraph> graph;
+  };
+  void record(Bucket& bucket, const kernels::DeviceGraph* share_pool_with);
+
+  const nn::Qwen25VL& model_;
+  KvCache& cache_;
+  int64_t table_width_;
+  std::vector<Bucket> buckets_;  // ascending sizes
+};
+
+}  // namespace qwenvl::runtime
