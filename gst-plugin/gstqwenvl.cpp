@@ -6,7 +6,13 @@
  * reaches downstream in three agreeing forms: a GstQwenVLMeta on the next outgoing video buffer,
  * an element message "qwenvl-result" (and a "result" signal), and a text/x-raw buffer on the
  * text_src pad for textoverlay. Inference runs on the engine's threads, never on the streaming
- * thread; in async mode (the default) the video never waits.
+ * thread; in async mode (the default) the video never waits. With overlay=true the element draws
+ * the latest answer onto the video itself (OpenCV), after the frame was asked about.
+ *
+ * Besides interval sampling: clip-frames / clip-duration send N frames over a window as one video
+ * clip (motion questions); the `ask` action signal asks about the next frame and returns the
+ * request id its answer will carry; roi=true asks about each GstVideoRegionOfInterestMeta box of a
+ * frame (see qwenvlroitest). history-size keeps earlier answers of the stream as context.
  *
  * ## Example launch line
  * |[
@@ -21,15 +27,21 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
 
+#ifdef QWENVL_HAVE_OPENCV
+#include "caption_overlay.h"
+#endif
+#include "clip_collector.h"
 #include "engine_loader.h"
 #include "engine_registry.h"
 #include "gstqwenvlmeta.h"
 #include "qwenvl/engine.h"
 #include "request_tracker.h"
+#include "roi_requests.h"
 
 GST_DEBUG_CATEGORY_STATIC(gst_qwenvl_debug);
 #define GST_CAT_DEFAULT gst_qwenvl_debug
@@ -69,6 +81,19 @@ struct Settings {
   std::string engine_id;
   std::string engine_library;
   gboolean emit_partial = FALSE;
+  gboolean overlay = FALSE;
+  guint clip_frames = 0;  // 0 or 1: single frames
+  GstClockTime clip_duration = GST_SECOND;
+  gboolean roi = FALSE;
+  std::string roi_labels;  // comma-separated filter; empty: every box
+  guint history_size = 0;
+  gint64 min_pixels = 0, max_pixels = 0;  // 0: the model's processor config
+};
+
+// A question of the `ask` signal, waiting for the next frame.
+struct PendingAsk {
+  qwenvl::RequestId id;
+  std::string prompt;
 };
 
 // What NULL->READY sets up and READY->NULL releases; pointers copied under the object lock.
@@ -91,12 +116,16 @@ struct Streaming {
   GstClockTime caption_start = GST_CLOCK_TIME_NONE;
   bool have_caption = false;
   bool warned_latency = false;
+  bool warned_overlay = false;
+  qwenvl::gst::ClipCollector clip;      // clip-frames >= 2: the clip being collected
+  std::deque<qwenvl::Turn> history;     // history-size: this stream's earlier (prompt, answer) turns
 };
 
 struct State {
   Settings settings;
   Runtime runtime;
   Streaming streaming;
+  std::deque<PendingAsk> asks;  // under the object lock: the `ask` signal comes from any thread
   std::atomic<guint64> reported_latency{0};  // added latency reported in sync mode
 };
 
@@ -133,10 +162,18 @@ enum {
   PROP_ENGINE_ID,
   PROP_ENGINE_LIBRARY,
   PROP_EMIT_PARTIAL,
+  PROP_OVERLAY,
   PROP_STATS,
+  PROP_CLIP_FRAMES,
+  PROP_CLIP_DURATION,
+  PROP_ROI,
+  PROP_ROI_LABELS,
+  PROP_HISTORY_SIZE,
+  PROP_MIN_PIXELS,
+  PROP_MAX_PIXELS,
 };
 
-enum { SIGNAL_RESULT, N_SIGNALS };
+enum { SIGNAL_RESULT, SIGNAL_ASK, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 G_DEFINE_TYPE(GstQwenVL, gst_qwenvl, GST_TYPE_BASE_TRANSFORM)
@@ -266,13 +303,24 @@ GstStructure* answer_structure(const char* name, const Answer& a) {
   GstStructure* s = gst_structure_new(
       name, GST_QWENVL_FIELD_TEXT, G_TYPE_STRING, a.result.text.c_str(), GST_QWENVL_FIELD_PROMPT, G_TYPE_STRING,
       a.ticket.prompt.c_str(), GST_QWENVL_FIELD_STREAM_ID, G_TYPE_STRING, a.ticket.stream_id.c_str(),
-      GST_QWENVL_FIELD_REQUEST_ID, G_TYPE_UINT64, static_cast<guint64>(a.result.id), GST_QWENVL_FIELD_PTS, G_TYPE_UINT64,
+      GST_QWENVL_FIELD_REQUEST_ID, G_TYPE_UINT64, static_cast<guint64>(a.ticket.request_id), GST_QWENVL_FIELD_PTS, G_TYPE_UINT64,
       static_cast<guint64>(a.ticket.pts), GST_QWENVL_FIELD_LATENCY, G_TYPE_UINT64,
       static_cast<guint64>(std::llround(a.result.total_ms * 1e6)), GST_QWENVL_FIELD_TTFT, G_TYPE_UINT64,
       static_cast<guint64>(std::llround(a.result.ttft_ms * 1e6)), GST_QWENVL_FIELD_PROMPT_TOKENS, G_TYPE_INT,
       a.result.prompt_tokens, GST_QWENVL_FIELD_GENERATED_TOKENS, G_TYPE_INT, static_cast<int>(a.result.token_ids.size()),
       GST_QWENVL_FIELD_FINISH_REASON, G_TYPE_STRING, a.result.finish_reason.c_str(), nullptr);
   gst_structure_take_value(s, GST_QWENVL_FIELD_TOKEN_IDS, &ids);
+  const qwenvl::gst::Ticket& t = a.ticket;
+  if (t.clip_frames > 0)
+    gst_structure_set(s, GST_QWENVL_FIELD_WINDOW_START, G_TYPE_UINT64, static_cast<guint64>(t.window_start),
+                      GST_QWENVL_FIELD_WINDOW_END, G_TYPE_UINT64, static_cast<guint64>(t.window_end),
+                      GST_QWENVL_FIELD_CLIP_FRAMES, G_TYPE_UINT, t.clip_frames, nullptr);
+  if (t.has_roi)
+    gst_structure_set(s, GST_QWENVL_FIELD_ROI_ID, G_TYPE_INT, t.roi_id, GST_QWENVL_FIELD_ROI_TYPE, G_TYPE_STRING,
+                      t.roi_type.c_str(), GST_QWENVL_FIELD_ROI_X, G_TYPE_UINT, static_cast<guint>(t.roi_x),
+                      GST_QWENVL_FIELD_ROI_Y, G_TYPE_UINT, static_cast<guint>(t.roi_y), GST_QWENVL_FIELD_ROI_WIDTH,
+                      G_TYPE_UINT, static_cast<guint>(t.roi_width), GST_QWENVL_FIELD_ROI_HEIGHT, G_TYPE_UINT,
+                      static_cast<guint>(t.roi_height), nullptr);
   return s;
 }
 
@@ -288,12 +336,16 @@ GstClockTime estimated_duration(GstQwenVL* self, GstBuffer* buffer) {
 // The text_src stream follows the video: per outgoing buffer, the current caption as a text buffer
 // with that buffer's pts and duration, or a GAP event when there is none (textoverlay never
 // waits). Unlinked, it costs nothing.
+// Whether the latest answer still holds at `pts` (caption-duration); text_src and overlay agree.
+bool caption_current(const Streaming& st, GstClockTime pts, const Settings& s) {
+  return st.have_caption && (s.caption_duration == 0 || !GST_CLOCK_TIME_IS_VALID(st.caption_start) ||
+                             !GST_CLOCK_TIME_IS_VALID(pts) || pts < st.caption_start + s.caption_duration);
+}
+
 void push_text(GstQwenVL* self, GstClockTime pts, GstClockTime duration, const Settings& s) {
   if (!gst_pad_is_linked(self->text_src) || !GST_CLOCK_TIME_IS_VALID(pts)) return;
   Streaming& st = self->state->streaming;
-  const bool current = st.have_caption && (s.caption_duration == 0 || !GST_CLOCK_TIME_IS_VALID(st.caption_start) ||
-                                           pts < st.caption_start + s.caption_duration);
-  if (!current) {
+  if (!caption_current(st, pts, s)) {
     gst_pad_push_event(self->text_src, gst_event_new_gap(pts, duration));
     return;
   }
@@ -330,8 +382,12 @@ void deliver(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, GstClockTime
       GST_ELEMENT_WARNING(self, STREAM, FAILED,
                           ("qwenvl: the request about the frame at %" GST_TIME_FORMAT " %s: %s", GST_TIME_ARGS(a.ticket.pts),
                            qwenvl::status_name(a.result.status), a.result.error.c_str()),
-                          ("request %" G_GUINT64_FORMAT, static_cast<guint64>(a.result.id)));
+                          ("request %" G_GUINT64_FORMAT, static_cast<guint64>(a.ticket.request_id)));
       continue;
+    }
+    if (a.ticket.remember && s.history_size > 0) {
+      st.history.push_back({a.ticket.prompt, a.result.text});
+      while (st.history.size() > s.history_size) st.history.pop_front();
     }
     GstStructure* fields = answer_structure("qwenvl-result", a);
     if (buffer != nullptr) gst_buffer_add_qwenvl_meta(buffer, fields);
@@ -361,17 +417,8 @@ qwenvl::YuvMatrix yuv_matrix(const Streaming& st) {
   }
 }
 
-// Submits one frame; the engine copies it inside submit(), so the buffer is unmapped at once.
-qwenvl::RequestId ask(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, const Settings& s) {
-  Streaming& st = self->state->streaming;
-  GstVideoFrame frame;
-  if (!gst_video_frame_map(&frame, &st.info, buffer, GST_MAP_READ)) {
-    GST_ELEMENT_WARNING(self, STREAM, FAILED, ("qwenvl: could not map a video buffer to read it"),
-                        ("buffer of %" G_GSIZE_FORMAT " bytes for caps %dx%d", gst_buffer_get_size(buffer),
-                         GST_VIDEO_INFO_WIDTH(&st.info), GST_VIDEO_INFO_HEIGHT(&st.info)));
-    return 0;
-  }
-  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+// A mapped frame as the engine takes it (the engine copies it inside submit()).
+qwenvl::FrameView frame_view(const Streaming& st, const GstVideoFrame& frame, GstClockTime pts) {
   qwenvl::FrameView view;
   view.format = st.format;
   view.width = GST_VIDEO_FRAME_WIDTH(&frame);
@@ -383,11 +430,24 @@ qwenvl::RequestId ask(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, con
   view.timestamp_s = GST_CLOCK_TIME_IS_VALID(pts) ? static_cast<double>(pts) / GST_SECOND : 0.0;
   view.yuv_matrix = yuv_matrix(st);
   view.yuv_full_range = st.caps_colorimetry && st.info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255;
+  return view;
+}
 
+bool map_frame(GstQwenVL* self, const GstVideoInfo& info, GstBuffer* buffer, GstVideoFrame* frame) {
+  if (gst_video_frame_map(frame, &info, buffer, GST_MAP_READ)) return true;
+  GST_ELEMENT_WARNING(self, STREAM, FAILED, ("qwenvl: could not map a video buffer to read it"),
+                      ("buffer of %" G_GSIZE_FORMAT " bytes for caps %dx%d", gst_buffer_get_size(buffer),
+                       GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info)));
+  return false;
+}
+
+// A request with this element's settings and `prompt` (placeholders expanded); the stream's
+// earlier turns when `with_history` and history-size is set. The caller adds the media.
+qwenvl::Request base_request(GstQwenVL* self, const Settings& s, const std::string& prompt, GstClockTime pts,
+                             bool with_history, qwenvl::gst::Ticket* ticket) {
   const std::string stream_id = stream_id_of(self, s);
   qwenvl::Request request;
-  request.images.push_back(view);
-  request.prompt = expand_placeholders(s.prompt, stream_id, pts);
+  request.prompt = expand_placeholders(prompt, stream_id, pts);
   request.system_prompt = expand_placeholders(s.system_prompt, stream_id, pts);
   request.stream_id = stream_id;
   qwenvl::SamplingParams& p = request.sampling;
@@ -399,13 +459,115 @@ qwenvl::RequestId ask(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, con
   if (s.repetition_penalty > 0) p.repetition_penalty = s.repetition_penalty;
   if (s.seed >= 0) p.seed = static_cast<uint64_t>(s.seed);
   p.stop_strings = s.stop_strings;
+  if (s.min_pixels > 0) request.min_pixels = s.min_pixels;
+  if (s.max_pixels > 0) request.max_pixels = s.max_pixels;
+  const std::deque<qwenvl::Turn>& history = self->state->streaming.history;
+  if (with_history && s.history_size > 0) {
+    const size_t skip = history.size() > s.history_size ? history.size() - s.history_size : 0;
+    request.history.assign(history.begin() + static_cast<std::ptrdiff_t>(skip), history.end());
+  }
+  ticket->prompt = request.prompt;
+  ticket->stream_id = stream_id;
+  ticket->pts = pts;
+  ticket->emit_partial = s.emit_partial != FALSE;
+  ticket->remember = with_history;
+  return request;
+}
 
-  qwenvl::gst::Ticket ticket{request.prompt, stream_id, pts, s.emit_partial != FALSE};
+qwenvl::RequestId submit(GstQwenVL* self, const Runtime& rt, qwenvl::Request request, qwenvl::gst::Ticket ticket) {
+  const GstClockTime pts = ticket.pts;
   const qwenvl::RequestId id = rt.tracker->submit(*rt.shared.engine, std::move(request), std::move(ticket));
-  gst_video_frame_unmap(&frame);
-  GST_LOG_OBJECT(self, "asked about the frame at %" GST_TIME_FORMAT ": request %" G_GUINT64_FORMAT, GST_TIME_ARGS(pts),
-                 static_cast<guint64>(id));
+  GST_LOG_OBJECT(self, "asked about the frame at %" GST_TIME_FORMAT ": engine request %" G_GUINT64_FORMAT,
+                 GST_TIME_ARGS(pts), static_cast<guint64>(id));
   return id;
+}
+
+// Asks `prompt` about the whole frame; `request_id` 0: a new id. Returns the engine's ids to wait for.
+std::vector<qwenvl::RequestId> ask_frame(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, const Settings& s,
+                                         const std::string& prompt, qwenvl::RequestId request_id) {
+  Streaming& st = self->state->streaming;
+  GstVideoFrame frame;
+  if (!map_frame(self, st.info, buffer, &frame)) return {};
+  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+  qwenvl::gst::Ticket ticket;
+  ticket.request_id = request_id;
+  qwenvl::Request request = base_request(self, s, prompt, pts, true, &ticket);
+  request.images.push_back(frame_view(st, frame, pts));
+  const qwenvl::RequestId id = submit(self, rt, std::move(request), std::move(ticket));
+  gst_video_frame_unmap(&frame);
+  return {id};
+}
+
+// roi mode: one request per region-of-interest box of the frame (roi-labels filters them); the
+// prompt's {label} becomes the box's label. Region answers stay out of the history.
+std::vector<qwenvl::RequestId> ask_regions(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, const Settings& s) {
+  Streaming& st = self->state->streaming;
+  const std::vector<qwenvl::gst::RoiBox> boxes =
+      qwenvl::gst::roi_boxes(buffer, st.info, qwenvl::gst::parse_label_filter(s.roi_labels));
+  if (boxes.empty()) return {};
+  GstVideoFrame frame;
+  if (!map_frame(self, st.info, buffer, &frame)) return {};
+  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+  const qwenvl::FrameView whole = frame_view(st, frame, pts);
+  std::vector<qwenvl::RequestId> ids;
+  for (const qwenvl::gst::RoiBox& box : boxes) {
+    std::string prompt = s.prompt;
+    for (size_t at = 0; (at = prompt.find("{label}", at)) != std::string::npos; at += box.label.size())
+      prompt.replace(at, 7, box.label);
+    qwenvl::gst::Ticket ticket;
+    qwenvl::Request request = base_request(self, s, prompt, pts, false, &ticket);
+    request.images.push_back(qwenvl::gst::crop_view(whole, st.info, box));
+    ticket.has_roi = true;
+    ticket.roi_id = box.id;
+    ticket.roi_type = box.label;
+    ticket.roi_x = box.x;
+    ticket.roi_y = box.y;
+    ticket.roi_width = box.width;
+    ticket.roi_height = box.height;
+    ids.push_back(submit(self, rt, std::move(request), std::move(ticket)));
+  }
+  gst_video_frame_unmap(&frame);
+  return ids;
+}
+
+// Copies the frame into the clip being collected.
+void collect_clip_frame(GstQwenVL* self, GstBuffer* buffer) {
+  Streaming& st = self->state->streaming;
+  GstVideoFrame frame;
+  if (!map_frame(self, st.info, buffer, &frame)) return;
+  if (!st.clip.add(frame, st.info, GST_BUFFER_PTS(buffer))) GST_WARNING_OBJECT(self, "could not copy a clip frame");
+  gst_video_frame_unmap(&frame);
+}
+
+// The collected clip as one video request with the frames' real timestamps; the collector is reset.
+std::vector<qwenvl::RequestId> ask_clip(GstQwenVL* self, const Runtime& rt, const Settings& s) {
+  Streaming& st = self->state->streaming;
+  const std::vector<GstBuffer*>& buffers = st.clip.buffers();
+  std::vector<GstVideoFrame> frames(buffers.size());
+  size_t mapped = 0;
+  for (; mapped < buffers.size(); ++mapped)
+    if (!map_frame(self, st.clip.info(), buffers[mapped], &frames[mapped])) break;
+  std::vector<qwenvl::RequestId> ids;
+  if (mapped == buffers.size()) {
+    qwenvl::gst::Ticket ticket;
+    qwenvl::Request request = base_request(self, s, s.prompt, st.clip.window_start(), true, &ticket);
+    for (size_t i = 0; i < frames.size(); ++i) request.clip.push_back(frame_view(st, frames[i], st.clip.timestamps()[i]));
+    ticket.window_start = st.clip.window_start();
+    ticket.window_end = st.clip.window_end();
+    ticket.clip_frames = static_cast<unsigned>(frames.size());
+    ids.push_back(submit(self, rt, std::move(request), std::move(ticket)));
+  }
+  for (size_t i = 0; i < mapped; ++i) gst_video_frame_unmap(&frames[i]);
+  st.clip.reset();
+  return ids;
+}
+
+std::deque<PendingAsk> take_asks(GstQwenVL* self) {
+  std::deque<PendingAsk> asks;
+  GST_OBJECT_LOCK(self);
+  asks.swap(self->state->asks);
+  GST_OBJECT_UNLOCK(self);
+  return asks;
 }
 
 void post_drop(GstQwenVL* self, GstClockTime pts, const char* reason, const RequestTracker& tracker) {
@@ -413,6 +575,39 @@ void post_drop(GstQwenVL* self, GstClockTime pts, const char* reason, const Requ
                                       G_TYPE_STRING, reason, "dropped", G_TYPE_UINT64,
                                       static_cast<guint64>(tracker.stats().dropped), nullptr);
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+}
+
+// overlay=true: the current caption drawn onto the outgoing frame, after the frame was asked about
+// (the model never sees a caption). The buffer is writable: the element is in place, not passthrough.
+void draw_overlay(GstQwenVL* self, GstBuffer* buffer, GstClockTime pts, const Settings& s) {
+  Streaming& st = self->state->streaming;
+  if (!s.overlay || !caption_current(st, pts, s)) return;
+#ifdef QWENVL_HAVE_OPENCV
+  GstVideoFrame frame;
+  if (!gst_video_frame_map(&frame, &st.info, buffer, GST_MAP_WRITE)) {
+    if (!st.warned_overlay)
+      GST_ELEMENT_WARNING(self, STREAM, FAILED, ("qwenvl could not map a frame for writing its caption"), (nullptr));
+    st.warned_overlay = true;
+    return;
+  }
+  qwenvl::gst::OverlayFrame f;
+  f.format = st.format;
+  f.width = GST_VIDEO_FRAME_WIDTH(&frame);
+  f.height = GST_VIDEO_FRAME_HEIGHT(&frame);
+  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES(&frame) && i < 3; ++i) {
+    f.planes[i] = static_cast<uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, i));
+    f.strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, i);
+  }
+  f.yuv_full_range = st.info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255;
+  qwenvl::gst::draw_caption(f, st.caption);
+  gst_video_frame_unmap(&frame);
+#else
+  (void)buffer;
+  if (!st.warned_overlay)
+    GST_ELEMENT_WARNING(self, CORE, NOT_IMPLEMENTED, ("qwenvl was built without OpenCV: overlay=true draws nothing"),
+                        ("install libopencv-core-dev and libopencv-imgproc-dev and rebuild, or link text_src to textoverlay"));
+  st.warned_overlay = true;
+#endif
 }
 
 }  // namespace
@@ -435,22 +630,52 @@ static GstFlowReturn gst_qwenvl_transform_ip(GstBaseTransform* trans, GstBuffer*
   const GstClockTime duration = estimated_duration(self, buffer);
   if (GST_CLOCK_TIME_IS_VALID(pts)) st.last_end = pts + duration;
 
-  if (frame_is_due(st, pts, s)) {
+  // Questions of the `ask` signal are about this frame, whatever the interval and drop policy.
+  std::vector<qwenvl::RequestId> asked;
+  for (const PendingAsk& q : take_asks(self)) {
+    const std::vector<qwenvl::RequestId> ids = ask_frame(self, rt, buffer, s, q.prompt, q.id);
+    asked.insert(asked.end(), ids.begin(), ids.end());
+  }
+  // A clip in progress takes the frames it wants; time that went back (a new segment) restarts.
+  if (st.clip.collecting() && GST_CLOCK_TIME_IS_VALID(pts) && GST_CLOCK_TIME_IS_VALID(st.clip.window_end()) &&
+      pts < st.clip.window_end())
+    st.clip.reset();
+  if (st.clip.collecting()) {
+    if (st.clip.wants(pts)) {
+      collect_clip_frame(self, buffer);
+      if (st.clip.complete()) {
+        const std::vector<qwenvl::RequestId> ids = ask_clip(self, rt, s);
+        asked.insert(asked.end(), ids.begin(), ids.end());
+      }
+    }
+  } else if (frame_is_due(st, pts, s)) {
     bool room = rt.tracker->in_flight() < s.max_pending;
     if (!room && s.mode == kModeAsync && s.drop_policy == kDropOldest && rt.tracker->cancel_oldest(*rt.shared.engine)) {
       post_drop(self, pts, "drop-oldest", *rt.tracker);
       room = true;
     }
     if (room || s.mode == kModeSync) {
-      const qwenvl::RequestId id = ask(self, rt, buffer, s);
+      std::vector<qwenvl::RequestId> ids;
+      if (s.roi) {
+        ids = ask_regions(self, rt, buffer, s);
+      } else if (s.clip_frames >= 2) {
+        st.clip.start(pts, s.clip_frames, s.clip_duration);
+        collect_clip_frame(self, buffer);
+      } else {
+        ids = ask_frame(self, rt, buffer, s, s.prompt, 0);
+      }
+      asked.insert(asked.end(), ids.begin(), ids.end());
       st.last_asked_pts = pts;
-      if (id != 0 && s.mode == kModeSync && !rt.tracker->wait_for(id)) return GST_FLOW_FLUSHING;
     } else {
       rt.tracker->count_dropped();
       post_drop(self, pts, "skip-while-busy", *rt.tracker);
     }
   }
+  if (s.mode == kModeSync)
+    for (qwenvl::RequestId id : asked)
+      if (id != 0 && !rt.tracker->wait_for(id)) return GST_FLOW_FLUSHING;
   deliver(self, rt, buffer, pts, duration, s);
+  draw_overlay(self, buffer, pts, s);
   return GST_FLOW_OK;
 }
 
@@ -475,6 +700,7 @@ static gboolean gst_qwenvl_set_caps(GstBaseTransform* trans, GstCaps* incaps, Gs
   st.format = *format;
   st.have_info = true;
   st.caps_colorimetry = gst_structure_has_field(gst_caps_get_structure(incaps, 0), "colorimetry");
+  st.clip.reset();  // its frames have the old layout
   GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, incaps);
   return TRUE;
 }
@@ -484,6 +710,8 @@ static void reset_streaming(GstQwenVL* self) {
   st.last_asked_pts = st.last_pts = st.last_delta = st.last_end = st.caption_start = GST_CLOCK_TIME_NONE;
   st.caption.clear();
   st.have_caption = false;
+  st.clip.reset();
+  st.history.clear();  // flush and a new stream forget the conversation
 }
 
 static void cancel_pending(GstQwenVL* self, const Runtime& rt) {
@@ -497,6 +725,8 @@ static gboolean gst_qwenvl_sink_event(GstBaseTransform* trans, GstEvent* event) 
   const Runtime rt = runtime_snapshot(self);
   switch (GST_EVENT_TYPE(event)) {
     case GST_EVENT_STREAM_START: {
+      self->state->streaming.history.clear();
+      self->state->streaming.clip.reset();
       gchar* id = gst_pad_create_stream_id(self->text_src, GST_ELEMENT(self), "text");
       gst_pad_push_event(self->text_src, gst_event_new_stream_start(id));
       g_free(id);
@@ -653,6 +883,15 @@ static GstStateChangeReturn gst_qwenvl_change_state(GstElement* element, GstStat
   GstQwenVL* self = GST_QWENVL(element);
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY:
+#ifndef QWENVL_HAVE_OPENCV
+      if (settings_snapshot(self).overlay) {
+        GST_ELEMENT_ERROR(self, CORE, NOT_IMPLEMENTED, ("qwenvl was built without OpenCV, so overlay=true cannot draw"),
+                          ("install libopencv-core-dev and libopencv-imgproc-dev and rebuild, or link text_src to "
+                           "textoverlay"));
+        return GST_STATE_CHANGE_FAILURE;
+      }
+#endif
+      self->state->streaming.warned_overlay = false;
       if (!open_engine(self)) return GST_STATE_CHANGE_FAILURE;
       break;
     case GST_STATE_CHANGE_PAUSED_TO_READY: {
@@ -660,6 +899,9 @@ static GstStateChangeReturn gst_qwenvl_change_state(GstElement* element, GstStat
       const Runtime rt = runtime_snapshot(self);
       if (rt.tracker) rt.tracker->set_flushing(true);
       cancel_pending(self, rt);
+      GST_OBJECT_LOCK(self);
+      self->state->asks.clear();  // asked about frames that will not come
+      GST_OBJECT_UNLOCK(self);
       break;
     }
     default:
@@ -732,6 +974,14 @@ static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* val
     case PROP_ENGINE_ID: s.engine_id = string_or_empty(value); break;
     case PROP_ENGINE_LIBRARY: s.engine_library = string_or_empty(value); break;
     case PROP_EMIT_PARTIAL: s.emit_partial = g_value_get_boolean(value); break;
+    case PROP_OVERLAY: s.overlay = g_value_get_boolean(value); break;
+    case PROP_CLIP_FRAMES: s.clip_frames = g_value_get_uint(value); break;
+    case PROP_CLIP_DURATION: s.clip_duration = g_value_get_uint64(value); break;
+    case PROP_ROI: s.roi = g_value_get_boolean(value); break;
+    case PROP_ROI_LABELS: s.roi_labels = string_or_empty(value); break;
+    case PROP_HISTORY_SIZE: s.history_size = g_value_get_uint(value); break;
+    case PROP_MIN_PIXELS: s.min_pixels = g_value_get_int64(value); break;
+    case PROP_MAX_PIXELS: s.max_pixels = g_value_get_int64(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
   }
   GST_OBJECT_UNLOCK(self);
@@ -778,6 +1028,14 @@ static void gst_qwenvl_get_property(GObject* object, guint id, GValue* value, GP
     case PROP_ENGINE_ID: g_value_set_string(value, nullable(s.engine_id)); break;
     case PROP_ENGINE_LIBRARY: g_value_set_string(value, nullable(s.engine_library)); break;
     case PROP_EMIT_PARTIAL: g_value_set_boolean(value, s.emit_partial); break;
+    case PROP_OVERLAY: g_value_set_boolean(value, s.overlay); break;
+    case PROP_CLIP_FRAMES: g_value_set_uint(value, s.clip_frames); break;
+    case PROP_CLIP_DURATION: g_value_set_uint64(value, s.clip_duration); break;
+    case PROP_ROI: g_value_set_boolean(value, s.roi); break;
+    case PROP_ROI_LABELS: g_value_set_string(value, s.roi_labels.c_str()); break;
+    case PROP_HISTORY_SIZE: g_value_set_uint(value, s.history_size); break;
+    case PROP_MIN_PIXELS: g_value_set_int64(value, s.min_pixels); break;
+    case PROP_MAX_PIXELS: g_value_set_int64(value, s.max_pixels); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
   }
   GST_OBJECT_UNLOCK(self);
@@ -829,6 +1087,15 @@ static void gst_qwenvl_init(GstQwenVL* self) {
   gst_element_add_pad(GST_ELEMENT(self), self->text_src);
   gst_base_transform_set_in_place(GST_BASE_TRANSFORM(self), TRUE);
   gst_base_transform_set_passthrough(GST_BASE_TRANSFORM(self), FALSE);
+}
+
+static guint64 gst_qwenvl_ask(GstQwenVL* self, const gchar* prompt) {
+  const qwenvl::RequestId id = qwenvl::gst::allocate_request_id();
+  GST_OBJECT_LOCK(self);
+  self->state->asks.push_back({id, prompt != nullptr && *prompt != '\0' ? prompt : self->state->settings.prompt});
+  GST_OBJECT_UNLOCK(self);
+  GST_DEBUG_OBJECT(self, "ask %" G_GUINT64_FORMAT ": %s", static_cast<guint64>(id), prompt ? prompt : "(prompt)");
+  return id;
 }
 
 static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
@@ -942,6 +1209,60 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
       g_param_spec_boolean("emit-partial", "Emit partial",
                            "Post qwenvl-partial element messages with the new text as tokens arrive", FALSE, live));
   g_object_class_install_property(
+      gobject_class, PROP_OVERLAY,
+      g_param_spec_boolean("overlay", "Overlay",
+                           "Draw the latest answer onto the video (OpenCV): white text wrapped to the width on a dark band "
+                           "at the bottom of the frame, for demos without textoverlay; held as long as on text_src "
+                           "(caption-duration). Characters outside ASCII are drawn as ASCII look-alikes or '?'"
+#ifndef QWENVL_HAVE_OPENCV
+                           ". This build has no OpenCV: overlay=true fails at NULL->READY"
+#endif
+                           ,
+                           FALSE, live));
+  g_object_class_install_property(
+      gobject_class, PROP_CLIP_FRAMES,
+      g_param_spec_uint("clip-frames", "Clip frames",
+                        "Frames per question, sent as one video clip with their real timestamps (motion questions); "
+                        "0 or 1: single frames. A clip starts at a frame due by interval and takes the first frames at or "
+                        "after start + i * clip-duration / (clip-frames - 1); answers carry window-start and window-end. "
+                        "Ignored in roi mode",
+                        0, 256, 0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_CLIP_DURATION,
+      g_param_spec_uint64("clip-duration", "Clip duration",
+                          "Time a clip spans, first to last frame, by buffer timestamps (ns); 0: consecutive frames",
+                          0, G_MAXUINT64, GST_SECOND, live));
+  g_object_class_install_property(
+      gobject_class, PROP_ROI,
+      g_param_spec_boolean("roi", "Regions of interest",
+                           "Ask about each GstVideoRegionOfInterestMeta box of a sampled frame (an upstream detector's), "
+                           "cropped out of the frame (clamped to it; NV12/I420 crops start on even coordinates), one "
+                           "request per box, instead of the whole frame; answers carry roi-id and roi-type. {label} in "
+                           "prompt becomes the box's label. Frames without boxes are not asked; ask still asks whole frames",
+                           FALSE, live));
+  g_object_class_install_property(
+      gobject_class, PROP_ROI_LABELS,
+      g_param_spec_string("roi-labels", "ROI labels",
+                          "Comma-separated roi types (labels) asked about in roi mode, e.g. \"person,car\"; empty: every box",
+                          "", live));
+  g_object_class_install_property(
+      gobject_class, PROP_HISTORY_SIZE,
+      g_param_spec_uint("history-size", "History size",
+                        "Earlier (prompt, answer) turns of this stream sent as text context with each question, oldest "
+                        "first; cleared on flush and stream-start; roi answers neither use nor join it. 0: none",
+                        0, 1024, 0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_MIN_PIXELS,
+      g_param_spec_int64("min-pixels", "Min pixels",
+                         "Fewest pixels a frame is resized to before the vision encoder; 0: the model's processor config",
+                         0, G_MAXINT64, 0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_PIXELS,
+      g_param_spec_int64("max-pixels", "Max pixels",
+                         "Most pixels a frame is resized to before the vision encoder (fewer: fewer tokens, faster); 0: "
+                         "the model's processor config",
+                         0, G_MAXINT64, 0, live));
+  g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "qwenvl-stats: asked, answered, dropped, failed, cancelled, latency-mean, latency-p99, ttft-mean, "
@@ -959,6 +1280,25 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   signals[SIGNAL_RESULT] = g_signal_new("result", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
                                         G_TYPE_NONE, 1, GST_TYPE_STRUCTURE | G_SIGNAL_TYPE_STATIC_SCOPE);
 
+  /**
+   * GstQwenVL::ask:
+   * @qwenvl: the element
+   * @prompt: the question ({stream_id} and {timestamp} are expanded); NULL or empty: the prompt property
+   *
+   * Action signal: asks @prompt about the next frame that reaches the element (the whole frame, as
+   * well as whatever interval sampling asks; never dropped by drop-policy, waited for in sync mode).
+   * Returns the request id at once: the "request-id" of the answer's GstQwenVLMeta, qwenvl-result
+   * message and result signal. Request ids are the element's own, unique in the process (every
+   * answer carries one; they are not the engine's internal ids). Questions still waiting for a frame
+   * when the element stops (PAUSED->READY) are dropped.
+   *
+   * Returns: the request id (never 0)
+   */
+  signals[SIGNAL_ASK] = g_signal_new_class_handler("ask", G_TYPE_FROM_CLASS(klass),
+                                                   static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+                                                   G_CALLBACK(gst_qwenvl_ask), nullptr, nullptr, nullptr, G_TYPE_UINT64, 1,
+                                                   G_TYPE_STRING);
+
   GstCaps* caps = video_caps();
   gst_element_class_add_pad_template(element_class, gst_pad_template_new("sink", GST_PAD_SINK, GST_PAD_ALWAYS, caps));
   gst_element_class_add_pad_template(element_class, gst_pad_template_new("src", GST_PAD_SRC, GST_PAD_ALWAYS, caps));
@@ -968,7 +1308,9 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   gst_element_class_set_static_metadata(
       element_class, "Qwen2.5-VL vision-language model", "Filter/Analyzer/Video",
       "Asks a Qwen2.5-VL model about video frames without holding up the video; answers go downstream as "
-      "GstQwenVLMeta, qwenvl-result messages, the result signal and text/x-raw on text_src. Example: "
+      "GstQwenVLMeta, qwenvl-result messages, the result signal and text/x-raw on text_src. The action "
+      "signal ask(prompt) asks about the next frame and returns the request-id (guint64, this element's own "
+      "ids, unique in the process) that its answer will carry. Example: "
       "gst-launch-1.0 -m videotestsrc num-buffers=60 ! qwenvl model=/models/Qwen2.5-VL-3B-Instruct "
       "interval=1000000000 ! fakesink",
       "qwenvl developers");

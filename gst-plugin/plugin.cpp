@@ -1,15 +1,19 @@
-// The qwenvl plugin: registers the qwenvl element and the GstQwenVLMeta. It links no engine
-// library (the element loads it at NULL->READY), so it always registers.
+// The qwenvl plugin: registers the qwenvl element, its roi test source qwenvlroitest and the
+// GstQwenVLMeta. It links no engine library (the element loads it at NULL->READY), so it always
+// registers.
 #define PACKAGE "qwenvl"  // GST_PLUGIN_DEFINE names the package with it
 
 #include <gst/gst.h>
 
 #include "gstqwenvl.h"
+#include "gstqwenvlroitest.h"
 #include "gstqwenvlmeta.h"
 
 static gboolean plugin_init(GstPlugin* plugin) {
   gst_qwenvl_meta_get_info();
-  return GST_ELEMENT_REGISTER(qwenvl, plugin);
+  gboolean ok = GST_ELEMENT_REGISTER(qwenvl, plugin);
+  ok &= GST_ELEMENT_REGISTER(qwenvlroitest, plugin);
+  return ok;
 }
 
 GST_PLUGIN_DEFINE(GST_VERSION_MAJOR, GST_VERSION_MINOR, qwenvl,

@@ -1,6 +1,7 @@
 #include "request_tracker.h"
 
 #include <algorithm>
+#include <atomic>
 #include <numeric>
 
 namespace qwenvl::gst {
@@ -31,9 +32,15 @@ uint64_t ms_to_ns(double ms) { return ms <= 0 ? 0 : static_cast<uint64_t>(ms * 1
 
 }  // namespace
 
+RequestId allocate_request_id() {
+  static std::atomic<RequestId> next{1};
+  return next.fetch_add(1);
+}
+
 RequestTracker::RequestTracker(GstElement* element) : element_(element) {}
 
 RequestId RequestTracker::submit(Engine& engine, Request request, Ticket ticket) {
+  if (ticket.request_id == 0) ticket.request_id = allocate_request_id();
   std::weak_ptr<RequestTracker> self = shared_from_this();
   request.on_complete = [self, ticket](const Result& result) {
     if (auto tracker = self.lock()) tracker->on_complete(result, ticket);
@@ -93,7 +100,7 @@ void RequestTracker::on_complete(const Result& result, const Ticket& ticket) {
   changed_.notify_all();
 }
 
-void RequestTracker::on_partial(RequestId id, std::string_view text, const Ticket& ticket) {
+void RequestTracker::on_partial(RequestId, std::string_view text, const Ticket& ticket) {
   GstElement* element = nullptr;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -104,7 +111,7 @@ void RequestTracker::on_partial(RequestId id, std::string_view text, const Ticke
   const std::string piece(text);
   GstStructure* s = gst_structure_new("qwenvl-partial", "text", G_TYPE_STRING, piece.c_str(), "prompt", G_TYPE_STRING,
                                       ticket.prompt.c_str(), "stream-id", G_TYPE_STRING, ticket.stream_id.c_str(),
-                                      "request-id", G_TYPE_UINT64, static_cast<guint64>(id), "pts", G_TYPE_UINT64,
+                                      "request-id", G_TYPE_UINT64, static_cast<guint64>(ticket.request_id), "pts", G_TYPE_UINT64,
                                       static_cast<guint64>(ticket.pts), nullptr);
   gst_element_post_message(element, gst_message_new_element(GST_OBJECT(element), s));
   gst_object_unref(element);

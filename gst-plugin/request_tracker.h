@@ -23,11 +23,26 @@ namespace qwenvl::gst {
 
 // What the element knows about a request besides what the engine returns.
 struct Ticket {
+  RequestId request_id = 0;  // the element's id of the request (see allocate_request_id); 0: submit() picks one
   std::string prompt;
   std::string stream_id;
   GstClockTime pts = GST_CLOCK_TIME_NONE;
   bool emit_partial = false;
+  // A clip: the pts of its first and last frame, and how many frames it has (0: a single frame).
+  GstClockTime window_start = GST_CLOCK_TIME_NONE, window_end = GST_CLOCK_TIME_NONE;
+  unsigned clip_frames = 0;
+  // roi mode: the box asked about (has_roi false for whole frames).
+  bool has_roi = false;
+  gint roi_id = 0;
+  std::string roi_type;
+  int roi_x = 0, roi_y = 0, roi_width = 0, roi_height = 0;
+  bool remember = false;  // the answer joins the stream's history (history-size)
 };
+
+// A new element request id: process-wide, so that ids never repeat across elements. The element
+// hands these out (the `ask` signal returns one before its frame arrives); the engine's own ids stay
+// inside the tracker.
+RequestId allocate_request_id();
 
 struct Answer {
   Result result;
@@ -45,7 +60,8 @@ class RequestTracker : public std::enable_shared_from_this<RequestTracker> {
   // `element` receives qwenvl-partial messages until detach().
   explicit RequestTracker(GstElement* element);
 
-  // Submits `request` (the engine copies its frames) and returns its id; 0 when submit() threw.
+  // Submits `request` (the engine copies its frames) and returns the engine's id, for wait_for();
+  // 0 when submit() threw. Answers carry ticket.request_id (allocated here when 0).
   RequestId submit(Engine& engine, Request request, Ticket ticket);
   // Cancels every request still in flight; returns how many were.
   size_t cancel_all(Engine& engine);

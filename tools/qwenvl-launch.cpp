@@ -67,6 +67,19 @@ json answer_json(GstMessage* message, const GstStructure* s) {
   j["finish_reason"] = string_field(s, "finish-reason");
   j["latency"] = uint64_field(s, "latency");
   j["ttft"] = uint64_field(s, "ttft");
+  // Only on clip answers (clip-frames) and region answers (roi=true).
+  if (gst_structure_has_field(s, "window-start")) {
+    j["window_start"] = uint64_field(s, "window-start");
+    j["window_end"] = uint64_field(s, "window-end");
+  }
+  if (gst_structure_has_field(s, "roi-id")) {
+    j["roi_id"] = int_field(s, "roi-id");
+    j["roi_type"] = string_field(s, "roi-type");
+    guint x = 0, y = 0, w = 0, h = 0;
+    gst_structure_get(s, "roi-x", G_TYPE_UINT, &x, "roi-y", G_TYPE_UINT, &y, "roi-width", G_TYPE_UINT, &w, "roi-height",
+                      G_TYPE_UINT, &h, nullptr);
+    j["roi_box"] = {x, y, w, h};
+  }
   return j;
 }
 

@@ -7,14 +7,23 @@
  *   text              (string)   the answer
  *   prompt            (string)   the question, placeholders expanded
  *   stream-id         (string)   the element's stream id
- *   request-id        (guint64)  the engine's request id
- *   pts               (guint64)  presentation time of the frame asked about (GstClockTime)
+ *   request-id        (guint64)  the element's request id (process-unique; the "ask" signal returns it)
+ *   pts               (guint64)  presentation time of the frame asked about (a clip's first frame)
  *   latency           (guint64)  submit to answer, nanoseconds
  *   ttft              (guint64)  submit to first generated token, nanoseconds
  *   prompt-tokens     (gint)     tokens of the prompt, image tokens included
  *   generated-tokens  (gint)     tokens generated
  *   token-ids         (GstValueArray of gint) the generated ids
  *   finish-reason     (string)   "eos", "length" or "stop_string"
+ *
+ * Clips (clip-frames >= 2) add:
+ *   window-start      (guint64)  pts of the clip's first frame
+ *   window-end        (guint64)  pts of the clip's last frame
+ *   clip-frames       (guint)    frames in the clip
+ * roi mode adds, for the GstVideoRegionOfInterestMeta box asked about:
+ *   roi-id            (gint)     the box's id (GstVideoRegionOfInterestMeta.id)
+ *   roi-type          (string)   its label (roi_type)
+ *   roi-x, roi-y, roi-width, roi-height (guint) the crop sent, clamped to the frame
  *
  * C:      const GstStructure *s = gst_buffer_get_qwenvl_meta (buffer);
  * Python: meta = buffer.get_custom_meta ("GstQwenVLMeta"); s = meta.get_structure ()
@@ -41,6 +50,15 @@ G_BEGIN_DECLS
 #define GST_QWENVL_FIELD_GENERATED_TOKENS "generated-tokens"
 #define GST_QWENVL_FIELD_TOKEN_IDS "token-ids"
 #define GST_QWENVL_FIELD_FINISH_REASON "finish-reason"
+#define GST_QWENVL_FIELD_WINDOW_START "window-start"
+#define GST_QWENVL_FIELD_WINDOW_END "window-end"
+#define GST_QWENVL_FIELD_CLIP_FRAMES "clip-frames"
+#define GST_QWENVL_FIELD_ROI_ID "roi-id"
+#define GST_QWENVL_FIELD_ROI_TYPE "roi-type"
+#define GST_QWENVL_FIELD_ROI_X "roi-x"
+#define GST_QWENVL_FIELD_ROI_Y "roi-y"
+#define GST_QWENVL_FIELD_ROI_WIDTH "roi-width"
+#define GST_QWENVL_FIELD_ROI_HEIGHT "roi-height"
 
 /* Registers the meta once (thread-safe) and returns its info. */
 const GstMetaInfo *gst_qwenvl_meta_get_info (void);
