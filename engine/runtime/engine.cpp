@@ -1,9 +1,10 @@
 // The Engine of qwenvl/engine.h. Three stages, each on its own thread so that none waits for
 // another's work: submit() copies the frames and queues the request (the caller's thread);
 // the preparation thread renders, preprocesses and tokenizes, and fails at once what can never
-// fit; the inference loop runs the ready requests together as one batch — one vision forward,
-// one prefill, then one decode forward per step — until every sequence of the batch has ended.
-// The loop lives in run_batch(), the one place a continuous-batching scheduler replaces.
+// fit; the inference loop runs the ready requests together as one batch — one vision forward and
+// one prefill for the requests admitted together, then one decode forward per step for every
+// running sequence — and admits newly ready requests between steps while the batch and the KV
+// cache have room (continuous batching). The loop lives in run_until_idle().
 #include <malloc.h>
 
 #include <algorithm>
@@ -273,87 +274,130 @@ class EngineImpl final : public Engine {
     s.seen.assign(s.prompt.ids.begin(), s.prompt.ids.end());
   }
 
-  // Inference thread: batches of ready requests, each batch run to its end.
+  // Inference thread: runs the ready requests, admitting newly ready ones between decode steps
+  // (continuous batching), until none is left; then waits for more.
   void inference_loop() {
     while (true) {
-      std::vector<std::shared_ptr<Sequence>> batch, stopped;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return (stopping_ && submitted_.empty()) || !ready_.empty(); });
         if (ready_.empty()) return;
-        // Admit in arrival order while the batch and the KV cache have room (blocks are reserved
-        // for the whole answer, so an admitted sequence never runs out).
-        while (!ready_.empty() && static_cast<int>(batch.size()) < options_.max_batch) {
-          auto s = ready_.front();
-          if (s->cancel_requested || s->expired(Clock::now())) {
-            stopped.push_back(s);
-            ready_.pop_front();
-            continue;
-          }
-          const int64_t need = runner_.blocks_for(static_cast<int64_t>(s->prompt.ids.size()) + s->settings.max_new_tokens);
-          if (!allocator_.allocate(need, s->slot.blocks)) break;
-          ready_.pop_front();
-          batch.push_back(s);
-        }
-        running_ = batch.size();
       }
-      for (auto& s : stopped) end_if_stopped(*s);
-      if (!batch.empty()) run_batch(batch);
-      std::lock_guard<std::mutex> lock(mutex_);
-      for (auto& s : batch) allocator_.release(s->slot.blocks);
-      running_ = 0;
+      run_until_idle();
     }
   }
 
-  void run_batch(std::vector<std::shared_ptr<Sequence>>& batch) {
-    std::vector<Sequence*> live;
-    for (auto& s : batch) live.push_back(s.get());
-    try {
-      std::vector<const PreparedPrompt*> prompts;
-      std::vector<SequenceSlot*> slots;
-      for (auto* s : live) {
-        prompts.push_back(&s->prompt);
-        slots.push_back(&s->slot);
+  // Takes ready requests in arrival order while the batch has room for `room` more and the KV cache
+  // has their blocks (reserved for the whole answer, so an admitted sequence never runs out).
+  std::vector<Sequence*> admit(size_t room) {
+    std::vector<Sequence*> admitted;
+    std::vector<std::shared_ptr<Sequence>> stopped;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      while (!ready_.empty() && admitted.size() < room) {
+        auto s = ready_.front();
+        if (s->cancel_requested || s->expired(Clock::now())) {
+          stopped.push_back(s);
+          ready_.pop_front();
+          continue;
+        }
+        const int64_t need = runner_.blocks_for(static_cast<int64_t>(s->prompt.ids.size()) + s->settings.max_new_tokens);
+        if (!allocator_.allocate(need, s->slot.blocks)) break;
+        ready_.pop_front();
+        running_set_[s.get()] = s;  // keeps the sequence alive while it runs
+        admitted.push_back(s.get());
       }
-      const bool on_device = device_.is_cuda();
-      at::Tensor logits = on_device ? runner_.prefill_on_device(prompts, slots) : runner_.prefill(prompts, slots);
-      while (!live.empty()) {
+      running_ = running_set_.size();
+    }
+    for (auto& s : stopped) end_if_stopped(*s);
+    return admitted;
+  }
+
+  // Gives the KV blocks of sequences that left the batch (answered, stopped or failed) back.
+  void retire(const std::vector<Sequence*>& gone) {
+    if (gone.empty()) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (Sequence* s : gone) {
+      allocator_.release(s->slot.blocks);
+      s->slot.blocks.clear();
+      running_set_.erase(s);
+    }
+    running_ = running_set_.size();
+  }
+
+  // Fails the sequences with `error` (those not already ended) and retires them.
+  void fail_all(const std::vector<Sequence*>& batch, const std::string& error) {
+    for (Sequence* s : batch)
+      if (!s->done) complete(*s, Status::kFailed, "failed", error);
+    retire(batch);
+  }
+
+  static std::string failure_reason(const std::exception& e, const at::Device& device) {
+    if (const auto* oom = dynamic_cast<const c10::OutOfMemoryError*>(&e))
+      return std::string("inference failed: out of memory on ") + device.str() + ": " + oom->what_without_backtrace();
+    return std::string("inference failed: ") + e.what();
+  }
+
+  // The batch loop. Each turn: prefill what was admitted since the last turn (its logits rows join
+  // the running ones), pick every row's next token, end the sequences that stop, then one decode
+  // step for the rest. A failed prefill fails only the sequences it admitted; a failed step (a
+  // kernel error, the device out of memory) fails the running batch. The engine keeps serving.
+  void run_until_idle() {
+    const bool on_device = device_.is_cuda();
+    std::vector<Sequence*> live;  // one per row of `logits`
+    at::Tensor logits;
+    while (true) {
+      std::vector<Sequence*> admitted = admit(static_cast<size_t>(options_.max_batch) - live.size());
+      if (!admitted.empty()) {
+        try {
+          std::vector<const PreparedPrompt*> prompts;
+          std::vector<SequenceSlot*> slots;
+          for (Sequence* s : admitted) {
+            prompts.push_back(&s->prompt);
+            slots.push_back(&s->slot);
+          }
+          const at::Tensor fresh = on_device ? runner_.prefill_on_device(prompts, slots) : runner_.prefill(prompts, slots);
+          // A copy either way: decode logits live in graph memory that the next step overwrites.
+          logits = live.empty() ? fresh : at::cat({logits, fresh});
+          live.insert(live.end(), admitted.begin(), admitted.end());
+        } catch (const std::exception& e) {
+          fail_all(admitted, failure_reason(e, device_));
+        }
+      }
+      if (live.empty()) return;
+      try {
         // A GPU samples every row in one call where the logits are; the CPU row by row below.
         const std::vector<int64_t> picked = on_device ? sample_on_device(logits, live) : std::vector<int64_t>{};
-        std::vector<Sequence*> next;
+        std::vector<Sequence*> next, gone;
         std::vector<int64_t> tokens;
         std::vector<SequenceSlot*> next_slots;
         for (size_t row = 0; row < live.size(); ++row) {
           Sequence& s = *live[row];
-          if (end_if_stopped(s)) continue;
+          if (end_if_stopped(s)) {
+            gone.push_back(&s);
+            continue;
+          }
           const auto token = static_cast<int32_t>(
               on_device ? picked[row] : s.sampler->pick(logits[static_cast<int64_t>(row)], s.seen));
           const StopReason reason = accept_token(s, token, options_.max_context);
           if (reason != StopReason::kNone) {
             complete(s, Status::kAnswered, stop_reason_name(reason));
+            gone.push_back(&s);
             continue;
           }
           next.push_back(&s);
           tokens.push_back(token);
           next_slots.push_back(&s.slot);
         }
+        retire(gone);
         live = next;
         if (!live.empty())
           logits = on_device ? runner_.decode_on_device(tokens, next_slots) : runner_.decode(tokens, next_slots);
+      } catch (const std::exception& e) {
+        fail_all(live, failure_reason(e, device_));
+        live.clear();
       }
-    } catch (const c10::OutOfMemoryError& e) {
-      // The device ran out of memory (a batch too large for what is free): fail this batch; its KV
-      // blocks go back to the allocator in inference_loop and the engine keeps serving.
-      fail_batch(batch, std::string("inference failed: out of memory on ") + device_.str() + ": " + e.what_without_backtrace());
-    } catch (const std::exception& e) {
-      // A failed step (a kernel error, a bad input found late) fails its batch; the engine keeps serving.
-      fail_batch(batch, std::string("inference failed: ") + e.what());
     }
-  }
-
-  void fail_batch(std::vector<std::shared_ptr<Sequence>>& batch, const std::string& error) {
-    for (auto& s : batch)
-      if (!s->done) complete(*s, Status::kFailed, "failed", error);
   }
 
   // Token selection for every row of a step on the GPU (kernels/sampling.h): the same processors as
@@ -410,6 +454,7 @@ class EngineImpl final : public Engine {
   std::map<RequestId, std::shared_ptr<Sequence>> live_;
   std::deque<std::shared_ptr<Sequence>> submitted_, ready_;
   size_t running_ = 0;
+  std::map<Sequence*, std::shared_ptr<Sequence>> running_set_;  // admitted, not yet retired
   EngineStats stats_;
   std::thread prepare_thread_, infer_thread_;
 };

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -115,6 +116,47 @@ TEST_F(EngineApi, CallbackAndFutureAgreeExactlyOnce) {
     EXPECT_EQ(res.token_ids.size(), 4u);
     EXPECT_EQ(res.finish_reason, "length");
   }
+}
+
+// Continuous batching: a request that becomes ready while another runs joins its decode steps (it
+// does not wait for the running one to end), and still gives transformers' ids.
+TEST_F(EngineApi, LateRequestJoinsTheRunningBatch) {
+  const NetworkCase* text_only = nullptr;
+  for (const auto& c : *cases_)
+    if (c.name == "text_only") text_only = &c;
+  ASSERT_NE(text_only, nullptr);
+  const auto before = engine_->stats();
+  std::mutex m;
+  std::vector<std::string> order;
+  std::promise<Submission> late;
+  std::atomic<bool> submitted{false};
+  auto b = case_request(*text_only);
+  b.request.sampling.max_new_tokens = 3;
+  b.request.on_complete = [&](const Result&) {
+    std::lock_guard<std::mutex> lock(m);
+    order.push_back("late");
+  };
+  auto a = case_request(one_image());
+  a.request.sampling.max_new_tokens = 120;
+  a.request.sampling.ignore_eos = true;
+  a.request.on_partial = [&](RequestId, std::string_view) {
+    if (!submitted.exchange(true)) late.set_value(engine_->submit(std::move(b.request)));  // from the engine's thread
+  };
+  a.request.on_complete = [&](const Result&) {
+    std::lock_guard<std::mutex> lock(m);
+    order.push_back("first");
+  };
+  Result first = engine_->submit(std::move(a.request)).result.get();
+  Result second = late.get_future().get().result.get();
+  ASSERT_EQ(first.status, Status::kAnswered) << first.error;
+  ASSERT_EQ(second.status, Status::kAnswered) << second.error;
+  EXPECT_EQ(first.token_ids.size(), 120u);
+  const auto want = ids32(text_only->t.at("greedy_ids"));
+  EXPECT_EQ(second.token_ids, std::vector<int32_t>(want.begin(), want.begin() + 3)) << "ids of the request that joined";
+  EXPECT_EQ(order, (std::vector<std::string>{"late", "first"})) << "the late request waited for the running one";
+  const auto after = engine_->stats();
+  EXPECT_EQ(after.prefill_forwards - before.prefill_forwards, 2u);
+  EXPECT_EQ(after.decode_forwards - before.decode_forwards, 119u) << "the late request's steps were not shared";
 }
 
 TEST_F(EngineApi, StreamedTextIsTheAnswerInWholeCharacters) {
