@@ -3,6 +3,7 @@
 // a pipeline's answers without parsing gst-launch-1.0's -m output. Nothing else goes to stdout;
 // faults go to stderr as one line each and make the exit status non-zero. SIGINT sends EOS first so
 // that the elements drain their pending answers; a second SIGINT quits at once.
+//   qwenvl-launch [--stats] 'PIPELINE'   --stats: at the end, each qwenvl element's `stats` on stderr
 #include <glib-unix.h>
 #include <gst/gst.h>
 
@@ -139,10 +140,33 @@ gboolean on_sigint(gpointer data) {
   return G_SOURCE_CONTINUE;
 }
 
-std::string join_arguments(int argc, char** argv) {
+// Prints the `stats` structure of every qwenvl element in the pipeline to stderr, one line each.
+void print_stats(GstElement* pipeline) {
+  GstIterator* it = gst_bin_iterate_recurse(GST_BIN(pipeline));
+  GValue item = G_VALUE_INIT;
+  while (gst_iterator_next(it, &item) == GST_ITERATOR_OK) {
+    GstElement* element = GST_ELEMENT(g_value_get_object(&item));
+    GstElementFactory* factory = gst_element_get_factory(element);
+    if (factory != nullptr && std::string(GST_OBJECT_NAME(factory)) == "qwenvl") {
+      GstStructure* stats = nullptr;
+      g_object_get(element, "stats", &stats, nullptr);
+      if (stats != nullptr) {
+        gchar* text = gst_structure_to_string(stats);
+        std::fprintf(stderr, "qwenvl-launch: stats of %s: %s\n", GST_OBJECT_NAME(element), text);
+        g_free(text);
+        gst_structure_free(stats);
+      }
+    }
+    g_value_reset(&item);
+  }
+  g_value_unset(&item);
+  gst_iterator_free(it);
+}
+
+std::string join_arguments(int argc, char** argv, int first) {
   // Like gst-launch-1.0: the arguments together form the description.
   std::string description;
-  for (int i = 1; i < argc; ++i) {
+  for (int i = first; i < argc; ++i) {
     if (!description.empty()) description += ' ';
     description += argv[i];
   }
@@ -154,10 +178,12 @@ std::string join_arguments(int argc, char** argv) {
 int main(int argc, char** argv) {
   gst_init(&argc, &argv);
   if (argc < 2 || std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help") {
-    std::fprintf(stderr, "usage: qwenvl-launch 'PIPELINE-DESCRIPTION'  (prints each qwenvl-result as a JSON line)\n");
+    std::fprintf(stderr, "usage: qwenvl-launch [--stats] 'PIPELINE-DESCRIPTION'  (prints each qwenvl-result as a JSON "
+                         "line; --stats: each qwenvl element's stats on stderr at the end)\n");
     return argc < 2 ? 2 : 0;
   }
-  const std::string description = join_arguments(argc, argv);
+  const bool stats = std::string(argv[1]) == "--stats";
+  const std::string description = join_arguments(argc, argv, stats ? 2 : 1);
 
   GError* error = nullptr;
   GstParseContext* context = gst_parse_context_new();
@@ -202,6 +228,7 @@ int main(int argc, char** argv) {
   }
 
   g_source_remove(sigint_source);
+  if (stats) print_stats(pipeline);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_bus_remove_watch(bus);
   gst_object_unref(bus);

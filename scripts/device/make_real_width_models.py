@@ -1,5 +1,6 @@
 """Random-weight Qwen2.5-VL directories at the real 3B and 7B widths (spec §1: every shape as published,
-but 4 language layers and 4 vision blocks, full attention at block 3) and transformers 5.17's logits for
+but 4 language layers and 4 vision blocks, full attention at block 3; --full-depth keeps every layer) and
+transformers 5.17's logits for
 them, for tests/gpu/test_gpu_real_width.cpp. Run on the GPU machine (it needs a GPU and ~20 GB of it).
 
 For each width: OUT/<3b|7b>/ holds a Hub-layout model directory (flat config.json, bf16
@@ -30,14 +31,16 @@ LAYERS = 4
 
 
 DEVICE = "cuda"
+FULL_DEPTH = False  # --full-depth: every layer and block of the published config
 
 
 def make_dir(out: Path, size: str, tokenizer_from: Path, smoke: bool) -> None:
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     flat = fixture_models.published_config(size)
-    flat["num_hidden_layers"] = LAYERS
-    flat["vision_config"].update(depth=LAYERS, fullatt_block_indexes=[LAYERS - 1])
+    if not FULL_DEPTH:
+        flat["num_hidden_layers"] = LAYERS
+        flat["vision_config"].update(depth=LAYERS, fullatt_block_indexes=[LAYERS - 1])
     if smoke:  # small widths, to check this script itself on any machine
         flat.update(hidden_size=64, intermediate_size=96, num_attention_heads=4, num_key_value_heads=2)
         flat["rope_scaling"]["mrope_section"] = [2, 3, 3]
@@ -128,9 +131,12 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="*", default=["3b", "7b"])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--smoke", action="store_true", help="tiny widths: checks the script, not the engine")
+    parser.add_argument("--full-depth", action="store_true",
+                        help="all published layers (36/28 language, 32 vision), not 4 of each")
     args = parser.parse_args()
-    global DEVICE
+    global DEVICE, FULL_DEPTH
     DEVICE = args.device
+    FULL_DEPTH = args.full_depth
     for size in args.sizes:
         make_dir(args.out / size, size, args.tokenizer_from, args.smoke)
         reference(args.out / size)
