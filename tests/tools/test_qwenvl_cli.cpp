@@ -101,6 +101,32 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ReferenceCase, ::testing::ValuesIn(all_cases(
   return n;
 });
 
+// --device cuda: the same ids from the GPU (fp32, so the fixture models' greedy answers hold there
+// too). Skips, saying why, where the CLI reports no usable GPU.
+class OnCuda : public ::testing::TestWithParam<CaseName> {};
+
+TEST_P(OnCuda, GivesTransformersIds) {
+  const json ref = load_reference(GetParam().model, GetParam().name);
+  auto args = case_args(ref);
+  for (const char* a : {"--device", "cuda", "--dtype", "float32", "--json"}) args.push_back(a);
+  const CliRun run = run_cli(args);
+  if (run.exit_code != 0 && (run.err.find("no CUDA device is visible") != std::string::npos ||
+                             run.err.find("has no CUDA kernels") != std::string::npos))
+    GTEST_SKIP() << "no GPU for --device cuda: " << run.err;
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const json out = json::parse(run.out);
+  EXPECT_EQ(out.at("token_ids").get<std::vector<int>>(), ref["token_ids"].get<std::vector<int>>());
+  EXPECT_EQ(out.at("text"), ref["text"]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, OnCuda,
+                         ::testing::Values(CaseName{"tiny-a", "one_image"}, CaseName{"tiny-b", "video_frames"}),
+                         [](const auto& info) {
+                           std::string n = info.param.model + "_" + info.param.name;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
 // The video references hold because the clip is lossless: OpenCV decodes clip.avi to exactly the frames
 // transformers was given (stored beside it as PNG), at the rate and count its header states.
 TEST(SampleClip, OpenCvDecodesTheFramesTransformersSaw) {
