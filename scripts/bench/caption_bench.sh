@@ -35,6 +35,7 @@ models=/tmp/qwenvl-bench-models
 # Model directories (CPU) while the engine builds.
 (
   for shape in $shapes; do
+    [ -f "$models/$shape.done" ] && continue  # written by an earlier script on this machine
     stamp "write $shape"
     python3 scripts/bench/write_random_model.py "$models/$shape" --shape "$shape" --tokenizer-from .device/bench-tok || exit 1
     touch "$models/$shape.done"

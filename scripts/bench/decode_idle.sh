@@ -17,7 +17,7 @@ source .device/device-env.sh .device/debs
 find /opt/deps -name '*.pc' -exec sed -i -E 's#^(libdir|includedir)=/usr#\1=/opt/deps/usr#' {} +
 export CUDA_PATH=$(dirname "$(dirname "$(command -v nvcc)")")
 torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
-build=build-bench-dev
+build=${BUILD_DIR:-build-bench-dev}
 models=/tmp/qwenvl-bench-models
 if [ ! -f "$models/$shape.done" ]; then
   python3 scripts/bench/write_random_model.py "$models/$shape" --shape "$shape" --tokenizer-from .device/bench-tok \
