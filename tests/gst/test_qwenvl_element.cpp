@@ -696,6 +696,8 @@ TEST(QwenVLPlugin, GstInspectDocumentsItWithoutLoadingTheEngine) {
   for (const char* name : {"model", "prompt", "system-prompt", "max-new-tokens", "temperature", "top-k", "top-p", "min-p",
                            "repetition-penalty", "seed", "stop-strings", "interval", "mode", "drop-policy", "max-pending",
                            "device", "dtype", "engine-id", "emit-partial", "stats", "engine-library", "text_src",
+                           "clip-frames", "clip-duration", "roi", "roi-labels", "history-size", "min-pixels",
+                           "max-pixels", "overlay", "caption-duration", "\"ask\"",
                            "\"result\"", "gst-launch-1.0", "skip-while-busy", "drop-oldest", "NV12", "I420", "BGRx"})
     EXPECT_NE(inspect.find(name), std::string::npos) << name << " missing from:\n" << inspect;
 
