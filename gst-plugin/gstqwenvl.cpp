@@ -383,6 +383,18 @@ void deliver(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, GstClockTime
                           ("qwenvl: the request about the frame at %" GST_TIME_FORMAT " %s: %s", GST_TIME_ARGS(a.ticket.pts),
                            qwenvl::status_name(a.result.status), a.result.error.c_str()),
                           ("request %" G_GUINT64_FORMAT, static_cast<guint64>(a.ticket.request_id)));
+      // Applications waiting for an id (an `ask`) learn that it ended without an answer.
+      gst_element_post_message(
+          GST_ELEMENT(self),
+          gst_message_new_element(
+              GST_OBJECT(self),
+              gst_structure_new("qwenvl-failed", GST_QWENVL_FIELD_REQUEST_ID, G_TYPE_UINT64,
+                                static_cast<guint64>(a.ticket.request_id), GST_QWENVL_FIELD_STREAM_ID, G_TYPE_STRING,
+                                a.ticket.stream_id.c_str(), GST_QWENVL_FIELD_PROMPT, G_TYPE_STRING,
+                                a.ticket.prompt.c_str(), GST_QWENVL_FIELD_PTS, G_TYPE_UINT64,
+                                static_cast<guint64>(a.ticket.pts), "status", G_TYPE_STRING,
+                                qwenvl::status_name(a.result.status), "error", G_TYPE_STRING, a.result.error.c_str(),
+                                nullptr)));
       continue;
     }
     if (a.ticket.remember && s.history_size > 0) {
@@ -1310,7 +1322,8 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
       "Asks a Qwen2.5-VL model about video frames without holding up the video; answers go downstream as "
       "GstQwenVLMeta, qwenvl-result messages, the result signal and text/x-raw on text_src. The action "
       "signal ask(prompt) asks about the next frame and returns the request-id (guint64, this element's own "
-      "ids, unique in the process) that its answer will carry. Example: "
+      "ids, unique in the process) that its answer will carry; a request that ends without an answer posts "
+      "a qwenvl-failed message (request-id, status, error). Example: "
       "gst-launch-1.0 -m videotestsrc num-buffers=60 ! qwenvl model=/models/Qwen2.5-VL-3B-Instruct "
       "interval=1000000000 ! fakesink",
       "qwenvl developers");

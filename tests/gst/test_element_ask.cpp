@@ -73,6 +73,36 @@ TEST(ElementAsk, AnswerCarriesTheIdTheSignalReturned) {
   gst_buffer_unref(out);
 }
 
+// A question the engine cannot answer (here: a prompt longer than the context) ends with a
+// qwenvl-failed message carrying the id `ask` returned, so an application never waits for it.
+TEST(ElementAsk, FailedQuestionPostsItsIdAndWhy) {
+  const TestFrame frame = make_frame(GST_VIDEO_FORMAT_RGB, 30, 22, 2, 0);
+  Rig rig("mode=sync temperature=0 max-new-tokens=4 interval=100000000000 prompt=Describe.");
+  gst_harness_set_src_caps_str(rig.video, frame.caps("10/1").c_str());
+  GstBuffer* out = rig.push_pull(frame.buffer(0, kFrame));
+  ASSERT_NE(out, nullptr);
+  gst_buffer_unref(out);
+  rig.messages("qwenvl-result");
+  free_all(rig.signalled);
+
+  std::string huge;
+  for (int i = 0; i < 40000; ++i) huge += " cat";
+  const guint64 id = ask(rig.element, huge.c_str());
+  ASSERT_NE(id, 0u);
+  out = rig.push_pull(frame.buffer(kFrame, kFrame));
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_count_qwenvl_meta(out), 0u);
+  gst_buffer_unref(out);
+  std::vector<GstStructure*> failed = rig.messages("qwenvl-failed");
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(u64(failed[0], GST_QWENVL_FIELD_REQUEST_ID), id);
+  EXPECT_EQ(u64(failed[0], GST_QWENVL_FIELD_PTS), kFrame);
+  EXPECT_EQ(str(failed[0], "status"), "failed");
+  EXPECT_NE(str(failed[0], "error").find("max_context"), std::string::npos) << str(failed[0], "error");
+  EXPECT_TRUE(rig.signalled.empty()) << "a failure is not an answer";
+  free_all(failed);
+}
+
 TEST(ElementAsk, AsyncAnswerArrivesWithItsIdAndIsNeverDropped) {
   const TestFrame frame = make_frame(GST_VIDEO_FORMAT_NV12, 26, 18, 4, 2);
   // Async, max-pending 1, skip-while-busy: the ask is asked even while an interval request is pending.
