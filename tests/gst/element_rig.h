@@ -56,6 +56,9 @@ struct TestFrame {
     return v;
   }
 
+  int width() const { return GST_VIDEO_INFO_WIDTH(&info); }
+  int height() const { return GST_VIDEO_INFO_HEIGHT(&info); }
+
   std::string caps(const char* framerate = "30/1") const {
     return std::string("video/x-raw,format=") + gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info)) +
            ",width=" + std::to_string(GST_VIDEO_INFO_WIDTH(&info)) + ",height=" + std::to_string(GST_VIDEO_INFO_HEIGHT(&info)) +
@@ -126,6 +129,20 @@ struct Rig {
     }
     g_strfreev(pairs);
   }
+  // A field of the element's `stats` structure (guint64 or guint).
+  guint64 stat(const char* field) const {
+    GstStructure* s = nullptr;
+    g_object_get(element, "stats", &s, nullptr);
+    guint64 v = 0;
+    if (!gst_structure_get_uint64(s, field, &v)) {
+      guint u = 0;
+      gst_structure_get_uint(s, field, &u);
+      v = u;
+    }
+    gst_structure_free(s);
+    return v;
+  }
+  // The element messages named `name` posted so far (the caller frees them).
   std::vector<GstStructure*> messages(const char* name) {
     std::vector<GstStructure*> out;
     while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
@@ -141,6 +158,14 @@ struct Rig {
     return gst_harness_pull(video);
   }
 };
+
+inline std::vector<uint8_t> buffer_bytes(GstBuffer* buffer) {
+  GstMapInfo map;
+  if (!gst_buffer_map(buffer, &map, GST_MAP_READ)) throw std::runtime_error("cannot map a buffer");
+  std::vector<uint8_t> out(map.data, map.data + map.size);
+  gst_buffer_unmap(buffer, &map);
+  return out;
+}
 
 inline void free_all(std::vector<GstStructure*>& v) {
   for (auto* s : v) gst_structure_free(s);

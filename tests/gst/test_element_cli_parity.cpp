@@ -15,20 +15,20 @@
 #include <string>
 #include <vector>
 
-#include "element_test_util.h"
+#include "element_rig.h"
 #include "model/frame_convert.h"
 #include "tools/program_run.h"
 
 namespace {
 
 namespace fs = std::filesystem;
-using qwenvl::test::ElementRig;
-using qwenvl::test::PaddedFrame;
+using qwenvl::test::Rig;
+using qwenvl::test::TestFrame;
 
 constexpr int kMaxNewTokens = 10;
 const char* const kPrompt = "What is in this picture?";
 
-qwenvl::FrameView view_of(const PaddedFrame& f) {
+qwenvl::FrameView view_of(const TestFrame& f) {
   qwenvl::FrameView v;
   v.format = *qwenvl::pixel_format_from_name(gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&f.info)));
   v.width = f.width();
@@ -41,7 +41,7 @@ qwenvl::FrameView view_of(const PaddedFrame& f) {
 }
 
 // The frame as a PNG file of its RGB pixels.
-fs::path write_png(const PaddedFrame& f, const std::string& name) {
+fs::path write_png(const TestFrame& f, const std::string& name) {
   qwenvl::model::RgbFrame rgb = qwenvl::model::convert_to_rgb(view_of(f));
   cv::Mat image(rgb.height, rgb.width, CV_8UC3, rgb.rgb.data());
   cv::Mat bgr;
@@ -54,7 +54,7 @@ fs::path write_png(const PaddedFrame& f, const std::string& name) {
 nlohmann::json cli_answer(const fs::path& png) {
   using qwenvl::test::shell_quote;
   const std::string command = shell_quote(qwenvl::test::env_path("QWENVL_CLI")) + " --model " +
-                              shell_quote(qwenvl::test::tiny_a_dir()) + " --image " + shell_quote(png.string()) +
+                              shell_quote(qwenvl::test::tiny_a()) + " --image " + shell_quote(png.string()) +
                               " --prompt " + shell_quote(kPrompt) + " --temperature 0 --max-new-tokens " +
                               std::to_string(kMaxNewTokens) + " --json";
   const qwenvl::test::ProgramRun run = qwenvl::test::run_shell(command);
@@ -71,10 +71,10 @@ class CliParity : public ::testing::TestWithParam<ParityCase> {};
 
 TEST_P(CliParity, ElementIdsEqualTheCliIdsForTheSameFrame) {
   const ParityCase c = GetParam();
-  const PaddedFrame frame = qwenvl::test::make_padded_frame(c.format, 333, 249, c.padding, 1);
+  const TestFrame frame = qwenvl::test::make_frame(c.format, 333, 249, c.padding, 1);
   ASSERT_GT(frame.info.stride[0], 333 * GST_VIDEO_INFO_COMP_PSTRIDE(&frame.info, 0));  // rows really are padded
 
-  ElementRig rig("mode=sync temperature=0 max-new-tokens=" + std::to_string(kMaxNewTokens));
+  Rig rig("mode=sync temperature=0 max-new-tokens=" + std::to_string(kMaxNewTokens));
   g_object_set(rig.element, "prompt", kPrompt, nullptr);
   gst_harness_set_src_caps_str(rig.video, frame.caps().c_str());
   ASSERT_EQ(gst_harness_push(rig.video, frame.buffer(GST_SECOND, GST_SECOND / 30)), GST_FLOW_OK);
@@ -92,10 +92,10 @@ TEST_P(CliParity, ElementIdsEqualTheCliIdsForTheSameFrame) {
   const std::vector<int32_t> cli_ids = cli.at("token_ids").get<std::vector<int32_t>>();
   ASSERT_FALSE(cli_ids.empty());
 
-  EXPECT_EQ(qwenvl::test::token_ids_of(meta), cli_ids) << "meta";
-  EXPECT_EQ(qwenvl::test::token_ids_of(messages[0]), cli_ids) << "message";
-  EXPECT_EQ(qwenvl::test::token_ids_of(rig.signalled[0]), cli_ids) << "signal";
-  EXPECT_EQ(qwenvl::test::string_of(meta, GST_QWENVL_FIELD_TEXT), cli.at("text").get<std::string>());
+  EXPECT_EQ(qwenvl::test::token_ids(meta), cli_ids) << "meta";
+  EXPECT_EQ(qwenvl::test::token_ids(messages[0]), cli_ids) << "message";
+  EXPECT_EQ(qwenvl::test::token_ids(rig.signalled[0]), cli_ids) << "signal";
+  EXPECT_EQ(qwenvl::test::str(meta, GST_QWENVL_FIELD_TEXT), cli.at("text").get<std::string>());
   int prompt_tokens = -1;
   gst_structure_get_int(meta, GST_QWENVL_FIELD_PROMPT_TOKENS, &prompt_tokens);
   EXPECT_EQ(prompt_tokens, cli.at("prompt_tokens").get<int>());
@@ -103,7 +103,7 @@ TEST_P(CliParity, ElementIdsEqualTheCliIdsForTheSameFrame) {
   // The ids depend on the pixels (so a frame read with wrong strides could not pass): another
   // pattern gives other ids.
   if (c.format == GST_VIDEO_FORMAT_RGB) {
-    const PaddedFrame other = qwenvl::test::make_padded_frame(c.format, 333, 249, c.padding, 2);
+    const TestFrame other = qwenvl::test::make_frame(c.format, 333, 249, c.padding, 2);
     const fs::path other_png = write_png(other, "other");
     const nlohmann::json other_cli = cli_answer(other_png);
     fs::remove(other_png);

@@ -12,14 +12,14 @@
 #include <vector>
 
 #include "caption_overlay.h"
-#include "element_test_util.h"
+#include "element_rig.h"
 
 namespace {
 
 using namespace std::chrono_literals;
 using qwenvl::gst::CaptionBox;
-using qwenvl::test::ElementRig;
-using qwenvl::test::PaddedFrame;
+using qwenvl::test::Rig;
+using qwenvl::test::TestFrame;
 
 constexpr GstClockTime kFrame = GST_SECOND / 30;
 
@@ -78,7 +78,7 @@ struct PlaneRegion {
   int row_begin, row_end, byte_end;
 };
 
-PlaneRegion region(const PaddedFrame& f, guint p, const CaptionBox& box) {
+PlaneRegion region(const TestFrame& f, guint p, const CaptionBox& box) {
   const GstVideoFormatInfo* finfo = f.info.finfo;
   gint comps[GST_VIDEO_MAX_COMPONENTS];
   gst_video_format_info_component(finfo, p, comps);
@@ -89,7 +89,7 @@ PlaneRegion region(const PaddedFrame& f, guint p, const CaptionBox& box) {
 }
 
 // Fails naming the first byte that changed outside the box (padding included).
-::testing::AssertionResult changed_only_inside(const PaddedFrame& f, const std::vector<uint8_t>& out, const CaptionBox& box) {
+::testing::AssertionResult changed_only_inside(const TestFrame& f, const std::vector<uint8_t>& out, const CaptionBox& box) {
   if (out.size() != f.bytes.size()) return ::testing::AssertionFailure() << "size " << out.size();
   for (guint p = 0; p < GST_VIDEO_INFO_N_PLANES(&f.info); ++p) {
     const PlaneRegion r = region(f, p, box);
@@ -112,7 +112,7 @@ struct BandCensus {
   int pixels = 0, bright = 0, dark = 0, bad_extra = 0;
 };
 
-BandCensus census(const PaddedFrame& f, const std::vector<uint8_t>& out, const CaptionBox& box) {
+BandCensus census(const TestFrame& f, const std::vector<uint8_t>& out, const CaptionBox& box) {
   BandCensus c;
   const GstVideoFormat format = GST_VIDEO_INFO_FORMAT(&f.info);
   const bool yuv = format == GST_VIDEO_FORMAT_NV12 || format == GST_VIDEO_FORMAT_I420;
@@ -152,8 +152,8 @@ class Overlay : public ::testing::TestWithParam<OverlayCase> {};
 
 TEST_P(Overlay, AnswerIsDrawnInsideTheCaptionBoxOnly) {
   const OverlayCase c = GetParam();
-  const PaddedFrame frame = qwenvl::test::make_padded_frame(c.format, c.width, c.height, c.padding);
-  ElementRig rig("overlay=true mode=sync temperature=0 max-new-tokens=8");
+  const TestFrame frame = qwenvl::test::make_frame(c.format, c.width, c.height, c.padding);
+  Rig rig("overlay=true mode=sync temperature=0 max-new-tokens=8");
   gst_harness_set_src_caps_str(rig.video, frame.caps().c_str());
 
   // Sync mode: the first frame is asked, answered, and its answer drawn onto it. The model saw the
@@ -167,7 +167,7 @@ TEST_P(Overlay, AnswerIsDrawnInsideTheCaptionBoxOnly) {
   gst_buffer_unref(in);
   const GstStructure* meta = gst_buffer_get_qwenvl_meta(out);
   ASSERT_NE(meta, nullptr);
-  const std::string text = qwenvl::test::string_of(meta, GST_QWENVL_FIELD_TEXT);
+  const std::string text = qwenvl::test::str(meta, GST_QWENVL_FIELD_TEXT);
   const auto format = *qwenvl::pixel_format_from_name(gst_video_format_to_string(c.format));
   const CaptionBox box = qwenvl::gst::caption_box(text, format, c.width, c.height);
   ASSERT_FALSE(box.empty()) << "the answer '" << text << "' has nothing to draw";
@@ -227,9 +227,9 @@ TEST(OverlayElement, PropertyIsDocumentedOffByDefaultAndMutableWhilePlaying) {
 }
 
 TEST(OverlayElement, FramesPassUntouchedUntilTheFirstAnswer) {
-  const PaddedFrame frame = qwenvl::test::make_padded_frame(GST_VIDEO_FORMAT_RGB, 65, 49, 3);
+  const TestFrame frame = qwenvl::test::make_frame(GST_VIDEO_FORMAT_RGB, 65, 49, 3);
   // A request long enough to hold the engine busy: no answer while these frames go by.
-  ElementRig rig("overlay=true mode=async temperature=0 max-new-tokens=4000 prompt=Describe");
+  Rig rig("overlay=true mode=async temperature=0 max-new-tokens=4000 prompt=Describe");
   gst_harness_set_src_caps_str(rig.video, frame.caps().c_str());
   for (int i = 0; i < 5; ++i) {
     ASSERT_EQ(gst_harness_push(rig.video, frame.buffer(i * kFrame, kFrame)), GST_FLOW_OK);
@@ -256,7 +256,7 @@ TEST(OverlayElement, FramesPassUntouchedUntilTheFirstAnswer) {
   GstBuffer* out = gst_harness_pull(rig.video);
   const GstStructure* meta = gst_buffer_get_qwenvl_meta(out);
   ASSERT_NE(meta, nullptr);
-  const CaptionBox box = qwenvl::gst::caption_box(qwenvl::test::string_of(meta, GST_QWENVL_FIELD_TEXT),
+  const CaptionBox box = qwenvl::gst::caption_box(qwenvl::test::str(meta, GST_QWENVL_FIELD_TEXT),
                                                   qwenvl::PixelFormat::kRGB, frame.width(), frame.height());
   const std::vector<uint8_t> drawn = qwenvl::test::buffer_bytes(out);
   EXPECT_NE(drawn, frame.bytes);
