@@ -4,7 +4,9 @@
 // median of the timed runs.
 //
 //   qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] [--new-tokens 32]
-//                [--max-context 512] [--cuda-graphs 1] [--json FILE]
+//                [--max-context 512] [--cuda-graphs 1] [--phases 0] [--json FILE]
+// --phases 1: the engine times its vision, prefill and decode phases (synchronising the device after
+// each, which costs a little latency) and the table gains their split of a run.
 // Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh).
 #include <algorithm>
 #include <chrono>
@@ -46,6 +48,7 @@ struct RunTimes {
 struct Row {
   int batch = 0;
   double latency_ms = 0, ttft_ms = 0, decode_tokens_per_s = 0, frames_per_s = 0, peak_gib = 0;
+  double vision_ms = 0, prefill_ms = 0, decode_ms = 0;  // per run (--phases 1)
 };
 
 // One run: B requests submitted together; fails loudly unless every request got exactly
@@ -84,14 +87,14 @@ RunTimes run_once(qwenvl::Engine& engine, int batch, const std::vector<uint8_t>&
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]).rfind("--", 0) == 0) {
     std::cerr << "usage: qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] "
-                 "[--new-tokens 32] [--max-context 512] [--cuda-graphs 1] [--json FILE]\n";
+                 "[--new-tokens 32] [--max-context 512] [--cuda-graphs 1] [--phases 0] [--json FILE]\n";
     return 1;
   }
   const std::string model_dir = argv[1];
   std::string device = "cuda", json_path;
   std::vector<int> batches = {1, 8, 32, 64};
   int runs = 3, new_tokens = 32, max_context = 512;
-  bool cuda_graphs = true;
+  bool cuda_graphs = true, phases = false;
   bool graphs_used = false;
   const int size = 448;
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -103,6 +106,7 @@ int main(int argc, char** argv) {
     else if (flag == "--max-context") max_context = std::stoi(value);
     else if (flag == "--json") json_path = value;
     else if (flag == "--cuda-graphs") cuda_graphs = value != "0";
+    else if (flag == "--phases") phases = value != "0";
     else {
       std::cerr << "unknown option " << flag << "\n";
       return 1;
@@ -127,20 +131,26 @@ int main(int argc, char** argv) {
       options.max_batch = batch;
       options.max_context = max_context;  // the prompt (~300 tokens) + 32: sizes the KV pool to the work
       options.cuda_graphs = cuda_graphs;
+      options.time_phases = phases;
       auto engine = qwenvl::Engine::create(options);
       run_once(*engine, batch, rgb, size, new_tokens);  // warm-up
       std::vector<double> latencies, ttfts;
+      const qwenvl::EngineStats before = engine->stats();
       for (int r = 0; r < runs; ++r) {
         const RunTimes t = run_once(*engine, batch, rgb, size, new_tokens);
         latencies.push_back(t.latency_ms);
         ttfts.push_back(t.ttft_ms);
       }
+      const qwenvl::EngineStats after = engine->stats();
       Row row;
       row.batch = batch;
       row.latency_ms = median(latencies);
       row.ttft_ms = median(ttfts);
       row.decode_tokens_per_s = batch * (new_tokens - 1) / ((row.latency_ms - row.ttft_ms) / 1000.0);
       row.frames_per_s = batch / (row.latency_ms / 1000.0);
+      row.vision_ms = (after.vision_ms - before.vision_ms) / runs;
+      row.prefill_ms = (after.prefill_ms - before.prefill_ms) / runs;
+      row.decode_ms = (after.decode_ms - before.decode_ms) / runs;
       graphs_used = engine->stats().decode_graphs;
       row.peak_gib = static_cast<double>(engine->stats().peak_device_memory_bytes) / (1024.0 * 1024.0 * 1024.0);
       rows.push_back(row);
@@ -162,6 +172,14 @@ int main(int argc, char** argv) {
   for (const Row& r : rows)
     std::printf("| %d | %.1f | %.1f | %.1f | %.2f | %.2f |\n", r.batch, r.latency_ms, r.ttft_ms, r.decode_tokens_per_s,
                 r.frames_per_s, r.peak_gib);
+  if (phases) {
+    std::printf("\nWhere a run's time goes (mean per run; the device synchronised after each phase):\n\n");
+    std::printf("| batch | vision ms | prefill ms | decode ms | other (host, preparation, sampling) ms |\n");
+    std::printf("|---:|---:|---:|---:|---:|\n");
+    for (const Row& r : rows)
+      std::printf("| %d | %.1f | %.1f | %.1f | %.1f |\n", r.batch, r.vision_ms, r.prefill_ms, r.decode_ms,
+                  r.latency_ms - r.vision_ms - r.prefill_ms - r.decode_ms);
+  }
   if (!json_path.empty()) {
     std::ofstream out(json_path);
     out << "[";

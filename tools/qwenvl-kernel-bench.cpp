@@ -53,7 +53,7 @@ namespace {
 struct Options {
   int runs = 30;
   int warmup = 5;
-  std::string sections = "prefill,decode,memory";
+  std::string sections = "prefill,decode,memory,matmul";
   bool wants(const std::string& section) const {
     std::stringstream in(sections);
     std::string item;
@@ -307,6 +307,24 @@ void prefill_section(EventTimer& timer, Summary& summary) {
   print_notes(summary);
 }
 
+// ---- bf16 matmul rate: the ceiling prefill is measured against ---------------------------------
+
+// cuBLAS through at::mm, bf16 in, bf16 out, at the shapes of a batch prefill (M = tokens of a batch
+// of frames, N/K = the 7B's projections) and one square case.
+void matmul_section(EventTimer& timer) {
+  std::printf("## bf16 matmul rate (at::mm, cuBLAS), TFLOP/s\n\n| M | N | K | TFLOP/s |\n|---:|---:|---:|---:|\n");
+  const int64_t shapes[][3] = {{8192, 8192, 8192}, {17984, 4608, 3584}, {17984, 37888, 3584}, {17984, 3584, 18944}};
+  for (const auto& mnk : shapes) {
+    const at::Tensor a = at::randn({mnk[0], mnk[2]}, on_gpu(at::kBFloat16));
+    const at::Tensor b = at::randn({mnk[2], mnk[1]}, on_gpu(at::kBFloat16));
+    const double ms = timer.median_ms([&] { (void)at::mm(a, b); });
+    std::printf("| %lld | %lld | %lld | %.1f |\n", static_cast<long long>(mnk[0]), static_cast<long long>(mnk[1]),
+                static_cast<long long>(mnk[2]), 2.0 * mnk[0] * mnk[1] * mnk[2] / (ms * 1e-3) / 1e12);
+  }
+  std::printf("\n(M = 64 frames x 281 prompt tokens; N, K: the 7B's fused qkv, gate-up and down projections.)\n\n");
+  std::fflush(stdout);
+}
+
 // ---- 2. Decode attention ------------------------------------------------------------------------
 
 // Device-to-device copy of a 2 GiB bf16 tensor, bytes read plus written over the time, in TB/s.
@@ -537,6 +555,7 @@ int run(const Options& options, const std::string& command) {
     if (options.wants("prefill")) prefill_section(timer, summary);
     if (options.wants("decode")) decode_section(timer, summary);
     if (options.wants("memory")) memory_section(summary);
+    if (options.wants("matmul")) matmul_section(timer);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "qwenvl-kernel-bench: %s\n", e.what());
     return 1;

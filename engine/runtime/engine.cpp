@@ -95,6 +95,7 @@ class EngineImpl final : public Engine {
     if (options.max_context <= 1) throw Error("max_context must be > 1");
     // Recorded before any request runs (and before the worker threads start), so the first answer
     // pays no recording.
+    runner_.time_phases(options.time_phases);
     if (device_.is_cuda() && options.cuda_graphs)
       decode_graphs_ = runner_.enable_decode_graphs(options.max_batch, options.max_context);
     prepare_thread_ = std::thread([this] { prepare_loop(); });
@@ -160,6 +161,10 @@ class EngineImpl final : public Engine {
     s.decode_forwards = static_cast<uint64_t>(model_.counters().decode);
     if (device_.is_cuda()) s.peak_device_memory_bytes = kernels::peak_device_memory_bytes(device_.index());
     s.decode_graphs = decode_graphs_;
+    const PhaseTimes phases = runner_.phase_times();
+    s.vision_ms = phases.vision_ms;
+    s.prefill_ms = phases.prefill_ms;
+    s.decode_ms = phases.decode_ms;
     return s;
   }
 

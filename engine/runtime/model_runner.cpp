@@ -4,6 +4,7 @@
 #include <string>
 
 #include "kernels/attention.h"
+#include "kernels/device_sync.h"
 #include "qwenvl/error.h"
 
 namespace qwenvl::runtime {
@@ -94,8 +95,11 @@ at::Tensor ModelRunner::prefill_on_device(const std::vector<const PreparedPrompt
       grids.insert(grids.end(), p->video_grids.begin(), p->video_grids.end());
     }
   at::Tensor image_features, video_features;
+  auto start = std::chrono::steady_clock::now();
   if (!grids.empty()) {
     auto features = model_.encode_vision(at::cat(pixels), grids);
+    add_phase_time(vision_us_, start);
+    start = std::chrono::steady_clock::now();
     image_features = features.narrow(0, 0, image_tokens);
     video_features = features.narrow(0, image_tokens, features.size(0) - image_tokens);
   }
@@ -120,7 +124,19 @@ at::Tensor ModelRunner::prefill_on_device(const std::vector<const PreparedPrompt
   for (size_t i = 0; i < slots.size(); ++i) slots[i]->length += lengths[i];
 
   auto last_rows = batch.cu_seqlens_q.narrow(0, 1, static_cast<int64_t>(slots.size())).to(at::kLong) - 1;
-  return model_.logits(hidden.index_select(0, last_rows)).to(at::kFloat);
+  at::Tensor logits = model_.logits(hidden.index_select(0, last_rows)).to(at::kFloat);
+  add_phase_time(prefill_us_, start);
+  return logits;
+}
+
+void ModelRunner::add_phase_time(std::atomic<int64_t>& total_us, std::chrono::steady_clock::time_point start) const {
+  if (!time_phases_) return;
+  kernels::synchronize_device(device_);
+  total_us += std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+}
+
+PhaseTimes ModelRunner::phase_times() const {
+  return {vision_us_.load() / 1e3, prefill_us_.load() / 1e3, decode_us_.load() / 1e3};
 }
 
 bool ModelRunner::enable_decode_graphs(int max_batch, int64_t max_context) {
@@ -179,8 +195,10 @@ at::Tensor ModelRunner::decode_eager(const DecodeStep& step) {
 at::Tensor ModelRunner::decode_on_device(const std::vector<int64_t>& tokens,
                                          const std::vector<SequenceSlot*>& slots) {
   if (tokens.size() != slots.size()) throw Error("decode: one token per sequence");
+  const auto start = std::chrono::steady_clock::now();
   const DecodeStep step = decode_step(tokens, slots);
   at::Tensor logits = graphs_ != nullptr && graphs_->covers(step) ? graphs_->run(step) : decode_eager(step);
+  add_phase_time(decode_us_, start);
   for (int64_t i = 0; i < step.sequences; ++i) {
     slots[i]->length += 1;
     for (int64_t a = 0; a < 3; ++a) slots[i]->last_position[a] = step.positions[a * step.sequences + i];

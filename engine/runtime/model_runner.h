@@ -7,6 +7,8 @@
 #include <ATen/ATen.h>
 
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -37,6 +39,13 @@ struct SequenceSlot {
   std::array<int64_t, 3> last_position{};  // M-RoPE position of its last token
 };
 
+// Time spent in each phase of the network, when measured (ModelRunner::time_phases): the device is
+// synchronised at the end of every phase, so the figures are exact but the phases no longer overlap
+// the host's work. For benchmarks.
+struct PhaseTimes {
+  double vision_ms = 0, prefill_ms = 0, decode_ms = 0;  // prefill: the language model's prefill forward
+};
+
 class ModelRunner {
  public:
   ModelRunner(const nn::Qwen25VL& model, KvCache& cache);
@@ -65,7 +74,14 @@ class ModelRunner {
 
   at::Device device() const { return device_; }
 
+  void time_phases(bool on) { time_phases_ = on; }
+  // The phase times summed since the runner was made (zero unless time_phases is on). Thread-safe.
+  PhaseTimes phase_times() const;
+
  private:
+  // Adds the time since `start` to `total_us` after the device has finished (time_phases only).
+  void add_phase_time(std::atomic<int64_t>& total_us, std::chrono::steady_clock::time_point start) const;
+
   DecodeStep decode_step(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) const;
   at::Tensor decode_eager(const DecodeStep& step);
   nn::AttentionBatch attention_batch(nn::AttentionBatch::Kind kind, const std::vector<int64_t>& new_tokens,
@@ -75,6 +91,8 @@ class ModelRunner {
   KvCache& cache_;
   at::Device device_;
   std::unique_ptr<DecodeGraphs> graphs_;
+  bool time_phases_ = false;
+  mutable std::atomic<int64_t> vision_us_{0}, prefill_us_{0}, decode_us_{0};
 };
 
 }  // namespace qwenvl::runtime

@@ -304,6 +304,28 @@ TEST_F(EngineApi, SubmitsFromManyThreadsEachEndOnce) {
   EXPECT_EQ(completions.load(), 16);
 }
 
+// time_phases: the stats split the work into vision, prefill and decode time; off, all stay 0.
+TEST(EnginePhases, TimedOnlyWhenAsked) {
+  const auto cases = test::load_network_cases("tiny-a");
+  for (bool timed : {false, true}) {
+    EngineOptions o;
+    o.model_dir = (test::fixtures_dir() / "models" / "tiny-a").string();
+    o.time_phases = timed;
+    auto engine = Engine::create(o);
+    auto r = case_request(cases[0]);  // one image
+    r.request.sampling.max_new_tokens = 4;
+    ASSERT_EQ(engine->submit(std::move(r.request)).result.get().status, Status::kAnswered);
+    const auto stats = engine->stats();
+    if (timed) {
+      EXPECT_GT(stats.vision_ms, 0);
+      EXPECT_GT(stats.prefill_ms, 0);
+      EXPECT_GT(stats.decode_ms, 0);
+    } else {
+      EXPECT_EQ(stats.vision_ms + stats.prefill_ms + stats.decode_ms, 0);
+    }
+  }
+}
+
 TEST(EngineCreate, ClearErrorsForBadModelDirectories) {
   EngineOptions o;
   o.model_dir = "/nonexistent/model";

@@ -161,6 +161,8 @@ struct EngineOptions {
   int64_t kv_block_size = 64;    // tokens per KV block
   int default_max_new_tokens = 128;  // when neither the request nor generation_config.json sets one
   bool cuda_graphs = true;       // CUDA: decode steps replayed as graphs, recorded when the engine starts
+  bool time_phases = false;      // measure vision / prefill / decode time (EngineStats); synchronises
+                                 // the device after each phase, so for benchmarks, not for serving
 };
 
 struct EngineStats {
@@ -171,6 +173,9 @@ struct EngineStats {
   // peak allocated bytes, as torch.cuda.max_memory_allocated() counts it); 0 on the CPU.
   int64_t peak_device_memory_bytes = 0;
   bool decode_graphs = false;  // decode steps replay device graphs (EngineOptions::cuda_graphs, where the model allows)
+  // With EngineOptions::time_phases: milliseconds spent in the vision tower, the language model's
+  // prefill forwards and the decode steps since the engine was created (0 otherwise).
+  double vision_ms = 0, prefill_ms = 0, decode_ms = 0;
 };
 
 class Engine {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# On the GPU machine (repository root, .device carried): where a caption batch's time goes. Builds
+# qwenvl-bench and qwenvl-kernel-bench (build-bench-dev), writes the random-weight model at SHAPE's
+# real shape, prints the bf16 matmul rate (cuBLAS at a batch prefill's shapes) and qwenvl-bench with
+# --phases 1 at batch 1 and 64: the vision / prefill / decode split of a run.
+#   scripts/bench/phase_split.sh [SHAPE, default 7b]
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+OUT=${OUT:-/tmp/qwenvl-phase-out}
+mkdir -p "$OUT"
+shape=${1:-7b}
+source .device/device-env.sh .device/debs
+find /opt/deps -name '*.pc' -exec sed -i -E 's#^(libdir|includedir)=/usr#\1=/opt/deps/usr#' {} +
+export CUDA_PATH=$(dirname "$(dirname "$(command -v nvcc)")")
+torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+build=build-bench-dev
+models=/tmp/qwenvl-bench-models
+(
+  [ -f "$models/$shape.done" ] && exit 0
+  python3 scripts/bench/write_random_model.py "$models/$shape" --shape "$shape" --tokenizer-from .device/bench-tok \
+    && touch "$models/$shape.done"
+) > "$OUT/phase_models.log" 2>&1 &
+writer=$!
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dtests=false > "$OUT/phase_configure.log" 2>&1 || exit 1
+fi
+ninja -C "$build" -j "$(nproc)" tools/qwenvl-bench tools/qwenvl-kernel-bench > "$OUT/phase_build.log" 2>&1 \
+  || { grep -E "error|FAILED" "$OUT/phase_build.log" | head -20; exit 1; }
+"$build/tools/qwenvl-kernel-bench" --sections matmul --runs 10 2>&1 | sed -n '/^## bf16 matmul/,$p' | grep -v "^checks"
+wait $writer || { echo "phase_split: model writing failed"; tail -5 "$OUT/phase_models.log"; exit 1; }
+OMP_NUM_THREADS=8 "$build/tools/qwenvl-bench" "$models/$shape" --batches 1,64 --runs 2 --phases 1 2> "$OUT/phase_bench.log"
