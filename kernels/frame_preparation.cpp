@@ -52,28 +52,6 @@ std::string describe(const FrameLayout& f, size_t index) {
          pixel_format_name(f.format) + ")";
 }
 
-// gst_video_color_matrix_get_Kr_Kb and videoconvert's coefficients, as engine/model/frame_convert.cpp
-// computes them (its tests hold both to GStreamer's own output).
-fm::YuvCoefficients yuv_coefficients(YuvMatrix matrix, bool full_range) {
-  double kr = 0.2990, kb = 0.1140;
-  if (matrix == YuvMatrix::kBT709) kr = 0.2126, kb = 0.0722;
-  if (matrix == YuvMatrix::kBT2020) kr = 0.2627, kb = 0.0593;
-  const double kg = 1.0 - kr - kb;
-  const double v_r = 2 * (1 - kr), u_g = -2 * kb * (1 - kb) / kg, v_g = -2 * kr * (1 - kr) / kg, u_b = 2 * (1 - kb);
-  const double inv_y = 1 / static_cast<float>(full_range ? 255 : 219);
-  const double inv_c = 1 / static_cast<float>(full_range ? 255 : 224);
-  auto coefficient = [](double k, double inv_scale) {
-    return static_cast<int16_t>(std::rint(256.0 * (255.0 * (k * inv_scale))));
-  };
-  fm::YuvCoefficients c;
-  c.y = coefficient(1.0, inv_y);
-  c.v_to_r = coefficient(v_r, inv_c);
-  c.u_to_b = coefficient(u_b, inv_c);
-  c.u_to_g = coefficient(u_g, inv_c);
-  c.v_to_g = coefficient(v_g, inv_c);
-  return c;
-}
-
 void check_bytes(const at::Tensor& bytes) {
   if (!bytes.defined() || bytes.scalar_type() != at::kByte || bytes.dim() != 1 || !bytes.is_contiguous())
     detail::fail(kOp, "bytes must be a contiguous 1-d uint8 tensor, got ",
@@ -115,12 +93,9 @@ std::vector<fm::FrameArgs> frame_args(const at::Tensor& bytes, const std::vector
       a.planes[p] = base + offset;
       a.strides[p] = stride;
     }
-    // GStreamer's default colorimetry (kAuto): above 576 lines BT.709 with H-cosited chroma, else
-    // BT.601; explicit matrices act as caps with that colorimetry and no chroma site.
-    const bool hd = f.height > 576;
-    const YuvMatrix matrix = f.yuv_matrix != YuvMatrix::kAuto ? f.yuv_matrix : (hd ? YuvMatrix::kBT709 : YuvMatrix::kBT601);
-    a.chroma_h_cosited = f.yuv_matrix == YuvMatrix::kAuto && hd;
-    a.coefficients = yuv_coefficients(matrix, f.yuv_full_range);
+    const VideoconvertYuv yuv = videoconvert_yuv(f.yuv_matrix, f.yuv_full_range, f.height);
+    a.chroma_h_cosited = yuv.chroma_h_cosited;
+    a.coefficients = yuv.coefficients;
     args.push_back(a);
   }
   return args;
@@ -349,6 +324,34 @@ at::Tensor prepare_frames(const at::Tensor& bytes, const std::vector<FrameLayout
         .copy_(resize_bicubic_aa(frames_to_rgb(bytes, chunk), height, width));
   }
   return patchify_levels(resized, level_values, shape);
+}
+
+VideoconvertYuv videoconvert_yuv(YuvMatrix matrix, bool full_range, int64_t height) {
+  VideoconvertYuv out;
+  if (matrix == YuvMatrix::kAuto) {
+    const bool hd = height > 576;
+    matrix = hd ? YuvMatrix::kBT709 : YuvMatrix::kBT601;
+    out.chroma_h_cosited = hd;
+  }
+  double kr = 0.2990, kb = 0.1140;  // gst_video_color_matrix_get_Kr_Kb
+  if (matrix == YuvMatrix::kBT709) kr = 0.2126, kb = 0.0722;
+  if (matrix == YuvMatrix::kBT2020) kr = 0.2627, kb = 0.0593;
+  const double kg = 1.0 - kr - kb;
+  // color_matrix_YCbCr_to_RGB's entries; columns Y, Cb, Cr.
+  const double v_r = 2 * (1 - kr), u_g = -2 * kb * (1 - kb) / kg, v_g = -2 * kr * (1 - kr) / kg, u_b = 2 * (1 - kb);
+  // gst_video_color_range_offsets (8 bits), applied as 1 / (float) scale.
+  const double inv_y = 1 / static_cast<float>(full_range ? 255 : 219);
+  const double inv_c = 1 / static_cast<float>(full_range ? 255 : 224);
+  // Same order of products as the 4x4 matrix chain: (K * 1/scale) * 255 * 256, then rint.
+  auto coefficient = [](double k, double inv_scale) {
+    return static_cast<int16_t>(std::rint(256.0 * (255.0 * (k * inv_scale))));
+  };
+  out.coefficients.y = coefficient(1.0, inv_y);
+  out.coefficients.v_to_r = coefficient(v_r, inv_c);
+  out.coefficients.u_to_b = coefficient(u_b, inv_c);
+  out.coefficients.u_to_g = coefficient(u_g, inv_c);
+  out.coefficients.v_to_g = coefficient(v_g, inv_c);
+  return out;
 }
 
 }  // namespace qwenvl::kernels

@@ -27,6 +27,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/frame_preparation.h"
 #include "model/pixel_format.h"
 
 namespace qwenvl::model {
@@ -41,57 +42,12 @@ bool is_known_format(PixelFormat format) {
   return std::find(all.begin(), all.end(), format) != all.end();
 }
 
-// ---- colorimetry ----------------------------------------------------------------------------
-
-struct Colorimetry {
-  YuvMatrix matrix;
-  bool full_range;
-  bool chroma_h_cosited;  // GStreamer's chroma-site: only its default for HD sets it
-};
-
-// kAuto is what gst_video_info_from_caps does for caps without colorimetry (set_default_colorimetry):
-// height > 576 -> BT.709 with chroma-site H_COSITED, else BT.601 with chroma-site NONE.
-Colorimetry resolve_colorimetry(const FrameView& frame) {
-  if (frame.yuv_matrix == YuvMatrix::kAuto) {
-    const bool hd = frame.height > 576;
-    return {hd ? YuvMatrix::kBT709 : YuvMatrix::kBT601, frame.yuv_full_range, hd};
-  }
-  return {frame.yuv_matrix, frame.yuv_full_range, false};
-}
-
-// The five 8.8 fixed-point coefficients the orc functions take (im[0][0], im[0][2], im[2][1],
-// im[1][1], im[1][2] of GStreamer's matrix).
-struct YuvCoefficients {
-  int16_t y, v_to_r, u_to_b, u_to_g, v_to_g;
-};
-
-YuvCoefficients make_coefficients(YuvMatrix matrix, bool full_range) {
-  double kr = 0.2990, kb = 0.1140;  // gst_video_color_matrix_get_Kr_Kb
-  if (matrix == YuvMatrix::kBT709) kr = 0.2126, kb = 0.0722;
-  if (matrix == YuvMatrix::kBT2020) kr = 0.2627, kb = 0.0593;
-  const double kg = 1.0 - kr - kb;
-  // color_matrix_YCbCr_to_RGB's entries; columns Y, Cb, Cr.
-  const double v_r = 2 * (1 - kr), u_g = -2 * kb * (1 - kb) / kg, v_g = -2 * kr * (1 - kr) / kg, u_b = 2 * (1 - kb);
-  // gst_video_color_range_offsets (8 bits), applied as 1 / (float) scale.
-  const double inv_y = 1 / static_cast<float>(full_range ? 255 : 219);
-  const double inv_c = 1 / static_cast<float>(full_range ? 255 : 224);
-  // Same order of products as the 4x4 matrix chain: (K * 1/scale) * 255 * 256, then rint.
-  auto coefficient = [](double k, double inv_scale) {
-    return static_cast<int16_t>(std::rint(256.0 * (255.0 * (k * inv_scale))));
-  };
-  return {coefficient(1.0, inv_y), coefficient(v_r, inv_c), coefficient(u_b, inv_c), coefficient(u_g, inv_c),
-          coefficient(v_g, inv_c)};
-}
-
-// orc: subb 128 then splatbw, i.e. the signed byte s = b - 128 widened as (s << 8) | (s & 0xff).
-inline int16_t splat_signed(uint8_t b) {
-  const uint16_t s = static_cast<uint8_t>(b ^ 0x80);
-  return static_cast<int16_t>(static_cast<uint16_t>((s << 8) | s));
-}
-inline int16_t mulhsw(int16_t a, int16_t b) { return static_cast<int16_t>((int32_t{a} * b) >> 16); }
-inline uint8_t saturate_plus_128(int16_t sum) {  // orc: convssswb, then addb 128
-  return static_cast<uint8_t>(std::clamp<int16_t>(sum, -128, 127) + 128);
-}
+// The colorimetry, its coefficients and the orc arithmetic are kernels/frame_preparation's, which
+// the GPU path shares bit for bit.
+using kernels::frame_math::YuvCoefficients;
+using kernels::frame_math::mulhsw;
+using kernels::frame_math::saturate_plus_128;
+using kernels::frame_math::splat_signed;
 
 // One output row from Y and full-width U, V rows. Written as int16 lanes into planar R, G, B
 // chunks so that the compiler vectorizes it (pmulhw is mulhsw), then interleaved.
@@ -306,12 +262,11 @@ RgbFrame convert_to_rgb(const FrameView& frame) {
     convert_packed_rgb(frame, result.rgb.data());
     return result;
   }
-  const Colorimetry colorimetry = resolve_colorimetry(frame);
-  const YuvCoefficients coefficients = make_coefficients(colorimetry.matrix, colorimetry.full_range);
+  const kernels::VideoconvertYuv yuv = kernels::videoconvert_yuv(frame.yuv_matrix, frame.yuv_full_range, frame.height);
   if (frame.format == PixelFormat::kI420)
-    convert_i420(frame, coefficients, result.rgb.data());
+    convert_i420(frame, yuv.coefficients, result.rgb.data());
   else
-    convert_nv12(frame, coefficients, colorimetry.chroma_h_cosited, result.rgb.data());
+    convert_nv12(frame, yuv.coefficients, yuv.chroma_h_cosited, result.rgb.data());
   return result;
 }
 
