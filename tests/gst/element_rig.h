@@ -88,14 +88,16 @@ inline TestFrame make_frame(GstVideoFormat format, int width, int height, int ro
   return f;
 }
 
-// An element with a bus (messages) and a result-signal log; a harness on its video pads.
+// An element with a bus (messages) and a result-signal log; a harness on its video pads, and on
+// its text pad when asked for.
 struct Rig {
   GstElement* element = nullptr;
   GstBus* bus = nullptr;
   GstHarness* video = nullptr;
+  GstHarness* text = nullptr;
   std::vector<GstStructure*> signalled;
 
-  explicit Rig(const std::string& properties) {
+  explicit Rig(const std::string& properties, bool with_text = false) {
     init_gst();
     element = gst_element_factory_make("qwenvl", nullptr);
     if (element == nullptr) throw std::runtime_error("no qwenvl element: is GST_PLUGIN_PATH the build tree's gst-plugin?");
@@ -108,8 +110,10 @@ struct Rig {
                      }),
                      this);
     video = gst_harness_new_with_element(element, "sink", "src");
+    if (with_text) text = gst_harness_new_with_element(element, nullptr, "text_src");
   }
   ~Rig() {
+    if (text) gst_harness_teardown(text);
     if (video) gst_harness_teardown(video);
     for (auto* s : signalled) gst_structure_free(s);
     gst_element_set_bus(element, nullptr);
@@ -152,6 +156,8 @@ struct Rig {
     }
     return out;
   }
+  // The next text_src buffer, or nullptr (GAP events, which come before buffers, are skipped).
+  GstBuffer* next_text_buffer() { return gst_harness_try_pull(text); }
   // Pushes `in` and pulls the outgoing buffer (the caller unrefs it).
   GstBuffer* push_pull(GstBuffer* in) {
     if (gst_harness_push(video, in) != GST_FLOW_OK) return nullptr;

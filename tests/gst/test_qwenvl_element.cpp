@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "element_rig.h"
 #include "gstqwenvlmeta.h"
 #include "qwenvl/engine.h"
 #include "test_util.h"
@@ -22,184 +23,11 @@
 namespace {
 
 using namespace std::chrono_literals;
+using namespace qwenvl::test;
 
-std::string tiny_a() { return (qwenvl::test::fixtures_dir() / "models" / "tiny-a").string(); }
-std::string tiny_b() { return (qwenvl::test::fixtures_dir() / "models" / "tiny-b").string(); }
-
-void init_gst() {
-  static const bool once = [] {
-    gst_init(nullptr, nullptr);
-    return true;
-  }();
-  (void)once;
-}
-
-// A frame in the caller's memory with rows padded past their pixels (the padding holds 0xEE, so a
-// reader that ignores strides sees it).
-struct TestFrame {
-  GstVideoInfo info;
-  std::vector<uint8_t> bytes;
-
-  GstBuffer* buffer(GstClockTime pts, GstClockTime duration) const {
-    GstBuffer* b = gst_buffer_new_memdup(bytes.data(), bytes.size());
-    gst_buffer_add_video_meta_full(b, GST_VIDEO_FRAME_FLAG_NONE, GST_VIDEO_INFO_FORMAT(&info), GST_VIDEO_INFO_WIDTH(&info),
-                                   GST_VIDEO_INFO_HEIGHT(&info), GST_VIDEO_INFO_N_PLANES(&info),
-                                   const_cast<gsize*>(info.offset), const_cast<gint*>(info.stride));
-    GST_BUFFER_PTS(b) = pts;
-    GST_BUFFER_DURATION(b) = duration;
-    return b;
-  }
-
-  // The same pixels as the engine API takes them.
-  qwenvl::FrameView view() const {
-    qwenvl::FrameView v;
-    v.format = *qwenvl::pixel_format_from_name(gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info)));
-    v.width = GST_VIDEO_INFO_WIDTH(&info);
-    v.height = GST_VIDEO_INFO_HEIGHT(&info);
-    for (guint i = 0; i < GST_VIDEO_INFO_N_PLANES(&info); ++i) {
-      v.planes[i] = bytes.data() + info.offset[i];
-      v.strides[i] = info.stride[i];
-    }
-    return v;
-  }
-
-  std::string caps(const char* framerate = "30/1") const {
-    return std::string("video/x-raw,format=") + gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info)) +
-           ",width=" + std::to_string(GST_VIDEO_INFO_WIDTH(&info)) + ",height=" + std::to_string(GST_VIDEO_INFO_HEIGHT(&info)) +
-           ",framerate=" + framerate;
-  }
-};
-
-TestFrame make_frame(GstVideoFormat format, int width, int height, int row_padding, int variant = 0) {
-  TestFrame f;
-  gst_video_info_set_format(&f.info, format, width, height);
-  GstVideoAlignment align;
-  gst_video_alignment_reset(&align);
-  align.padding_right = row_padding;
-  gst_video_info_align(&f.info, &align);
-  f.bytes.assign(GST_VIDEO_INFO_SIZE(&f.info), 0xEE);
-  const GstVideoFormatInfo* finfo = f.info.finfo;
-  for (guint p = 0; p < GST_VIDEO_INFO_N_PLANES(&f.info); ++p) {
-    gint comps[GST_VIDEO_MAX_COMPONENTS];
-    gst_video_format_info_component(finfo, p, comps);
-    const int rows = GST_VIDEO_FORMAT_INFO_SCALE_HEIGHT(finfo, comps[0], height);
-    const int cols = GST_VIDEO_FORMAT_INFO_SCALE_WIDTH(finfo, comps[0], width) * GST_VIDEO_FORMAT_INFO_PSTRIDE(finfo, comps[0]);
-    for (int y = 0; y < rows; ++y)
-      for (int x = 0; x < cols; ++x)
-        f.bytes[f.info.offset[p] + y * f.info.stride[p] + x] = static_cast<uint8_t>((x * 7 + y * 13 + p * 50 + variant * 91) % 256);
-  }
-  return f;
-}
+std::string tiny_b() { return (fixtures_dir() / "models" / "tiny-b").string(); }
 
 constexpr GstClockTime kFrame = GST_SECOND / 30;
-
-// An element with a bus (messages) and a result-signal log; harnesses on its video and text pads.
-struct Rig {
-  GstElement* element = nullptr;
-  GstBus* bus = nullptr;
-  GstHarness* video = nullptr;
-  GstHarness* text = nullptr;
-  std::vector<GstStructure*> signalled;
-
-  explicit Rig(const std::string& properties, bool with_text = true) {
-    init_gst();
-    element = gst_element_factory_make("qwenvl", nullptr);
-    if (element == nullptr) throw std::runtime_error("no qwenvl element: is GST_PLUGIN_PATH the build tree's gst-plugin?");
-    gst_util_set_object_arg(G_OBJECT(element), "model", tiny_a().c_str());
-    set(properties);
-    bus = gst_bus_new();
-    gst_element_set_bus(element, bus);
-    g_signal_connect(element, "result", G_CALLBACK(+[](GstElement*, const GstStructure* s, gpointer self) {
-                       static_cast<Rig*>(self)->signalled.push_back(gst_structure_copy(s));
-                     }),
-                     this);
-    video = gst_harness_new_with_element(element, "sink", "src");
-    if (with_text) text = gst_harness_new_with_element(element, nullptr, "text_src");
-  }
-  ~Rig() {
-    if (text) gst_harness_teardown(text);
-    if (video) gst_harness_teardown(video);
-    for (auto* s : signalled) gst_structure_free(s);
-    gst_element_set_bus(element, nullptr);
-    gst_object_unref(bus);
-    gst_object_unref(element);
-  }
-  void set(const std::string& properties) {
-    // "name=value name=value": what gst-launch-1.0 would parse.
-    gchar** pairs = g_strsplit(properties.c_str(), " ", -1);
-    for (gchar** p = pairs; *p; ++p) {
-      if (**p == '\0') continue;
-      gchar** kv = g_strsplit(*p, "=", 2);
-      gst_util_set_object_arg(G_OBJECT(element), kv[0], kv[1]);
-      g_strfreev(kv);
-    }
-    g_strfreev(pairs);
-  }
-  guint64 stat(const char* field) const {
-    GstStructure* s = nullptr;
-    g_object_get(element, "stats", &s, nullptr);
-    guint64 v = 0;
-    if (!gst_structure_get_uint64(s, field, &v)) {
-      guint u = 0;
-      gst_structure_get_uint(s, field, &u);
-      v = u;
-    }
-    gst_structure_free(s);
-    return v;
-  }
-  std::vector<GstStructure*> messages(const char* name) {
-    std::vector<GstStructure*> out;
-    while (GstMessage* m = gst_bus_pop_filtered(bus, GST_MESSAGE_ELEMENT)) {
-      const GstStructure* s = gst_message_get_structure(m);
-      if (gst_structure_has_name(s, name)) out.push_back(gst_structure_copy(s));
-      gst_message_unref(m);
-    }
-    return out;
-  }
-  GstBuffer* next_text_buffer() {
-    // Skips GAP events; the text pad's events come before its buffers.
-    return gst_harness_try_pull(text);
-  }
-};
-
-void free_all(std::vector<GstStructure*>& v) {
-  for (auto* s : v) gst_structure_free(s);
-  v.clear();
-}
-
-// Every field of `a` is in `b` with an equal value (the names may differ).
-::testing::AssertionResult same_fields(const GstStructure* a, const GstStructure* b) {
-  if (gst_structure_n_fields(a) != gst_structure_n_fields(b))
-    return ::testing::AssertionFailure() << gst_structure_to_string(a) << " vs " << gst_structure_to_string(b);
-  for (int i = 0; i < gst_structure_n_fields(a); ++i) {
-    const char* field = gst_structure_nth_field_name(a, i);
-    const GValue* va = gst_structure_get_value(a, field);
-    const GValue* vb = gst_structure_get_value(b, field);
-    if (vb == nullptr || gst_value_compare(va, vb) != GST_VALUE_EQUAL)
-      return ::testing::AssertionFailure() << "field " << field << " differs: " << gst_structure_to_string(a) << " vs "
-                                           << gst_structure_to_string(b);
-  }
-  return ::testing::AssertionSuccess();
-}
-
-std::vector<int32_t> token_ids(const GstStructure* s) {
-  std::vector<int32_t> ids;
-  const GValue* array = gst_structure_get_value(s, GST_QWENVL_FIELD_TOKEN_IDS);
-  for (guint i = 0; array && i < gst_value_array_get_size(array); ++i)
-    ids.push_back(g_value_get_int(gst_value_array_get_value(array, i)));
-  return ids;
-}
-
-std::string str(const GstStructure* s, const char* field) {
-  const char* v = gst_structure_get_string(s, field);
-  return v ? v : "";
-}
-
-guint64 u64(const GstStructure* s, const char* field) {
-  guint64 v = G_MAXUINT64;
-  gst_structure_get_uint64(s, field, &v);
-  return v;
-}
 
 // The engine API asked directly, as the CLI asks it.
 qwenvl::Result ask_engine(const TestFrame& frame, const std::string& prompt, int max_new_tokens,
@@ -227,7 +55,7 @@ TEST_P(Agreement, MetaMessageSignalAndTextAgreeWithTheEngineApi) {
   const FormatCase c = GetParam();
   const TestFrame frame = make_frame(c.format, c.width, c.height, c.padding);
   const std::string prompt = "What is in this image?";
-  Rig rig("mode=sync temperature=0 max-new-tokens=8 stream-id=cam0");
+  Rig rig("mode=sync temperature=0 max-new-tokens=8 stream-id=cam0", /*with_text=*/true);
   g_object_set(rig.element, "prompt", prompt.c_str(), nullptr);
   gst_harness_set_src_caps_str(rig.video, frame.caps().c_str());
 
@@ -318,7 +146,7 @@ TEST(QwenVLElement, PlaceholdersAreExpandedInPromptAndSystemPrompt) {
 TEST(QwenVLElement, SyncAnswersEveryFrameAskedByTimestampInterval) {
   const TestFrame frame = make_frame(GST_VIDEO_FORMAT_RGBA, 24, 24, 0);
   // interval 1 s over frames 250 ms apart with no durations and a 0/1 rate: frames 0, 1, 2, 3 s.
-  Rig rig("mode=sync temperature=0 max-new-tokens=3 interval=1000000000");
+  Rig rig("mode=sync temperature=0 max-new-tokens=3 interval=1000000000", /*with_text=*/true);
   gst_harness_set_src_caps_str(rig.video, frame.caps("0/1").c_str());
   for (int i = 0; i <= 12; ++i) {
     const GstClockTime pts = i * 250 * GST_MSECOND;
@@ -439,7 +267,7 @@ TEST(QwenVLElement, FlushCancelsPendingRequests) {
 
 TEST(QwenVLElement, EosWaitsForPendingAnswersInAsyncMode) {
   const TestFrame frame = make_frame(GST_VIDEO_FORMAT_RGB, 32, 32, 0);
-  Rig rig("mode=async temperature=0 max-new-tokens=12");
+  Rig rig("mode=async temperature=0 max-new-tokens=12", /*with_text=*/true);
   gst_harness_set_src_caps_str(rig.video, frame.caps().c_str());
   ASSERT_EQ(gst_harness_push(rig.video, frame.buffer(0, kFrame)), GST_FLOW_OK);
   gst_buffer_unref(gst_harness_pull(rig.video));
