@@ -862,7 +862,9 @@ void run_sample_independence(at::Device device) {
   const at::Tensor mine = at::randn({n, vocab}) * 0.3;
   std::vector<qk::RowSampling> rows;
   for (int64_t s = 0; s < n; ++s) rows.push_back(sampled_row(1.0, 0, 0.99, 0.0, 1.0, 1000 + s, 3 + s));
-  at::Tensor a = mine.to(device);
+  // sample() warps its logits in place: each call gets a copy (on the CPU .to() would alias `mine`,
+  // and a second warp of already-truncated rows draws differently).
+  at::Tensor a = mine.to(device, /*non_blocking=*/false, /*copy=*/true);
   const at::Tensor ta = qk::sample(a, rows, {}).cpu();
   // Reversed, interleaved with strangers.
   std::vector<qk::RowSampling> mixed;
@@ -880,7 +882,7 @@ void run_sample_independence(at::Device device) {
     EXPECT_EQ(ta[s].item<int64_t>(), tb[2 * (n - 1 - s) + 1].item<int64_t>()) << "row " << s << " depends on its batch";
     rows[size_t(s)].step += 1;
   }
-  at::Tensor c = mine.to(device);
+  at::Tensor c = mine.to(device, /*non_blocking=*/false, /*copy=*/true);
   const at::Tensor tc = qk::sample(c, rows, {}).cpu();
   for (int64_t s = 0; s < n; ++s) moved += ta[s].item<int64_t>() != tc[s].item<int64_t>();
   EXPECT_GE(moved, n - 1) << "the next step must draw afresh";
