@@ -1,10 +1,13 @@
-// One instantiation of the flash attention kernel (own file: parallel builds, small recompiles).
+// One instantiation of the flash attention kernels (own file: parallel builds, small recompiles):
+// contiguous K/V take the Hopper (wgmma) kernel, K/V read through a block table the portable one.
+#include "kernels/flash_attention_hopper.cuh"
 #include "kernels/flash_attention_kernel.cuh"
 
 namespace qwenvl::kernels::flash {
 
 template <>
 void run_flash_fwd<Dtype::kFp16, 80>(const Params& p, cudaStream_t stream) {
+  if (p.block_tables == nullptr) return flash_hopper::launch_flash_fwd_hopper<__half, 80>(p, stream);
   launch_flash_fwd<__half, 80>(p, stream);
 }
 
