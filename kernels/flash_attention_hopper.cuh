@@ -2,10 +2,11 @@
 // (wgmma) straight from shared memory, which mma.sync cannot do: no ldmatrix traffic for K and V,
 // and 64xN tiles per instruction. Each CTA owns 128 query rows of one head of one segment, split
 // between two warpgroups of 64 rows; K/V tiles of 128 keys stream through shared memory with
-// cp.async, double buffered, in the swizzled layouts wgmma's descriptors describe. S = Q Kᵀ reads Q
+// cp.async in three stages, in the swizzled layouts wgmma's descriptors describe. S = Q Kᵀ reads Q
 // and K from shared memory; O += P V takes P from registers (the S accumulators, rounded to 16 bits)
-// and V from shared memory, N-major. The softmax is online in fp32 (exp2 domain); the score matrix
-// never leaves registers. Same contract as flash_attention_kernel.cuh (contiguous K/V only).
+// and V from shared memory, N-major. Each warpgroup overlaps the softmax of one tile with the P V
+// of the tile before. The softmax is online in fp32 (exp2 domain); the score matrix never leaves
+// registers. Same contract as flash_attention_kernel.cuh, for contiguous K/V.
 #pragma once
 
 #include <cfloat>
@@ -36,7 +37,7 @@ struct Traits {
   static constexpr int kChunks = HeadDim / 8;                  // 16-byte chunks per row
   static constexpr int kQBytes = kBlockM * HeadDim * 2;
   static constexpr int kKVBytes = kBlockN * HeadDim * 2;
-  static constexpr int kSmemBytes = kQBytes + 4 * kKVBytes + 1024;  // Q, 2 x (K, V), alignment slack
+  static constexpr int kSmemBytes = kQBytes + 6 * kKVBytes + 1024;  // Q, 3 x (K, V), alignment slack
 };
 
 // Byte offset of element (r, c) in a tile of `rows` rows laid out as T describes.
@@ -54,8 +55,8 @@ __global__ void __launch_bounds__(T::kThreads, 1) flash_fwd_hopper_kernel(const 
   // Swizzle patterns repeat every 1024 bytes and descriptors assume they start aligned.
   unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
   unsigned char* sQ = smem;
-  unsigned char* sK = sQ + T::kQBytes;       // two stages
-  unsigned char* sV = sK + 2 * T::kKVBytes;  // two stages
+  unsigned char* sK = sQ + T::kQBytes;       // three stages
+  unsigned char* sV = sK + 3 * T::kKVBytes;  // three stages
 
   // Causal tiles further down cost more: start them first so the last wave is short.
   const int m_block = p.causal ? int(gridDim.x) - 1 - int(blockIdx.x) : int(blockIdx.x);
@@ -90,15 +91,37 @@ __global__ void __launch_bounds__(T::kThreads, 1) flash_fwd_hopper_kernel(const 
   auto load_kv = [&](int nb, int stage) {
     unsigned char* k_tile = sK + stage * T::kKVBytes;
     unsigned char* v_tile = sV + stage * T::kKVBytes;
-    for (int i = tid; i < BN * T::kChunks; i += T::kThreads) {
-      const int r = i / T::kChunks, c = (i % T::kChunks) * 8;
-      const int j = nb * BN + r;
-      const bool ok = j < len_k;
-      const int64_t row = ok ? int64_t(k_start + j) : 0;
-      const int off = tile_offset<T>(BN, r, c);
-      // Rows past the segment are zero-filled: masked scores times stale V could make NaN.
-      cu::cp_async_16(k_tile + off, ok ? k_base + row * p.k_row_stride + c : k_base, ok);
-      cu::cp_async_16(v_tile + off, ok ? v_base + row * p.v_row_stride + c : v_base, ok);
+    if constexpr (T::kThreads % T::kChunks == 0) {
+      // Each thread keeps one 16-byte column and walks rows kRowStep apart: its shared-memory
+      // offsets step by a constant (the swizzle depends on the row mod 8 alone) and its global
+      // pointers by a fixed number of rows, so the loop is a few adds per copy.
+      constexpr int kRowStep = T::kThreads / T::kChunks;
+      static_assert(kRowStep % 8 == 0, "rows must keep their swizzle phase");
+      const int r0 = tid / T::kChunks, c = (tid % T::kChunks) * 8;
+      const int off0 = tile_offset<T>(BN, r0, c);
+      const int j0 = nb * BN + r0;
+      const E* k_src = k_base + int64_t(k_start + j0) * p.k_row_stride + c;
+      const E* v_src = v_base + int64_t(k_start + j0) * p.v_row_stride + c;
+#pragma unroll
+      for (int step = 0; step < BN / kRowStep; ++step) {
+        const bool ok = j0 + step * kRowStep < len_k;
+        const int off = off0 + step * kRowStep * T::kSwizzleBytes;
+        // Rows past the segment are zero-filled: masked scores times stale V could make NaN.
+        cu::cp_async_16(k_tile + off, ok ? k_src : k_base, ok);
+        cu::cp_async_16(v_tile + off, ok ? v_src : v_base, ok);
+        k_src += kRowStep * p.k_row_stride;
+        v_src += kRowStep * p.v_row_stride;
+      }
+    } else {
+      for (int i = tid; i < BN * T::kChunks; i += T::kThreads) {
+        const int r = i / T::kChunks, c = (i % T::kChunks) * 8;
+        const int j = nb * BN + r;
+        const bool ok = j < len_k;
+        const int64_t row = ok ? int64_t(k_start + j) : 0;
+        const int off = tile_offset<T>(BN, r, c);
+        cu::cp_async_16(k_tile + off, ok ? k_base + row * p.k_row_stride + c : k_base, ok);
+        cu::cp_async_16(v_tile + off, ok ? v_base + row * p.v_row_stride + c : v_base, ok);
+      }
     }
   };
 
@@ -109,6 +132,15 @@ __global__ void __launch_bounds__(T::kThreads, 1) flash_fwd_hopper_kernel(const 
   }
   load_kv(0, 0);
   cu::cp_async_commit();
+  if (n_blocks > 1) {
+    load_kv(1, 1);
+    cu::cp_async_commit();
+    cu::cp_async_wait<1>();  // Q and tile 0
+  } else {
+    cu::cp_async_wait<0>();
+  }
+  wgmma::fence_shared_for_async_proxy();
+  __syncthreads();
 
   // This thread's rows (accumulator layout, wgmma.cuh): g and g + 8 of its warp's 16.
   const int g = lane / 4, tig = lane % 4;
@@ -125,106 +157,136 @@ __global__ void __launch_bounds__(T::kThreads, 1) flash_fwd_hopper_kernel(const 
   // 16-element steps either inside a 128-byte row or one 32-byte column block further.
   auto k_major_step = [&](int rows, int kk) { return (kk * 16 / T::kBlockCols) * rows * W + (kk * 16 % T::kBlockCols) * 2; };
   const unsigned char* q_wg = sQ + wg_row * W;
-  // V is N-major (the head dim is N): column blocks rows·W apart, 8-key groups 8·W apart.
 
-  for (int nb = 0; nb < n_blocks; ++nb) {
-    const int stage = nb & 1;
-    if (nb + 1 < n_blocks) {
-      load_kv(nb + 1, stage ^ 1);
-      cu::cp_async_commit();
-      cu::cp_async_wait<1>();
-    } else {
-      cu::cp_async_wait<0>();
+  // Software pipeline inside each warpgroup: while the softmax of tile n runs on the CUDA cores,
+  // the tensor cores work on P(n-1) V(n-1). Tile t lives in stage t % 3: at iteration n, K(n) and
+  // V(n-1) are read while tile n + 1 arrives; tile n + 2 is fetched once every warpgroup is done
+  // with V(n-1), whose stage it takes.
+  uint32_t pa[BN / 16][4];  // P of the previous tile, rounded to 16 bits, waiting for its V
+  float s[BN / 2];           // this tile's scores, then its probabilities
+#pragma unroll
+  for (int i = 0; i < BN / 2; ++i) s[i] = 0.f;  // defined before the first wgmma names them
+
+  auto issue_s = [&](int tile) {  // S = Q Kᵀ: 64 rows x 128 keys per warpgroup
+    const unsigned char* k_tile = sK + (tile % 3) * T::kKVBytes;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {  // the first step overwrites S: nothing to zero first
+      const uint64_t da = wgmma::descriptor(q_wg + k_major_step(BM, kk), 16, 8 * W, T::kSwizzle);
+      const uint64_t db = wgmma::descriptor(k_tile + k_major_step(BN, kk), 16, 8 * W, T::kSwizzle);
+      wgmma::mma_ss<BN, E>(s, da, db, kk > 0);
     }
-    wgmma::fence_shared_for_async_proxy();
-    __syncthreads();
-
-    const int key0 = nb * BN;
-    // A warpgroup whose rows all sit left of this tile (causal) has nothing to do here.
-    if (!p.causal || key0 <= wg_last_row + diag) {
-      const unsigned char* k_tile = sK + stage * T::kKVBytes;
-      const unsigned char* v_tile = sV + stage * T::kKVBytes;
-
-      // S = Q Kᵀ: 64 rows x 128 keys per warpgroup.
-      float s[BN / 2];
+    wgmma::commit_group();
+  };
+  auto issue_pv = [&](int tile) {  // O += P V
+    const unsigned char* v_tile = sV + (tile % 3) * T::kKVBytes;
 #pragma unroll
-      for (int i = 0; i < BN / 2; ++i) s[i] = 0.f;
-      wgmma::pin(s);
-      wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint64_t da = wgmma::descriptor(q_wg + k_major_step(BM, kk), 16, 8 * W, T::kSwizzle);
-        const uint64_t db = wgmma::descriptor(k_tile + k_major_step(BN, kk), 16, 8 * W, T::kSwizzle);
-        wgmma::mma_ss<BN, E>(s, da, db, 1);
-      }
-      wgmma::commit_group();
-      wgmma::wait_group<0>();
-      wgmma::pin(s);
-
-      // Mask keys past the segment and, when causal, right of the diagonal.
-      const bool need_mask = key0 + BN > len_k || (p.causal && key0 + BN - 1 > m0 + wg_row + diag);
+    for (int kc = 0; kc < BN / 16; ++kc) {
+      // V is N-major (the head dim is N): column blocks BN·W apart, 8-key groups 8·W apart.
+      const uint64_t dv = wgmma::descriptor(v_tile + kc * 16 * W, BN * W, 8 * W, T::kSwizzle);
+      wgmma::mma_rs_nmajor<D, E>(o, pa[kc], dv, 1);
+    }
+    wgmma::commit_group();
+  };
+  // Masks S, turns it into probabilities against the running row maxima and returns each row's
+  // correction factor for O. Maxima are taken on the raw scores (the scale is positive); the scale
+  // is folded into one FFMA before the exp2.
+  auto softmax = [&](int tile, float (&corr)[2]) {
+    const int key0 = tile * BN;
+    const bool need_mask = key0 + BN > len_k || (p.causal && key0 + BN - 1 > m0 + wg_row + diag);
+    if (need_mask) {
 #pragma unroll
       for (int t = 0; t < BN / 8; ++t) {
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          float x = s[4 * t + e] * p.scale_log2;
-          if (need_mask) {
-            const int j = key0 + t * 8 + tig * 2 + (e & 1);
-            const int i = row0 + (e >> 1) * 8;
-            if (j >= len_k || (p.causal && j > i + diag)) x = -INFINITY;
-          }
-          s[4 * t + e] = x;
+          const int j = key0 + t * 8 + tig * 2 + (e & 1);
+          const int i = row0 + (e >> 1) * 8;
+          if (j >= len_k || (p.causal && j > i + diag)) s[4 * t + e] = -INFINITY;
         }
       }
-
-      // Online softmax: rows are shared by the 4 threads of a quad.
+    }
+    const float scale = p.scale_log2;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {  // rows are shared by the 4 threads of a quad
+      float mx = row_max[r];
+#pragma unroll
+      for (int t = 0; t < BN / 8; ++t) mx = fmaxf(mx, fmaxf(s[4 * t + 2 * r], s[4 * t + 2 * r + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float ref = mx == -INFINITY ? 0.f : mx * scale;  // a row that has seen no key yet stays at zero
+      corr[r] = cu::fast_exp2(row_max[r] * scale - ref);
+      row_max[r] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int t = 0; t < BN / 8; ++t) {
+        s[4 * t + 2 * r] = cu::fast_exp2(fmaf(s[4 * t + 2 * r], scale, -ref));
+        s[4 * t + 2 * r + 1] = cu::fast_exp2(fmaf(s[4 * t + 2 * r + 1], scale, -ref));
+        sum += s[4 * t + 2 * r] + s[4 * t + 2 * r + 1];
+      }
+      row_sum[r] = row_sum[r] * corr[r] + sum;
+    }
+  };
+  auto rescale_o_and_pack_p = [&](const float (&corr)[2]) {
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        float mx = row_max[r];
-#pragma unroll
-        for (int t = 0; t < BN / 8; ++t) mx = fmaxf(mx, fmaxf(s[4 * t + 2 * r], s[4 * t + 2 * r + 1]));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float ref = mx == -INFINITY ? 0.f : mx;  // a row that has seen no key yet stays at zero
-        const float corr = exp2f(row_max[r] - ref);
-        row_max[r] = mx;
-        float sum = 0.f;
-#pragma unroll
-        for (int t = 0; t < BN / 8; ++t) {
-          s[4 * t + 2 * r] = exp2f(s[4 * t + 2 * r] - ref);
-          s[4 * t + 2 * r + 1] = exp2f(s[4 * t + 2 * r + 1] - ref);
-          sum += s[4 * t + 2 * r] + s[4 * t + 2 * r + 1];
-        }
-        row_sum[r] = row_sum[r] * corr + sum;
-#pragma unroll
-        for (int t = 0; t < D / 8; ++t) {
-          o[4 * t + 2 * r] *= corr;
-          o[4 * t + 2 * r + 1] *= corr;
-        }
+        o[4 * t + 2 * r] *= corr[r];
+        o[4 * t + 2 * r + 1] *= corr[r];
       }
+    }
+#pragma unroll
+    for (int kc = 0; kc < BN / 16; ++kc) {  // two n8 accumulator blocks are one 16-key A fragment
+      pa[kc][0] = cu::Elem<E>::pack(s[8 * kc + 0], s[8 * kc + 1]);
+      pa[kc][1] = cu::Elem<E>::pack(s[8 * kc + 2], s[8 * kc + 3]);
+      pa[kc][2] = cu::Elem<E>::pack(s[8 * kc + 4], s[8 * kc + 5]);
+      pa[kc][3] = cu::Elem<E>::pack(s[8 * kc + 6], s[8 * kc + 7]);
+    }
+  };
+  // Tile nb + 1 has landed and every warpgroup is done with V(nb - 1): fetch tile nb + 2 into its stage.
+  auto next_tile = [&](int nb) {
+    if (nb + 1 >= n_blocks) return;
+    cu::cp_async_wait<0>();
+    wgmma::fence_shared_for_async_proxy();
+    __syncthreads();
+    if (nb + 2 < n_blocks) {
+      load_kv(nb + 2, (nb + 2) % 3);
+      cu::cp_async_commit();
+    }
+  };
 
-      // O += P V: the accumulators of two n8 blocks are the A fragment of one 16-key step.
-      uint32_t pa[BN / 16][4];
-#pragma unroll
-      for (int kc = 0; kc < BN / 16; ++kc) {
-        pa[kc][0] = cu::Elem<E>::pack(s[8 * kc + 0], s[8 * kc + 1]);
-        pa[kc][1] = cu::Elem<E>::pack(s[8 * kc + 2], s[8 * kc + 3]);
-        pa[kc][2] = cu::Elem<E>::pack(s[8 * kc + 4], s[8 * kc + 5]);
-        pa[kc][3] = cu::Elem<E>::pack(s[8 * kc + 6], s[8 * kc + 7]);
-      }
+  // Tiles this warpgroup computes: when causal, those left of its last row's diagonal.
+  int wg_tiles = n_blocks;
+  if (p.causal) wg_tiles = max(0, min(n_blocks, (wg_last_row + diag + 1 + BN - 1) / BN));
+  int nb = 0;
+  if (wg_tiles > 0) {
+    float corr[2];
+    wgmma::fence();
+    issue_s(0);
+    wgmma::wait_group<0>();
+    wgmma::pin(s);
+    softmax(0, corr);
+    rescale_o_and_pack_p(corr);
+    next_tile(0);
+    for (nb = 1; nb < wg_tiles; ++nb) {
       wgmma::pin(o);
       wgmma::fence();
-#pragma unroll
-      for (int kc = 0; kc < BN / 16; ++kc) {
-        const uint64_t dv = wgmma::descriptor(v_tile + kc * 16 * W, BN * W, 8 * W, T::kSwizzle);
-        wgmma::mma_rs_nmajor<D, E>(o, pa[kc], dv, 1);
-      }
-      wgmma::commit_group();
-      wgmma::wait_group<0>();
+      issue_s(nb);
+      issue_pv(nb - 1);
+      wgmma::wait_group<1>();  // S is ready; P V runs on while the softmax does
+      wgmma::pin(s);
+      softmax(nb, corr);
+      wgmma::wait_group<0>();  // O is final for tile nb - 1: rescale it, and pa may be overwritten
       wgmma::pin(o);
+      rescale_o_and_pack_p(corr);
+      next_tile(nb);
     }
-    __syncthreads();  // the next iteration's prefetch overwrites this stage
+    wgmma::pin(o);
+    wgmma::fence();
+    issue_pv(wg_tiles - 1);
+    wgmma::wait_group<0>();
+    wgmma::pin(o);
   }
+  for (; nb < n_blocks; ++nb) next_tile(nb);  // the other warpgroup's tiles: take part in the barriers
 
   // Normalise and store: each quad writes 16 contiguous bytes of a row per n8 block.
   float inv[2];
