@@ -4,9 +4,12 @@
 // median of the timed runs.
 //
 //   qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] [--new-tokens 32]
-//                [--max-context 512] [--cuda-graphs 1] [--phases 0] [--json FILE]
+//                [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] [--json FILE]
 // --phases 1: the engine times its vision, prefill and decode phases (synchronising the device after
 // each, which costs a little latency) and the table gains their split of a run.
+// --idle-profile 1 (CUDA, built with CUPTI): after the timed runs, one more run per batch size under
+// a CUPTI activity trace (tools/gpu_activity.h), and a second table: how much of the decode phase
+// the GPU sat idle (tools/activity_summary.h defines the window and the steady cycles).
 // Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh).
 #include <algorithm>
 #include <chrono>
@@ -15,12 +18,17 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "activity_summary.h"
 #include "qwenvl/engine.h"
+#ifdef QWENVL_WITH_CUPTI
+#include "gpu_activity.h"
+#endif
 
 namespace {
 
@@ -50,6 +58,22 @@ struct Row {
   double latency_ms = 0, ttft_ms = 0, decode_tokens_per_s = 0, frames_per_s = 0, peak_gib = 0;
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;  // per run (--phases 1)
 };
+
+// The profiled run of one batch size (--idle-profile 1).
+struct IdleRow {
+  int batch = 0;
+  qwenvl::tools::DecodePhase decode;
+  uint64_t engine_decode_steps = 0;  // the engine's count of decode forwards in the run
+  double run_ms = 0;                 // the profiled run's latency (CUPTI adds a little)
+};
+
+#ifdef QWENVL_WITH_CUPTI
+// "cuda" -> 0, "cuda:N" -> N.
+int cuda_index(const std::string& device) {
+  const size_t colon = device.find(':');
+  return colon == std::string::npos ? 0 : std::stoi(device.substr(colon + 1));
+}
+#endif
 
 // One run: B requests submitted together; fails loudly unless every request got exactly
 // `new_tokens` tokens.
@@ -87,14 +111,15 @@ RunTimes run_once(qwenvl::Engine& engine, int batch, const std::vector<uint8_t>&
 int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]).rfind("--", 0) == 0) {
     std::cerr << "usage: qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] "
-                 "[--new-tokens 32] [--max-context 512] [--cuda-graphs 1] [--phases 0] [--json FILE]\n";
+                 "[--new-tokens 32] [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] "
+                 "[--json FILE]\n";
     return 1;
   }
   const std::string model_dir = argv[1];
   std::string device = "cuda", json_path;
   std::vector<int> batches = {1, 8, 32, 64};
   int runs = 3, new_tokens = 32, max_context = 512;
-  bool cuda_graphs = true, phases = false;
+  bool cuda_graphs = true, phases = false, idle_profile = false;
   bool graphs_used = false;
   const int size = 448;
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -107,6 +132,7 @@ int main(int argc, char** argv) {
     else if (flag == "--json") json_path = value;
     else if (flag == "--cuda-graphs") cuda_graphs = value != "0";
     else if (flag == "--phases") phases = value != "0";
+    else if (flag == "--idle-profile") idle_profile = value != "0";
     else {
       std::cerr << "unknown option " << flag << "\n";
       return 1;
@@ -122,7 +148,27 @@ int main(int argc, char** argv) {
   for (auto& b : rgb) b = static_cast<uint8_t>(byte(gen));
 
   std::vector<Row> rows;
+  std::vector<IdleRow> idle_rows;
+  const qwenvl::tools::DecodePatterns patterns;
+  if (idle_profile && device.rfind("cuda", 0) != 0) {
+    std::cerr << "qwenvl-bench: --idle-profile 1 traces the GPU through CUPTI: it needs --device cuda (device is "
+              << device << ")\n";
+    return 1;
+  }
+#ifdef QWENVL_WITH_CUPTI
+  std::unique_ptr<qwenvl::tools::GpuActivity> profiler;
+#endif
   try {
+    if (idle_profile) {
+#ifdef QWENVL_WITH_CUPTI
+      // Before any engine: CUPTI is loaded before the decode graphs are captured.
+      profiler = std::make_unique<qwenvl::tools::GpuActivity>(cuda_index(device));
+#else
+      std::cerr << "qwenvl-bench: --idle-profile 1 needs CUPTI, and this build has none (meson found no cupti.h "
+                   "with libcupti, or no CUDA; see tools/meson.build)\n";
+      return 1;
+#endif
+    }
     for (int batch : batches) {
       qwenvl::EngineOptions options;
       options.model_dir = model_dir;
@@ -156,6 +202,36 @@ int main(int argc, char** argv) {
       rows.push_back(row);
       std::fprintf(stderr, "B=%d latency %.1f ms ttft %.1f ms peak %.2f GiB\n", batch, row.latency_ms, row.ttft_ms,
                    row.peak_gib);
+#ifdef QWENVL_WITH_CUPTI
+      if (profiler) {
+        IdleRow idle;
+        idle.batch = batch;
+        const uint64_t steps_before = engine->stats().decode_forwards;
+        profiler->start();
+        idle.run_ms = run_once(*engine, batch, rgb, size, new_tokens).latency_ms;
+        profiler->stop();
+        idle.engine_decode_steps = engine->stats().decode_forwards - steps_before;
+        const auto& records = profiler->records();
+        idle.decode = qwenvl::tools::summarize_decode(records, patterns);
+        size_t kernels = 0;
+        for (const auto& r : records) kernels += r.kind == qwenvl::tools::ActivityKind::kKernel;
+        const auto& d = idle.decode;
+        std::fprintf(stderr,
+                     "B=%d idle profile: %zu records (%zu kernels) in %zu buffers, %zu dropped, %zu untimed, %zu of "
+                     "other kinds; decode kernels (name contains \"%s\"): %zu, %zu outside graphs; graph launches "
+                     "with decode kernels: %zu; engine decode steps: %llu; admission kernels in the window: %zu\n",
+                     batch, records.size(), kernels, profiler->buffers(), profiler->dropped(), profiler->untimed(),
+                     profiler->other_records(), patterns.decode.c_str(), d.decode_kernels, d.eager_decode_kernels,
+                     d.steps.size(), static_cast<unsigned long long>(idle.engine_decode_steps),
+                     d.admission_kernels_in_window);
+        if (!d.found()) {
+          std::fprintf(stderr, "B=%d idle profile: no decode kernel in the trace; its kernels were:\n", batch);
+          for (const std::string& name : qwenvl::tools::most_frequent_kernels(records, 15))
+            std::fprintf(stderr, "  %s\n", name.c_str());
+        }
+        idle_rows.push_back(idle);
+      }
+#endif
     }
   } catch (const std::exception& e) {
     std::cerr << "qwenvl-bench: " << e.what() << "\n";
@@ -179,6 +255,28 @@ int main(int argc, char** argv) {
     for (const Row& r : rows)
       std::printf("| %d | %.1f | %.1f | %.1f | %.1f |\n", r.batch, r.vision_ms, r.prefill_ms, r.decode_ms,
                   r.latency_ms - r.vision_ms - r.prefill_ms - r.decode_ms);
+  }
+  if (idle_profile) {
+    std::printf("\nGPU idle during decode (CUPTI activity trace of one more run per batch size: kernels, copies and "
+                "sets on every stream). Window: from the first decode step's first GPU activity to the last decode "
+                "step's last (a step = one graph launch holding a kernel whose name contains \"%s\"; without graphs, "
+                "first to last such kernel). Busy = union of all activity in the window, prefills of requests admitted "
+                "between steps included. Steady cycles: step start to next step start, with no vision, prefill or frame "
+                "preparation kernel in them.\n\n",
+                patterns.decode.c_str());
+    std::printf("| batch | decode steps | decode window ms | GPU busy ms | idle %% | per step µs | steady cycles | "
+                "steady idle %% | steady step µs | profiled run ms |\n");
+    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (const IdleRow& r : idle_rows) {
+      const auto& d = r.decode;
+      // Graph launches count the steps; without graphs the engine's own count does.
+      const size_t steps = d.steps.empty() ? static_cast<size_t>(r.engine_decode_steps) : d.steps.size();
+      const double window_ms = (d.window.end_ns - d.window.start_ns) / 1e6;
+      std::printf("| %d | %zu | %.2f | %.2f | %.2f | %.1f | %zu | %.2f | %.1f | %.1f |\n", r.batch, steps, window_ms,
+                  d.busy_ns / 1e6, 100.0 * d.idle_fraction, steps ? window_ms * 1e3 / steps : 0.0, d.steady_cycles,
+                  100.0 * d.steady_idle_fraction, d.steady_cycles ? d.steady_ns / 1e3 / d.steady_cycles : 0.0,
+                  r.run_ms);
+    }
   }
   if (!json_path.empty()) {
     std::ofstream out(json_path);

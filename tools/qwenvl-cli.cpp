@@ -3,39 +3,25 @@
 // stdout, or one JSON object with --json. Errors are one line on stderr; see --help for exit codes.
 //   qwenvl-cli --model DIR --image photo.jpg --prompt "Describe this image."
 //   qwenvl-cli --model DIR --video clip.mp4 --fps 2 --prompt "What happens?" --json
+// Files are read by media_reader_opencv.cpp, or by media_reader_png.cpp (PNG images only) in a build
+// without OpenCV's imgcodecs / videoio.
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <nlohmann/json.hpp>
-#include <opencv2/core.hpp>
-#include <opencv2/core/utils/logger.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/videoio.hpp>
-#include <opencv2/videoio/registry.hpp>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <vector>
 
+#include "media_reader.h"
 #include "qwenvl/engine.h"
 
 namespace {
 
-namespace fs = std::filesystem;
-
-enum ExitCode { kAnswered = 0, kUsageError = 1, kModelError = 2, kRequestFailed = 3 };
-
-// An error for the user: one line on stderr and this exit code.
-struct CliError {
-  int code;
-  std::string message;
-};
+using namespace qwenvl::cli;
 
 struct Options {
   std::string model;
@@ -53,139 +39,6 @@ struct Options {
   qwenvl::SamplingParams sampling;
 };
 
-// Video sampling of transformers 5.17's Qwen2VLVideoProcessor (do_sample_frames=True), whose
-// defaults Qwen2.5-VL keeps: frame counts in multiples of the temporal patch, at least 4 frames
-// when sampling by rate, at most 768.
-constexpr int kTemporalPatch = 2, kMinFrames = 4, kMaxFrames = 768;
-constexpr double kUnknownFps = 24.0;  // what transformers assumes for a clip without a rate
-
-void check_readable_file(const std::string& what, const std::string& path) {
-  std::error_code ec;
-  const auto status = fs::status(path, ec);
-  if (!fs::exists(status)) throw CliError{kUsageError, what + " '" + path + "': no such file"};
-  if (fs::is_directory(status)) throw CliError{kUsageError, what + " '" + path + "' is a directory, not a file"};
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw CliError{kUsageError, what + " '" + path + "': cannot be opened (" + std::strerror(errno) + ")"};
-  std::fclose(f);
-}
-
-// OpenCV's 3-channel 8-bit BGR, EXIF orientation applied (as transformers' load_image does), alpha dropped.
-cv::Mat read_image(const std::string& path) {
-  check_readable_file("image", path);
-  cv::Mat image;
-  try {
-    image = cv::imread(path, cv::IMREAD_COLOR);
-  } catch (const cv::Exception&) {
-    image.release();
-  }
-  if (image.empty()) throw CliError{kUsageError, "image '" + path + "': not an image OpenCV can decode"};
-  return image;
-}
-
-// Qwen2VLVideoProcessor.sample_frames: torch.arange(0, total, total / n).int(), with torch's length
-// ceil(total / step) and its float32 values start + step * i rounded from double (torch's scalar path;
-// its vectorised path, from the 9th frame on, starts each vector from a float base, which can differ
-// only where step * i is within float rounding of an integer).
-std::vector<int64_t> sample_frame_indices(int64_t total, double video_fps, int frames, double fps) {
-  int64_t n = 0;
-  if (frames > 0) {
-    n = static_cast<int64_t>(std::nearbyint(frames / static_cast<double>(kTemporalPatch))) *
-        kTemporalPatch;  // Python's round
-  } else {
-    const int64_t max_frames = std::min<int64_t>(kMaxFrames, total) / kTemporalPatch * kTemporalPatch;
-    double wanted = static_cast<double>(total) / video_fps * fps;
-    wanted = std::min({std::max(wanted, static_cast<double>(kMinFrames)), static_cast<double>(max_frames),
-                       static_cast<double>(total)});
-    n = static_cast<int64_t>(std::floor(wanted / kTemporalPatch)) * kTemporalPatch;
-  }
-  if (n > total)
-    throw CliError{kUsageError, "the video has " + std::to_string(total) + " frames, fewer than the " +
-                                    std::to_string(n) + " asked for"};
-  if (n <= 0) {  // a clip shorter than one temporal patch: every frame (the processor repeats the last)
-    std::vector<int64_t> all(static_cast<size_t>(total));
-    for (int64_t i = 0; i < total; ++i) all[static_cast<size_t>(i)] = i;
-    return all;
-  }
-  const double step = static_cast<double>(total) / static_cast<double>(n);
-  const auto length = static_cast<int64_t>(std::ceil(static_cast<double>(total) / step));
-  std::vector<int64_t> indices;
-  for (int64_t i = 0; i < length; ++i) indices.push_back(static_cast<int64_t>(static_cast<float>(i * step)));
-  return indices;
-}
-
-struct Clip {
-  std::vector<cv::Mat> frames;     // BGR
-  std::vector<double> timestamps;  // seconds: frame index / the video's rate
-};
-
-cv::VideoCapture open_video(const std::string& path) {
-  cv::VideoCapture capture;
-  try {
-    // FFmpeg reads every common container. No fall-back to the other back ends where it is built in:
-    // GStreamer's would only add its own warnings on stderr for a file FFmpeg cannot read.
-    capture.open(path, cv::videoio_registry::hasBackend(cv::CAP_FFMPEG) ? cv::CAP_FFMPEG : cv::CAP_ANY);
-  } catch (const cv::Exception&) {
-  }
-  if (!capture.isOpened()) throw CliError{kUsageError, "video '" + path + "': not a video OpenCV can decode"};
-  return capture;
-}
-
-int64_t count_frames(const std::string& path) {
-  cv::VideoCapture capture = open_video(path);
-  int64_t total = 0;
-  while (capture.grab()) ++total;
-  return total;
-}
-
-Clip read_video(const std::string& path, const Options& options) {
-  check_readable_file("video", path);
-  cv::VideoCapture capture = open_video(path);
-  double video_fps = capture.get(cv::CAP_PROP_FPS);
-  if (!(video_fps > 0) || !std::isfinite(video_fps)) {
-    std::fprintf(stderr, "qwenvl-cli: warning: video '%s' does not say its frame rate; assuming %g fps\n", path.c_str(),
-                 kUnknownFps);
-    video_fps = kUnknownFps;
-  }
-  auto total = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_COUNT));
-  if (total <= 0) total = count_frames(path);  // containers without a frame count
-  // The container's count can be wrong; when the stream ends early, sample again from the real count.
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    if (total <= 0) throw CliError{kUsageError, "video '" + path + "': no frames could be decoded"};
-    std::vector<int64_t> indices;
-    try {
-      indices = sample_frame_indices(total, video_fps, options.frames, options.fps);
-    } catch (const CliError& e) {
-      throw CliError{e.code, "video '" + path + "': " + e.message};
-    }
-    Clip clip;
-    int64_t position = 0;
-    for (const int64_t index : indices) {
-      while (position <= index && capture.grab()) ++position;
-      if (position <= index) break;  // the stream ended before this frame
-      cv::Mat frame;
-      if (!capture.retrieve(frame) || frame.empty())
-        throw CliError{kUsageError, "video '" + path + "': frame " + std::to_string(index) + " cannot be decoded"};
-      if (frame.type() != CV_8UC3) throw CliError{kUsageError, "video '" + path + "': frames are not 8-bit colour"};
-      clip.frames.push_back(frame.clone());
-      clip.timestamps.push_back(static_cast<double>(index) / video_fps);
-    }
-    if (clip.frames.size() == indices.size()) return clip;
-    if (attempt == 0) {
-      total = count_frames(path);
-      capture = open_video(path);
-    }
-  }
-  throw CliError{kUsageError, "video '" + path + "': the stream ends before the frames its header promises"};
-}
-
-qwenvl::FrameView bgr_view(const cv::Mat& image, double timestamp_s) {
-  // OpenCV rows may be padded: the view carries the Mat's own stride, no copy.
-  qwenvl::FrameView view =
-      qwenvl::FrameView::packed(qwenvl::PixelFormat::kBGR, image.cols, image.rows, image.data, timestamp_s);
-  view.strides[0] = static_cast<int>(image.step[0]);
-  return view;
-}
-
 void print_json(const qwenvl::Result& result, double load_ms) {
   nlohmann::json out = {
       {"text", result.text},
@@ -200,7 +53,8 @@ void print_json(const qwenvl::Result& result, double load_ms) {
   std::printf("%s\n", out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
 }
 
-const char* kFooter = R"(
+// Around the line that says which media reader this build has.
+const char* kFooterStart = R"(
 Sampling: options left out take the model's generation_config.json, as transformers does (the
 published Qwen2.5-VL-Instruct models sample with temperature 0.1 / 1e-6 and repetition penalty
 1.05). --temperature 0 forces greedy decoding.
@@ -209,6 +63,9 @@ Video: frames are sampled as transformers' Qwen2VLVideoProcessor samples them (d
 --frames N takes N frames (rounded to an even count) evenly spread over the clip; --fps F takes F
 frames per second of video (even count, at least 4, at most 768). Default: --fps 2. Each frame
 keeps its time in the video, so the model sees the real rate.
+
+)";
+const char* kFooterEnd = R"(
 
 Output: the answer and a newline on stdout, nothing else; --json prints one JSON object instead
 (text, token_ids, prompt_tokens, generated_tokens, finish_reason, ttft_ms, total_ms, load_ms).
@@ -220,7 +77,7 @@ Example:
 // Parses the command line; returns an exit code when the program should end now (--help).
 std::optional<int> parse(int argc, char** argv, Options& o) {
   CLI::App app{"Answers a question about images or a video with a Qwen2.5-VL model directory.", "qwenvl-cli"};
-  app.footer(kFooter);
+  app.footer(std::string(kFooterStart) + kMediaSupport + kFooterEnd);
   app.get_formatter()->column_width(34);
   // CLI11 2.1 has no std::optional: plain values, "given" is the option's count.
   int max_new_tokens = 0, top_k = 0;
@@ -311,10 +168,10 @@ int run(int argc, char** argv) {
   if (auto code = parse(argc, argv, o)) return *code;
 
   // The inputs first: a bad file should not wait for a model to load.
-  std::vector<cv::Mat> images;
+  std::vector<Image> images;
   for (const auto& path : o.images) images.push_back(read_image(path));
   Clip clip;
-  if (!o.video.empty()) clip = read_video(o.video, o);
+  if (!o.video.empty()) clip = read_video_clip(o.video, o.frames, o.fps);
 
   qwenvl::EngineOptions engine_options;
   engine_options.model_dir = o.model;
@@ -333,8 +190,8 @@ int run(int argc, char** argv) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();
 
   qwenvl::Request request;
-  for (const auto& image : images) request.images.push_back(bgr_view(image, 0.0));
-  for (size_t i = 0; i < clip.frames.size(); ++i) request.clip.push_back(bgr_view(clip.frames[i], clip.timestamps[i]));
+  for (const auto& image : images) request.images.push_back(image.view(0.0));
+  for (size_t i = 0; i < clip.frames.size(); ++i) request.clip.push_back(clip.frames[i].view(clip.timestamps[i]));
   request.prompt = o.prompt;
   request.system_prompt = o.system;
   request.sampling = o.sampling;
@@ -365,8 +222,7 @@ std::string one_line(std::string s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // OpenCV logs decoder warnings on stderr; the CLI reports failures itself, in one line.
-  cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  quiet_media_library();
   try {
     return run(argc, argv);
   } catch (const CliError& e) {

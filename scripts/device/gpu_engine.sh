@@ -34,6 +34,9 @@ real=$build/real-width
   stamp "real-width models"
   PYTHONUNBUFFERED=1 python3 scripts/device/make_real_width_models.py --out "$real" \
     --tokenizer-from "$fixtures/models/tiny-a" || exit 2
+  stamp "fixtures: sample_media (the CLI's references)"
+  python3 scripts/fixtures/make_all.py --out "$fixtures" --wheels .device/wheels --only sample_media \
+    || echo "gpu_engine: sample_media fixtures failed (the CLI check below will fail)"
   stamp "python done"
 ) > "$OUT/python.log" 2>&1 &
 python_pid=$!
@@ -61,5 +64,15 @@ for t in gpu_network gpu_engine gpu_real_width decode_graphs; do
   timeout 240 "$build/tests/gpu/test_$t" --gtest_color=no > "$OUT/test_$t.log" 2>&1 || status=1
   grep -E "^\[  (PASSED|FAILED) |tests? from .* ran|Failure|bf16 relative|greedy ids equal|decode graphs vs eager" "$OUT/test_$t.log" | head -40
 done
+# qwenvl-cli --device cuda against transformers' ids (tests/tools/test_qwenvl_cli.cpp, OnCuda). The
+# machine has no OpenCV imgcodecs, so the CLI is built with its PNG reader (libpng, carried).
+stamp "qwenvl-cli --device cuda"
+if ninja -C "$build" -j "$(nproc)" tools/qwenvl-cli tests/tools/test_qwenvl_cli > "$OUT/build_cli.log" 2>&1; then
+  QWENVL_CLI=$root/$build/tools/qwenvl-cli timeout 240 "$build/tests/tools/test_qwenvl_cli" --gtest_color=no \
+    --gtest_filter='*OnCuda*' > "$OUT/test_cli_cuda.log" 2>&1 || status=1
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? from .* ran|Failure" "$OUT/test_cli_cuda.log" | head -20
+else
+  grep -E "error|FAILED|ERROR" "$OUT/build_cli.log" | head -20; echo "gpu_engine: qwenvl-cli build failed"; status=1
+fi
 stamp "done (status $status)"
 exit $status
