@@ -105,6 +105,7 @@ DecodePhase summarize_decode(const std::vector<ActivityRecord>& records, const D
   for (const Interval& a : admission)
     if (overlaps(a, phase.window)) ++phase.admission_kernels_in_window;
 
+  std::vector<Interval> steady_cycles;
   for (size_t i = 0; i + 1 < phase.steps.size(); ++i) {
     const Interval cycle{phase.steps[i].start_ns, phase.steps[i + 1].start_ns};
     if (cycle.end_ns <= cycle.start_ns) continue;
@@ -112,10 +113,33 @@ DecodePhase summarize_decode(const std::vector<ActivityRecord>& records, const D
       continue;
     ++phase.steady_cycles;
     phase.steady_ns += cycle.end_ns - cycle.start_ns;
-    phase.steady_busy_ns += busy_ns(all, cycle);
+    const uint64_t busy = busy_ns(all, cycle);
+    phase.steady_busy_ns += busy;
+    // The step's own span (clipped to the cycle) against the rest of the cycle.
+    const Interval step{cycle.start_ns, std::min(phase.steps[i].end_ns, cycle.end_ns)};
+    const uint64_t step_busy = busy_ns(all, step);
+    phase.steady_idle_in_steps_ns += (step.end_ns - step.start_ns) - step_busy;
+    phase.steady_idle_between_steps_ns += ((cycle.end_ns - cycle.start_ns) - busy) - ((step.end_ns - step.start_ns) - step_busy);
+    steady_cycles.push_back(cycle);
   }
   if (phase.steady_ns > 0)
     phase.steady_idle_fraction = 1.0 - static_cast<double>(phase.steady_busy_ns) / static_cast<double>(phase.steady_ns);
+
+  // Kernel time by name over the steady cycles (a kernel counts where it starts).
+  std::map<std::string, uint64_t> by_name;
+  for (const ActivityRecord& r : records) {
+    if (!timed(r) || r.kind != ActivityKind::kKernel) continue;
+    for (const Interval& c : steady_cycles)
+      if (r.start_ns >= c.start_ns && r.start_ns < c.end_ns) {
+        by_name[r.name] += r.end_ns - r.start_ns;
+        break;
+      }
+  }
+  std::map<std::string, uint64_t> readable;
+  for (const auto& [name, ns] : by_name) readable[demangled(name)] += ns;
+  phase.steady_kernel_ns.assign(readable.begin(), readable.end());
+  std::sort(phase.steady_kernel_ns.begin(), phase.steady_kernel_ns.end(),
+            [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
   return phase;
 }
 

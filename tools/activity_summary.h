@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace qwenvl::tools {
@@ -43,7 +44,8 @@ struct DecodePatterns {
   std::string decode = "paged_decode";
   // Kernels of admitting new requests (vision and prefill attention, GPU frame preparation): a
   // step-to-step cycle that overlaps one is not a steady decode cycle.
-  std::vector<std::string> admission = {"flash_fwd_kernel", "frames_to_rgb_kernel", "resample_rows_kernel",
+  // ("flash_fwd" names both flash kernels: flash_fwd_kernel and flash_fwd_hopper_kernel.)
+  std::vector<std::string> admission = {"flash_fwd", "frames_to_rgb_kernel", "resample_rows_kernel",
                                         "resample_columns_kernel", "patchify_levels_kernel"};
 };
 
@@ -74,6 +76,13 @@ struct DecodePhase {
   uint64_t steady_ns = 0;           // total length of the steady cycles
   uint64_t steady_busy_ns = 0;
   double steady_idle_fraction = 0;  // NaN without steady cycles
+  // The steady cycles' idle time split where it happens: inside a step (between the kernels of one
+  // graph launch: launch gaps and dependencies the graph cannot hide) and between steps (from one
+  // launch's last activity to the next launch's first: sampling, the host's turn, the next launch).
+  uint64_t steady_idle_in_steps_ns = 0;
+  uint64_t steady_idle_between_steps_ns = 0;
+  // GPU time per kernel name over the steady cycles, most first (name demangled): what a step spends.
+  std::vector<std::pair<std::string, uint64_t>> steady_kernel_ns;
 
   bool found() const { return decode_kernels > 0; }
 };

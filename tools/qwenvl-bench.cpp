@@ -277,6 +277,28 @@ int main(int argc, char** argv) {
                   100.0 * d.steady_idle_fraction, d.steady_cycles ? d.steady_ns / 1e3 / d.steady_cycles : 0.0,
                   r.run_ms);
     }
+    std::printf("\nWhere the steady cycles' idle time falls: inside a step (between the kernels of one graph "
+                "launch) or between steps (sampling, the host's turn, the next launch); per cycle.\n\n");
+    std::printf("| batch | idle inside a step µs | idle between steps µs |\n|---:|---:|---:|\n");
+    for (const IdleRow& r : idle_rows) {
+      const auto& d = r.decode;
+      const double n = d.steady_cycles ? static_cast<double>(d.steady_cycles) : 1.0;
+      std::printf("| %d | %.1f | %.1f |\n", r.batch, d.steady_idle_in_steps_ns / 1e3 / n,
+                  d.steady_idle_between_steps_ns / 1e3 / n);
+    }
+    for (const IdleRow& r : idle_rows) {
+      const auto& d = r.decode;
+      if (d.steady_cycles == 0) continue;
+      std::printf("\nBatch %d: GPU time per kernel in a steady cycle (µs per cycle, the 12 largest):\n\n", r.batch);
+      std::printf("| kernel | µs per cycle |\n|---|---:|\n");
+      for (size_t i = 0; i < d.steady_kernel_ns.size() && i < 12; ++i) {
+        std::string name = d.steady_kernel_ns[i].first;
+        if (name.size() > 100) name = name.substr(0, 97) + "...";
+        for (char& c : name)
+          if (c == '|') c = '/';  // keeps the markdown table whole
+        std::printf("| %s | %.1f |\n", name.c_str(), d.steady_kernel_ns[i].second / 1e3 / d.steady_cycles);
+      }
+    }
   }
   if (!json_path.empty()) {
     std::ofstream out(json_path);

@@ -154,6 +154,32 @@ TEST(DecodePhase, SteadyCyclesSkipAdmissions) {
   EXPECT_DOUBLE_EQ(d.steady_idle_fraction, 0.37);
 }
 
+TEST(DecodePhase, SteadyIdleSplitsInsideAndBetweenSteps) {
+  std::vector<ActivityRecord> t;
+  for (uint32_t i = 0; i < 4; ++i) {  // steps every 100 ns: nodes [0, 10) and [15, 50), a 5 ns gap
+    const uint64_t base = 1000 + 100 * i;
+    t.push_back(kernel(base, base + 10, 100 + i, 7, "gemm_qkv"));
+    t.push_back(kernel(base + 15, base + 50, 100 + i, 7, kDecode));
+    t.push_back(kernel(base + 60, base + 70, 200 + i, 0, "sample_kernel"));  // the turn: 10 busy of 50
+  }
+  // The Hopper flash kernel is an admission too: the cycle it falls in is not steady.
+  t.push_back(kernel(1275, 1285, 300, 0,
+                     "_ZN6qwenvl7kernels12flash_hopper23flash_fwd_hopper_kernelINS1_6TraitsI13__nv_bfloat16Li128EEEEEvNS0_5flash6ParamsE"));
+  const DecodePhase d = summarize_decode(t);
+  ASSERT_EQ(d.steps.size(), 4u);
+  EXPECT_EQ(d.steady_cycles, 2u);  // [1000, 1100) and [1100, 1200); [1200, 1300) holds the prefill
+  EXPECT_EQ(d.steady_ns, 200u);
+  EXPECT_EQ(d.steady_busy_ns, 2u * 55u);
+  EXPECT_EQ(d.steady_idle_in_steps_ns, 2u * 5u);
+  EXPECT_EQ(d.steady_idle_between_steps_ns, 2u * 40u);
+  // Kernel time over the steady cycles, most first, names demangled.
+  ASSERT_EQ(d.steady_kernel_ns.size(), 3u);
+  EXPECT_NE(d.steady_kernel_ns[0].first.find("paged_decode_kernel"), std::string::npos);
+  EXPECT_EQ(d.steady_kernel_ns[0].second, 2u * 35u);
+  EXPECT_EQ(d.steady_kernel_ns[1].second, 2u * 10u);
+  EXPECT_EQ(d.steady_kernel_ns[2].second, 2u * 10u);
+}
+
 TEST(DecodePhase, WithoutGraphsTheWindowRunsFromFirstToLastDecodeKernel) {
   std::vector<ActivityRecord> t;
   t.push_back(kernel(90, 100, 1, 0, "gemm_before"));
