@@ -13,6 +13,7 @@
 
 #include "kernels/cuda_utils.cuh"
 #include "kernels/flash_attention_params.h"
+#include "kernels/flash_attention_tile.cuh"
 #include "kernels/wgmma.cuh"
 
 namespace qwenvl::kernels::flash_hopper {
@@ -76,15 +77,9 @@ __global__ void __launch_bounds__(T::kThreads, 1) flash_fwd_hopper_kernel(const 
   const E* v_base = static_cast<const E*>(p.v) + int64_t(kv_head) * p.v_head_stride;
   E* o_base = static_cast<E*>(p.o) + int64_t(q_start) * p.o_row_stride + int64_t(head) * p.o_head_stride;
 
-  int n_end = len_k;  // keys past n_end are invisible to every row of this tile
-  if (p.causal) n_end = min(len_k, m0 + BM + diag);
-  const int n_blocks = n_end > 0 ? (n_end + BN - 1) / BN : 0;
-
-  if (n_blocks == 0) {  // no row of this tile sees a key: zeros, as FlashAttention
-    for (int i = tid; i < BM * T::kChunks; i += T::kThreads) {
-      const int r = i / T::kChunks, c = i % T::kChunks;
-      if (m0 + r < len_q) *reinterpret_cast<uint4*>(o_base + int64_t(m0 + r) * p.o_row_stride + c * 8) = make_uint4(0, 0, 0, 0);
-    }
+  const int n_blocks = flash::visible_key_blocks(p, len_k, m0, BM, BN, diag);
+  if (n_blocks == 0) {
+    flash::write_zero_tile<E, BM, T::kChunks, T::kThreads>(o_base, p.o_row_stride, m0, len_q, tid);
     return;
   }
 
@@ -312,13 +307,7 @@ __global__ void __launch_bounds__(T::kThreads, 1) flash_fwd_hopper_kernel(const 
 template <typename E, int HeadDim>
 void launch_flash_fwd_hopper(const Params& p, cudaStream_t stream) {
   using T = Traits<E, HeadDim>;
-  auto kernel = flash_fwd_hopper_kernel<T>;
-  cu::check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes),
-                 "flash_attention", "cannot raise the kernel's shared-memory limit");
-  const dim3 grid((p.max_seqlen_q + T::kBlockM - 1) / T::kBlockM, p.num_heads, p.batch);
-  if (grid.x == 0 || p.batch == 0) return;
-  kernel<<<grid, T::kThreads, T::kSmemBytes, stream>>>(p);
-  cu::check_launch("flash_attention");
+  flash::launch_over_query_tiles<T>(flash_fwd_hopper_kernel<T>, p, stream);
 }
 
 }  // namespace qwenvl::kernels::flash_hopper

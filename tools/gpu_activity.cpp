@@ -61,6 +61,20 @@ void check_cuda(cudaError_t result, const char* call) {
 constexpr CUpti_ActivityKind kKinds[] = {CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL, CUPTI_ACTIVITY_KIND_MEMCPY,
                                          CUPTI_ACTIVITY_KIND_MEMSET};
 
+
+// The fields every timed CUPTI record (kernel, memcpy, memset) shares.
+template <typename CuptiRecord>
+ActivityRecord timed_record(ActivityKind kind, const CuptiRecord& r) {
+  ActivityRecord out;
+  out.kind = kind;
+  out.start_ns = r.start;
+  out.end_ns = r.end;
+  out.correlation_id = r.correlationId;
+  out.graph_id = r.graphId;
+  out.stream_id = r.streamId;
+  return out;
+}
+
 }  // namespace
 
 // The two C callbacks CUPTI calls, on its own thread or inside cuptiActivityFlushAll.
@@ -162,33 +176,16 @@ void GpuActivity::take_buffer(uint8_t* buffer, size_t valid_bytes) {
       case CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL:
       case CUPTI_ACTIVITY_KIND_KERNEL: {
         const auto* k = reinterpret_cast<const CUpti_ActivityKernel10*>(record);
-        out.kind = ActivityKind::kKernel;
-        out.start_ns = k->start;
-        out.end_ns = k->end;
-        out.correlation_id = k->correlationId;
-        out.graph_id = k->graphId;
-        out.stream_id = k->streamId;
+        out = timed_record(ActivityKind::kKernel, *k);
         if (k->name) out.name = k->name;
         break;
       }
       case CUPTI_ACTIVITY_KIND_MEMCPY: {
-        const auto* m = reinterpret_cast<const CUpti_ActivityMemcpy6*>(record);
-        out.kind = ActivityKind::kMemcpy;
-        out.start_ns = m->start;
-        out.end_ns = m->end;
-        out.correlation_id = m->correlationId;
-        out.graph_id = m->graphId;
-        out.stream_id = m->streamId;
+        out = timed_record(ActivityKind::kMemcpy, *reinterpret_cast<const CUpti_ActivityMemcpy6*>(record));
         break;
       }
       case CUPTI_ACTIVITY_KIND_MEMSET: {
-        const auto* m = reinterpret_cast<const CUpti_ActivityMemset4*>(record);
-        out.kind = ActivityKind::kMemset;
-        out.start_ns = m->start;
-        out.end_ns = m->end;
-        out.correlation_id = m->correlationId;
-        out.graph_id = m->graphId;
-        out.stream_id = m->streamId;
+        out = timed_record(ActivityKind::kMemset, *reinterpret_cast<const CUpti_ActivityMemset4*>(record));
         break;
       }
       default:
