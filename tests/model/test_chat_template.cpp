@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat_reference.h"
 #include "model/chat_template.h"
 #include "qwenvl/error.h"
 #include "test_util.h"
@@ -18,17 +19,7 @@ json load_reference(const std::string& file) {
   return json::parse(test::read_text(test::fixtures_dir() / "reference" / file));
 }
 
-std::vector<ContentItem> to_items(const json& content) {
-  std::vector<ContentItem> items;
-  for (const auto& c : content) {
-    const std::string type = c["type"];
-    if (type == "text") items.push_back(ContentItem::of_text(c["text"]));
-    else if (type == "image") items.push_back(ContentItem::image());
-    else if (type == "video") items.push_back(ContentItem::video());
-    else throw std::runtime_error("unexpected content type " + type);
-  }
-  return items;
-}
+using test_reference::to_items;
 
 std::vector<Message> to_messages(const json& messages) {
   std::vector<Message> out;

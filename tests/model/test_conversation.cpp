@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat_reference.h"
 #include "model/chat_template.h"
 #include "model/config.h"
 #include "model/conversation.h"
@@ -19,17 +20,7 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-std::vector<ContentItem> to_items(const json& content) {
-  std::vector<ContentItem> items;
-  for (const auto& c : content) {
-    const std::string type = c["type"];
-    if (type == "text") items.push_back(ContentItem::of_text(c["text"]));
-    else if (type == "image") items.push_back(ContentItem::image());
-    else if (type == "video") items.push_back(ContentItem::video());
-    else throw std::runtime_error("unexpected content type " + type);
-  }
-  return items;
-}
+using test_reference::to_items;
 
 std::vector<Turn> to_turns(const json& turns) {
   std::vector<Turn> out;
