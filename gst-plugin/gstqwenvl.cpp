@@ -589,6 +589,44 @@ void post_drop(GstQwenVL* self, GstClockTime pts, const char* reason, const Requ
   gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
 }
 
+// A clip with frames that will not be asked: counted as dropped and said in a qwenvl-dropped message
+// (pts: the clip's first frame, clip-frames: the frames collected, window-start/-end) and the log.
+void drop_partial_clip(GstQwenVL* self, const Runtime& rt, const char* reason) {
+  qwenvl::gst::ClipCollector& clip = self->state->streaming.clip;
+  const size_t n = clip.buffers().size();
+  if (n > 0 && rt.tracker) {
+    rt.tracker->count_dropped();
+    GST_INFO_OBJECT(self, "the partial clip of %" G_GSIZE_FORMAT " frames from %" GST_TIME_FORMAT " is not asked: %s", n,
+                    GST_TIME_ARGS(clip.window_start()), reason);
+    GstStructure* s = gst_structure_new(
+        "qwenvl-dropped", "pts", G_TYPE_UINT64, static_cast<guint64>(clip.window_start()), "reason", G_TYPE_STRING, reason,
+        "dropped", G_TYPE_UINT64, static_cast<guint64>(rt.tracker->stats().dropped), GST_QWENVL_FIELD_CLIP_FRAMES, G_TYPE_UINT,
+        static_cast<guint>(n), GST_QWENVL_FIELD_WINDOW_START, G_TYPE_UINT64, static_cast<guint64>(clip.window_start()),
+        GST_QWENVL_FIELD_WINDOW_END, G_TYPE_UINT64, static_cast<guint64>(clip.window_end()), nullptr);
+    gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+  }
+  clip.reset();
+}
+
+// EOS: a clip still being collected is asked with the frames it has (fewer than clip-frames; the
+// engine pads an odd count by repeating the last frame, as transformers does), so that no frame is
+// lost. Not with drain-on-eos=false in async mode: the pending answers are cancelled there, and the
+// clip is dropped with a message instead of being asked for nothing.
+void finish_partial_clip(GstQwenVL* self, const Runtime& rt, const Settings& s) {
+  qwenvl::gst::ClipCollector& clip = self->state->streaming.clip;
+  if (clip.buffers().empty()) {
+    clip.reset();
+    return;
+  }
+  if (s.mode == kModeAsync && !s.drain_on_eos) {
+    drop_partial_clip(self, rt, "eos-without-drain");
+    return;
+  }
+  GST_INFO_OBJECT(self, "EOS: asking the partial clip of %" G_GSIZE_FORMAT " frames from %" GST_TIME_FORMAT " to %" GST_TIME_FORMAT,
+                  clip.buffers().size(), GST_TIME_ARGS(clip.window_start()), GST_TIME_ARGS(clip.window_end()));
+  ask_clip(self, rt, s);
+}
+
 // overlay=true: the current caption drawn onto the outgoing frame, after the frame was asked about
 // (the model never sees a caption). The buffer is writable: the element is in place, not passthrough.
 void draw_overlay(GstQwenVL* self, GstBuffer* buffer, GstClockTime pts, const Settings& s) {
@@ -651,7 +689,7 @@ static GstFlowReturn gst_qwenvl_transform_ip(GstBaseTransform* trans, GstBuffer*
   // A clip in progress takes the frames it wants; time that went back (a new segment) restarts.
   if (st.clip.collecting() && GST_CLOCK_TIME_IS_VALID(pts) && GST_CLOCK_TIME_IS_VALID(st.clip.window_end()) &&
       pts < st.clip.window_end())
-    st.clip.reset();
+    drop_partial_clip(self, rt, "time-went-back");
   if (st.clip.collecting()) {
     if (st.clip.wants(pts)) {
       collect_clip_frame(self, buffer);
@@ -708,11 +746,12 @@ static gboolean gst_qwenvl_set_caps(GstBaseTransform* trans, GstCaps* incaps, Gs
                       ("put videoconvert (and deinterlace) before qwenvl"));
     return FALSE;
   }
+  const bool same_layout = st.have_info && gst_video_info_is_equal(&st.info, &info);
   st.info = info;
   st.format = *format;
   st.have_info = true;
   st.caps_colorimetry = gst_structure_has_field(gst_caps_get_structure(incaps, 0), "colorimetry");
-  st.clip.reset();  // its frames have the old layout
+  if (!same_layout) drop_partial_clip(self, runtime_snapshot(self), "caps-changed");  // its frames have the old layout
   GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, incaps);
   return TRUE;
 }
@@ -738,7 +777,7 @@ static gboolean gst_qwenvl_sink_event(GstBaseTransform* trans, GstEvent* event) 
   switch (GST_EVENT_TYPE(event)) {
     case GST_EVENT_STREAM_START: {
       self->state->streaming.history.clear();
-      self->state->streaming.clip.reset();
+      drop_partial_clip(self, rt, "new-stream");  // a stream that ended without EOS
       gchar* id = gst_pad_create_stream_id(self->text_src, GST_ELEMENT(self), "text");
       gst_pad_push_event(self->text_src, gst_event_new_stream_start(id));
       g_free(id);
@@ -766,13 +805,16 @@ static gboolean gst_qwenvl_sink_event(GstBaseTransform* trans, GstEvent* event) 
       break;
     case GST_EVENT_EOS: {
       const Settings s = settings_snapshot(self);
-      if (rt.tracker) {
+      if (rt.tracker && rt.shared.engine) {
+        finish_partial_clip(self, rt, s);
         if (s.mode == kModeAsync && !s.drain_on_eos) cancel_pending(self, rt);
-        rt.tracker->wait_all();
-        // Answers after the last buffer: messages, signal and text (no buffer left for a meta).
-        Streaming& st = self->state->streaming;
-        const GstClockTime at = GST_CLOCK_TIME_IS_VALID(st.last_end) ? st.last_end : 0;
-        deliver(self, rt, nullptr, at, estimated_duration(self, nullptr), s);
+        // Answers after the last buffer (the partial clip's too): messages, signal and text (no
+        // buffer left for a meta), before EOS goes on. A flush during the wait discards them.
+        if (rt.tracker->wait_all()) {
+          Streaming& st = self->state->streaming;
+          const GstClockTime at = GST_CLOCK_TIME_IS_VALID(st.last_end) ? st.last_end : 0;
+          deliver(self, rt, nullptr, at, estimated_duration(self, nullptr), s);
+        }
       }
       gst_pad_push_event(self->text_src, gst_event_ref(event));
       break;
@@ -826,7 +868,20 @@ static gboolean gst_qwenvl_start(GstBaseTransform* trans) {
   reset_streaming(self);
   self->state->streaming.have_info = false;
   const Runtime rt = runtime_snapshot(self);
-  if (rt.tracker) rt.tracker->set_flushing(false);
+  if (rt.tracker) {
+    rt.tracker->discard_ready();  // answers of the last run (cancelled at PAUSED->READY) stay out
+    rt.tracker->set_flushing(false);
+  }
+  return TRUE;
+}
+
+// PAUSED->READY, after the streaming thread stopped: a partial clip is discarded (a deliberate
+// reset, as a flush), its frame copies released.
+static gboolean gst_qwenvl_stop(GstBaseTransform* trans) {
+  GstQwenVL* self = GST_QWENVL(trans);
+  self->state->streaming.clip.reset();
+  const Runtime rt = runtime_snapshot(self);
+  if (rt.tracker) rt.tracker->discard_ready();
   return TRUE;
 }
 
@@ -1194,7 +1249,9 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_DRAIN_ON_EOS,
       g_param_spec_boolean("drain-on-eos", "Drain on EOS",
-                           "At EOS in async mode, wait for the pending answers (true) or cancel them (false)", TRUE, live));
+                           "At EOS in async mode, wait for the pending answers (true) or cancel them (false); a partial "
+                           "clip (clip-frames) is asked and waited for (true) or dropped with a qwenvl-dropped message (false)",
+                           TRUE, live));
   g_object_class_install_property(
       gobject_class, PROP_CAPTION_DURATION,
       g_param_spec_uint64("caption-duration", "Caption duration",
@@ -1237,12 +1294,15 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
                         "Frames per question, sent as one video clip with their real timestamps (motion questions); "
                         "0 or 1: single frames. A clip starts at a frame due by interval and takes the first frames at or "
                         "after start + i * clip-duration / (clip-frames - 1); answers carry window-start and window-end. "
-                        "Ignored in roi mode",
+                        "A clip unfinished at EOS is asked with the frames it has (its answer's clip-frames says how many) "
+                        "and answered before EOS goes downstream; with drain-on-eos=false in async mode it is dropped with "
+                        "a qwenvl-dropped message instead; flush and PAUSED->READY discard it. Ignored in roi mode",
                         0, 256, 0, live));
   g_object_class_install_property(
       gobject_class, PROP_CLIP_DURATION,
       g_param_spec_uint64("clip-duration", "Clip duration",
-                          "Time a clip spans, first to last frame, by buffer timestamps (ns); 0: consecutive frames",
+                          "Time a clip spans, first to last frame, by buffer timestamps (ns); 0: consecutive frames. "
+                          "A clip cut short by EOS spans less (window-end: its last frame)",
                           0, G_MAXUINT64, GST_SECOND, live));
   g_object_class_install_property(
       gobject_class, PROP_ROI,
@@ -1335,6 +1395,7 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   trans_class->src_event = gst_qwenvl_src_event;
   trans_class->query = gst_qwenvl_query;
   trans_class->start = gst_qwenvl_start;
+  trans_class->stop = gst_qwenvl_stop;
   trans_class->passthrough_on_same_caps = FALSE;
   trans_class->transform_ip_on_passthrough = FALSE;
 

@@ -41,19 +41,21 @@ RequestTracker::RequestTracker(GstElement* element) : element_(element) {}
 
 RequestId RequestTracker::submit(Engine& engine, Request request, Ticket ticket) {
   if (ticket.request_id == 0) ticket.request_id = allocate_request_id();
-  std::weak_ptr<RequestTracker> self = shared_from_this();
-  request.on_complete = [self, ticket](const Result& result) {
-    if (auto tracker = self.lock()) tracker->on_complete(result, ticket);
-  };
-  if (ticket.emit_partial)
-    request.on_partial = [self, ticket](RequestId id, std::string_view text) {
-      if (auto tracker = self.lock()) tracker->on_partial(id, text, ticket);
-    };
+  uint64_t generation = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++in_flight_;
     ++counts_.asked;
+    generation = generation_;
   }
+  std::weak_ptr<RequestTracker> self = shared_from_this();
+  request.on_complete = [self, ticket, generation](const Result& result) {
+    if (auto tracker = self.lock()) tracker->on_complete(result, ticket, generation);
+  };
+  if (ticket.emit_partial)
+    request.on_partial = [self, ticket, generation](RequestId id, std::string_view text) {
+      if (auto tracker = self.lock()) tracker->on_partial(id, text, ticket, generation);
+    };
   RequestId id = 0;
   try {
     id = engine.submit(std::move(request)).id;
@@ -69,7 +71,7 @@ RequestId RequestTracker::submit(Engine& engine, Request request, Ticket ticket)
   return id;
 }
 
-void RequestTracker::on_complete(const Result& result, const Ticket& ticket) {
+void RequestTracker::on_complete(const Result& result, const Ticket& ticket, uint64_t generation) {
   std::lock_guard<std::mutex> lock(mutex_);
   --in_flight_;
   // A request dropped by drop-oldest already left in_flight_ids_ and was counted as dropped.
@@ -78,6 +80,13 @@ void RequestTracker::on_complete(const Result& result, const Ticket& ticket) {
     auto it = std::find(in_flight_ids_.begin(), in_flight_ids_.end(), result.id);
     if (it != in_flight_ids_.end()) in_flight_ids_.erase(it);
     else ended_early_.insert(result.id);
+  }
+  // A request of frames flushed away (cancelled then, but it may have finished first): its answer
+  // would name frames that are gone, so it never reaches downstream.
+  if (generation != generation_) {
+    if (!dropped) ++counts_.cancelled;
+    changed_.notify_all();
+    return;
   }
   switch (result.status) {
     case Status::kAnswered:
@@ -100,11 +109,11 @@ void RequestTracker::on_complete(const Result& result, const Ticket& ticket) {
   changed_.notify_all();
 }
 
-void RequestTracker::on_partial(RequestId, std::string_view text, const Ticket& ticket) {
+void RequestTracker::on_partial(RequestId, std::string_view text, const Ticket& ticket, uint64_t generation) {
   GstElement* element = nullptr;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (element_ == nullptr) return;
+    if (element_ == nullptr || generation != generation_) return;
     element = GST_ELEMENT(gst_object_ref(element_));
   }
   // Posted outside the lock: a bus sync handler may call back into the element.
@@ -181,6 +190,7 @@ std::vector<Answer> RequestTracker::take_ready() {
 void RequestTracker::discard_ready() {
   std::lock_guard<std::mutex> lock(mutex_);
   ready_.clear();
+  ++generation_;
 }
 
 void RequestTracker::count_dropped() {

@@ -81,6 +81,9 @@ class RequestTracker : public std::enable_shared_from_this<RequestTracker> {
 
   // The answers (and failures) that came back since the last call, in completion order.
   std::vector<Answer> take_ready();
+  // Drops the answers that came back and every answer still to come of the requests submitted so
+  // far (flush, restart): none of them reaches take_ready() or posts a partial message; they end
+  // counted as cancelled.
   void discard_ready();
 
   void count_dropped();
@@ -90,13 +93,14 @@ class RequestTracker : public std::enable_shared_from_this<RequestTracker> {
   void detach();
 
  private:
-  void on_complete(const Result& result, const Ticket& ticket);
-  void on_partial(RequestId id, std::string_view text, const Ticket& ticket);
+  void on_complete(const Result& result, const Ticket& ticket, uint64_t generation);
+  void on_partial(RequestId id, std::string_view text, const Ticket& ticket, uint64_t generation);
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   GstElement* element_;  // not owned; nullptr after detach()
   bool flushing_ = false;
+  uint64_t generation_ = 0;  // discard_ready() moves on: requests of an older one are stale
   std::deque<RequestId> in_flight_ids_;  // submitted and not ended, oldest first
   std::set<RequestId> ended_early_;      // ended before submit() returned its id
   size_t in_flight_ = 0;

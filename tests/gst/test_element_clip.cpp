@@ -105,5 +105,233 @@ TEST(ElementClip, FlushDropsAPartialClip) {
   free_all(messages);
 }
 
+constexpr GstClockTime kFrame = 100 * GST_MSECOND;
+
+// Records whether EOS had left the element's src pad when each result signal came.
+struct EosOrder {
+  bool eos_passed = false;
+  std::vector<bool> result_after_eos;
+
+  explicit EosOrder(GstElement* element) {
+    GstPad* src = gst_element_get_static_pad(element, "src");
+    gst_pad_add_probe(src, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM,
+                      +[](GstPad*, GstPadProbeInfo* info, gpointer self) {
+                        if (GST_EVENT_TYPE(GST_PAD_PROBE_INFO_EVENT(info)) == GST_EVENT_EOS)
+                          static_cast<EosOrder*>(self)->eos_passed = true;
+                        return GST_PAD_PROBE_OK;
+                      },
+                      this, nullptr);
+    gst_object_unref(src);
+    g_signal_connect(element, "result", G_CALLBACK(+[](GstElement*, const GstStructure*, gpointer self) {
+                       auto* order = static_cast<EosOrder*>(self);
+                       order->result_after_eos.push_back(order->eos_passed);
+                     }),
+                     this);
+  }
+};
+
+// The engine API asked about `frames[i]` for i in `which`, as one clip with their timestamps.
+Result ask_clip_directly(const std::vector<TestFrame>& frames, std::initializer_list<size_t> which, int max_new_tokens) {
+  Request request;
+  for (size_t i : which) request.clip.push_back(frames[i].view(static_cast<double>(i * kFrame) / GST_SECOND));
+  request.prompt = "Describe this image.";
+  return ask_engine(std::move(request), max_new_tokens);
+}
+
+std::vector<TestFrame> distinct_frames(size_t n) {
+  std::vector<TestFrame> frames;
+  for (size_t i = 0; i < n; ++i) frames.push_back(make_frame(GST_VIDEO_FORMAT_I420, 30, 20, 2, static_cast<int>(i) + 1));
+  return frames;
+}
+
+// The element messages named `name` whose clip-frames is `n`.
+std::vector<GstStructure*> with_clip_frames(std::vector<GstStructure*>& all, guint n) {
+  std::vector<GstStructure*> out;
+  for (GstStructure* s : all)
+    if (u32(s, GST_QWENVL_FIELD_CLIP_FRAMES) == n) out.push_back(s);
+  return out;
+}
+
+TEST(ElementClip, PartialClipAtEosIsAnsweredBeforeEos) {
+  // 8 consecutive frames in clips of 3: [0 1 2] [3 4 5], and [6 7] left when EOS comes.
+  const std::vector<TestFrame> frames = distinct_frames(8);
+  Rig rig("mode=sync temperature=0 max-new-tokens=6 clip-frames=3 clip-duration=0 interval=0", /*with_text=*/true);
+  EosOrder order(rig.element);
+  gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
+  for (size_t i = 0; i < frames.size(); ++i) {
+    GstBuffer* out = rig.push_pull(frames[i].buffer(i * kFrame, kFrame));
+    ASSERT_NE(out, nullptr);
+    EXPECT_EQ(gst_buffer_count_qwenvl_meta(out), (i == 2 || i == 5) ? 1u : 0u) << "frame " << i;
+    gst_buffer_unref(out);
+  }
+  ASSERT_EQ(rig.signalled.size(), 2u);
+  ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_eos()));
+
+  std::vector<GstStructure*> messages = rig.messages("qwenvl-result");
+  ASSERT_EQ(messages.size(), 3u);
+  ASSERT_EQ(rig.signalled.size(), 3u);
+  EXPECT_EQ(order.result_after_eos, std::vector<bool>({false, false, false})) << "the partial clip's answer came after EOS";
+  EXPECT_TRUE(order.eos_passed);
+  const GstStructure* last = messages[2];
+  EXPECT_TRUE(same_fields(last, rig.signalled[2]));
+  EXPECT_EQ(u32(last, GST_QWENVL_FIELD_CLIP_FRAMES), 2u);
+  EXPECT_EQ(u64(last, GST_QWENVL_FIELD_WINDOW_START), 6 * kFrame);
+  EXPECT_EQ(u64(last, GST_QWENVL_FIELD_WINDOW_END), 7 * kFrame);
+  EXPECT_EQ(u64(last, GST_QWENVL_FIELD_PTS), 6 * kFrame);
+  // The same answer as the engine asked about frames 6 and 7 with their timestamps.
+  const Result direct = ask_clip_directly(frames, {6, 7}, 6);
+  ASSERT_EQ(direct.status, Status::kAnswered) << direct.error;
+  EXPECT_EQ(token_ids(last), direct.token_ids);
+  EXPECT_EQ(i32(last, GST_QWENVL_FIELD_PROMPT_TOKENS), direct.prompt_tokens);
+  EXPECT_EQ(str(last, GST_QWENVL_FIELD_TEXT), direct.text);
+  // text_src: the last text buffer is the partial clip's answer, right after the last frame, then EOS.
+  GstBuffer* text = nullptr;
+  while (GstBuffer* b = gst_harness_try_pull(rig.text)) {
+    if (text) gst_buffer_unref(text);
+    text = b;
+  }
+  ASSERT_NE(text, nullptr);
+  EXPECT_EQ(GST_BUFFER_PTS(text), 8 * kFrame);
+  const std::vector<uint8_t> bytes = buffer_bytes(text);
+  EXPECT_EQ(std::string(bytes.begin(), bytes.end()), direct.text);
+  gst_buffer_unref(text);
+  bool text_eos = false;
+  while (GstEvent* e = gst_harness_try_pull_event(rig.text)) {
+    text_eos |= GST_EVENT_TYPE(e) == GST_EVENT_EOS;
+    gst_event_unref(e);
+  }
+  EXPECT_TRUE(text_eos);
+  free_all(messages);
+}
+
+TEST(ElementClip, SingleFrameLeftAtEosIsAnsweredInAsyncMode) {
+  // 7 frames in clips of 3, async (draining at EOS): [6] alone is left, a one-frame clip (the
+  // engine repeats it to fill the temporal patch of 2, as transformers does).
+  const std::vector<TestFrame> frames = distinct_frames(7);
+  Rig rig("mode=async max-pending=16 temperature=0 max-new-tokens=5 clip-frames=3 clip-duration=0 interval=0");
+  EosOrder order(rig.element);
+  gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
+  for (size_t i = 0; i < frames.size(); ++i) gst_buffer_unref(rig.push_pull(frames[i].buffer(i * kFrame, kFrame)));
+  ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_eos()));
+  std::vector<GstStructure*> messages = rig.messages("qwenvl-result");
+  ASSERT_EQ(messages.size(), 3u);
+  EXPECT_EQ(order.result_after_eos, std::vector<bool>({false, false, false}));
+  EXPECT_EQ(rig.stat("dropped"), 0u);
+  std::vector<GstStructure*> single = with_clip_frames(messages, 1);
+  ASSERT_EQ(single.size(), 1u);
+  EXPECT_EQ(u64(single[0], GST_QWENVL_FIELD_WINDOW_START), 6 * kFrame);
+  EXPECT_EQ(u64(single[0], GST_QWENVL_FIELD_WINDOW_END), 6 * kFrame);
+  const Result direct = ask_clip_directly(frames, {6}, 5);
+  ASSERT_EQ(direct.status, Status::kAnswered) << direct.error;
+  EXPECT_EQ(token_ids(single[0]), direct.token_ids);
+  EXPECT_EQ(i32(single[0], GST_QWENVL_FIELD_PROMPT_TOKENS), direct.prompt_tokens);
+  EXPECT_EQ(with_clip_frames(messages, 3).size(), 2u);
+  free_all(messages);
+}
+
+TEST(ElementClip, PartialClipMatchesAStreamOfThatClipLength) {
+  // The 2 frames left at EOS by clip-frames=3 get the answer that clip-frames=2 gives the same frames.
+  const std::vector<TestFrame> frames = distinct_frames(5);
+  std::vector<int32_t> partial_ids, full_ids;
+  {
+    Rig rig("mode=sync temperature=0 max-new-tokens=6 clip-frames=3 clip-duration=0 interval=0");
+    gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
+    for (size_t i = 0; i < 5; ++i) gst_buffer_unref(rig.push_pull(frames[i].buffer(i * kFrame, kFrame)));
+    ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_eos()));
+    std::vector<GstStructure*> messages = rig.messages("qwenvl-result");
+    ASSERT_EQ(messages.size(), 2u);
+    EXPECT_EQ(u32(messages[1], GST_QWENVL_FIELD_CLIP_FRAMES), 2u);
+    partial_ids = token_ids(messages[1]);
+    free_all(messages);
+  }
+  {
+    Rig rig("mode=sync temperature=0 max-new-tokens=6 clip-frames=2 clip-duration=0 interval=0");
+    gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
+    for (size_t i = 3; i < 5; ++i) gst_buffer_unref(rig.push_pull(frames[i].buffer(i * kFrame, kFrame)));
+    std::vector<GstStructure*> messages = rig.messages("qwenvl-result");
+    ASSERT_EQ(messages.size(), 1u);
+    EXPECT_EQ(u64(messages[0], GST_QWENVL_FIELD_WINDOW_START), 3 * kFrame);
+    full_ids = token_ids(messages[0]);
+    free_all(messages);
+  }
+  EXPECT_FALSE(partial_ids.empty());
+  EXPECT_EQ(partial_ids, full_ids);
+}
+
+TEST(ElementClip, PartialClipAtEosWithoutDrainIsDroppedWithAMessage) {
+  const std::vector<TestFrame> frames = distinct_frames(2);
+  Rig rig("mode=async drain-on-eos=false temperature=0 max-new-tokens=3 clip-frames=3 clip-duration=0 interval=0");
+  gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
+  for (size_t i = 0; i < 2; ++i) gst_buffer_unref(rig.push_pull(frames[i].buffer(i * kFrame, kFrame)));
+  ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_eos()));
+  std::vector<GstStructure*> dropped = rig.messages("qwenvl-dropped");
+  ASSERT_EQ(dropped.size(), 1u);
+  EXPECT_EQ(str(dropped[0], "reason"), "eos-without-drain");
+  EXPECT_EQ(u32(dropped[0], GST_QWENVL_FIELD_CLIP_FRAMES), 2u);
+  EXPECT_EQ(u64(dropped[0], GST_QWENVL_FIELD_WINDOW_START), 0u);
+  EXPECT_EQ(u64(dropped[0], GST_QWENVL_FIELD_WINDOW_END), kFrame);
+  EXPECT_EQ(rig.stat("asked"), 0u);
+  EXPECT_EQ(rig.stat("dropped"), 1u);
+  EXPECT_TRUE(rig.signalled.empty());
+  free_all(dropped);
+}
+
+TEST(ElementClip, FlushedPartialClipIsNotAskedAtEos) {
+  const std::vector<TestFrame> frames = distinct_frames(3);
+  Rig rig("mode=sync temperature=0 max-new-tokens=3 clip-frames=3 clip-duration=0 interval=0");
+  gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
+  for (size_t i = 0; i < 2; ++i) gst_buffer_unref(rig.push_pull(frames[i].buffer(i * kFrame, kFrame)));
+  ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_flush_start()));
+  ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_flush_stop(TRUE)));
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_segment(&segment)));
+  // After the flush one frame at 2 s, then EOS: only that frame's clip is asked.
+  gst_buffer_unref(rig.push_pull(frames[2].buffer(2 * GST_SECOND, kFrame)));
+  ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_eos()));
+  std::vector<GstStructure*> messages = rig.messages("qwenvl-result");
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(u32(messages[0], GST_QWENVL_FIELD_CLIP_FRAMES), 1u);
+  EXPECT_EQ(u64(messages[0], GST_QWENVL_FIELD_WINDOW_START), 2 * GST_SECOND);
+  EXPECT_EQ(rig.stat("asked"), 1u);
+  std::vector<GstStructure*> dropped = rig.messages("qwenvl-dropped");
+  EXPECT_TRUE(dropped.empty()) << "a flush is a deliberate reset";
+  free_all(messages);
+}
+
+TEST(ElementClip, StopDiscardsThePartialClipAndAnswersOfTheLastRun) {
+  // async: frame 0 starts a clip of 2 and carries an `ask` question, whose answer comes back while
+  // no buffer follows to carry it. The element stops (PAUSED->READY) and restarts: neither that
+  // answer nor the partial clip comes out of the new run.
+  const std::vector<TestFrame> frames = distinct_frames(2);
+  Rig rig("mode=async max-pending=4 temperature=0 max-new-tokens=3 clip-frames=2 clip-duration=0 interval=0");
+  gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
+  guint64 id = 0;
+  g_signal_emit_by_name(rig.element, "ask", "Anything?", &id);
+  ASSERT_NE(id, 0u);
+  gst_buffer_unref(rig.push_pull(frames[0].buffer(0, kFrame)));
+  for (int waited = 0; rig.stat("answered") < 1 && waited < 60000; waited += 10) g_usleep(10000);
+  ASSERT_EQ(rig.stat("answered"), 1u);
+  std::vector<GstStructure*> before = rig.messages("qwenvl-result");
+  EXPECT_TRUE(before.empty()) << "the answer waits for a buffer";
+  free_all(before);
+  ASSERT_EQ(gst_element_set_state(rig.element, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_EQ(gst_element_set_state(rig.element, GST_STATE_PLAYING), GST_STATE_CHANGE_SUCCESS);
+  ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_stream_start("restarted")));
+  gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
+  GstBuffer* out = rig.push_pull(frames[1].buffer(5 * GST_SECOND, kFrame));
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(gst_buffer_count_qwenvl_meta(out), 0u) << "an answer of the last run leaked into the new one";
+  gst_buffer_unref(out);
+  ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_eos()));
+  // Only the new run's partial clip (frame 1 at 5 s) is answered.
+  std::vector<GstStructure*> messages = rig.messages("qwenvl-result");
+  ASSERT_EQ(messages.size(), 1u);
+  EXPECT_EQ(u32(messages[0], GST_QWENVL_FIELD_CLIP_FRAMES), 1u);
+  EXPECT_EQ(u64(messages[0], GST_QWENVL_FIELD_WINDOW_START), 5 * GST_SECOND);
+  EXPECT_EQ(rig.stat("asked"), 2u);
+  free_all(messages);
+}
+
 }  // namespace
 }  // namespace qwenvl::test
