@@ -4,12 +4,15 @@
 // median of the timed runs.
 //
 //   qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] [--new-tokens 32]
-//                [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] [--json FILE]
+//                [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] [--overlap-decode 0]
+//                [--json FILE]
 // --phases 1: the engine times its vision, prefill and decode phases (synchronising the device after
 // each, which costs a little latency) and the table gains their split of a run.
 // --idle-profile 1 (CUDA, built with CUPTI): after the timed runs, one more run per batch size under
 // a CUPTI activity trace (tools/gpu_activity.h), and a second table: how much of the decode phase
 // the GPU sat idle (tools/activity_summary.h defines the window and the steady cycles).
+// --overlap-decode 1: EngineOptions::overlap_decode (each decode step queued before the host reads
+// the previous step's tokens).
 // Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh).
 #include <algorithm>
 #include <chrono>
@@ -112,14 +115,14 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]).rfind("--", 0) == 0) {
     std::cerr << "usage: qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] "
                  "[--new-tokens 32] [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] "
-                 "[--json FILE]\n";
+                 "[--overlap-decode 0] [--json FILE]\n";
     return 1;
   }
   const std::string model_dir = argv[1];
   std::string device = "cuda", json_path;
   std::vector<int> batches = {1, 8, 32, 64};
   int runs = 3, new_tokens = 32, max_context = 512;
-  bool cuda_graphs = true, phases = false, idle_profile = false;
+  bool cuda_graphs = true, phases = false, idle_profile = false, overlap_decode = false;
   bool graphs_used = false;
   const int size = 448;
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -132,6 +135,7 @@ int main(int argc, char** argv) {
     else if (flag == "--json") json_path = value;
     else if (flag == "--cuda-graphs") cuda_graphs = value != "0";
     else if (flag == "--phases") phases = value != "0";
+    else if (flag == "--overlap-decode") overlap_decode = value != "0";
     else if (flag == "--idle-profile") idle_profile = value != "0";
     else {
       std::cerr << "unknown option " << flag << "\n";
@@ -178,6 +182,7 @@ int main(int argc, char** argv) {
       options.max_context = max_context;  // the prompt (~300 tokens) + 32: sizes the KV pool to the work
       options.cuda_graphs = cuda_graphs;
       options.time_phases = phases;
+      options.overlap_decode = overlap_decode;
       auto engine = qwenvl::Engine::create(options);
       run_once(*engine, batch, rgb, size, new_tokens);  // warm-up
       std::vector<double> latencies, ttfts;

@@ -32,8 +32,10 @@ DecodeGraphs::DecodeGraphs(const nn::Qwen25VL& model, KvCache& cache, int max_ba
     Bucket b;
     b.size = size;
     const auto pinned = at::TensorOptions().pinned_memory(true);
-    b.host_longs = at::empty({longs_size(size)}, pinned.dtype(at::kLong));
-    b.host_ints = at::empty({ints_size(size, table_width)}, pinned.dtype(at::kInt));
+    for (int i = 0; i < 2; ++i) {
+      b.host_longs[i] = at::empty({longs_size(size)}, pinned.dtype(at::kLong));
+      b.host_ints[i] = at::empty({ints_size(size, table_width)}, pinned.dtype(at::kInt));
+    }
     b.device_longs = at::empty({longs_size(size)}, at::TensorOptions(device).dtype(at::kLong));
     b.device_ints = at::empty({ints_size(size, table_width)}, at::TensorOptions(device).dtype(at::kInt));
     buckets_.push_back(std::move(b));
@@ -78,7 +80,7 @@ bool DecodeGraphs::covers(const DecodeStep& step) const {
   return step.sequences > 0 && step.sequences <= buckets_.back().size && step.table_width <= table_width_;
 }
 
-at::Tensor DecodeGraphs::run(const DecodeStep& step) {
+at::Tensor DecodeGraphs::run(const DecodeStep& step, const at::Tensor& device_ids) {
   if (!covers(step))
     throw Error("decode graphs: a step of " + std::to_string(step.sequences) + " sequences with " +
                 std::to_string(step.table_width) + "-block tables has no graph");
@@ -86,7 +88,10 @@ at::Tensor DecodeGraphs::run(const DecodeStep& step) {
   Bucket& bucket = *std::find_if(buckets_.begin(), buckets_.end(), [&](const Bucket& b) { return b.size >= s; });
   const int64_t b = bucket.size, w = table_width_;
 
-  int64_t* longs = bucket.host_longs.data_ptr<int64_t>();
+  const at::Tensor host_longs = bucket.host_longs[bucket.next_staging];
+  const at::Tensor host_ints = bucket.host_ints[bucket.next_staging];
+  bucket.next_staging ^= 1;
+  int64_t* longs = host_longs.data_ptr<int64_t>();
   std::fill(longs, longs + longs_size(b), 0);
   std::copy(step.ids.begin(), step.ids.end(), longs);
   for (int64_t axis = 0; axis < 3; ++axis)
@@ -94,16 +99,18 @@ at::Tensor DecodeGraphs::run(const DecodeStep& step) {
   std::fill(longs + 4 * b, longs + 5 * b, -1);
   std::copy(step.slot_mapping.begin(), step.slot_mapping.end(), longs + 4 * b);
 
-  int32_t* ints = bucket.host_ints.data_ptr<int32_t>();
+  int32_t* ints = host_ints.data_ptr<int32_t>();
   std::fill(ints, ints + ints_size(b, w), 0);
   std::copy(step.seq_lens.begin(), step.seq_lens.end(), ints);
   for (int64_t row = 0; row < s; ++row)
     std::copy_n(step.block_tables.begin() + row * step.table_width, step.table_width, ints + b + row * w);
 
-  // Asynchronous copies from pinned memory: the staging is rewritten only at the next run, after
-  // the caller has read this step's logits (which waits for the copies).
-  bucket.device_longs.copy_(bucket.host_longs, /*non_blocking=*/true);
-  bucket.device_ints.copy_(bucket.host_ints, /*non_blocking=*/true);
+  // Asynchronous copies from pinned memory. This staging set is rewritten two runs of the bucket
+  // later, by when the caller has waited for something queued behind these copies (the sampled ids
+  // of this step's logits: the engine queues at most one step ahead of what it has read).
+  bucket.device_longs.copy_(host_longs, /*non_blocking=*/true);
+  bucket.device_ints.copy_(host_ints, /*non_blocking=*/true);
+  if (device_ids.defined()) bucket.device_longs.narrow(0, 0, s).copy_(device_ids, /*non_blocking=*/true);
   bucket.graph->replay();
   model_.count_replayed_decode();
   return bucket.logits.narrow(0, 0, s);

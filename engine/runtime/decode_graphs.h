@@ -26,15 +26,19 @@ class DecodeGraphs {
   // Whether run() takes this step (not too many sequences, tables not too wide).
   bool covers(const DecodeStep& step) const;
   // The step's fp32 logits [S, vocab] on the device. They live in the graph's memory: read them
-  // before the next run() (the engine samples each step's tokens before the next step).
-  at::Tensor run(const DecodeStep& step);
+  // (queue what reads them on the stream) before the next run(). The ids come from `device_ids`
+  // ([S] int64 on the device) when defined, else from step.ids.
+  at::Tensor run(const DecodeStep& step, const at::Tensor& device_ids = at::Tensor());
 
   std::vector<int64_t> bucket_sizes() const;
 
  private:
   struct Bucket {
     int64_t size = 0;
-    at::Tensor host_longs, host_ints;      // pinned staging: ids | positions | slots, lens | tables
+    // Pinned staging (ids | positions | slots, lens | tables), two sets used in turn: the engine
+    // may queue the next step before this one's copies have run, but not two steps ahead.
+    at::Tensor host_longs[2], host_ints[2];
+    int next_staging = 0;
     at::Tensor device_longs, device_ints;  // what the graph reads
     at::Tensor logits;                     // what the graph writes
     std::unique_ptr<kernels::DeviceGraph> graph;

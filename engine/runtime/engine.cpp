@@ -15,7 +15,10 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 
+#include "kernels/async_host_copy.h"
 #include "kernels/device_memory.h"
 #include "kernels/dispatch_counts.h"
 #include "kernels/sampling.h"
@@ -347,8 +350,11 @@ class EngineImpl final : public Engine {
   // the running ones), pick every row's next token, end the sequences that stop, then one decode
   // step for the rest. A failed prefill fails only the sequences it admitted; a failed step (a
   // kernel error, the device out of memory) fails the running batch. The engine keeps serving.
+  // With EngineOptions::overlap_decode the next step is queued before the host reads the picked
+  // tokens (queue_next_step): the device works on it while the host checks stops and streams text.
   void run_until_idle() {
     const bool on_device = device_.is_cuda();
+    const bool overlap = options_.overlap_decode;
     std::vector<Sequence*> live;  // one per row of `logits`
     at::Tensor logits;
     while (true) {
@@ -371,8 +377,24 @@ class EngineImpl final : public Engine {
       }
       if (live.empty()) return;
       try {
-        // A GPU samples every row in one call where the logits are; the CPU row by row below.
-        const std::vector<int64_t> picked = on_device ? sample_on_device(logits, live) : std::vector<int64_t>{};
+        // A GPU picks every row in one call where the logits are; the CPU row by row (in row
+        // order, each sequence's own generator), here when the next step is queued ahead, else below.
+        std::vector<int64_t> picked;
+        QueuedStep ahead;
+        if (on_device && overlap) {
+          const at::Tensor tokens = sample_on_device(logits, live);
+          kernels::AsyncHostCopy to_host(tokens);  // queued before the next step: waits for this pick only
+          ahead = queue_next_step(tokens, live);
+          const at::Tensor& host = to_host.wait();
+          picked.assign(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + host.numel());
+        } else if (on_device) {
+          const at::Tensor host = sample_on_device(logits, live).to(at::kCPU).contiguous();
+          picked.assign(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + host.numel());
+        } else if (overlap) {
+          for (size_t row = 0; row < live.size(); ++row)
+            picked.push_back(live[row]->sampler->pick(logits[static_cast<int64_t>(row)], live[row]->seen));
+          ahead = queue_next_step(at::tensor(picked, at::kLong), live);
+        }
         std::vector<Sequence*> next, gone;
         std::vector<int64_t> tokens;
         std::vector<SequenceSlot*> next_slots;
@@ -382,8 +404,8 @@ class EngineImpl final : public Engine {
             gone.push_back(&s);
             continue;
           }
-          const auto token = static_cast<int32_t>(
-              on_device ? picked[row] : s.sampler->pick(logits[static_cast<int64_t>(row)], s.seen));
+          const auto token =
+              static_cast<int32_t>(!picked.empty() ? picked[row] : s.sampler->pick(logits[static_cast<int64_t>(row)], s.seen));
           const StopReason reason = accept_token(s, token, options_.max_context);
           if (reason != StopReason::kNone) {
             complete(s, Status::kAnswered, stop_reason_name(reason));
@@ -394,10 +416,16 @@ class EngineImpl final : public Engine {
           tokens.push_back(token);
           next_slots.push_back(&s.slot);
         }
+        // The queued step wrote one more entry into the cache of sequences that end here; their
+        // blocks go back only after it (the device runs it before anything queued later).
         retire(gone);
-        live = next;
-        if (!live.empty())
-          logits = on_device ? runner_.decode_on_device(tokens, next_slots) : runner_.decode(tokens, next_slots);
+        if (overlap) {
+          std::tie(live, logits) = ahead.keep(next);
+        } else {
+          live = next;
+          if (!live.empty())
+            logits = on_device ? runner_.decode_on_device(tokens, next_slots) : runner_.decode(tokens, next_slots);
+        }
       } catch (const std::exception& e) {
         fail_all(live, failure_reason(e, device_));
         live.clear();
@@ -405,10 +433,57 @@ class EngineImpl final : public Engine {
     }
   }
 
+  // A decode step queued before its tokens were read: the sequences it appends to, in row order,
+  // and its logits.
+  struct QueuedStep {
+    std::vector<Sequence*> rows;
+    at::Tensor logits;
+
+    // The rows of the sequences still running (`next`, in the same order), and their logits.
+    std::pair<std::vector<Sequence*>, at::Tensor> keep(const std::vector<Sequence*>& next) const {
+      std::vector<int64_t> kept;
+      size_t r = 0;
+      for (Sequence* s : next) {
+        while (r < rows.size() && rows[r] != s) ++r;
+        if (r == rows.size()) throw Error("decode: a running sequence missed the queued step");
+        kept.push_back(static_cast<int64_t>(r++));
+      }
+      if (kept.size() == rows.size()) return {next, logits};
+      if (kept.empty()) return {next, at::Tensor()};
+      return {next, logits.index_select(0, at::tensor(kept, at::kLong).to(logits.device()))};
+    }
+  };
+
+  // Queues the decode step that appends `tokens` (one per row of `live`, where the network runs),
+  // for every sequence that will still run after taking its token unless that token stops it: a
+  // sequence reaching max_new_tokens or max_context with this token stops whatever it is, so it is
+  // left out (its cache has no room for another entry). Stops by EOS, stop strings, cancellation or
+  // deadline are known only later: those rows are computed and dropped (QueuedStep::keep).
+  QueuedStep queue_next_step(const at::Tensor& tokens, const std::vector<Sequence*>& live) {
+    QueuedStep step;
+    std::vector<int64_t> rows;
+    std::vector<SequenceSlot*> slots;
+    for (size_t row = 0; row < live.size(); ++row) {
+      const Sequence& s = *live[row];
+      const auto after = static_cast<int64_t>(s.generated.size()) + 1;  // tokens generated with this one
+      if (after >= s.settings.max_new_tokens ||
+          static_cast<int64_t>(s.prompt.ids.size()) + after >= options_.max_context)
+        continue;
+      rows.push_back(static_cast<int64_t>(row));
+      step.rows.push_back(live[row]);
+      slots.push_back(&live[row]->slot);
+    }
+    if (rows.empty()) return step;
+    const at::Tensor ids =
+        rows.size() == live.size() ? tokens : tokens.index_select(0, at::tensor(rows, at::kLong).to(tokens.device()));
+    step.logits = runner_.decode_on_device(ids, slots);
+    return step;
+  }
+
   // Token selection for every row of a step on the GPU (kernels/sampling.h): the same processors as
   // SequenceSampler; greedy rows give the same ids, sampled rows draw from a Philox stream keyed by
-  // (seed, step) instead of the CPU generator.
-  std::vector<int64_t> sample_on_device(at::Tensor& logits, const std::vector<Sequence*>& live) const {
+  // (seed, step) instead of the CPU generator. Returns the ids on the device; nothing waits.
+  at::Tensor sample_on_device(at::Tensor& logits, const std::vector<Sequence*>& live) const {
     std::vector<kernels::RowSampling> rows;
     std::vector<int64_t> ids, offsets{0};
     for (const Sequence* s : live) {
@@ -428,6 +503,9 @@ class EngineImpl final : public Engine {
     }
     kernels::SeenIds seen;
     if (!ids.empty()) {
+      // (These copies, and the sampling parameters' own, wait for the stream: with overlap_decode
+      // the pick waits for the queued step before it is queued itself. Pinned, queued copies are
+      // the next step once the overlap has been measured on a GPU.)
       auto to_device = [&](const std::vector<int64_t>& v) {
         at::Tensor t = at::empty({static_cast<int64_t>(v.size())}, at::kLong);
         std::copy(v.begin(), v.end(), t.data_ptr<int64_t>());
@@ -436,8 +514,7 @@ class EngineImpl final : public Engine {
       seen.ids = to_device(ids);
       seen.offsets = to_device(offsets);
     }
-    const at::Tensor tokens = kernels::sample(logits, rows, seen).to(at::kCPU).contiguous();
-    return {tokens.data_ptr<int64_t>(), tokens.data_ptr<int64_t>() + tokens.numel()};
+    return kernels::sample(logits, rows, seen);
   }
 
   EngineOptions options_;

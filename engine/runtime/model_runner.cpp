@@ -174,7 +174,7 @@ DecodeStep ModelRunner::decode_step(const std::vector<int64_t>& tokens, const st
   return step;
 }
 
-at::Tensor ModelRunner::decode_eager(const DecodeStep& step) {
+at::Tensor ModelRunner::decode_eager(const DecodeStep& step, const at::Tensor& device_ids) {
   const int64_t s = step.sequences;
   nn::AttentionBatch batch;
   batch.kind = nn::AttentionBatch::Kind::kDecode;
@@ -187,7 +187,7 @@ at::Tensor ModelRunner::decode_eager(const DecodeStep& step) {
   batch.block_tables = cpu_tensor(step.block_tables, at::kInt).view({s, step.table_width}).to(device_);
   batch.slot_mapping = cpu_tensor(step.slot_mapping, at::kLong).to(device_);
   const at::Tensor positions = cpu_tensor(step.positions, at::kLong).view({3, s});
-  const at::Tensor ids = cpu_tensor(step.ids, at::kLong).to(device_);
+  const at::Tensor ids = device_ids.defined() ? device_ids : cpu_tensor(step.ids, at::kLong).to(device_);
   const at::Tensor hidden = model_.forward(model_.embed_text(ids), positions, batch, cache_);
   return model_.logits(hidden).to(at::kFloat);
 }
@@ -195,9 +195,22 @@ at::Tensor ModelRunner::decode_eager(const DecodeStep& step) {
 at::Tensor ModelRunner::decode_on_device(const std::vector<int64_t>& tokens,
                                          const std::vector<SequenceSlot*>& slots) {
   if (tokens.size() != slots.size()) throw Error("decode: one token per sequence");
+  return run_decode_step(decode_step(tokens, slots), at::Tensor(), slots);
+}
+
+at::Tensor ModelRunner::decode_on_device(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) {
+  if (tokens.dim() != 1 || tokens.size(0) != static_cast<int64_t>(slots.size()) || tokens.scalar_type() != at::kLong)
+    throw Error("decode: one int64 token per sequence");
+  if (tokens.device() != device_) throw Error("decode: the tokens are not on the network's device");
+  // The host fills everything but the ids (zeros here), which the step takes from the device.
+  return run_decode_step(decode_step(std::vector<int64_t>(slots.size(), 0), slots), tokens, slots);
+}
+
+at::Tensor ModelRunner::run_decode_step(const DecodeStep& step, const at::Tensor& device_ids,
+                                        const std::vector<SequenceSlot*>& slots) {
   const auto start = std::chrono::steady_clock::now();
-  const DecodeStep step = decode_step(tokens, slots);
-  at::Tensor logits = graphs_ != nullptr && graphs_->covers(step) ? graphs_->run(step) : decode_eager(step);
+  at::Tensor logits = graphs_ != nullptr && graphs_->covers(step) ? graphs_->run(step, device_ids)
+                                                                  : decode_eager(step, device_ids);
   add_phase_time(decode_us_, start);
   for (int64_t i = 0; i < step.sequences; ++i) {
     slots[i]->length += 1;

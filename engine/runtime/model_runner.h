@@ -64,6 +64,9 @@ class ModelRunner {
   // logits of the next token, [S, vocab], on the CPU.
   at::Tensor decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots);
   at::Tensor decode_on_device(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots);
+  // The same with the tokens already on the network's device ([S] int64, e.g. what sampling just
+  // picked there): the step is queued behind them without the host reading them.
+  at::Tensor decode_on_device(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots);
 
   // From now on decode steps of up to max_batch sequences run as replayed device graphs, recorded
   // here for sequences of up to max_context tokens. False (steps stay eager) where a decode step
@@ -83,7 +86,10 @@ class ModelRunner {
   void add_phase_time(std::atomic<int64_t>& total_us, std::chrono::steady_clock::time_point start) const;
 
   DecodeStep decode_step(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) const;
-  at::Tensor decode_eager(const DecodeStep& step);
+  // The step's logits; its ids from `device_ids` when defined, else from step.ids.
+  at::Tensor decode_eager(const DecodeStep& step, const at::Tensor& device_ids);
+  at::Tensor run_decode_step(const DecodeStep& step, const at::Tensor& device_ids,
+                             const std::vector<SequenceSlot*>& slots);
   nn::AttentionBatch attention_batch(nn::AttentionBatch::Kind kind, const std::vector<int64_t>& new_tokens,
                                      const std::vector<SequenceSlot*>& slots) const;
 

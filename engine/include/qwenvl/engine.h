@@ -163,6 +163,11 @@ struct EngineOptions {
   bool cuda_graphs = true;       // CUDA: decode steps replayed as graphs, recorded when the engine starts
   bool time_phases = false;      // measure vision / prefill / decode time (EngineStats); synchronises
                                  // the device after each phase, so for benchmarks, not for serving
+  // Queue each decode step before the host has read the tokens it appends (one step of lookahead:
+  // the device computes while the host checks stops and streams text; a sequence that stops costs
+  // one dropped row). Same answers. Off by default: not yet measured on a GPU; on the CPU it only
+  // costs the dropped rows.
+  bool overlap_decode = false;
 };
 
 struct EngineStats {
