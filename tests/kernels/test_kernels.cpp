@@ -183,6 +183,7 @@ const std::vector<FlashCase> kFlashCpuCases = {
     {{7, 130}, {7, 130}, 28, 4, 128, true, false},
     {{5, 20}, {9, 90}, 16, 2, 128, true, false},
     {{17}, {40}, 4, 2, 80, false, false},
+    {{300}, {300}, 16, 2, 128, true, false},  // 3 key tiles of the Hopper kernel: every stage in use
 };
 const std::vector<FlashCase> kFlashCudaCases = {
     {{1, 7, 64, 4097, 300}, {1, 7, 64, 4097, 300}, 16, 16, 80, false, true},
