@@ -25,20 +25,16 @@ stamp() { echo "[$(elapsed) s] $*"; }
   python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'; date -u; } > "$OUT/device.txt" 2>&1
 cat "$OUT/device.txt"
 
-source .device/device-env.sh .device/debs
-find /opt/deps -name '*.pc' -exec sed -i -E 's#^(libdir|includedir)=/usr#\1=/opt/deps/usr#' {} +
-export CUDA_PATH=$(dirname "$(dirname "$(command -v nvcc)")")
-torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+source scripts/device/build_env.sh
 build=build-bench-dev
-models=/tmp/qwenvl-bench-models
+models=$bench_models
 
 # Model directories (CPU) while the engine builds.
 (
   for shape in $shapes; do
     [ -f "$models/$shape.done" ] && continue  # written by an earlier script on this machine
     stamp "write $shape"
-    python3 scripts/bench/write_random_model.py "$models/$shape" --shape "$shape" --tokenizer-from .device/bench-tok || exit 1
-    touch "$models/$shape.done"
+    write_bench_model "$shape" || exit 1
   done
 ) > "$OUT/models.log" 2>&1 &
 writer_pid=$!

@@ -16,9 +16,7 @@ seconds=${SECONDS_TO_RUN:-20}
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
-source .device/device-env.sh .device/debs
-find /opt/deps -name '*.pc' -exec sed -i -E 's#^(libdir|includedir)=/usr#\1=/opt/deps/usr#' {} +
-export CUDA_PATH=$(dirname "$(dirname "$(command -v nvcc)")")
+source scripts/device/build_env.sh
 # GLib's and GStreamer's .pc files name private requirements (libffi, libdw, libunwind, mount, ...)
 # whose -dev packages are not carried; only static linking needs them, but pkg-config's --cflags
 # refuses to answer without them: stand-in .pc files for the ones this machine lacks.
@@ -28,15 +26,10 @@ for m in libffi libdw libunwind libselinux mount zlib orc-0.4 libpcre2-8 gmodule
   pkg-config --exists "$m" 2>/dev/null || printf 'Name: %s\nDescription: stand-in (private requirement)\nVersion: 99\nLibs:\nCflags:\n' "$m" > "$stubs/$m.pc"
 done
 export PKG_CONFIG_PATH=$PKG_CONFIG_PATH:$stubs
-torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 build=build-element-dev
-models=/tmp/qwenvl-bench-models
+models=$bench_models
 
-(
-  [ -f "$models/$shape.done" ] && exit 0
-  python3 scripts/bench/write_random_model.py "$models/$shape" --shape "$shape" --tokenizer-from .device/bench-tok \
-    && touch "$models/$shape.done"
-) > "$OUT/element_models.log" 2>&1 &
+write_bench_model "$shape" > "$OUT/element_models.log" 2>&1 &
 writer_pid=$!
 
 if [ ! -f "$build/build.ninja" ] || ! grep -q "gstreamer-video-1.0 found: YES" "$build/meson-logs/meson-log.txt"; then

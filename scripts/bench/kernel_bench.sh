@@ -20,10 +20,7 @@ stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
   nvcc --version | tail -1; date -u; } > "$OUT/device.txt" 2>&1
 cat "$OUT/device.txt"
 
-source .device/device-env.sh .device/debs
-find /opt/deps -name '*.pc' -exec sed -i -E 's#^(libdir|includedir)=/usr#\1=/opt/deps/usr#' {} +
-export CUDA_PATH=$(dirname "$(dirname "$(command -v nvcc)")")
-torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+source scripts/device/build_env.sh
 build=build-bench-dev
 
 stamp "configure + build"

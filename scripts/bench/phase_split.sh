@@ -10,17 +10,10 @@ cd "$root"
 OUT=${OUT:-/tmp/qwenvl-phase-out}
 mkdir -p "$OUT"
 shape=${1:-7b}
-source .device/device-env.sh .device/debs
-find /opt/deps -name '*.pc' -exec sed -i -E 's#^(libdir|includedir)=/usr#\1=/opt/deps/usr#' {} +
-export CUDA_PATH=$(dirname "$(dirname "$(command -v nvcc)")")
-torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+source scripts/device/build_env.sh
 build=build-bench-dev
-models=/tmp/qwenvl-bench-models
-(
-  [ -f "$models/$shape.done" ] && exit 0
-  python3 scripts/bench/write_random_model.py "$models/$shape" --shape "$shape" --tokenizer-from .device/bench-tok \
-    && touch "$models/$shape.done"
-) > "$OUT/phase_models.log" 2>&1 &
+models=$bench_models
+write_bench_model "$shape" > "$OUT/phase_models.log" 2>&1 &
 writer=$!
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dtests=false > "$OUT/phase_configure.log" 2>&1 || exit 1

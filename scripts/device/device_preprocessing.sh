@@ -11,10 +11,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 OUT=${OUT:-/tmp/qwenvl-gpu-out}
 mkdir -p "$OUT"
-source .device/device-env.sh .device/debs
-find /opt/deps -name '*.pc' -exec sed -i -E 's#^(libdir|includedir)=/usr#\1=/opt/deps/usr#' {} +
-export CUDA_PATH=$(dirname "$(dirname "$(command -v nvcc)")")
-torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+source scripts/device/build_env.sh
 build=build-dev
 if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled > "$OUT/preprocessing_configure.log" 2>&1 \

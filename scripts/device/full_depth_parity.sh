@@ -14,10 +14,7 @@ sizes=${1:-"3b 7b"}
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
-source .device/device-env.sh .device/debs
-find /opt/deps -name '*.pc' -exec sed -i -E 's#^(libdir|includedir)=/usr#\1=/opt/deps/usr#' {} +
-export CUDA_PATH=$(dirname "$(dirname "$(command -v nvcc)")")
-torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+source scripts/device/build_env.sh
 build=build-dev
 fixtures=$build/fixtures
 full=$build/full-depth

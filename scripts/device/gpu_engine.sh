@@ -18,11 +18,7 @@ stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
   meson --version; python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'; date -u; } > "$OUT/device.txt" 2>&1
 cat "$OUT/device.txt"
 
-source .device/device-env.sh .device/debs
-# Some .pc files name /usr outright (libdir=/usr/..., includedir=/usr/...): point them at the prefix too.
-find /opt/deps -name '*.pc' -exec sed -i -E 's#^(libdir|includedir)=/usr#\1=/opt/deps/usr#' {} +
-export CUDA_PATH=$(dirname "$(dirname "$(command -v nvcc)")")
-torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
+source scripts/device/build_env.sh
 build=build-dev
 fixtures=$build/fixtures
 real=$build/real-width
