@@ -14,6 +14,7 @@
 #include <future>
 #include <iterator>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "../nn/network_reference.h"
@@ -130,7 +131,26 @@ class DecodeGraphs : public ::testing::Test {
   void SetUp() override {
     QWENVL_SKIP_WITHOUT_GPU();
     ASSERT_FALSE(model_dir().empty()) << "set QWENVL_REAL_WIDTH_MODELS (scripts/device/make_real_width_models.py)";
+    rgb_.resize(333 * 251 * 3);
+    for (size_t i = 0; i < rgb_.size(); ++i) rgb_[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);
   }
+  // An engine on the GPU for the engine-level tests: up to 4 sequences of 1024 tokens.
+  EngineOptions cuda_options() const {
+    EngineOptions o;
+    o.model_dir = model_dir().string();
+    o.device = "cuda";
+    o.max_batch = 4;
+    o.max_context = 1024;
+    return o;
+  }
+  // A question about the test's 333x251 picture (pseudo-random pixels).
+  Request picture_request(const std::string& prompt) const {
+    Request request;
+    request.images.push_back(FrameView::packed(PixelFormat::kRGB, 333, 251, rgb_.data()));
+    request.prompt = prompt;
+    return request;
+  }
+  std::vector<uint8_t> rgb_;
 };
 
 TEST_F(DecodeGraphs, ReplayGivesTheEagerLogitsWithoutHostLaunches) {
@@ -182,21 +202,13 @@ TEST_F(DecodeGraphs, ReplayGivesTheEagerLogitsWithoutHostLaunches) {
 
 // The engine with graphs (the default on CUDA) answers what the engine without them answers.
 TEST_F(DecodeGraphs, EngineAnswersAsWithoutGraphs) {
-  std::vector<uint8_t> rgb(333 * 251 * 3);
-  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);
   std::vector<std::vector<int32_t>> ids;
   for (bool graphs : {false, true}) {
-    EngineOptions o;
-    o.model_dir = model_dir().string();
-    o.device = "cuda";
-    o.max_batch = 4;
-    o.max_context = 1024;
+    EngineOptions o = cuda_options();
     o.cuda_graphs = graphs;
     auto engine = Engine::create(o);
     EXPECT_EQ(engine->stats().decode_graphs, graphs);
-    Request request;
-    request.images.push_back(FrameView::packed(PixelFormat::kRGB, 333, 251, rgb.data()));
-    request.prompt = "Describe this image.";
+    Request request = picture_request("Describe this image.");
     request.sampling.max_new_tokens = 16;
     request.sampling.ignore_eos = true;
     request.sampling.temperature = 0.0;
@@ -214,24 +226,16 @@ TEST_F(DecodeGraphs, EngineAnswersAsWithoutGraphs) {
 // stopped sequences dropped after) answers what the engine without it answers, with graphs, for
 // requests ending at different steps in one batch, one of them sampled with a repetition penalty.
 TEST_F(DecodeGraphs, OverlappedStepsAnswerAsWithout) {
-  std::vector<uint8_t> rgb(333 * 251 * 3);
-  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);
   const int limits[] = {16, 5, 1, 9};
   std::vector<std::vector<std::vector<int32_t>>> answers;
   for (bool overlap : {false, true}) {
-    EngineOptions o;
-    o.model_dir = model_dir().string();
-    o.device = "cuda";
-    o.max_batch = 4;
-    o.max_context = 1024;
+    EngineOptions o = cuda_options();
     o.overlap_decode = overlap;
     auto engine = Engine::create(o);
     EXPECT_TRUE(engine->stats().decode_graphs);
     std::vector<std::future<Result>> futures;
     for (size_t i = 0; i < std::size(limits); ++i) {
-      Request request;
-      request.images.push_back(FrameView::packed(PixelFormat::kRGB, 333, 251, rgb.data()));
-      request.prompt = i % 2 ? "Describe this image." : "What is in the picture?";
+      Request request = picture_request(i % 2 ? "Describe this image." : "What is in the picture?");
       request.sampling.max_new_tokens = limits[i];
       request.sampling.ignore_eos = true;
       request.sampling.temperature = i == 3 ? 0.8 : 0.0;

@@ -173,6 +173,16 @@ inline std::vector<uint8_t> buffer_bytes(GstBuffer* buffer) {
   return out;
 }
 
+// Whether an EOS event is among the events waiting on the harness's sink (all of them are taken).
+inline bool pull_events_saw_eos(GstHarness* h) {
+  bool eos = false;
+  while (GstEvent* e = gst_harness_try_pull_event(h)) {
+    eos |= GST_EVENT_TYPE(e) == GST_EVENT_EOS;
+    gst_event_unref(e);
+  }
+  return eos;
+}
+
 inline void free_all(std::vector<GstStructure*>& v) {
   for (auto* s : v) gst_structure_free(s);
   v.clear();

@@ -144,6 +144,12 @@ std::vector<TestFrame> distinct_frames(size_t n) {
   return frames;
 }
 
+// Pushes frames [from, to) at 10 fps (frame i at i x 100 ms) through a rig whose caps are set,
+// dropping what comes out.
+void push_frames(Rig& rig, const std::vector<TestFrame>& frames, size_t from, size_t to) {
+  for (size_t i = from; i < to; ++i) gst_buffer_unref(rig.push_pull(frames[i].buffer(i * kFrame, kFrame)));
+}
+
 // The element messages named `name` whose clip-frames is `n`.
 std::vector<GstStructure*> with_clip_frames(std::vector<GstStructure*>& all, guint n) {
   std::vector<GstStructure*> out;
@@ -195,12 +201,7 @@ TEST(ElementClip, PartialClipAtEosIsAnsweredBeforeEos) {
   const std::vector<uint8_t> bytes = buffer_bytes(text);
   EXPECT_EQ(std::string(bytes.begin(), bytes.end()), direct.text);
   gst_buffer_unref(text);
-  bool text_eos = false;
-  while (GstEvent* e = gst_harness_try_pull_event(rig.text)) {
-    text_eos |= GST_EVENT_TYPE(e) == GST_EVENT_EOS;
-    gst_event_unref(e);
-  }
-  EXPECT_TRUE(text_eos);
+  EXPECT_TRUE(pull_events_saw_eos(rig.text));
   free_all(messages);
 }
 
@@ -211,7 +212,7 @@ TEST(ElementClip, SingleFrameLeftAtEosIsAnsweredInAsyncMode) {
   Rig rig("mode=async max-pending=16 temperature=0 max-new-tokens=5 clip-frames=3 clip-duration=0 interval=0");
   EosOrder order(rig.element);
   gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
-  for (size_t i = 0; i < frames.size(); ++i) gst_buffer_unref(rig.push_pull(frames[i].buffer(i * kFrame, kFrame)));
+  push_frames(rig, frames, 0, frames.size());
   ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_eos()));
   std::vector<GstStructure*> messages = rig.messages("qwenvl-result");
   ASSERT_EQ(messages.size(), 3u);
@@ -236,7 +237,7 @@ TEST(ElementClip, PartialClipMatchesAStreamOfThatClipLength) {
   {
     Rig rig("mode=sync temperature=0 max-new-tokens=6 clip-frames=3 clip-duration=0 interval=0");
     gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
-    for (size_t i = 0; i < 5; ++i) gst_buffer_unref(rig.push_pull(frames[i].buffer(i * kFrame, kFrame)));
+    push_frames(rig, frames, 0, 5);
     ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_eos()));
     std::vector<GstStructure*> messages = rig.messages("qwenvl-result");
     ASSERT_EQ(messages.size(), 2u);
@@ -247,7 +248,7 @@ TEST(ElementClip, PartialClipMatchesAStreamOfThatClipLength) {
   {
     Rig rig("mode=sync temperature=0 max-new-tokens=6 clip-frames=2 clip-duration=0 interval=0");
     gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
-    for (size_t i = 3; i < 5; ++i) gst_buffer_unref(rig.push_pull(frames[i].buffer(i * kFrame, kFrame)));
+    push_frames(rig, frames, 3, 5);
     std::vector<GstStructure*> messages = rig.messages("qwenvl-result");
     ASSERT_EQ(messages.size(), 1u);
     EXPECT_EQ(u64(messages[0], GST_QWENVL_FIELD_WINDOW_START), 3 * kFrame);
@@ -262,7 +263,7 @@ TEST(ElementClip, PartialClipAtEosWithoutDrainIsDroppedWithAMessage) {
   const std::vector<TestFrame> frames = distinct_frames(2);
   Rig rig("mode=async drain-on-eos=false temperature=0 max-new-tokens=3 clip-frames=3 clip-duration=0 interval=0");
   gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
-  for (size_t i = 0; i < 2; ++i) gst_buffer_unref(rig.push_pull(frames[i].buffer(i * kFrame, kFrame)));
+  push_frames(rig, frames, 0, 2);
   ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_eos()));
   std::vector<GstStructure*> dropped = rig.messages("qwenvl-dropped");
   ASSERT_EQ(dropped.size(), 1u);
@@ -280,7 +281,7 @@ TEST(ElementClip, FlushedPartialClipIsNotAskedAtEos) {
   const std::vector<TestFrame> frames = distinct_frames(3);
   Rig rig("mode=sync temperature=0 max-new-tokens=3 clip-frames=3 clip-duration=0 interval=0");
   gst_harness_set_src_caps_str(rig.video, frames[0].caps("10/1").c_str());
-  for (size_t i = 0; i < 2; ++i) gst_buffer_unref(rig.push_pull(frames[i].buffer(i * kFrame, kFrame)));
+  push_frames(rig, frames, 0, 2);
   ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_flush_start()));
   ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_flush_stop(TRUE)));
   GstSegment segment;

@@ -282,12 +282,7 @@ TEST(QwenVLElement, EosWaitsForPendingAnswersInAsyncMode) {
   EXPECT_EQ(GST_BUFFER_PTS(text), kFrame);  // right after the last video buffer
   gst_buffer_unref(text);
   // EOS on both pads, after the answer.
-  bool text_eos = false;
-  while (GstEvent* e = gst_harness_try_pull_event(rig.text)) {
-    text_eos |= GST_EVENT_TYPE(e) == GST_EVENT_EOS;
-    gst_event_unref(e);
-  }
-  EXPECT_TRUE(text_eos);
+  EXPECT_TRUE(pull_events_saw_eos(rig.text));
   free_all(messages);
 }
 
