@@ -582,11 +582,15 @@ std::deque<PendingAsk> take_asks(GstQwenVL* self) {
   return asks;
 }
 
+// The qwenvl-dropped message: what was not asked (pts), why, and the element's drop count so far.
+GstStructure* drop_message(GstClockTime pts, const char* reason, const RequestTracker& tracker) {
+  return gst_structure_new("qwenvl-dropped", "pts", G_TYPE_UINT64, static_cast<guint64>(pts), "reason", G_TYPE_STRING,
+                           reason, "dropped", G_TYPE_UINT64, static_cast<guint64>(tracker.stats().dropped), nullptr);
+}
+
 void post_drop(GstQwenVL* self, GstClockTime pts, const char* reason, const RequestTracker& tracker) {
-  GstStructure* s = gst_structure_new("qwenvl-dropped", "pts", G_TYPE_UINT64, static_cast<guint64>(pts), "reason",
-                                      G_TYPE_STRING, reason, "dropped", G_TYPE_UINT64,
-                                      static_cast<guint64>(tracker.stats().dropped), nullptr);
-  gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
+  gst_element_post_message(GST_ELEMENT(self),
+                           gst_message_new_element(GST_OBJECT(self), drop_message(pts, reason, tracker)));
 }
 
 // A clip with frames that will not be asked: counted as dropped and said in a qwenvl-dropped message
@@ -598,11 +602,10 @@ void drop_partial_clip(GstQwenVL* self, const Runtime& rt, const char* reason) {
     rt.tracker->count_dropped();
     GST_INFO_OBJECT(self, "the partial clip of %" G_GSIZE_FORMAT " frames from %" GST_TIME_FORMAT " is not asked: %s", n,
                     GST_TIME_ARGS(clip.window_start()), reason);
-    GstStructure* s = gst_structure_new(
-        "qwenvl-dropped", "pts", G_TYPE_UINT64, static_cast<guint64>(clip.window_start()), "reason", G_TYPE_STRING, reason,
-        "dropped", G_TYPE_UINT64, static_cast<guint64>(rt.tracker->stats().dropped), GST_QWENVL_FIELD_CLIP_FRAMES, G_TYPE_UINT,
-        static_cast<guint>(n), GST_QWENVL_FIELD_WINDOW_START, G_TYPE_UINT64, static_cast<guint64>(clip.window_start()),
-        GST_QWENVL_FIELD_WINDOW_END, G_TYPE_UINT64, static_cast<guint64>(clip.window_end()), nullptr);
+    GstStructure* s = drop_message(clip.window_start(), reason, *rt.tracker);
+    gst_structure_set(s, GST_QWENVL_FIELD_CLIP_FRAMES, G_TYPE_UINT, static_cast<guint>(n), GST_QWENVL_FIELD_WINDOW_START,
+                      G_TYPE_UINT64, static_cast<guint64>(clip.window_start()), GST_QWENVL_FIELD_WINDOW_END, G_TYPE_UINT64,
+                      static_cast<guint64>(clip.window_end()), nullptr);
     gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
   }
   clip.reset();
