@@ -302,7 +302,9 @@ at::Tensor sample(at::Tensor& logits, const std::vector<RowSampling>& rows, cons
   if (vocab > (int64_t(1) << 30)) detail::fail(kOp, "vocabulary too large: ", vocab);
   at::Tensor tokens = at::empty({n}, logits.options().dtype(at::kLong));
   if (n == 0) return tokens;
-  at::Tensor host = at::empty({n * int64_t(sizeof(RowParams))}, at::TensorOptions().dtype(at::kByte));
+  // Pinned, so the copy is queued: from pageable memory it would wait for the stream first (the
+  // engine queues the next decode step before the host reads this pick).
+  at::Tensor host = at::empty({n * int64_t(sizeof(RowParams))}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
   auto* rp = reinterpret_cast<RowParams*>(host.data_ptr());
   for (int64_t s = 0; s < n; ++s) {
     const RowSampling& c = rows[size_t(s)];
@@ -321,7 +323,7 @@ at::Tensor sample(at::Tensor& logits, const std::vector<RowSampling>& rows, cons
     q.step = c.step;
     rp[s] = q;
   }
-  const at::Tensor params = host.to(logits.device());
+  const at::Tensor params = host.to(logits.device(), at::kByte, /*non_blocking=*/true);
   const c10::cuda::CUDAGuard guard(logits.device());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(logits.device().index()).stream();
   const size_t bitmap = size_t((vocab + 31) / 32) * sizeof(unsigned int);

@@ -27,6 +27,7 @@
 #include "model/weights.h"
 #include "nn/qwen2_5_vl.h"
 #include "qwenvl/engine.h"
+#include "runtime/host_upload.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model_runner.h"
 #include "runtime/request_preparation.h"
@@ -450,7 +451,7 @@ class EngineImpl final : public Engine {
       }
       if (kept.size() == rows.size()) return {next, logits};
       if (kept.empty()) return {next, at::Tensor()};
-      return {next, logits.index_select(0, at::tensor(kept, at::kLong).to(logits.device()))};
+      return {next, logits.index_select(0, upload(kept, at::kLong, logits.device()))};
     }
   };
 
@@ -475,7 +476,7 @@ class EngineImpl final : public Engine {
     }
     if (rows.empty()) return step;
     const at::Tensor ids =
-        rows.size() == live.size() ? tokens : tokens.index_select(0, at::tensor(rows, at::kLong).to(tokens.device()));
+        rows.size() == live.size() ? tokens : tokens.index_select(0, upload(rows, at::kLong, tokens.device()));
     step.logits = runner_.decode_on_device(ids, slots);
     return step;
   }
@@ -502,17 +503,9 @@ class EngineImpl final : public Engine {
       offsets.push_back(static_cast<int64_t>(ids.size()));
     }
     kernels::SeenIds seen;
-    if (!ids.empty()) {
-      // (These copies, and the sampling parameters' own, wait for the stream: with overlap_decode
-      // the pick waits for the queued step before it is queued itself. Pinned, queued copies are
-      // the next step once the overlap has been measured on a GPU.)
-      auto to_device = [&](const std::vector<int64_t>& v) {
-        at::Tensor t = at::empty({static_cast<int64_t>(v.size())}, at::kLong);
-        std::copy(v.begin(), v.end(), t.data_ptr<int64_t>());
-        return t.to(logits.device());
-      };
-      seen.ids = to_device(ids);
-      seen.offsets = to_device(offsets);
+    if (!ids.empty()) {  // queued copies: with overlap_decode the host must not wait for the queued step here
+      seen.ids = upload(ids, at::kLong, logits.device());
+      seen.offsets = upload(offsets, at::kLong, logits.device());
     }
     return kernels::sample(logits, rows, seen);
   }

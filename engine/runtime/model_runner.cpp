@@ -6,17 +6,11 @@
 #include "kernels/attention.h"
 #include "kernels/device_sync.h"
 #include "qwenvl/error.h"
+#include "runtime/host_upload.h"
 
 namespace qwenvl::runtime {
 
 namespace {
-
-template <typename T>
-at::Tensor cpu_tensor(const std::vector<T>& v, at::ScalarType type) {
-  auto t = at::empty({static_cast<int64_t>(v.size())}, type);
-  std::copy(v.begin(), v.end(), t.data_ptr<T>());
-  return t;
-}
 
 int64_t media_tokens(const std::vector<nn::GridTHW>& grids, int64_t unit) {
   int64_t n = 0;
@@ -56,13 +50,12 @@ nn::AttentionBatch ModelRunner::attention_batch(nn::AttentionBatch::Kind kind, c
     b.max_seq_len = std::max(b.max_seq_len, total);
     max_blocks = std::max(max_blocks, slot.blocks.size());
   }
-  auto tables = at::zeros({s, static_cast<int64_t>(max_blocks)}, at::kInt);
-  for (int64_t i = 0; i < s; ++i)
-    std::copy(slots[i]->blocks.begin(), slots[i]->blocks.end(), tables[i].data_ptr<int32_t>());
-  b.cu_seqlens_q = cpu_tensor(cu, at::kInt).to(device_);
-  b.seq_lens = cpu_tensor(seq_lens, at::kInt).to(device_);
-  b.block_tables = tables.to(device_);
-  b.slot_mapping = cpu_tensor(slot_mapping, at::kLong).to(device_);
+  std::vector<int32_t> tables(s * max_blocks, 0);
+  for (int64_t i = 0; i < s; ++i) std::copy(slots[i]->blocks.begin(), slots[i]->blocks.end(), tables.begin() + i * max_blocks);
+  b.cu_seqlens_q = upload(cu, at::kInt, device_);
+  b.seq_lens = upload(seq_lens, at::kInt, device_);
+  b.block_tables = upload(tables, at::kInt, device_).view({s, static_cast<int64_t>(max_blocks)});
+  b.slot_mapping = upload(slot_mapping, at::kLong, device_);
   return b;
 }
 
@@ -118,9 +111,9 @@ at::Tensor ModelRunner::prefill_on_device(const std::vector<const PreparedPrompt
     slots[i]->last_position = mp.last;
   }
   auto batch = attention_batch(nn::AttentionBatch::Kind::kPrefill, lengths, slots);
-  auto id_tensor = cpu_tensor(ids, at::kLong).to(device_);
+  auto id_tensor = upload(ids, at::kLong, device_);
   auto embeddings = model_.embed(id_tensor, image_features, video_features);
-  auto hidden = model_.forward(embeddings, at::cat(positions, 1), batch, cache_);
+  auto hidden = model_.forward(embeddings, upload(at::cat(positions, 1), device_), batch, cache_);
   for (size_t i = 0; i < slots.size(); ++i) slots[i]->length += lengths[i];
 
   auto last_rows = batch.cu_seqlens_q.narrow(0, 1, static_cast<int64_t>(slots.size())).to(at::kLong) - 1;
@@ -182,12 +175,12 @@ at::Tensor ModelRunner::decode_eager(const DecodeStep& step, const at::Tensor& d
   batch.max_seq_len = step.max_seq_len;
   std::vector<int32_t> cu(s + 1);
   for (int64_t i = 0; i <= s; ++i) cu[i] = static_cast<int32_t>(i);
-  batch.cu_seqlens_q = cpu_tensor(cu, at::kInt).to(device_);
-  batch.seq_lens = cpu_tensor(step.seq_lens, at::kInt).to(device_);
-  batch.block_tables = cpu_tensor(step.block_tables, at::kInt).view({s, step.table_width}).to(device_);
-  batch.slot_mapping = cpu_tensor(step.slot_mapping, at::kLong).to(device_);
-  const at::Tensor positions = cpu_tensor(step.positions, at::kLong).view({3, s});
-  const at::Tensor ids = device_ids.defined() ? device_ids : cpu_tensor(step.ids, at::kLong).to(device_);
+  batch.cu_seqlens_q = upload(cu, at::kInt, device_);
+  batch.seq_lens = upload(step.seq_lens, at::kInt, device_);
+  batch.block_tables = upload(step.block_tables, at::kInt, device_).view({s, step.table_width});
+  batch.slot_mapping = upload(step.slot_mapping, at::kLong, device_);
+  const at::Tensor positions = upload(step.positions, at::kLong, device_).view({3, s});
+  const at::Tensor ids = device_ids.defined() ? device_ids : upload(step.ids, at::kLong, device_);
   const at::Tensor hidden = model_.forward(model_.embed_text(ids), positions, batch, cache_);
   return model_.logits(hidden).to(at::kFloat);
 }
