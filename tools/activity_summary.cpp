@@ -44,6 +44,16 @@ bool timed(const ActivityRecord& r) { return !(r.start_ns == 0 && r.end_ns == 0)
 
 bool overlaps(const Interval& a, const Interval& b) { return a.start_ns < b.end_ns && b.start_ns < a.end_ns; }
 
+// Totals by demangled name, largest first (ties by name).
+std::vector<std::pair<std::string, uint64_t>> by_readable_name(const std::map<std::string, uint64_t>& totals) {
+  std::map<std::string, uint64_t> readable;
+  for (const auto& [name, ns] : totals) readable[demangled(name)] += ns;
+  std::vector<std::pair<std::string, uint64_t>> out(readable.begin(), readable.end());
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+  return out;
+}
+
 }  // namespace
 
 DecodePhase summarize_decode(const std::vector<ActivityRecord>& records, const DecodePatterns& patterns) {
@@ -125,6 +135,33 @@ DecodePhase summarize_decode(const std::vector<ActivityRecord>& records, const D
   if (phase.steady_ns > 0)
     phase.steady_idle_fraction = 1.0 - static_cast<double>(phase.steady_busy_ns) / static_cast<double>(phase.steady_ns);
 
+  // Inside each steady cycle's step: walk its activities in start order; a start past the covered
+  // frontier is a gap, charged to that activity.
+  std::map<std::string, uint64_t> gaps;
+  size_t step_activities = 0;
+  for (size_t i = 0, c = 0; i + 1 < phase.steps.size() && c < steady_cycles.size(); ++i) {
+    if (phase.steps[i].start_ns != steady_cycles[c].start_ns) continue;
+    const Interval step{steady_cycles[c].start_ns, std::min(phase.steps[i].end_ns, steady_cycles[c].end_ns)};
+    ++c;
+    std::vector<const ActivityRecord*> inside;
+    for (const ActivityRecord& r : records)
+      if (timed(r) && r.start_ns >= step.start_ns && r.start_ns < step.end_ns) inside.push_back(&r);
+    std::sort(inside.begin(), inside.end(), [](const ActivityRecord* a, const ActivityRecord* b) {
+      return a->start_ns < b->start_ns;
+    });
+    step_activities += inside.size();
+    uint64_t frontier = step.start_ns;
+    for (const ActivityRecord* r : inside) {
+      if (r->start_ns > frontier)
+        gaps[r->kind == ActivityKind::kKernel ? r->name : r->kind == ActivityKind::kMemcpy ? "memcpy" : "memset"] +=
+            r->start_ns - frontier;
+      frontier = std::max(frontier, std::min(r->end_ns, step.end_ns));
+    }
+  }
+  if (!steady_cycles.empty())
+    phase.steady_activities_per_step = static_cast<double>(step_activities) / static_cast<double>(steady_cycles.size());
+  phase.steady_idle_before_ns = by_readable_name(gaps);
+
   // Kernel time by name over the steady cycles (a kernel counts where it starts).
   std::map<std::string, uint64_t> by_name;
   for (const ActivityRecord& r : records) {
@@ -135,11 +172,7 @@ DecodePhase summarize_decode(const std::vector<ActivityRecord>& records, const D
         break;
       }
   }
-  std::map<std::string, uint64_t> readable;
-  for (const auto& [name, ns] : by_name) readable[demangled(name)] += ns;
-  phase.steady_kernel_ns.assign(readable.begin(), readable.end());
-  std::sort(phase.steady_kernel_ns.begin(), phase.steady_kernel_ns.end(),
-            [](const auto& a, const auto& b) { return a.second != b.second ? a.second > b.second : a.first < b.first; });
+  phase.steady_kernel_ns = by_readable_name(by_name);
   return phase;
 }
 

@@ -83,6 +83,11 @@ struct DecodePhase {
   uint64_t steady_idle_between_steps_ns = 0;
   // GPU time per kernel name over the steady cycles, most first (name demangled): what a step spends.
   std::vector<std::pair<std::string, uint64_t>> steady_kernel_ns;
+  // The idle time inside the steady cycles' steps by the activity that ends each gap (demangled
+  // kernel name, "memcpy" or "memset"), most first: which launches the graph cannot start at once.
+  std::vector<std::pair<std::string, uint64_t>> steady_idle_before_ns;
+  // Activities (kernels, copies, sets) per step over the steady cycles: what launch gaps multiply.
+  double steady_activities_per_step = 0;
 
   bool found() const { return decode_kernels > 0; }
 };

@@ -291,18 +291,25 @@ int main(int argc, char** argv) {
       std::printf("| %d | %.1f | %.1f |\n", r.batch, d.steady_idle_in_steps_ns / 1e3 / n,
                   d.steady_idle_between_steps_ns / 1e3 / n);
     }
+    // The 12 largest of a by-name table, per steady cycle.
+    const auto print_by_name = [](const std::vector<std::pair<std::string, uint64_t>>& totals, size_t cycles) {
+      std::printf("| activity | µs per cycle |\n|---|---:|\n");
+      for (size_t i = 0; i < totals.size() && i < 12; ++i) {
+        std::string name = totals[i].first;
+        if (name.size() > 100) name = name.substr(0, 97) + "...";
+        for (char& c : name)
+          if (c == '|') c = '/';  // keeps the markdown table whole
+        std::printf("| %s | %.1f |\n", name.c_str(), totals[i].second / 1e3 / cycles);
+      }
+    };
     for (const IdleRow& r : idle_rows) {
       const auto& d = r.decode;
       if (d.steady_cycles == 0) continue;
       std::printf("\nBatch %d: GPU time per kernel in a steady cycle (µs per cycle, the 12 largest):\n\n", r.batch);
-      std::printf("| kernel | µs per cycle |\n|---|---:|\n");
-      for (size_t i = 0; i < d.steady_kernel_ns.size() && i < 12; ++i) {
-        std::string name = d.steady_kernel_ns[i].first;
-        if (name.size() > 100) name = name.substr(0, 97) + "...";
-        for (char& c : name)
-          if (c == '|') c = '/';  // keeps the markdown table whole
-        std::printf("| %s | %.1f |\n", name.c_str(), d.steady_kernel_ns[i].second / 1e3 / d.steady_cycles);
-      }
+      print_by_name(d.steady_kernel_ns, d.steady_cycles);
+      std::printf("\nBatch %d: idle inside a step by the activity that ends the gap (µs per cycle, the 12 largest; "
+                  "%.1f activities per step):\n\n", r.batch, d.steady_activities_per_step);
+      print_by_name(d.steady_idle_before_ns, d.steady_cycles);
     }
   }
   if (!json_path.empty()) {

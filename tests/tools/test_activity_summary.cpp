@@ -178,6 +178,31 @@ TEST(DecodePhase, SteadyIdleSplitsInsideAndBetweenSteps) {
   EXPECT_EQ(d.steady_kernel_ns[0].second, 2u * 35u);
   EXPECT_EQ(d.steady_kernel_ns[1].second, 2u * 10u);
   EXPECT_EQ(d.steady_kernel_ns[2].second, 2u * 10u);
+  // The 5 ns gap of each steady step falls before the attention kernel; each step holds 2 nodes.
+  ASSERT_EQ(d.steady_idle_before_ns.size(), 1u);
+  EXPECT_NE(d.steady_idle_before_ns[0].first.find("paged_decode_kernel"), std::string::npos);
+  EXPECT_EQ(d.steady_idle_before_ns[0].second, 2u * 5u);
+  EXPECT_DOUBLE_EQ(d.steady_activities_per_step, 2.0);
+}
+
+TEST(DecodePhase, StepGapsAreChargedToTheActivityAfterThem) {
+  std::vector<ActivityRecord> t;
+  for (uint32_t i = 0; i < 3; ++i) {  // nodes [0, 10), copy [12, 20), [18, 30) overlapping it, [34, 40)
+    const uint64_t base = 1000 + 100 * i;
+    t.push_back(kernel(base, base + 10, 100 + i, 7, "rms_norm_kernel"));
+    ActivityRecord copy = kernel(base + 12, base + 20, 100 + i, 7, "");
+    copy.kind = ActivityKind::kMemcpy;
+    t.push_back(copy);
+    t.push_back(kernel(base + 18, base + 30, 100 + i, 7, kDecode));
+    t.push_back(kernel(base + 34, base + 40, 100 + i, 7, "gemm"));
+  }
+  const DecodePhase d = summarize_decode(t);
+  ASSERT_EQ(d.steady_cycles, 2u);
+  EXPECT_EQ(d.steady_idle_in_steps_ns, 2u * (2u + 4u));
+  ASSERT_EQ(d.steady_idle_before_ns.size(), 2u);  // the overlapping kernel starts no gap
+  EXPECT_EQ(d.steady_idle_before_ns[0], (std::pair<std::string, uint64_t>{"gemm", 2u * 4u}));
+  EXPECT_EQ(d.steady_idle_before_ns[1], (std::pair<std::string, uint64_t>{"memcpy", 2u * 2u}));
+  EXPECT_DOUBLE_EQ(d.steady_activities_per_step, 4.0);
 }
 
 TEST(DecodePhase, WithoutGraphsTheWindowRunsFromFirstToLastDecodeKernel) {
