@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 #include "qwenvl/error.h"
@@ -20,6 +21,40 @@ inline void check_launch(const char* op) {
 
 inline void check_cuda(cudaError_t e, const char* op, const char* what) {
   if (e != cudaSuccess) throw Error(std::string(op) + ": " + what + ": " + cudaGetErrorString(e));
+}
+
+// Programmatic dependent launch (sm_90): a grid launched with launch_dependent() may be scheduled
+// while the grid before it on the stream drains, hiding the launch gap between them (in CUDA graphs
+// too). Such a kernel must call wait_for_previous_grid() before its first global memory access,
+// read or write (the allocator may have handed it memory the previous grid still reads), and on
+// every path to its exit. Launched plainly the wait is a no-op. QWENVL_PDL=0 in the environment
+// launches every grid plainly, for measurement.
+__device__ __forceinline__ void wait_for_previous_grid() { asm volatile("griddepcontrol.wait;\n" ::: "memory"); }
+// Lets the next grid (if launched with launch_dependent()) be scheduled before this one ends.
+__device__ __forceinline__ void allow_next_grid() { asm volatile("griddepcontrol.launch_dependents;\n" ::); }
+
+inline bool dependent_launch_enabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("QWENVL_PDL");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return enabled;
+}
+
+template <typename... Params, typename... Args>
+void launch_dependent(const char* op, void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
+                      cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = shared_bytes;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = dependent_launch_enabled() ? 1 : 0;
+  check_cuda(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...), op, "launch");
 }
 
 // Element traits: conversions and the packed pair that the tensor cores read.

@@ -253,8 +253,9 @@ __global__ void __launch_bounds__(kThreads, 2) paged_decode_kernel(const DecodeP
   __shared__ __align__(16) float o_s[kWarps][kHeads][D];
   __shared__ float m_s[kWarps][kHeads], l_s[kWarps][kHeads];
 
+  cu::wait_for_previous_grid();  // launched dependent: the rotary/cache write before it may be finishing
   // The merge kernel may start its CTAs now (they wait for this grid's results before reading).
-  asm volatile("griddepcontrol.launch_dependents;\n" ::);
+  cu::allow_next_grid();
   __shared__ int32_t entries_s[kMaxPartition / kTile + 1];  // block-table entries of the split
   const int kv_head = blockIdx.x, split = blockIdx.y, seq = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -378,10 +379,12 @@ __global__ void __launch_bounds__(kThreads, 2) paged_decode_kernel(const DecodeP
 // Sequences that one split covered were written by the first kernel.
 template <typename E, int D>
 __global__ void __launch_bounds__(kMergeThreads) paged_decode_merge_kernel(const DecodeParams p) {
+  // First, on every path: the partial results are complete, and this grid ends after the one
+  // before it (a sequence one split covered was written there, and what follows reads it).
+  cu::wait_for_previous_grid();
   const int h = blockIdx.x, seq = blockIdx.y, d = threadIdx.x;
   const int len = covered_len(p, seq);
   if (len <= p.partition) return;
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");  // the partial results are complete
   const int splits = (len + p.partition - 1) / p.partition;
   const int64_t row0 = (int64_t(seq) * p.num_heads + h) * p.num_splits;
   float mx = -INFINITY;
@@ -402,24 +405,12 @@ __global__ void __launch_bounds__(kMergeThreads) paged_decode_merge_kernel(const
 template <typename E, int D>
 void launch(DecodeParams& p, int num_seqs, int num_kv_heads, cudaStream_t stream) {
   const dim3 grid(num_kv_heads, p.num_splits, num_seqs);  // kv heads adjacent: they share cache rows
-  if (p.group <= 8)
-    paged_decode_kernel<E, D, 1><<<grid, kThreads, 0, stream>>>(p);
-  else
-    paged_decode_kernel<E, D, 2><<<grid, kThreads, 0, stream>>>(p);
-  cu::check_launch(kOp);
-  if (p.num_splits > 1) {
-    // Programmatic dependent launch: the merge grid is launched while the first one drains.
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(p.num_heads, num_seqs);
-    cfg.blockDim = dim3(kMergeThreads);
-    cfg.stream = stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    cu::check_cuda(cudaLaunchKernelEx(&cfg, paged_decode_merge_kernel<E, D>, p), kOp, "merge launch");
-  }
+  const auto kernel = p.group <= 8 ? paged_decode_kernel<E, D, 1> : paged_decode_kernel<E, D, 2>;
+  cu::launch_dependent(kOp, kernel, grid, dim3(kThreads), 0, stream, p);
+  // The merge grid is launched while the first one drains.
+  if (p.num_splits > 1)
+    cu::launch_dependent(kOp, paged_decode_merge_kernel<E, D>, dim3(p.num_heads, num_seqs), dim3(kMergeThreads), 0,
+                         stream, p);
 }
 
 template <typename E>

@@ -31,6 +31,7 @@ __global__ void __launch_bounds__(kThreads) silu_and_mul_kernel(const E* __restr
                                                                 E* __restrict__ out, int64_t cols, int64_t gate_stride,
                                                                 int64_t up_stride) {
   struct alignas(sizeof(E) * kVec) Pack { E v[kVec]; };
+  cu::wait_for_previous_grid();  // launched dependent: the gate/up projection may still be finishing
   const int64_t row = blockIdx.x;
   const E* g = gate + row * gate_stride;
   const E* u = up + row * up_stride;
@@ -67,9 +68,9 @@ void silu_and_mul(const at::Tensor& gate_in, const at::Tensor& up_in, at::Tensor
     const int64_t per_block = int64_t(kThreads) * (vec ? kVec : 1);
     const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(std::min<int64_t>((cols + per_block - 1) / per_block, 65535)));
     const auto kernel = vec ? silu_and_mul_kernel<E, kVec> : silu_and_mul_kernel<E, 1>;
-    kernel<<<grid, kThreads, 0, stream>>>(static_cast<const E*>(gate.data_ptr()), static_cast<const E*>(up.data_ptr()),
-                                          static_cast<E*>(out.data_ptr()), cols, gate.stride(0), up.stride(0));
-    cu::check_launch(kOp);
+    cu::launch_dependent(kOp, kernel, grid, dim3(kThreads), 0, stream, static_cast<const E*>(gate.data_ptr()),
+                         static_cast<const E*>(up.data_ptr()), static_cast<E*>(out.data_ptr()), cols, gate.stride(0),
+                         up.stride(0));
   };
   switch (gate.scalar_type()) {
     case at::kBFloat16: launch(__nv_bfloat16()); break;
