@@ -477,6 +477,8 @@ void run_norm(const NormCase& c, at::ScalarType dtype, at::Device device) {
 
 const std::vector<NormCase> kNormCases = {
     {1, 1280, false}, {7, 2048, true}, {33, 3584, true}, {300, 1280, false}, {4097, 128, true},
+    // batch-64 decode; idle lanes of grouped rows; 4 and 8 vectors per thread; hidden off the 16-byte vectors
+    {64, 3584, true}, {9, 200, true}, {2, 16000, false}, {5, 1001, true},
 };
 
 TEST(RmsNorm, CpuReferenceWithinLibtorchError) {
