@@ -35,6 +35,11 @@ void rms_norm(const at::Tensor& x, const at::Tensor& residual, const at::Tensor&
 // undefined. inv_freq: fp32 CPU [n / 2]; sections empty selects the 2-D rotary.
 void rotary(const at::Tensor& q, const at::Tensor& k, at::Tensor& q_out, at::Tensor& k_out,
             const at::Tensor& positions, const at::Tensor& inv_freq, const std::vector<int64_t>& sections);
+// Multi-axis rotary of q and k in place whose launch also writes the rotated k rows and the v rows
+// to their cache slots (write_kv_cache's layout and slot rules).
+void rotary_and_write_kv(at::Tensor& q, at::Tensor& k, const at::Tensor& v, const at::Tensor& positions,
+                         const at::Tensor& inv_freq, const std::vector<int64_t>& sections, at::Tensor& k_cache,
+                         at::Tensor& v_cache, const at::Tensor& slot_mapping);
 
 // out = silu(gate) * up (silu_and_mul.h); gate/up [..., I] with a contiguous last dimension.
 void silu_and_mul(const at::Tensor& gate, const at::Tensor& up, at::Tensor& out);

@@ -1,12 +1,14 @@
 // Rotary embeddings: entry points, argument checks and the CPU reference path (libtorch ops in the
 // reference's order: angles in fp32, the multi-axis rotation in the activation dtype, the 2-D one
-// in fp32).
+// in fp32). The fused rotary + KV-cache write runs on the CPU as the two ops in sequence.
 #include "kernels/rotary.h"
 
 #include <numeric>
 
+#include "kernels/attention.h"
 #include "kernels/check.h"
 #include "kernels/dispatch_counts.h"
+#include "kernels/write_kv_cache.h"
 #ifdef QWENVL_WITH_CUDA
 #include "kernels/cuda_launchers.h"
 #endif
@@ -15,38 +17,39 @@ namespace qwenvl::kernels {
 namespace {
 
 constexpr const char* kOp = "rotary";
+constexpr const char* kFusedOp = "multi_axis_rotary_and_write_kv";
 
-void check_x(const at::Tensor& x, const at::Tensor& q, int64_t tokens, const char* name) {
+void check_x(const char* op, const at::Tensor& x, const at::Tensor& q, int64_t tokens, const char* name) {
   using namespace detail;
-  check_dim(x, 3, kOp, name);
+  check_dim(x, 3, op, name);
   if (x.size(0) != tokens || x.size(2) != q.size(2) || x.size(2) % 4 != 0)
-    fail(kOp, name, " must be [", tokens, ", heads, d] with d a multiple of 4 and d = ", q.size(2), ", got ", x.sizes());
-  if (x.stride(2) != 1 && x.size(2) > 1) fail(kOp, name, "'s last dimension must be contiguous");
-  if (x.scalar_type() != q.scalar_type()) fail(kOp, "q and k must share one dtype");
+    fail(op, name, " must be [", tokens, ", heads, d] with d a multiple of 4 and d = ", q.size(2), ", got ", x.sizes());
+  if (x.stride(2) != 1 && x.size(2) > 1) fail(op, name, "'s last dimension must be contiguous");
+  if (x.scalar_type() != q.scalar_type()) fail(op, "q and k must share one dtype");
   if (x.scalar_type() != at::kBFloat16 && x.scalar_type() != at::kHalf && x.scalar_type() != at::kFloat)
-    fail(kOp, name, " must be bf16, fp16 or fp32, got ", x.scalar_type());
-  check_same_device(q, x, kOp, name);
+    fail(op, name, " must be bf16, fp16 or fp32, got ", x.scalar_type());
+  check_same_device(q, x, op, name);
 }
 
 void check_args(const at::Tensor& q, const at::Tensor& k, const at::Tensor& positions,
-                const std::vector<int64_t>* sections) {
+                const std::vector<int64_t>* sections, const char* op = kOp) {
   using namespace detail;
-  check_dim(q, 3, kOp, "q");
+  check_dim(q, 3, op, "q");
   const int64_t tokens = q.size(0);
-  check_x(q, q, tokens, "q");
-  if (k.defined()) check_x(k, q, tokens, "k");
-  check_same_device(q, positions, kOp, "positions");
-  if (positions.scalar_type() != at::kLong) fail(kOp, "positions must be int64, got ", positions.scalar_type());
+  check_x(op, q, q, tokens, "q");
+  if (k.defined()) check_x(op, k, q, tokens, "k");
+  check_same_device(q, positions, op, "positions");
+  if (positions.scalar_type() != at::kLong) fail(op, "positions must be int64, got ", positions.scalar_type());
   if (sections != nullptr) {
     const int64_t sum = std::accumulate(sections->begin(), sections->end(), int64_t{0});
     if (sections->empty() || sections->size() > 4 || sum != q.size(2) / 2)
-      fail(kOp, "sections must be 1 to 4 counts summing to d / 2 = ", q.size(2) / 2);
+      fail(op, "sections must be 1 to 4 counts summing to d / 2 = ", q.size(2) / 2);
     for (int64_t s : *sections)
-      if (s < 0) fail(kOp, "sections must not be negative");
+      if (s < 0) fail(op, "sections must not be negative");
     if (positions.dim() != 2 || positions.size(0) != int64_t(sections->size()) || positions.size(1) != tokens)
-      fail(kOp, "positions must be [", sections->size(), ", ", tokens, "], got ", positions.sizes());
+      fail(op, "positions must be [", sections->size(), ", ", tokens, "], got ", positions.sizes());
   } else if (positions.dim() != 2 || positions.size(0) != tokens || positions.size(1) != 2) {
-    fail(kOp, "positions must be [", tokens, ", 2], got ", positions.sizes());
+    fail(op, "positions must be [", tokens, ", 2], got ", positions.sizes());
   }
 }
 
@@ -138,6 +141,34 @@ std::pair<at::Tensor, at::Tensor> multi_axis_rotary(const at::Tensor& q, const a
                                                     const at::Tensor& positions, double theta,
                                                     const std::vector<int64_t>& sections) {
   return run_out_of_place(q, k, positions, theta, &sections);
+}
+
+void multi_axis_rotary_and_write_kv_(at::Tensor& q, at::Tensor& k, const at::Tensor& v, const at::Tensor& positions,
+                                     double theta, const std::vector<int64_t>& sections, at::Tensor& k_cache,
+                                     at::Tensor& v_cache, const at::Tensor& slot_mapping) {
+  using namespace detail;
+  if (!k.defined()) fail(kFusedOp, "k must be defined: its rotated rows go to the cache");
+  check_args(q, k, positions, &sections, kFusedOp);
+  check_write_kv_cache_args(kFusedOp, k, v, k_cache, v_cache, slot_mapping);
+  if (!q.is_cuda()) {
+    // Refused before q and k change (write_kv_cache alone checks this after the rotation).
+    const int64_t slots = k_cache.size(0) * k_cache.size(1);
+    if (slot_mapping.numel() > 0 && slot_mapping.max().item<int64_t>() >= slots)
+      fail(kFusedOp, "slot ", slot_mapping.max().item<int64_t>(), " is past the cache's ", slots, " slots");
+    multi_axis_rotary_(q, k, positions, theta, sections);
+    write_kv_cache(k, v, k_cache, v_cache, slot_mapping);
+    return;
+  }
+#ifdef QWENVL_WITH_CUDA
+  // Counted as the two ops it replaces, as they would count themselves.
+  count_dispatch(KernelOp::kWriteKvCache, DispatchPath::kCudaKernel);
+  if (q.size(0) == 0) return;
+  count_dispatch(KernelOp::kRotary, DispatchPath::kCudaKernel);
+  cuda::rotary_and_write_kv(q, k, v, positions, rotary_inv_freq(theta, q.size(2)), sections, k_cache, v_cache,
+                            slot_mapping);
+#else
+  fail_no_cuda(kFusedOp);
+#endif
 }
 
 void rotary_2d_(at::Tensor& q, at::Tensor& k, const at::Tensor& positions, double theta) {

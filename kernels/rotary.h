@@ -23,6 +23,12 @@ void multi_axis_rotary_(at::Tensor& q, at::Tensor& k, const at::Tensor& position
 std::pair<at::Tensor, at::Tensor> multi_axis_rotary(const at::Tensor& q, const at::Tensor& k,
                                                     const at::Tensor& positions, double theta,
                                                     const std::vector<int64_t>& sections);
+// multi_axis_rotary_(q, k, ...) then write_kv_cache(k, v, k_cache, v_cache, slot_mapping)
+// (attention.h), bit for bit; on CUDA one kernel launch does both (a launch fewer per layer).
+// Counted as one call of each op (dispatch_counts.h).
+void multi_axis_rotary_and_write_kv_(at::Tensor& q, at::Tensor& k, const at::Tensor& v, const at::Tensor& positions,
+                                     double theta, const std::vector<int64_t>& sections, at::Tensor& k_cache,
+                                     at::Tensor& v_cache, const at::Tensor& slot_mapping);
 
 // 2-D rotary. positions int64 [tokens, 2] (row, column); inv_freq over n = d / 2; dims [0, d/4)
 // rotate by row * inv_freq, [d/4, d/2) by column * inv_freq, and the second half repeats the

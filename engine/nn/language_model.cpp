@@ -65,11 +65,10 @@ at::Tensor LanguageModel::embed(const at::Tensor& ids) const {
   return embed_.index_select(0, ids.to(embed_.device()));
 }
 
-// Writes the new keys and values to the cache, then attends as the step's kind asks: among the
-// new tokens (fresh prompts), to the paged cache (a continued prefix), or one query per sequence.
+// Attends as the step's kind asks, the new keys and values already in the cache: among the new
+// tokens (fresh prompts), to the paged cache (a continued prefix), or one query per sequence.
 at::Tensor LanguageModel::attend(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  const AttentionBatch& batch, runtime::KvCache& cache) const {
-  kernels::write_kv_cache(k, v, cache.k(layer), cache.v(layer), batch.slot_mapping);
   const double scale = 1.0 / std::sqrt(static_cast<double>(config_.head_dim()));
   switch (batch.kind) {
     case AttentionBatch::Kind::kPrefill:
@@ -92,6 +91,7 @@ at::Tensor LanguageModel::attention(int64_t layer, const Layer& l, const at::Ten
   auto q = apply_rotary_text(at::linear(x, l.q_w, l.q_b).view({t, heads, d}), rope).contiguous();
   auto k = apply_rotary_text(at::linear(x, l.k_w, l.k_b).view({t, kv_heads, d}), rope).contiguous();
   auto v = at::linear(x, l.v_w, l.v_b).view({t, kv_heads, d}).contiguous();
+  kernels::write_kv_cache(k, v, cache.k(layer), cache.v(layer), batch.slot_mapping);
   const at::Tensor out = attend(layer, q, k, v, batch, cache);
   return at::linear(out.view({t, heads * d}), l.o_w);
 }
@@ -102,11 +102,13 @@ at::Tensor LanguageModel::attention_kernels(int64_t layer, const Layer& l, const
   const int64_t t = x.size(0), d = config_.head_dim();
   const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
   const at::Tensor qkv = at::linear(x, l.qkv_w, l.qkv_b);  // [t, (heads + 2 kv_heads) d]
-  // Strided views into the projection: rotated in place, written to the cache, read by attention.
+  // Strided views into the projection: rotated in place and written to the cache by one kernel
+  // launch, then read by attention.
   at::Tensor q = qkv.narrow(1, 0, heads * d).view({t, heads, d});
   at::Tensor k = qkv.narrow(1, heads * d, kv_heads * d).view({t, kv_heads, d});
   const at::Tensor v = qkv.narrow(1, (heads + kv_heads) * d, kv_heads * d).view({t, kv_heads, d});
-  kernels::multi_axis_rotary_(q, k, positions, config_.rope_theta, config_.mrope_section);
+  kernels::multi_axis_rotary_and_write_kv_(q, k, v, positions, config_.rope_theta, config_.mrope_section,
+                                           cache.k(layer), cache.v(layer), batch.slot_mapping);
   const at::Tensor out = attend(layer, q, k, v, batch, cache);
   return at::linear(out.view({t, heads * d}), l.o_w);
 }

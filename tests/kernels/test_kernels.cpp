@@ -637,6 +637,133 @@ TEST(Rotary, InPlaceOnViewsLeavesOtherHeads) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// multi_axis_rotary_and_write_kv_: bit for bit multi_axis_rotary_ then write_kv_cache, on views of
+// one qkv projection as the engine passes them; every cache slot is compared, written or not.
+
+struct RotaryWriteCase {
+  int64_t tokens, q_heads, kv_heads, d, block_size;
+  std::vector<int64_t> sections;
+  bool padding;    // every fifth slot negative
+  int64_t offset;  // elements before q in each qkv row: 1 leaves the rows unaligned
+};
+
+// The raw bits, so that any value (NaN included) compares by its bytes.
+at::Tensor bits(const at::Tensor& t) { return t.contiguous().view(t.element_size() == 2 ? at::kShort : at::kInt); }
+
+void run_rotary_write(const RotaryWriteCase& c, at::ScalarType dtype, at::Device device) {
+  const uint64_t seed = fresh_seed();
+  const int64_t t = c.tokens, d = c.d, width = (c.q_heads + 2 * c.kv_heads) * d;
+  const at::TensorOptions longs = at::TensorOptions().dtype(at::kLong);
+  const at::Tensor qkv = randn({t, c.offset + width}, dtype, device);
+  const at::Tensor positions = at::randint(32768, {int64_t(c.sections.size()), t}, longs).to(device);
+  const int64_t blocks = t / c.block_size + 3, slots = blocks * c.block_size;
+  at::Tensor slot_mapping = at::randperm(slots, longs).slice(0, 0, t).clone();
+  if (c.padding) slot_mapping.index_fill_(0, at::arange(0, t, 5, longs), -1);
+  slot_mapping = slot_mapping.to(device);
+  // Poison: random rows that the written ones never equal, so a stale or stray write shows.
+  const at::Tensor k_poison = randn({blocks, c.block_size, c.kv_heads, d}, dtype, device) * 100;
+  const at::Tensor v_poison = randn({blocks, c.block_size, c.kv_heads, d}, dtype, device) * 100;
+  const auto views = [&](const at::Tensor& x) {
+    const at::Tensor rows = x.narrow(1, c.offset, width);
+    return std::make_tuple(rows.narrow(1, 0, c.q_heads * d).view({t, c.q_heads, d}),
+                           rows.narrow(1, c.q_heads * d, c.kv_heads * d).view({t, c.kv_heads, d}),
+                           rows.narrow(1, (c.q_heads + c.kv_heads) * d, c.kv_heads * d).view({t, c.kv_heads, d}));
+  };
+  const double theta = 1000000.0;
+  const at::Tensor seq_qkv = qkv.clone();
+  at::Tensor seq_k_cache = k_poison.clone(), seq_v_cache = v_poison.clone();
+  auto [sq, sk, sv] = views(seq_qkv);
+  qk::multi_axis_rotary_(sq, sk, positions, theta, c.sections);
+  qk::write_kv_cache(sk, sv, seq_k_cache, seq_v_cache, slot_mapping);
+
+  const at::Tensor fused_qkv = qkv.clone();
+  at::Tensor k_cache = k_poison.clone(), v_cache = v_poison.clone();
+  auto [fq, fk, fv] = views(fused_qkv);
+  const auto before = qk::dispatch_counts();
+  qk::multi_axis_rotary_and_write_kv_(fq, fk, fv, positions, theta, c.sections, k_cache, v_cache, slot_mapping);
+  const auto calls = qk::dispatch_counts().since(before);
+
+  SCOPED_TRACE(std::string("rotary_and_write_kv ") + dtype_name(dtype) + " d" + std::to_string(d) + " " +
+               std::to_string(c.q_heads) + "/" + std::to_string(c.kv_heads) + " T" + std::to_string(t) + " block " +
+               std::to_string(c.block_size) + (c.padding ? " padded" : "") + (c.offset ? " unaligned" : "") +
+               " seed " + std::to_string(seed));
+  EXPECT_TRUE(at::equal(bits(fused_qkv), bits(seq_qkv))) << "q, k (rotated) or v (untouched) differ";
+  EXPECT_TRUE(at::equal(bits(k_cache), bits(seq_k_cache))) << "k_cache differs";
+  EXPECT_TRUE(at::equal(bits(v_cache), bits(seq_v_cache))) << "v_cache differs";
+  // Not vacuous: q and k were rotated, and the written slots hold the rows.
+  EXPECT_FALSE(at::equal(bits(fused_qkv), bits(qkv)));
+  const at::Tensor tokens = at::nonzero(slot_mapping >= 0).squeeze(1);
+  const at::Tensor where = slot_mapping.index_select(0, tokens);
+  EXPECT_GT(tokens.numel(), 0);
+  EXPECT_TRUE(at::equal(bits(k_cache.view({slots, c.kv_heads, d}).index_select(0, where)),
+                        bits(fk.index_select(0, tokens))));
+  EXPECT_TRUE(at::equal(bits(v_cache.view({slots, c.kv_heads, d}).index_select(0, where)),
+                        bits(fv.index_select(0, tokens))));
+  // One call of each op it stands for, on the expected path, and nothing else.
+  const auto path = device.is_cuda() ? qk::DispatchPath::kCudaKernel : qk::DispatchPath::kCpuReference;
+  EXPECT_EQ(calls(qk::KernelOp::kRotary, path), 1u);
+  EXPECT_EQ(calls(qk::KernelOp::kWriteKvCache, path), 1u);
+  uint64_t all = 0;
+  for (const auto& op : calls.calls)
+    for (uint64_t n : op) all += n;
+  EXPECT_EQ(all, 2u);
+}
+
+// d128 28/4 is the 7B's attention; d72 in 16-bit dtypes has half rows of 72 bytes and offset 1
+// unaligned rows: both take the kernel's one-element path, the others its 16-byte path.
+const std::vector<RotaryWriteCase> kRotaryWriteCases = {
+    {1, 28, 4, 128, 16, {16, 24, 24}, false, 0}, {33, 28, 4, 128, 64, {16, 24, 24}, true, 0},
+    {300, 28, 4, 128, 16, {16, 24, 24}, true, 0}, {1, 16, 2, 64, 64, {32}, false, 0},
+    {33, 16, 2, 64, 16, {8, 12, 12}, true, 0},    {257, 16, 2, 64, 64, {8, 12, 12}, false, 0},
+    {33, 16, 2, 64, 16, {8, 12, 12}, true, 1},    {33, 8, 2, 72, 16, {12, 12, 12}, true, 0},
+    {7, 16, 2, 80, 64, {8, 16, 16}, false, 0},
+};
+
+TEST(RotaryAndWriteKv, CpuMatchesTheTwoOps) {
+  for (const auto& c : kRotaryWriteCases)
+    for (auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) run_rotary_write(c, dtype, at::kCPU);
+}
+
+TEST(RotaryAndWriteKv, CudaKernelMatchesTheTwoOps) {
+  REQUIRE_CUDA();
+  for (const auto& c : kRotaryWriteCases)
+    for (auto dtype : {at::kBFloat16, at::kHalf, at::kFloat}) run_rotary_write(c, dtype, at::kCUDA);
+}
+
+// Refused arguments name the op and leave q, k and the caches as they were.
+TEST(RotaryAndWriteKv, FaultsNameTheOperationAndChangeNothing) {
+  fresh_seed();
+  const at::Tensor qkv = randn({5, 8 * 64}, at::kBFloat16, at::kCPU);
+  const at::TensorOptions longs = at::TensorOptions().dtype(at::kLong);
+  const at::Tensor positions = at::randint(100, {3, 5}, longs);
+  const std::vector<int64_t> sections = {8, 12, 12};
+  const at::Tensor cache = randn({2, 16, 2, 64}, at::kBFloat16, at::kCPU);
+  const at::Tensor slots = at::arange(5, longs);
+  const auto expect_fault = [&](at::Tensor k_cache, at::Tensor v_cache, const at::Tensor& slot_mapping,
+                                const at::Tensor& pos, const std::string& words) {
+    const at::Tensor x = qkv.clone(), k_before = k_cache.clone();
+    at::Tensor q = x.narrow(1, 0, 256).view({5, 4, 64}), k = x.narrow(1, 256, 128).view({5, 2, 64});
+    const at::Tensor v = x.narrow(1, 384, 128).view({5, 2, 64});
+    try {
+      qk::multi_axis_rotary_and_write_kv_(q, k, v, pos, 10000.0, sections, k_cache, v_cache, slot_mapping);
+      ADD_FAILURE() << "expected a fault naming '" << words << "'";
+    } catch (const qwenvl::Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("multi_axis_rotary_and_write_kv"), std::string::npos) << what;
+      EXPECT_NE(what.find(words), std::string::npos) << what;
+    }
+    EXPECT_TRUE(at::equal(bits(x), bits(qkv))) << words;
+    EXPECT_TRUE(at::equal(bits(k_cache), bits(k_before))) << words;
+  };
+  expect_fault(cache.to(at::kFloat), cache.to(at::kFloat), slots, positions, "must share one dtype");
+  const at::Tensor three_heads = randn({2, 16, 3, 64}, at::kBFloat16, at::kCPU);
+  expect_fault(three_heads, three_heads.clone(), slots, positions, "do not fit cache rows");
+  expect_fault(cache.clone(), cache.clone(), slots.slice(0, 0, 4), positions, "one entry per token");
+  expect_fault(cache.clone(), cache.clone(), slots + 28, positions, "is past the cache's 32 slots");
+  expect_fault(cache.clone(), cache.clone(), slots, positions.slice(0, 0, 1), "positions must be [3, 5]");
+}
+
+// ---------------------------------------------------------------------------------------------
 // silu_and_mul. Truth: float64 silu(gate) * up from the same rounded inputs. The libtorch error:
 // at::silu then the product in the activation dtype, whose bits we must also reproduce.
 
