@@ -72,6 +72,13 @@ if [ "${1:-}" != "--no-memcheck" ] && command -v compute-sanitizer >/dev/null; t
     --gtest_filter='Rotary.Cuda*:SiluAndMul.Cuda*:Sample.CudaKernel*:Sample.CudaDrawDepends*:FramePreparation.Cuda*:PagedDecodeAttention.Cuda*:FlashAttentionVarlen.Cuda*:PagedPrefillAttention.Cuda*' > "$OUT/racecheck.log" 2>&1
   echo "racecheck exit: $?" | tee -a "$OUT/racecheck.log"
   grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" "$OUT/racecheck.log" | tail -5
+  # Where the hazards are: each reported pair of source lines, with its count, and the test it ran in.
+  if grep -q "Race reported" "$OUT/racecheck.log"; then
+    echo "racecheck hazards (count, first access, second access):"
+    awk '/^\[ RUN/ {test=$NF} /Race reported between/ {a=$0; getline b; sub(/.* in /, "", a); sub(/.* in /, "", b);
+         gsub(/\(.*\)/, "", a); gsub(/\(.*\)/, "", b); print test " | " substr(a, 1, 160) " | " substr(b, 1, 160)}' \
+      "$OUT/racecheck.log" | sort | uniq -c | sort -rn | head -20
+  fi
 fi
 echo "---- summary"
 grep -E "ratio|bitwise|sample |Failure|^\[  (PASSED|FAILED|SKIPPED) |tests? from .* ran" "$OUT/test.log" | grep -v "ratio 0\.[89]\|ratio 1\.0" | tail -80
