@@ -66,8 +66,11 @@ if [ "${1:-}" != "--no-memcheck" ] && command -v compute-sanitizer >/dev/null; t
   grep -E "ERROR SUMMARY|PASSED|FAILED" "$OUT/memcheck.log" | tail -5
 fi
 if [ "${1:-}" != "--no-memcheck" ] && command -v compute-sanitizer >/dev/null; then
-  # racecheck (shared-memory hazards) on the kernels that share data through shared memory.
+  # racecheck (shared-memory hazards) on the kernels that share data through shared memory; ours
+  # only (names holding "qwenvl"): the 14:39 run found 32 hazards, every one inside cuDNN's SDPA
+  # kernel that the flash tests call for libtorch's own error, none in ours.
   QWENVL_KERNEL_TESTS_SMALL=1 OMP_NUM_THREADS=8 timeout 200 compute-sanitizer --tool racecheck --error-exitcode 3 \
+    --kernel-name kns=qwenvl \
     $build/test_kernels --gtest_color=no \
     --gtest_filter='Rotary.Cuda*:RotaryAndWriteKv.Cuda*:RmsNorm.Cuda*:SiluAndMul.Cuda*:Sample.CudaKernel*:Sample.CudaDrawDepends*:FramePreparation.Cuda*:PagedDecodeAttention.Cuda*:FlashAttentionVarlen.Cuda*:PagedPrefillAttention.Cuda*' > "$OUT/racecheck.log" 2>&1
   echo "racecheck exit: $?" | tee -a "$OUT/racecheck.log"

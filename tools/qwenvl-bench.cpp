@@ -4,15 +4,15 @@
 // median of the timed runs.
 //
 //   qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] [--new-tokens 32]
-//                [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] [--overlap-decode 0]
+//                [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] [--overlap-decode 0|1]
 //                [--json FILE]
 // --phases 1: the engine times its vision, prefill and decode phases (synchronising the device after
 // each, which costs a little latency) and the table gains their split of a run.
 // --idle-profile 1 (CUDA, built with CUPTI): after the timed runs, one more run per batch size under
 // a CUPTI activity trace (tools/gpu_activity.h), and a second table: how much of the decode phase
 // the GPU sat idle (tools/activity_summary.h defines the window and the steady cycles).
-// --overlap-decode 1: EngineOptions::overlap_decode (each decode step queued before the host reads
-// the previous step's tokens).
+// --overlap-decode 0|1: sets EngineOptions::overlap_decode (each decode step queued before the host
+// reads the previous step's tokens); without the flag, the engine's default (on for CUDA).
 // Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh).
 #include <algorithm>
 #include <chrono>
@@ -22,6 +22,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -115,14 +116,15 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]).rfind("--", 0) == 0) {
     std::cerr << "usage: qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] "
                  "[--new-tokens 32] [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] "
-                 "[--overlap-decode 0] [--json FILE]\n";
+                 "[--overlap-decode 0|1] [--json FILE]\n";
     return 1;
   }
   const std::string model_dir = argv[1];
   std::string device = "cuda", json_path;
   std::vector<int> batches = {1, 8, 32, 64};
   int runs = 3, new_tokens = 32, max_context = 512;
-  bool cuda_graphs = true, phases = false, idle_profile = false, overlap_decode = false;
+  bool cuda_graphs = true, phases = false, idle_profile = false;
+  std::optional<bool> overlap_decode;  // unset: the engine's default
   bool graphs_used = false;
   const int size = 448;
   for (int i = 2; i + 1 < argc; i += 2) {

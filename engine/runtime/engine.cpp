@@ -355,7 +355,7 @@ class EngineImpl final : public Engine {
   // tokens (queue_next_step): the device works on it while the host checks stops and streams text.
   void run_until_idle() {
     const bool on_device = device_.is_cuda();
-    const bool overlap = options_.overlap_decode;
+    const bool overlap = options_.overlap_decode.value_or(on_device);
     std::vector<Sequence*> live;  // one per row of `logits`
     at::Tensor logits;
     while (true) {
