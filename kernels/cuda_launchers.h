@@ -41,6 +41,10 @@ void rotary_and_write_kv(at::Tensor& q, at::Tensor& k, const at::Tensor& v, cons
                          const at::Tensor& inv_freq, const std::vector<int64_t>& sections, at::Tensor& k_cache,
                          at::Tensor& v_cache, const at::Tensor& slot_mapping);
 
+// out [M, N] = x [M, K] · weightᵀ + bias (linear.h): M 1..8, x and weight contiguous, 16-byte aligned,
+// K a multiple of 8, bf16/fp16; bias [N] contiguous or undefined; out contiguous.
+void linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::Tensor& out);
+
 // out = silu(gate) * up (silu_and_mul.h); gate/up [..., I] with a contiguous last dimension.
 void silu_and_mul(const at::Tensor& gate, const at::Tensor& up, at::Tensor& out);
 

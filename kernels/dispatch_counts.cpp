@@ -16,6 +16,7 @@ const char* kernel_op_name(KernelOp op) {
     case KernelOp::kSiluAndMul: return "silu_and_mul";
     case KernelOp::kSample: return "sample";
     case KernelOp::kFramePreparation: return "frame_preparation";
+    case KernelOp::kLinear: return "linear";
   }
   return "unknown";
 }

@@ -10,8 +10,8 @@
 
 namespace qwenvl::kernels {
 
-enum class KernelOp : int { kAttention, kWriteKvCache, kRmsNorm, kRotary, kSiluAndMul, kSample, kFramePreparation };
-constexpr int kNumKernelOps = 7;
+enum class KernelOp : int { kAttention, kWriteKvCache, kRmsNorm, kRotary, kSiluAndMul, kSample, kFramePreparation, kLinear };
+constexpr int kNumKernelOps = 8;
 enum class DispatchPath : int { kCudaKernel, kReferenceOnCuda, kCpuReference };
 constexpr int kNumDispatchPaths = 3;
 

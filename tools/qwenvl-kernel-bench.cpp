@@ -8,13 +8,15 @@
 //      (K and V read once, plus q and out) beside the measured device-to-device copy bandwidth, and
 //      torch's SDPA backends on the same data laid out contiguously;
 //   3. peak device memory of one prefill attention call (ours) at 1k, 4k and 16k tokens beside the
-//      score matrix it never materialises.
+//      score matrix it never materialises;
+//   4. the decode projections (gemv): kernels::linear against at::linear (cuBLAS) at the 7B's and
+//      the 3B's projection shapes with 1 and 8 rows of x, in TB/s beside the copy bandwidth.
 // Times are device events around each call, the L2 cache cleared before each (as
 // triton.testing.do_bench does), after a warm-up; the median is printed. Every timed shape is also
 // checked once: our output against SDPA's (max abs difference and relative Frobenius error), and the
 // dispatch counters prove that our CUDA kernel, not the libtorch reference, served the call.
 //
-//   qwenvl-kernel-bench [--runs 30] [--warmup 5] [--sections prefill,decode,memory]
+//   qwenvl-kernel-bench [--runs 30] [--warmup 5] [--sections prefill,decode,memory,matmul,gemv]
 // Exit status: 0 when every check held, 1 when one failed (the tables still print), 2 when there is
 // no GPU to measure (or the build has no CUDA kernels).
 #include <ATen/ATen.h>
@@ -46,6 +48,7 @@
 #include "kernels/attention.h"
 #include "kernels/device_memory.h"
 #include "kernels/dispatch_counts.h"
+#include "kernels/linear.h"
 #endif
 
 namespace {
@@ -53,7 +56,7 @@ namespace {
 struct Options {
   int runs = 30;
   int warmup = 5;
-  std::string sections = "prefill,decode,memory,matmul";
+  std::string sections = "prefill,decode,memory,matmul,gemv";
   bool wants(const std::string& section) const {
     std::stringstream in(sections);
     std::string item;
@@ -90,7 +93,10 @@ class EventTimer {
  public:
   EventTimer(int warmup, int runs) : warmup_(warmup), runs_(runs), flush_(at::empty({256LL << 20}, on_gpu(at::kByte))) {}
 
-  double median_ms(const std::function<void()>& fn) {
+  // clean_l2: after the clearing write, read the buffer once more, so that the L2 holds clean lines;
+  // otherwise the ~50 MB of dirty zeros left there are written back while `fn` runs, traffic that
+  // a kernel reading only tens of MB (a decode projection) would be charged for.
+  double median_ms(const std::function<void()>& fn, bool clean_l2 = false) {
     for (int i = 0; i < warmup_; ++i) fn();
     std::vector<c10::cuda::CUDAEvent> starts, stops;
     starts.reserve(runs_);
@@ -101,6 +107,7 @@ class EventTimer {
     }
     for (int i = 0; i < runs_; ++i) {
       flush_.zero_();
+      if (clean_l2) (void)flush_.max();
       starts[i].record();
       fn();
       stops[i].record();
@@ -529,6 +536,79 @@ void memory_section(Summary& summary) {
   print_notes(summary);
 }
 
+// ---- 4. Decode projections (matrix-vector) ----------------------------------------------------
+
+// kernels::linear against at::linear (cuBLAS) on the same bf16 tensors, x of 1 and 8 rows. Bytes =
+// the weight (and bias) read once, plus x and the output; each figure beside the measured copy
+// bandwidth. One check per shape: ours within 2 bf16 ulps of the largest output of at::linear
+// (two fp32 sums in different orders rounded once), and served by our kernel.
+void gemv_section(EventTimer& timer, Summary& summary) {
+  struct Shape {
+    const char* model;
+    const char* name;
+    int64_t n, k;
+    bool bias;
+  };
+  const Shape shapes[] = {
+      {"7B", "qkv", 4608, 3584, true},      {"7B", "o_proj", 3584, 3584, false}, {"7B", "gate_up", 37888, 3584, false},
+      {"7B", "down", 3584, 18944, false},   {"7B", "lm_head", 152064, 3584, false},
+      {"3B", "qkv", 2560, 2048, true},      {"3B", "o_proj", 2048, 2048, false}, {"3B", "gate_up", 22016, 2048, false},
+      {"3B", "down", 2048, 11008, false},   {"3B", "lm_head", 151936, 2048, false},
+  };
+  const double target = 0.92;
+  const double copy_tbs = copy_bandwidth_tbs(timer);
+  std::printf("## Decode projections (gemv), bf16, TB/s: kernels::linear against at::linear (cuBLAS)\n\n");
+  std::printf("Measured copy bandwidth (2 GiB bf16 device-to-device copy, read + write): **%.2f TB/s**\n\n", copy_tbs);
+  std::printf("| model | projection | N x K | M | weight MiB | ours µs | ours TB/s | ours / copy | target (≥ %.2f of copy) | "
+              "at::linear µs | at::linear TB/s | at::linear / copy | at::linear µs / ours µs | ours vs at::linear: max abs diff |\n",
+              target);
+  std::printf("|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|\n");
+  for (const Shape& s : shapes) {
+    // Weights scaled by 1/sqrt(K): outputs of order 1, as in the model.
+    const at::Tensor w = (at::randn({s.n, s.k}, on_gpu(at::kBFloat16)) * (1.0 / std::sqrt(double(s.k))));
+    const at::Tensor b = s.bias ? at::randn({s.n}, on_gpu(at::kBFloat16)) : at::Tensor();
+    for (const int64_t m : {1, 8}) {
+      const at::Tensor x = at::randn({m, s.k}, on_gpu(at::kBFloat16));
+      using qwenvl::kernels::DispatchPath;
+      using qwenvl::kernels::KernelOp;
+      const auto before = qwenvl::kernels::dispatch_counts();
+      const at::Tensor ours = qwenvl::kernels::linear(x, w, b);
+      const auto calls = qwenvl::kernels::dispatch_counts().since(before);
+      const at::Tensor theirs = at::linear(x, w, b);
+      c10::cuda::device_synchronize();
+      const std::string where = std::string(s.model) + " " + s.name + " M " + std::to_string(m);
+      if (calls(KernelOp::kLinear, DispatchPath::kCudaKernel) != 1) {
+        summary.all_ok = false;
+        summary.note("ours (gemv) at " + where + ": the CUDA kernel did not serve the call (QWENVL_GEMV=0?): **FAIL**");
+      }
+      Difference diff = compare(ours, theirs);
+      const double bound = std::ldexp(theirs.to(at::kFloat).abs().max().item<double>(), -6);  // 2 ulps of the largest
+      const bool agree = diff.ok() && diff.max_abs <= bound;
+      if (!agree) {
+        summary.all_ok = false;
+        summary.note("ours (gemv) disagrees with at::linear at " + where + " (max abs diff above " + rate_cell(bound, 4) +
+                     " or relative above " + rate_cell(kMaxRelativeDifference, 2) + "): **FAIL**");
+      }
+      const double bytes = double(w.nbytes()) + (s.bias ? double(b.nbytes()) : 0.0) + double(x.nbytes()) +
+                           double(ours.nbytes());
+      const double ours_ms = timer.median_ms([&] { (void)qwenvl::kernels::linear(x, w, b); }, /*clean_l2=*/true);
+      const double theirs_ms = timer.median_ms([&] { (void)at::linear(x, w, b); }, /*clean_l2=*/true);
+      const double ours_tbs = bytes / (ours_ms * 1e-3) / 1e12, theirs_tbs = bytes / (theirs_ms * 1e-3) / 1e12;
+      std::printf("| %s | %s%s | %lld x %lld | %lld | %.1f | %.1f | %.2f | %.2f | %s | %.1f | %.2f | %.2f | %.2f | %s%s |\n",
+                  s.model, s.name, s.bias ? " (+bias)" : "", static_cast<long long>(s.n), static_cast<long long>(s.k),
+                  static_cast<long long>(m), w.nbytes() / kMiB, ours_ms * 1e3, ours_tbs, ours_tbs / copy_tbs,
+                  ours_tbs / copy_tbs >= target ? "met" : "not met", theirs_ms * 1e3, theirs_tbs, theirs_tbs / copy_tbs,
+                  theirs_ms / ours_ms, diff_cell(diff).c_str(), agree ? "" : " **FAIL**");
+      std::fflush(stdout);
+    }
+  }
+  summary.note("Times: device events around one call (at::linear's includes whatever cuBLAS launches for it: a "
+               "split-K memset and reduction where it picks one); the L2 is cleared and left clean before each "
+               "call. Diff: max |ours − at::linear| (relative Frobenius error in brackets); a check fails above 2 "
+               "bf16 ulps of the largest output. QWENVL_GEMV=0 makes the check fail (ours is then at::linear).");
+  print_notes(summary);
+}
+
 int run(const Options& options, const std::string& command) {
   if (!at::hasCUDA() || at::getNumGPUs() == 0) {
     std::fprintf(stderr, "qwenvl-kernel-bench: no CUDA device is visible; this benchmark measures a GPU (run "
@@ -556,6 +636,7 @@ int run(const Options& options, const std::string& command) {
     if (options.wants("decode")) decode_section(timer, summary);
     if (options.wants("memory")) memory_section(summary);
     if (options.wants("matmul")) matmul_section(timer);
+    if (options.wants("gemv")) gemv_section(timer, summary);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "qwenvl-kernel-bench: %s\n", e.what());
     return 1;
@@ -574,7 +655,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) {
-      std::fprintf(stderr, "usage: qwenvl-kernel-bench [--runs 30] [--warmup 5] [--sections prefill,decode,memory]\n");
+      std::fprintf(stderr, "usage: qwenvl-kernel-bench [--runs 30] [--warmup 5] [--sections prefill,decode,memory,matmul,gemv]\n");
       return 2;
     }
     const std::string value = argv[i + 1];

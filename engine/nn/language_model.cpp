@@ -4,6 +4,7 @@
 #include <string>
 
 #include "kernels/attention.h"
+#include "kernels/linear.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rotary.h"
 #include "kernels/silu_and_mul.h"
@@ -101,7 +102,7 @@ at::Tensor LanguageModel::attention_kernels(int64_t layer, const Layer& l, const
                                             runtime::KvCache& cache) const {
   const int64_t t = x.size(0), d = config_.head_dim();
   const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
-  const at::Tensor qkv = at::linear(x, l.qkv_w, l.qkv_b);  // [t, (heads + 2 kv_heads) d]
+  const at::Tensor qkv = kernels::linear(x, l.qkv_w, l.qkv_b);  // [t, (heads + 2 kv_heads) d]
   // Strided views into the projection: rotated in place and written to the cache by one kernel
   // launch, then read by attention.
   at::Tensor q = qkv.narrow(1, 0, heads * d).view({t, heads, d});
@@ -110,7 +111,7 @@ at::Tensor LanguageModel::attention_kernels(int64_t layer, const Layer& l, const
   kernels::multi_axis_rotary_and_write_kv_(q, k, v, positions, config_.rope_theta, config_.mrope_section,
                                            cache.k(layer), cache.v(layer), batch.slot_mapping);
   const at::Tensor out = attend(layer, q, k, v, batch, cache);
-  return at::linear(out.view({t, heads * d}), l.o_w);
+  return kernels::linear(out.view({t, heads * d}), l.o_w);
 }
 
 // The layers through the kernels: the residual stream lives in `residual`; every RMSNorm after the
@@ -127,7 +128,7 @@ at::Tensor LanguageModel::forward_kernels(const at::Tensor& hidden, const at::Te
     const Layer& l = layers_[i];
     const at::Tensor attn = attention_kernels(static_cast<int64_t>(i), l, h, pos, batch, cache);
     h = kernels::fused_add_rms_norm(attn, residual, l.post_norm, eps);
-    const at::Tensor mlp = at::linear(kernels::silu_and_mul(at::linear(h, l.gate_up_w)), l.down_w);
+    const at::Tensor mlp = kernels::linear(kernels::silu_and_mul(kernels::linear(h, l.gate_up_w)), l.down_w);
     h = kernels::fused_add_rms_norm(mlp, residual, i + 1 < layers_.size() ? layers_[i + 1].input_norm : norm_, eps);
   }
   return h;
@@ -148,6 +149,7 @@ at::Tensor LanguageModel::forward(const at::Tensor& hidden, const at::Tensor& po
   return rms_norm(x, norm_, eps);
 }
 
-at::Tensor LanguageModel::logits(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }
+// Decode batches go through our matrix-vector kernel on CUDA; on the CPU it is at::linear.
+at::Tensor LanguageModel::logits(const at::Tensor& hidden) const { return kernels::linear(hidden, lm_head_); }
 
 }  // namespace qwenvl::nn

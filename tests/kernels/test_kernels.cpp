@@ -22,6 +22,7 @@
 #include "kernels/attention.h"
 #include "kernels/dispatch_counts.h"
 #include "kernels/frame_preparation.h"
+#include "kernels/linear.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rotary.h"
 #include "kernels/sampling.h"
@@ -1258,6 +1259,129 @@ TEST(FramePreparation, FaultsNameTheOperation) {
   expect_fault([&] { qk::patchify_levels(rgb, levels.view({-1}), {}); }, "level_values must be a float32 [3, 256]");
   expect_fault([&] { qk::patchify_levels(rgb, levels, {14, 0, 2}); }, "must be positive");
   expect_fault([&] { qk::resize_bicubic_aa(rgb.permute({0, 3, 1, 2}), 28, 28); }, "[N, H, W, 3]");
+}
+
+// ---------------------------------------------------------------------------------------------
+// linear: the decode projections. Truth: float64 x·Wᵀ + b from the same rounded inputs. The
+// libtorch error: at::linear on the same tensors and device (cuBLAS on CUDA). The kernel's output
+// is fresh, so its memory is poisoned beforehand: a NaN tensor of the output's size is freed just
+// before the call, and the caching allocator hands that block back. Calls the kernel does not take
+// must be at::linear's own result, bitwise, and must be counted as such.
+
+struct LinearCase {
+  std::vector<int64_t> lead;  // x's leading dimensions: rows = their product
+  int64_t n, k;
+  bool bias;
+  bool strided_x = false;  // x a column slice of a wider tensor (rows not contiguous)
+};
+
+enum class LinearPath { kKernel, kFallback };
+
+void run_linear(const LinearCase& c, at::ScalarType dtype, at::Device device, LinearPath path) {
+  const uint64_t seed = fresh_seed();
+  std::vector<int64_t> shape = c.lead;
+  shape.push_back(c.k);
+  at::Tensor x = randn(shape, dtype, device);
+  if (c.strided_x) {
+    std::vector<int64_t> wide = c.lead;
+    wide.push_back(c.k + 8);
+    x = randn(wide, dtype, device).narrow(-1, 3, c.k);
+  }
+  const at::Tensor w = randn({c.n, c.k}, dtype, device);
+  const at::Tensor b = c.bias ? randn({c.n}, dtype, device) : at::Tensor();
+  std::vector<int64_t> out_shape = c.lead;
+  out_shape.push_back(c.n);
+  int64_t out_numel = c.n;
+  for (int64_t d : c.lead) out_numel *= d;
+  (void)poisoned({out_numel}, dtype, device);  // freed at once: the block the output will likely get
+  const auto before = qk::dispatch_counts();
+  const at::Tensor out = qk::linear(x, w, b);
+  const auto calls = qk::dispatch_counts().since(before);
+  const at::Tensor lib = at::linear(x, w, b);
+
+  std::string lead;
+  for (int64_t d : c.lead) lead += std::to_string(d) + "x";
+  const std::string what = std::string("linear ") + dtype_name(dtype) + " " + lead + std::to_string(c.k) + " · " +
+                           std::to_string(c.n) + "x" + std::to_string(c.k) + (c.bias ? " + bias" : "") +
+                           (c.strided_x ? " (strided x)" : "") + (device.is_cuda() ? "" : " cpu");
+  SCOPED_TRACE(what + " seed " + std::to_string(seed));
+  ASSERT_EQ(out.sizes(), at::IntArrayRef(out_shape));
+  EXPECT_TRUE(out.is_contiguous());
+  EXPECT_EQ(out.scalar_type(), dtype);
+  using qk::DispatchPath;
+  const DispatchPath want = path == LinearPath::kKernel       ? DispatchPath::kCudaKernel
+                            : device.is_cuda() ? DispatchPath::kReferenceOnCuda
+                                               : DispatchPath::kCpuReference;
+  for (auto p : {DispatchPath::kCudaKernel, DispatchPath::kReferenceOnCuda, DispatchPath::kCpuReference})
+    EXPECT_EQ(calls(qk::KernelOp::kLinear, p), p == want ? 1u : 0u) << "dispatch path " << int(p);
+  if (path == LinearPath::kFallback) {
+    EXPECT_TRUE(at::equal(out, lib)) << what << ": a call the kernel does not take must be at::linear's";
+    std::printf("  %-58s at::linear, bitwise\n", what.c_str());
+    return;
+  }
+  at::Tensor ref = at::matmul(x.to(at::kDouble), w.to(at::kDouble).t());
+  if (c.bias) ref = ref + b.to(at::kDouble);
+  expect_earned(what, out, rel_err(out, ref), rel_err(lib, ref), dtype);
+}
+
+// The projections of the 7B (qkv 4608x3584 with bias, o 3584², gate_up 37888x3584, down 3584x18944)
+// and the 3B at decode batches 1..8; tails of rows (N not a multiple of 16 or 32) and of K (not a
+// multiple of 32), two tiles per CTA (M > 4 with many rows), a 1-d x, x with leading dimensions.
+const std::vector<LinearCase> kLinearCudaCases = {
+    {{1}, 3584, 3584, false},  {{3}, 4608, 3584, true},   {{8}, 3584, 18944, false}, {{1}, 37888, 3584, false},
+    {{8}, 22016, 2048, false}, {{2, 3}, 2560, 2048, true}, {{1}, 2048, 11008, false}, {{5}, 8200, 264, true},
+    {{1}, 5, 8, false},        {{3}, 5, 8, true},          {{7}, 37, 104, true},      {{}, 300, 72, true},
+    {{4}, 1000, 520, false, true},
+};
+const std::vector<LinearCase> kLinearSmallCases = {
+    {{1}, 37, 104, true}, {{3}, 5, 8, false}, {{2, 3}, 64, 256, true}, {{}, 30, 72, false}, {{8}, 70, 200, true, true},
+};
+
+TEST(Linear, CpuIsAtLinear) {
+  for (const auto& c : kLinearSmallCases)
+    for (auto dtype : {at::kBFloat16, at::kFloat}) run_linear(c, dtype, at::kCPU, LinearPath::kFallback);
+}
+
+TEST(Linear, CudaKernelWithinLibtorchError) {
+  REQUIRE_CUDA();
+  for (const auto& c : small_cases() ? kLinearSmallCases : kLinearCudaCases)
+    for (auto dtype : {at::kBFloat16, at::kHalf}) run_linear(c, dtype, at::kCUDA, LinearPath::kKernel);
+}
+
+// What the kernel does not take is at::linear (cuBLAS): 9 rows, fp32, K off the 16-byte vectors, a
+// transposed (non-contiguous) weight.
+TEST(Linear, CudaFallbacksAreAtLinear) {
+  REQUIRE_CUDA();
+  run_linear({{9}, 300, 256, true}, at::kBFloat16, at::kCUDA, LinearPath::kFallback);
+  run_linear({{3, 4}, 300, 256, false}, at::kHalf, at::kCUDA, LinearPath::kFallback);
+  run_linear({{1}, 300, 256, true}, at::kFloat, at::kCUDA, LinearPath::kFallback);
+  run_linear({{2}, 300, 20, false}, at::kBFloat16, at::kCUDA, LinearPath::kFallback);
+  const at::Tensor x = randn({2, 64}, at::kBFloat16, at::kCUDA);
+  const at::Tensor w = randn({64, 48}, at::kBFloat16, at::kCUDA).t();  // [48, 64], not contiguous
+  const auto before = qk::dispatch_counts();
+  const at::Tensor out = qk::linear(x, w);
+  EXPECT_EQ(qk::dispatch_counts().since(before)(qk::KernelOp::kLinear, qk::DispatchPath::kReferenceOnCuda), 1u);
+  EXPECT_TRUE(at::equal(out, at::linear(x, w))) << "transposed weight";
+}
+
+TEST(Linear, FaultsNameTheOperation) {
+  const at::Tensor x = at::randn({2, 64});
+  const at::Tensor w = at::randn({48, 64});
+  const auto expect_fault = [](const std::function<void()>& call, const std::string& words) {
+    try {
+      call();
+      ADD_FAILURE() << "expected a fault naming '" << words << "'";
+    } catch (const qwenvl::Error& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.rfind("linear: ", 0), 0u) << what;
+      EXPECT_NE(what.find(words), std::string::npos) << what;
+    }
+  };
+  expect_fault([&] { qk::linear(at::randn({2, 63}), w); }, "the last dimension of x must be K = 64");
+  expect_fault([&] { qk::linear(x, w.view({48, 8, 8})); }, "weight must have 2 dimensions");
+  expect_fault([&] { qk::linear(x, w, at::randn({47})); }, "bias must be [48]");
+  expect_fault([&] { qk::linear(x, w.to(at::kBFloat16)); }, "must share one dtype");
+  expect_fault([&] { qk::linear(x, w, at::randn({48}).to(at::kHalf)); }, "bias must share x's dtype");
 }
 
 // ---------------------------------------------------------------------------------------------
