@@ -72,7 +72,7 @@ if [ "${1:-}" != "--no-memcheck" ] && command -v compute-sanitizer >/dev/null; t
   QWENVL_KERNEL_TESTS_SMALL=1 OMP_NUM_THREADS=8 timeout 200 compute-sanitizer --tool racecheck --error-exitcode 3 \
     --kernel-name kns=qwenvl \
     $build/test_kernels --gtest_color=no \
-    --gtest_filter='Rotary.Cuda*:RotaryAndWriteKv.Cuda*:RmsNorm.Cuda*:SiluAndMul.Cuda*:Sample.CudaKernel*:Sample.CudaDrawDepends*:FramePreparation.Cuda*:PagedDecodeAttention.Cuda*:FlashAttentionVarlen.Cuda*:PagedPrefillAttention.Cuda*' > "$OUT/racecheck.log" 2>&1
+    --gtest_filter='Linear.Cuda*:Rotary.Cuda*:RotaryAndWriteKv.Cuda*:RmsNorm.Cuda*:SiluAndMul.Cuda*:Sample.CudaKernel*:Sample.CudaDrawDepends*:FramePreparation.Cuda*:PagedDecodeAttention.Cuda*:FlashAttentionVarlen.Cuda*:PagedPrefillAttention.Cuda*' > "$OUT/racecheck.log" 2>&1
   echo "racecheck exit: $?" | tee -a "$OUT/racecheck.log"
   grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" "$OUT/racecheck.log" | tail -5
   # Where the hazards are: each reported pair of source lines, with its count, and the test it ran in.

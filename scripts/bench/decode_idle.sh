@@ -8,7 +8,8 @@
 # to step, no prefill of a newly admitted request inside). Reuses build-bench-dev and the
 # random-weight model of caption_bench.sh / phase_split.sh when present (writes it otherwise).
 #   scripts/bench/decode_idle.sh [SHAPE, default 7b]    (CUDA_GRAPHS=0: the same without graphs;
-#   OVERLAP="0 1": once without EngineOptions::overlap_decode, then once with it, in the same call)
+#   OVERLAP="0 1": once without EngineOptions::overlap_decode, then once with it, in the same call;
+#   unset: the engine's default, on for CUDA)
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -30,10 +31,12 @@ grep -h "idle-profile: CUPTI" "$build/meson-logs/meson-log.txt" | tail -1 | grep
   || echo "decode_idle: the configure log names no CUPTI (qwenvl-bench says whether it has one)"
 wait $writer || { echo "decode_idle: model writing failed"; tail -5 "$OUT/idle_models.log"; exit 1; }
 status=0
-for overlap in ${OVERLAP:-0}; do
+for overlap in ${OVERLAP:-default}; do
   echo "## overlap-decode $overlap"
+  flag=()
+  [ "$overlap" = default ] || flag=(--overlap-decode "$overlap")
   OMP_NUM_THREADS=8 "$build/tools/qwenvl-bench" "$models/$shape" --batches 1,64 --runs 2 --idle-profile 1 \
-    --cuda-graphs "${CUDA_GRAPHS:-1}" --overlap-decode "$overlap" 2> "$OUT/idle_bench_$overlap.log" | tee "$OUT/idle_table_$overlap.md"
+    --cuda-graphs "${CUDA_GRAPHS:-1}" "${flag[@]}" 2> "$OUT/idle_bench_$overlap.log" | tee "$OUT/idle_table_$overlap.md"
   [ "${PIPESTATUS[0]}" = 0 ] || status=1
   grep -E "^B=|qwenvl-bench:|GPU activity profile" "$OUT/idle_bench_$overlap.log"
 done
