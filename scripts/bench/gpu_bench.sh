@@ -11,5 +11,5 @@ OUT=${OUT:-/tmp/qwenvl-gpu-bench-out}
 mkdir -p "$OUT/caption" "$OUT/kernels"
 OUT=$OUT/caption "$root/scripts/bench/caption_bench.sh" "${1:-470}" "3b 7b" 2>&1 | grep -vE "^B=|Loading|Writing"
 caption=$?
-OUT=$OUT/kernels timeout 120 "$root/scripts/bench/kernel_bench.sh" --runs 20 2>&1 | sed -n '/^# qwenvl kernel benchmark/,$p'
+OUT=$OUT/kernels timeout 170 "$root/scripts/bench/kernel_bench.sh" --runs 20 2>&1 | sed -n '/^# qwenvl kernel benchmark/,$p'
 exit $caption
