@@ -89,6 +89,18 @@ const char* dtype_name(at::ScalarType t) {
   return t == at::kBFloat16 ? "bf16" : t == at::kHalf ? "fp16" : t == at::kFloat ? "fp32" : "?";
 }
 
+// `call` must throw qwenvl::Error whose message names the operation `op` and holds `words`.
+void expect_fault(const std::string& op, const std::function<void()>& call, const std::string& words) {
+  try {
+    call();
+    ADD_FAILURE() << op << ": expected a fault naming '" << words << "'";
+  } catch (const qwenvl::Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(op), std::string::npos) << what;
+    EXPECT_NE(what.find(words), std::string::npos) << what;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Attention references. q [Lq, H, D], k/v [Lk, Hkv, D]; causal is bottom-right aligned.
 
@@ -740,28 +752,23 @@ TEST(RotaryAndWriteKv, FaultsNameTheOperationAndChangeNothing) {
   const std::vector<int64_t> sections = {8, 12, 12};
   const at::Tensor cache = randn({2, 16, 2, 64}, at::kBFloat16, at::kCPU);
   const at::Tensor slots = at::arange(5, longs);
-  const auto expect_fault = [&](at::Tensor k_cache, at::Tensor v_cache, const at::Tensor& slot_mapping,
-                                const at::Tensor& pos, const std::string& words) {
+  const auto expect_refused = [&](at::Tensor k_cache, at::Tensor v_cache, const at::Tensor& slot_mapping,
+                                  const at::Tensor& pos, const std::string& words) {
     const at::Tensor x = qkv.clone(), k_before = k_cache.clone();
     at::Tensor q = x.narrow(1, 0, 256).view({5, 4, 64}), k = x.narrow(1, 256, 128).view({5, 2, 64});
     const at::Tensor v = x.narrow(1, 384, 128).view({5, 2, 64});
-    try {
+    expect_fault("multi_axis_rotary_and_write_kv", [&] {
       qk::multi_axis_rotary_and_write_kv_(q, k, v, pos, 10000.0, sections, k_cache, v_cache, slot_mapping);
-      ADD_FAILURE() << "expected a fault naming '" << words << "'";
-    } catch (const qwenvl::Error& e) {
-      const std::string what = e.what();
-      EXPECT_NE(what.find("multi_axis_rotary_and_write_kv"), std::string::npos) << what;
-      EXPECT_NE(what.find(words), std::string::npos) << what;
-    }
+    }, words);
     EXPECT_TRUE(at::equal(bits(x), bits(qkv))) << words;
     EXPECT_TRUE(at::equal(bits(k_cache), bits(k_before))) << words;
   };
-  expect_fault(cache.to(at::kFloat), cache.to(at::kFloat), slots, positions, "must share one dtype");
+  expect_refused(cache.to(at::kFloat), cache.to(at::kFloat), slots, positions, "must share one dtype");
   const at::Tensor three_heads = randn({2, 16, 3, 64}, at::kBFloat16, at::kCPU);
-  expect_fault(three_heads, three_heads.clone(), slots, positions, "do not fit cache rows");
-  expect_fault(cache.clone(), cache.clone(), slots.slice(0, 0, 4), positions, "one entry per token");
-  expect_fault(cache.clone(), cache.clone(), slots + 28, positions, "is past the cache's 32 slots");
-  expect_fault(cache.clone(), cache.clone(), slots, positions.slice(0, 0, 1), "positions must be [3, 5]");
+  expect_refused(three_heads, three_heads.clone(), slots, positions, "do not fit cache rows");
+  expect_refused(cache.clone(), cache.clone(), slots.slice(0, 0, 4), positions, "one entry per token");
+  expect_refused(cache.clone(), cache.clone(), slots + 28, positions, "is past the cache's 32 slots");
+  expect_refused(cache.clone(), cache.clone(), slots, positions.slice(0, 0, 1), "positions must be [3, 5]");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1226,14 +1233,7 @@ TEST(FramePreparation, FaultsNameTheOperation) {
   const at::Tensor bytes = byte_tensor(f.bytes);
   const at::Tensor levels = random_levels();
   const auto expect_fault = [](const std::function<void()>& call, const std::string& words) {
-    try {
-      call();
-      ADD_FAILURE() << "expected a fault naming '" << words << "'";
-    } catch (const qwenvl::Error& e) {
-      const std::string what = e.what();
-      EXPECT_NE(what.find("frame_preparation"), std::string::npos) << what;
-      EXPECT_NE(what.find(words), std::string::npos) << what;
-    }
+    ::expect_fault("frame_preparation", call, words);
   };
   auto layouts = f.layouts;
   layouts[0].strides[1] = 2;
@@ -1368,14 +1368,7 @@ TEST(Linear, FaultsNameTheOperation) {
   const at::Tensor x = at::randn({2, 64});
   const at::Tensor w = at::randn({48, 64});
   const auto expect_fault = [](const std::function<void()>& call, const std::string& words) {
-    try {
-      call();
-      ADD_FAILURE() << "expected a fault naming '" << words << "'";
-    } catch (const qwenvl::Error& e) {
-      const std::string what = e.what();
-      EXPECT_EQ(what.rfind("linear: ", 0), 0u) << what;
-      EXPECT_NE(what.find(words), std::string::npos) << what;
-    }
+    ::expect_fault("linear: ", call, words);
   };
   expect_fault([&] { qk::linear(at::randn({2, 63}), w); }, "the last dimension of x must be K = 64");
   expect_fault([&] { qk::linear(x, w.view({48, 8, 8})); }, "weight must have 2 dimensions");
