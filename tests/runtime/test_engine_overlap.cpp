@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <future>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,7 +23,7 @@ using test::NetworkCase;
 using test::case_request;
 using test::ids32;
 
-std::unique_ptr<Engine> make_engine(const std::string& model, bool overlap) {
+std::unique_ptr<Engine> make_engine(const std::string& model, std::optional<bool> overlap) {
   EngineOptions o;
   o.model_dir = (test::fixtures_dir() / "models" / model).string();
   o.max_batch = 8;
@@ -118,6 +119,23 @@ TEST_P(OverlapDecode, SeededSamplingIsUnchanged) {
   const Result plain = sampled_answer(false), ahead = sampled_answer(true);
   ASSERT_EQ(ahead.status, Status::kAnswered) << ahead.error;
   EXPECT_EQ(ahead.token_ids, plain.token_ids);
+}
+
+// Left unset, the lookahead is off on the CPU (on for CUDA): a sequence that stops at a stop string
+// costs no dropped step there. Counted by the decode forwards of one such request.
+TEST_P(OverlapDecode, UnsetMeansOffOnTheCpu) {
+  const auto decode_forwards = [&](std::optional<bool> overlap) {
+    auto engine = make_engine(GetParam(), overlap);
+    const auto c = test::load_network_cases(GetParam())[0];
+    CaseRequest r = case_request(c);
+    r.request.sampling.stop_strings = {stop_in_middle_of(c.info.at("greedy_text"))};
+    const Result result = engine->submit(std::move(r.request)).result.get();
+    EXPECT_EQ(result.finish_reason, "stop_string") << result.error;
+    return engine->stats().decode_forwards;
+  };
+  const uint64_t unset = decode_forwards(std::nullopt), off = decode_forwards(false), on = decode_forwards(true);
+  EXPECT_EQ(unset, off);
+  EXPECT_EQ(on, off + 1) << "with the lookahead the step after the stop is computed and dropped";
 }
 
 INSTANTIATE_TEST_SUITE_P(FixtureModels, OverlapDecode, ::testing::Values("tiny-a", "tiny-b"),
