@@ -7,9 +7,9 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 
+#include "kernels/speed_switch.h"
 #include "qwenvl/error.h"
 
 namespace qwenvl::kernels::cu {
@@ -34,10 +34,7 @@ __device__ __forceinline__ void wait_for_previous_grid() { asm volatile("griddep
 __device__ __forceinline__ void allow_next_grid() { asm volatile("griddepcontrol.launch_dependents;\n" ::); }
 
 inline bool dependent_launch_enabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("QWENVL_PDL");
-    return v == nullptr || std::string(v) != "0";
-  }();
+  static const bool enabled = detail::speed_switch_on("QWENVL_PDL");
   return enabled;
 }
 

@@ -3,12 +3,12 @@
 #include "kernels/linear.h"
 
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "kernels/check.h"
 #include "kernels/dispatch_counts.h"
+#include "kernels/speed_switch.h"
 #ifdef QWENVL_WITH_CUDA
 #include "kernels/cuda_launchers.h"
 #endif
@@ -20,10 +20,7 @@ constexpr const char* kOp = "linear";
 
 // QWENVL_GEMV=0 sends every call to at::linear (read once).
 bool kernel_enabled() {
-  static const bool enabled = [] {
-    const char* v = std::getenv("QWENVL_GEMV");
-    return v == nullptr || std::string(v) != "0";
-  }();
+  static const bool enabled = detail::speed_switch_on("QWENVL_GEMV");
   return enabled;
 }
 
