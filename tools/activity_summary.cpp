@@ -115,7 +115,7 @@ DecodePhase summarize_decode(const std::vector<ActivityRecord>& records, const D
   for (const Interval& a : admission)
     if (overlaps(a, phase.window)) ++phase.admission_kernels_in_window;
 
-  std::vector<Interval> steady_cycles;
+  std::vector<Interval> steady_cycles, steady_steps;  // a steady cycle, and its step clipped to it
   for (size_t i = 0; i + 1 < phase.steps.size(); ++i) {
     const Interval cycle{phase.steps[i].start_ns, phase.steps[i + 1].start_ns};
     if (cycle.end_ns <= cycle.start_ns) continue;
@@ -131,6 +131,7 @@ DecodePhase summarize_decode(const std::vector<ActivityRecord>& records, const D
     phase.steady_idle_in_steps_ns += (step.end_ns - step.start_ns) - step_busy;
     phase.steady_idle_between_steps_ns += ((cycle.end_ns - cycle.start_ns) - busy) - ((step.end_ns - step.start_ns) - step_busy);
     steady_cycles.push_back(cycle);
+    steady_steps.push_back(step);
   }
   if (phase.steady_ns > 0)
     phase.steady_idle_fraction = 1.0 - static_cast<double>(phase.steady_busy_ns) / static_cast<double>(phase.steady_ns);
@@ -139,10 +140,7 @@ DecodePhase summarize_decode(const std::vector<ActivityRecord>& records, const D
   // frontier is a gap, charged to that activity.
   std::map<std::string, uint64_t> gaps;
   size_t step_activities = 0;
-  for (size_t i = 0, c = 0; i + 1 < phase.steps.size() && c < steady_cycles.size(); ++i) {
-    if (phase.steps[i].start_ns != steady_cycles[c].start_ns) continue;
-    const Interval step{steady_cycles[c].start_ns, std::min(phase.steps[i].end_ns, steady_cycles[c].end_ns)};
-    ++c;
+  for (const Interval& step : steady_steps) {
     std::vector<const ActivityRecord*> inside;
     for (const ActivityRecord& r : records)
       if (timed(r) && r.start_ns >= step.start_ns && r.start_ns < step.end_ns) inside.push_back(&r);
