@@ -64,6 +64,8 @@ void flash_attention_fwd(const at::Tensor& q_in, const at::Tensor& k_in, const a
   p.q_head_stride = q.stride(1);
   p.o_row_stride = o.stride(0);
   p.o_head_stride = o.stride(1);
+  p.q_rows = q.size(0);
+  p.k_rows = k.size(0);
   if (paged) {
     p.k_row_stride = k.size(2) * k.size(3);  // one slot: [num_kv_heads, head_dim]
     p.k_head_stride = k.size(3);

@@ -250,7 +250,7 @@ __global__ void __launch_bounds__(T::kThreads) flash_fwd_kernel(const Params p) 
 template <typename E, int HeadDim>
 void launch_flash_fwd(const Params& p, cudaStream_t stream) {
   using T = Traits<E, HeadDim>;
-  launch_over_query_tiles<T>(flash_fwd_kernel<T>, p, stream);
+  launch_over_query_tiles<T>(flash_fwd_kernel<T>, p, stream, p);
 }
 
 }  // namespace qwenvl::kernels::flash

@@ -17,6 +17,7 @@ struct Params {
   int64_t k_row_stride, k_head_stride;  // paged: the cache's slot and head strides
   int64_t v_row_stride, v_head_stride;
   int64_t o_row_stride, o_head_stride;
+  int64_t q_rows, k_rows;  // rows of the packed q and (contiguous) k/v tensors, for TMA's bounds
   const int32_t* cu_seqlens_q;  // [batch + 1]
   const int32_t* cu_seqlens_k;  // [batch + 1]; null when paged
   const int32_t* block_tables;  // [batch, block_table_stride] when paged, else null

@@ -28,15 +28,21 @@ __device__ __forceinline__ void write_zero_tile(E* o_base, int64_t o_row_stride,
   }
 }
 
+template <typename T>
+unsigned query_tiles(const Params& p) {
+  return p.max_seqlen_q > 0 ? static_cast<unsigned>((p.max_seqlen_q + T::kBlockM - 1) / T::kBlockM) : 0u;
+}
+
 // One CTA of T::kThreads per (tile of T::kBlockM query rows, head, segment), T::kSmemBytes of
-// dynamic shared memory (more than 48 KB needs an opt-in, per device: set at every launch).
-template <typename T, typename Kernel>
-void launch_over_query_tiles(Kernel kernel, const Params& p, cudaStream_t stream) {
+// dynamic shared memory (more than 48 KB needs an opt-in, per device: set at every launch). The
+// kernel takes `args` (p itself, or p with what else the kernel reads).
+template <typename T, typename Kernel, typename KernelArgs>
+void launch_over_query_tiles(Kernel kernel, const Params& p, cudaStream_t stream, const KernelArgs& args) {
   cu::check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, T::kSmemBytes),
                  "flash_attention", "cannot raise the kernel's shared-memory limit");
-  const dim3 grid((p.max_seqlen_q + T::kBlockM - 1) / T::kBlockM, p.num_heads, p.batch);
-  if (grid.x == 0 || p.batch == 0) return;
-  kernel<<<grid, T::kThreads, T::kSmemBytes, stream>>>(p);
+  const dim3 grid(query_tiles<T>(p), p.num_heads, p.batch);
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
+  kernel<<<grid, T::kThreads, T::kSmemBytes, stream>>>(args);
   cu::check_launch("flash_attention");
 }
 

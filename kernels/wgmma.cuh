@@ -38,6 +38,18 @@ __device__ __forceinline__ void wait_group() {
 __device__ __forceinline__ void fence_shared_for_async_proxy() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
 }
+// Hands registers between warpgroups (all warps of a warpgroup execute it): a warpgroup that only
+// issues loads lowers its per-thread limit so that the MMA warpgroups can raise theirs beyond what
+// an even split of the register file gives. Counts are multiples of 8 in 24..256.
+template <bool Increase, int Registers>
+__device__ __forceinline__ void set_max_registers() {
+  static_assert(Registers % 8 == 0 && Registers >= 24 && Registers <= 256, "setmaxnreg takes 24..256, multiples of 8");
+  if constexpr (Increase)
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(Registers));
+  else
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(Registers));
+}
+
 // Keeps the compiler from moving accumulator reads or writes across an in-flight wgmma.
 template <int N>
 __device__ __forceinline__ void pin(float (&d)[N]) {

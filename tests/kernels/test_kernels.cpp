@@ -218,6 +218,36 @@ TEST(FlashAttentionVarlen, CudaKernelWithinLibtorchError) {
     for (auto dtype : {at::kBFloat16, at::kHalf}) run_flash(c, dtype, at::kCUDA);
 }
 
+// Segments without keys give zeros, as FlashAttention writes them; with no key in the whole call
+// there are no K/V rows for the Hopper kernel's tensor maps, and the call must still answer.
+void expect_keyless_segments_are_zero(at::Device device) {
+  const at::ScalarType dtype = device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  for (const bool any_keys : {false, true}) {
+    const std::vector<int64_t> lens_q = {3, 130}, lens_k = {0, any_keys ? 7 : 0};
+    const int64_t tk = lens_k[0] + lens_k[1];
+    const at::Tensor q = randn({133, 4, 80}, dtype, device);
+    const at::Tensor k = randn({tk, 2, 80}, dtype, device), v = randn({tk, 2, 80}, dtype, device);
+    at::Tensor out = poisoned(q.sizes(), dtype, device);
+    qk::flash_attention_varlen_out(q, k, v, cu_seqlens(lens_q, device), cu_seqlens(lens_k, device), 130, 7, 0.1,
+                                   false, out);
+    SCOPED_TRACE(std::string(device.is_cuda() ? "cuda" : "cpu") + (any_keys ? ", second segment with keys" : ", no key"));
+    EXPECT_TRUE(out.slice(0, 0, 3).eq(0).all().item<bool>());
+    if (!any_keys) {
+      EXPECT_TRUE(out.eq(0).all().item<bool>());
+    } else {
+      const at::Tensor ref = attention_f64(q.slice(0, 3), k, v, 0.1, false);
+      EXPECT_LT(rel_err(out.slice(0, 3), ref), 2e-2);
+    }
+  }
+}
+
+TEST(FlashAttentionVarlen, CpuKeylessSegmentsAreZero) { expect_keyless_segments_are_zero(at::kCPU); }
+
+TEST(FlashAttentionVarlen, CudaKeylessSegmentsAreZero) {
+  REQUIRE_CUDA();
+  expect_keyless_segments_are_zero(at::kCUDA);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Paged KV cache: sequences scattered over shuffled blocks; every slot no sequence owns, and the
 // block-table entries past each sequence, hold garbage that must never be read.
