@@ -68,11 +68,13 @@ fi
 if [ "${1:-}" != "--no-memcheck" ] && command -v compute-sanitizer >/dev/null; then
   # racecheck (shared-memory hazards) on the kernels that share data through shared memory; ours
   # only (names holding "qwenvl"): the 14:39 run found 32 hazards, every one inside cuDNN's SDPA
-  # kernel that the flash tests call for libtorch's own error, none in ours.
+  # kernel that the flash tests call for libtorch's own error, none in ours. Linear.CudaFallbacks* is
+  # left out: it is at::linear alone, and cuBLAS's GEMM stops racecheck with "failed to handle a
+  # hardware exception" (16:15 UTC session 5: also with our kernels left out of the instrumentation).
   QWENVL_KERNEL_TESTS_SMALL=1 OMP_NUM_THREADS=8 timeout 200 compute-sanitizer --tool racecheck --error-exitcode 3 \
     --kernel-name kns=qwenvl \
     $build/test_kernels --gtest_color=no \
-    --gtest_filter='Linear.Cuda*:Rotary.Cuda*:RotaryAndWriteKv.Cuda*:RmsNorm.Cuda*:SiluAndMul.Cuda*:Sample.CudaKernel*:Sample.CudaDrawDepends*:FramePreparation.Cuda*:PagedDecodeAttention.Cuda*:FlashAttentionVarlen.Cuda*:PagedPrefillAttention.Cuda*' > "$OUT/racecheck.log" 2>&1
+    --gtest_filter='Linear.CudaKernel*:Rotary.Cuda*:RotaryAndWriteKv.Cuda*:RmsNorm.Cuda*:SiluAndMul.Cuda*:Sample.CudaKernel*:Sample.CudaDrawDepends*:FramePreparation.Cuda*:PagedDecodeAttention.Cuda*:FlashAttentionVarlen.Cuda*:PagedPrefillAttention.Cuda*' > "$OUT/racecheck.log" 2>&1
   echo "racecheck exit: $?" | tee -a "$OUT/racecheck.log"
   grep -E "ERROR SUMMARY|RACECHECK SUMMARY|PASSED|FAILED" "$OUT/racecheck.log" | tail -5
   # Where the hazards are: each reported pair of source lines, with its count, and the test it ran in.

@@ -1327,7 +1327,13 @@ void run_linear(const LinearCase& c, at::ScalarType dtype, at::Device device, Li
   const auto before = qk::dispatch_counts();
   const at::Tensor out = qk::linear(x, w, b);
   const auto calls = qk::dispatch_counts().since(before);
-  const at::Tensor lib = at::linear(x, w, b);
+  // libtorch's own error: at::linear where the call falls back to it (the same op, bitwise), else on
+  // the CPU (bf16/fp16 with fp32 sums, as cuBLAS), so that the kernel's case runs no cuBLAS GEMM:
+  // under compute-sanitizer racecheck cuBLAS's GEMM for the 2x3x256 case stops with "failed to
+  // handle a hardware exception", also with our kernel left out of the instrumentation.
+  const at::Tensor lib = path == LinearPath::kFallback
+                             ? at::linear(x, w, b)
+                             : at::linear(x.cpu(), w.cpu(), b.defined() ? b.cpu() : at::Tensor());
 
   std::string lead;
   for (int64_t d : c.lead) lead += std::to_string(d) + "x";
@@ -1349,9 +1355,10 @@ void run_linear(const LinearCase& c, at::ScalarType dtype, at::Device device, Li
     std::printf("  %-58s at::linear, bitwise\n", what.c_str());
     return;
   }
-  at::Tensor ref = at::matmul(x.to(at::kDouble), w.to(at::kDouble).t());
-  if (c.bias) ref = ref + b.to(at::kDouble);
-  expect_earned(what, out, rel_err(out, ref), rel_err(lib, ref), dtype);
+  // The fp64 reference on the CPU as well (no cuBLAS GEMM, see above).
+  at::Tensor ref = at::matmul(x.to(at::kCPU, at::kDouble), w.to(at::kCPU, at::kDouble).t());
+  if (c.bias) ref = ref + b.to(at::kCPU, at::kDouble);
+  expect_earned(what, out, rel_err(out.cpu(), ref), rel_err(lib, ref), dtype);
 }
 
 // The projections of the 7B (qkv 4608x3584 with bias, o 3584², gate_up 37888x3584, down 3584x18944)
