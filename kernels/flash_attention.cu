@@ -16,9 +16,12 @@ namespace {
 
 constexpr const char* kOp = "flash_attention";
 
-// Rows must be 16-byte aligned for the kernel's vector copies; views that are not get copied.
+// Rows must be 16-byte aligned for the kernel's vector copies and TMA, and each token's heads must
+// lie within its row (what a tensor map of [rows, heads, dim] describes); views that are not get
+// copied (a head-major tensor viewed token-major, for one).
 at::Tensor aligned_rows(const at::Tensor& t) {
   const bool ok = t.stride(-1) == 1 && t.stride(0) % 8 == 0 && t.stride(1) % 8 == 0 &&
+                  t.stride(1) >= t.size(2) && t.stride(0) >= t.size(1) * t.stride(1) &&
                   reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
   return ok ? t : t.contiguous();
 }

@@ -241,6 +241,30 @@ void expect_keyless_segments_are_zero(at::Device device) {
   }
 }
 
+// q, k, v (and out) as token-major views of head-major tensors: the answer is the one the same
+// values give laid out contiguously.
+void expect_head_major_views_as_contiguous(at::Device device) {
+  const at::ScalarType dtype = device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  const std::vector<int64_t> lens = {5, 200};
+  const auto view = [&](int64_t heads) { return randn({heads, 205, 80}, dtype, device).permute({1, 0, 2}); };
+  const at::Tensor q = view(4), k = view(2), v = view(2);
+  at::Tensor out = at::full({4, 205, 80}, kNaN, q.options()).permute({1, 0, 2});
+  const at::Tensor cu = cu_seqlens(lens, device);
+  qk::flash_attention_varlen_out(q, k, v, cu, cu, 200, 200, 0.1, true, out);
+  const at::Tensor want = qk::flash_attention_varlen(q.contiguous(), k.contiguous(), v.contiguous(), cu, cu, 200, 200,
+                                                     0.1, true);
+  SCOPED_TRACE(device.is_cuda() ? "cuda" : "cpu");
+  EXPECT_FALSE(at::isnan(out).any().item<bool>());
+  EXPECT_TRUE(at::allclose(out, want, 0.0, device.is_cuda() ? 0.0 : 1e-6));
+}
+
+TEST(FlashAttentionVarlen, CpuHeadMajorViewsAnswerAsContiguous) { expect_head_major_views_as_contiguous(at::kCPU); }
+
+TEST(FlashAttentionVarlen, CudaHeadMajorViewsAnswerAsContiguous) {
+  REQUIRE_CUDA();
+  expect_head_major_views_as_contiguous(at::kCUDA);
+}
+
 TEST(FlashAttentionVarlen, CpuKeylessSegmentsAreZero) { expect_keyless_segments_are_zero(at::kCPU); }
 
 TEST(FlashAttentionVarlen, CudaKeylessSegmentsAreZero) {
