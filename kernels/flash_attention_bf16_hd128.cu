@@ -8,7 +8,7 @@ namespace qwenvl::kernels::flash {
 
 template <>
 void run_flash_fwd<Dtype::kBf16, 128>(const Params& p, cudaStream_t stream) {
-  if (p.block_tables == nullptr && p.k_rows > 0) return flash_hopper::launch_flash_fwd_hopper<__nv_bfloat16, 128>(p, stream);
+  if (flash_hopper::takes(p)) return flash_hopper::launch_flash_fwd_hopper<__nv_bfloat16, 128>(p, stream);
   launch_flash_fwd<__nv_bfloat16, 128>(p, stream);
 }
 

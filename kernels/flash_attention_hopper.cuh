@@ -1,7 +1,7 @@
 // Flash attention forward on Hopper (sm_90a): the tensor-core work goes through warpgroup MMA
 // (wgmma) straight from shared memory, which mma.sync cannot do: no ldmatrix traffic for K and V,
 // and 64xN tiles per instruction. Each CTA owns 128 query rows of one head of one segment, split
-// between two consumer warpgroups of 64 rows, and one producer warp. The producer's first thread
+// between two consumer warpgroups of 64 rows, and a producer warpgroup. The producer's first thread
 // loads Q and streams the K/V tiles of 128 keys through a ring of shared-memory stages with TMA, in
 // the swizzled layouts wgmma's descriptors describe; a stage's "full" mbarrier tells the consumers
 // it has landed, its "empty" mbarrier tells the producer both warpgroups are done with it. No
@@ -80,18 +80,11 @@ __global__ void __launch_bounds__(T::kThreads, 1) flash_fwd_hopper_kernel(const 
   uint64_t* kv_full = q_full + 1;     // [S]: the stage's K and V have landed
   uint64_t* kv_empty = kv_full + S;   // [S]: every consumer warp is done with the stage
 
-  // Causal tiles further down cost more: start them first so the last wave is short.
-  const int m_block = p.causal ? int(gridDim.x) - 1 - int(blockIdx.x) : int(blockIdx.x);
-  const int head = blockIdx.y, b = blockIdx.z;
+  const flash::QueryTile qt = flash::locate_query_tile<BM>(p);
+  if (qt.past_the_queries()) return;
+  const int head = qt.head, m0 = qt.m0, q_start = qt.q_start, len_q = qt.len_q;
+  const int k_start = qt.k_start, len_k = qt.len_k, kv_head = qt.kv_head, diag = qt.diag;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int q_start = p.cu_seqlens_q[b];
-  const int len_q = p.cu_seqlens_q[b + 1] - q_start;
-  const int m0 = m_block * BM;
-  if (m0 >= len_q) return;
-  const int k_start = p.cu_seqlens_k[b];
-  const int len_k = p.cu_seqlens_k[b + 1] - k_start;
-  const int kv_head = head / (p.num_heads / p.num_kv_heads);
-  const int diag = len_k - len_q;  // causal: query i sees keys j <= i + diag
   E* o_base = static_cast<E*>(p.o) + int64_t(q_start) * p.o_row_stride + int64_t(head) * p.o_head_stride;
 
   const int n_blocks = flash::visible_key_blocks(p, len_k, m0, BM, BN, diag);
@@ -304,10 +297,13 @@ __global__ void __launch_bounds__(T::kThreads, 1) flash_fwd_hopper_kernel(const 
   }
 }
 
+// Contiguous K/V with at least one key row (a tensor map needs one); the rest takes the portable kernel.
+inline bool takes(const Params& p) { return p.block_tables == nullptr && p.k_rows > 0; }
+
 template <typename E, int HeadDim>
 void launch_flash_fwd_hopper(const Params& p, cudaStream_t stream) {
   using T = Traits<E, HeadDim>;
-  if (flash::query_tiles<T>(p) == 0 || p.num_heads == 0 || p.batch <= 0 || p.q_rows == 0) return;  // nothing to write
+  if (flash::nothing_to_launch(flash::query_tile_grid<T>(p)) || p.q_rows == 0) return;  // nothing to write
   constexpr bool bf16 = std::is_same_v<E, __nv_bfloat16>;
   Args args{p, {}, {}, {}};
   args.q = tma::rows_heads_dim_map(p.q, bf16, p.q_rows, p.num_heads, HeadDim, p.q_row_stride, p.q_head_stride,

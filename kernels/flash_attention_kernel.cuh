@@ -43,19 +43,12 @@ __global__ void __launch_bounds__(T::kThreads) flash_fwd_kernel(const Params p) 
   E* sK = sQ + BM * S;      // two stages of BN rows
   E* sV = sK + 2 * BN * S;  // two stages of BN rows
 
-  // Causal tiles further down cost more: start them first so the last wave is short.
-  const int m_block = p.causal ? int(gridDim.x) - 1 - int(blockIdx.x) : int(blockIdx.x);
-  const int head = blockIdx.y, b = blockIdx.z;
+  const QueryTile qt = locate_query_tile<BM>(p);
+  if (qt.past_the_queries()) return;
+  const int head = qt.head, b = qt.segment, m0 = qt.m0, q_start = qt.q_start, len_q = qt.len_q;
+  const int k_start = qt.k_start, len_k = qt.len_k, kv_head = qt.kv_head, diag = qt.diag;
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int q_start = p.cu_seqlens_q[b];
-  const int len_q = p.cu_seqlens_q[b + 1] - q_start;
-  const int m0 = m_block * BM;
-  if (m0 >= len_q) return;
   const bool paged = p.block_tables != nullptr;
-  const int k_start = paged ? 0 : p.cu_seqlens_k[b];
-  const int len_k = paged ? p.seq_lens[b] : p.cu_seqlens_k[b + 1] - k_start;
-  const int kv_head = head / (p.num_heads / p.num_kv_heads);
-  const int diag = len_k - len_q;  // causal: query i sees keys j <= i + diag
 
   const E* q_base = static_cast<const E*>(p.q) + int64_t(q_start) * p.q_row_stride + int64_t(head) * p.q_head_stride;
   const E* k_base = static_cast<const E*>(p.k) + int64_t(kv_head) * p.k_head_stride;
