@@ -1,4 +1,4 @@
-// Argument checks shared by the kernels' entry points: every fault becomes a qwenvl::Error that
+// Argument checks shared by the kernels' entry points: every fault becomes a kernels::Error that
 // names the operation and the argument.
 #pragma once
 
@@ -7,7 +7,7 @@
 #include <sstream>
 #include <string>
 
-#include "qwenvl/error.h"
+#include "kernels/error.h"
 
 namespace qwenvl::kernels::detail {
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "kernels/speed_switch.h"
-#include "qwenvl/error.h"
+#include "kernels/error.h"
 
 namespace qwenvl::kernels::cu {
 

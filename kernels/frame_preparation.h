@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "kernels/frame_preparation_math.h"
-#include "qwenvl/engine.h"
+#include "qwenvl/pixel_format.h"
 
 namespace qwenvl::kernels {
 

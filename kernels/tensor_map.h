@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-#include "qwenvl/error.h"
+#include "kernels/error.h"
 
 namespace qwenvl::kernels::tma {
 

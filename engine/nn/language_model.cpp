@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "kernels/attention.h"
 #include "kernels/linear.h"
@@ -9,17 +10,23 @@
 #include "kernels/rotary.h"
 #include "kernels/silu_and_mul.h"
 #include "model/weight_names.h"
-#include "nn/layers.h"
-#include "nn/rotary.h"
 #include "qwenvl/error.h"
 
 namespace qwenvl::nn {
 
 LanguageModel::LanguageModel(const model::TextConfig& config, const model::Weights& weights,
                              at::ScalarType dtype, bool tie_word_embeddings, at::Device device)
-    : config_(config), dtype_(dtype), use_kernels_(device.is_cuda()) {
-  // The reference falls back to [16, 24, 24] when rope_parameters has no mrope_section.
+    : config_(config) {
+  // transformers falls back to [16, 24, 24] when rope_parameters has no mrope_section.
   if (config_.mrope_section.empty()) config_.mrope_section = {16, 24, 24};
+  const int64_t half = config_.head_dim() / 2;
+  int64_t sum = 0;
+  for (int64_t s : config_.mrope_section) {
+    if (s < 0) throw Error("text config: mrope_section has a negative entry");
+    sum += s;
+  }
+  if (config_.mrope_section.size() != 3 || sum != half)
+    throw Error("text config: mrope_section must have 3 entries summing to head_dim / 2 = " + std::to_string(half));
   if (config.hidden_act != "silu")
     throw Error("text config: hidden_act '" + config.hidden_act + "' is not supported (Qwen2.5-VL uses silu)");
   for (const auto& type : config.layer_types)
@@ -29,36 +36,21 @@ LanguageModel::LanguageModel(const model::TextConfig& config, const model::Weigh
     throw Error("text config: num_attention_heads is not a multiple of num_key_value_heads");
   // On the CPU .to() keeps a tensor already in dtype (no copy); on a CUDA device it copies there.
   auto w = [&](const std::string& name) { return weights.get(name).to(device, dtype); };
-  // Fused projections: the same products as rows of one matrix (concatenated before the copy).
-  auto fused = [&](std::initializer_list<std::string> names) {
-    std::vector<at::Tensor> parts;
-    for (const auto& n : names) parts.push_back(weights.get(n));
-    return at::cat(parts).to(device, dtype);
-  };
   const std::string lm = model::names::kLanguageModel;
   embed_ = w(model::names::kEmbedTokens);
   norm_ = w(lm + "norm.weight");
   lm_head_ = tie_word_embeddings ? embed_ : w(model::names::kLmHead);
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
-    const std::string p = model::names::text_layer(i);
-    if (use_kernels_) {
-      Layer l;
-      l.input_norm = w(p + "input_layernorm.weight");
-      l.post_norm = w(p + "post_attention_layernorm.weight");
-      l.qkv_w = fused({p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
-      l.qkv_b = fused({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
-      l.o_w = w(p + "self_attn.o_proj.weight");
-      l.gate_up_w = fused({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
-      l.down_w = w(p + "mlp.down_proj.weight");
-      layers_.push_back(std::move(l));
-      continue;
-    }
-    layers_.push_back({w(p + "input_layernorm.weight"), w(p + "post_attention_layernorm.weight"),
-                       w(p + "self_attn.q_proj.weight"), w(p + "self_attn.q_proj.bias"),
-                       w(p + "self_attn.k_proj.weight"), w(p + "self_attn.k_proj.bias"),
-                       w(p + "self_attn.v_proj.weight"), w(p + "self_attn.v_proj.bias"),
-                       w(p + "self_attn.o_proj.weight"), w(p + "mlp.gate_proj.weight"),
-                       w(p + "mlp.up_proj.weight"), w(p + "mlp.down_proj.weight"), {}, {}, {}});
+    const std::string p = model::names::text_layer(i), a = p + "self_attn.", m = p + "mlp.";
+    Layer l;
+    l.input_norm = w(p + "input_layernorm.weight");
+    l.post_norm = w(p + "post_attention_layernorm.weight");
+    l.qkv = FusedProjection(weights, {a + "q_proj.weight", a + "k_proj.weight", a + "v_proj.weight"},
+                            {a + "q_proj.bias", a + "k_proj.bias", a + "v_proj.bias"}, dtype, device);
+    l.o_w = w(a + "o_proj.weight");
+    l.gate_up = FusedProjection(weights, {m + "gate_proj.weight", m + "up_proj.weight"}, {}, dtype, device);
+    l.down_w = w(m + "down_proj.weight");
+    layers_.push_back(std::move(l));
   }
 }
 
@@ -85,40 +77,27 @@ at::Tensor LanguageModel::attend(int64_t layer, const at::Tensor& q, const at::T
   throw Error("attention: unknown batch kind");
 }
 
-at::Tensor LanguageModel::attention(int64_t layer, const Layer& l, const at::Tensor& x, const CosSin& rope,
+at::Tensor LanguageModel::attention(int64_t layer, const Layer& l, const at::Tensor& x, const at::Tensor& positions,
                                     const AttentionBatch& batch, runtime::KvCache& cache) const {
   const int64_t t = x.size(0), d = config_.head_dim();
   const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
-  auto q = apply_rotary_text(at::linear(x, l.q_w, l.q_b).view({t, heads, d}), rope).contiguous();
-  auto k = apply_rotary_text(at::linear(x, l.k_w, l.k_b).view({t, kv_heads, d}), rope).contiguous();
-  auto v = at::linear(x, l.v_w, l.v_b).view({t, kv_heads, d}).contiguous();
-  kernels::write_kv_cache(k, v, cache.k(layer), cache.v(layer), batch.slot_mapping);
-  const at::Tensor out = attend(layer, q, k, v, batch, cache);
-  return at::linear(out.view({t, heads * d}), l.o_w);
-}
-
-at::Tensor LanguageModel::attention_kernels(int64_t layer, const Layer& l, const at::Tensor& x,
-                                            const at::Tensor& positions, const AttentionBatch& batch,
-                                            runtime::KvCache& cache) const {
-  const int64_t t = x.size(0), d = config_.head_dim();
-  const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
-  const at::Tensor qkv = kernels::linear(x, l.qkv_w, l.qkv_b);  // [t, (heads + 2 kv_heads) d]
-  // Strided views into the projection: rotated in place and written to the cache by one kernel
-  // launch, then read by attention.
-  at::Tensor q = qkv.narrow(1, 0, heads * d).view({t, heads, d});
-  at::Tensor k = qkv.narrow(1, heads * d, kv_heads * d).view({t, kv_heads, d});
-  const at::Tensor v = qkv.narrow(1, (heads + kv_heads) * d, kv_heads * d).view({t, kv_heads, d});
+  const std::vector<at::Tensor> qkv = l.qkv(x);
+  // Views of the projections: q and k are rotated in place and k and v written to the cache by one
+  // kernel launch, then read by attention.
+  at::Tensor q = qkv[0].view({t, heads, d});
+  at::Tensor k = qkv[1].view({t, kv_heads, d});
+  const at::Tensor v = qkv[2].view({t, kv_heads, d});
   kernels::multi_axis_rotary_and_write_kv_(q, k, v, positions, config_.rope_theta, config_.mrope_section,
                                            cache.k(layer), cache.v(layer), batch.slot_mapping);
   const at::Tensor out = attend(layer, q, k, v, batch, cache);
   return kernels::linear(out.view({t, heads * d}), l.o_w);
 }
 
-// The layers through the kernels: the residual stream lives in `residual`; every RMSNorm after the
-// first adds the previous sublayer's output to it (rounded to the model dtype) and normalises it,
-// which is the reference's add-then-norm order.
-at::Tensor LanguageModel::forward_kernels(const at::Tensor& hidden, const at::Tensor& positions,
-                                          const AttentionBatch& batch, runtime::KvCache& cache) const {
+// The residual stream lives in `residual`; every RMSNorm after the first adds the previous
+// sublayer's output to it (rounded to the model dtype) and normalises it, which is the reference's
+// add-then-norm order.
+at::Tensor LanguageModel::forward(const at::Tensor& hidden, const at::Tensor& positions,
+                                  const AttentionBatch& batch, runtime::KvCache& cache) const {
   const double eps = config_.rms_norm_eps;
   const at::Tensor pos = positions.to(hidden.device(), at::kLong).contiguous();
   at::Tensor residual = hidden.clone(at::MemoryFormat::Contiguous);  // updated in place
@@ -126,27 +105,13 @@ at::Tensor LanguageModel::forward_kernels(const at::Tensor& hidden, const at::Te
   at::Tensor h = kernels::rms_norm(residual, layers_.front().input_norm, eps);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
-    const at::Tensor attn = attention_kernels(static_cast<int64_t>(i), l, h, pos, batch, cache);
+    const at::Tensor attn = attention(static_cast<int64_t>(i), l, h, pos, batch, cache);
     h = kernels::fused_add_rms_norm(attn, residual, l.post_norm, eps);
-    const at::Tensor mlp = kernels::linear(kernels::silu_and_mul(kernels::linear(h, l.gate_up_w)), l.down_w);
+    const std::vector<at::Tensor> gate_up = l.gate_up(h);
+    const at::Tensor mlp = kernels::linear(kernels::silu_and_mul(gate_up[0], gate_up[1]), l.down_w);
     h = kernels::fused_add_rms_norm(mlp, residual, i + 1 < layers_.size() ? layers_[i + 1].input_norm : norm_, eps);
   }
   return h;
-}
-
-at::Tensor LanguageModel::forward(const at::Tensor& hidden, const at::Tensor& positions,
-                                  const AttentionBatch& batch, runtime::KvCache& cache) const {
-  if (use_kernels_) return forward_kernels(hidden, positions, batch, cache);
-  const CosSin rope = mrope_cos_sin(positions.to(hidden.device()), config_.head_dim(), config_.rope_theta,
-                                    config_.mrope_section, dtype_);
-  at::Tensor x = hidden;
-  const double eps = config_.rms_norm_eps;
-  for (int64_t i = 0; i < static_cast<int64_t>(layers_.size()); ++i) {
-    const Layer& l = layers_[i];
-    x = x + attention(i, l, rms_norm(x, l.input_norm, eps), rope, batch, cache);
-    x = x + gated_mlp(rms_norm(x, l.post_norm, eps), l.gate_w, {}, l.up_w, {}, l.down_w, {});
-  }
-  return rms_norm(x, norm_, eps);
 }
 
 // Decode batches go through our matrix-vector kernel on CUDA; on the CPU it is at::linear.

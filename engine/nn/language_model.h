@@ -1,8 +1,9 @@
 // The language model (Qwen2 decoder with M-RoPE): token embedding, decoder layers (GQA attention
-// with q/k/v bias, SwiGLU MLP, RMSNorm), final norm and LM head, tied or not (spec §4). One call
-// runs one packed step, prefill or decode, for every sequence in it. On a CUDA device the layers run
-// through qwenvl-kernels (fused residual RMSNorm, M-RoPE, SwiGLU, paged attention) with q/k/v and
-// gate/up each fused into one GEMM; on the CPU, libtorch ops in the reference's order.
+// with q/k/v bias, SwiGLU MLP, RMSNorm), final norm and LM head, tied or not (transformers'
+// Qwen2_5_VLTextModel). One call runs one packed step, prefill or decode, for every sequence in it.
+// The layers call the operations of qwenvl-kernels (residual RMSNorm, M-RoPE with the KV-cache
+// write, SwiGLU, attention, linear), which run our CUDA kernels on a GPU and their libtorch
+// reference on the CPU; q/k/v and gate/up are one GEMM each where the weights are copied to a GPU.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -12,6 +13,7 @@
 #include "model/config.h"
 #include "model/weights.h"
 #include "nn/attention_batch.h"
+#include "nn/fused_projection.h"
 #include "runtime/kv_cache.h"
 
 namespace qwenvl::nn {
@@ -38,21 +40,15 @@ class LanguageModel {
 
  private:
   struct Layer {
-    at::Tensor input_norm, post_norm, q_w, q_b, k_w, k_b, v_w, v_b, o_w, gate_w, up_w, down_w;
-    at::Tensor qkv_w, qkv_b, gate_up_w;  // CUDA: the fused projections (q_w ... up_w unset)
+    at::Tensor input_norm, post_norm, o_w, down_w;
+    FusedProjection qkv, gate_up;
   };
   at::Tensor attend(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                     const AttentionBatch& batch, runtime::KvCache& cache) const;
-  at::Tensor attention(int64_t layer, const Layer& l, const at::Tensor& x, const struct CosSin& rope,
+  at::Tensor attention(int64_t layer, const Layer& l, const at::Tensor& x, const at::Tensor& positions,
                        const AttentionBatch& batch, runtime::KvCache& cache) const;
-  at::Tensor attention_kernels(int64_t layer, const Layer& l, const at::Tensor& x, const at::Tensor& positions,
-                               const AttentionBatch& batch, runtime::KvCache& cache) const;
-  at::Tensor forward_kernels(const at::Tensor& hidden, const at::Tensor& positions, const AttentionBatch& batch,
-                             runtime::KvCache& cache) const;
 
   model::TextConfig config_;
-  at::ScalarType dtype_;
-  bool use_kernels_ = false;  // a CUDA device
   at::Tensor embed_, norm_, lm_head_;
   std::vector<Layer> layers_;
 };
