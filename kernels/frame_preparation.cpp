@@ -24,27 +24,10 @@ namespace fm = frame_math;
 
 // ---- frames: layout checks and the arguments of the per-pixel functions ---------------------
 
-struct PlaneGeometry {
-  int count = 0;
-  int64_t row_bytes[3] = {0, 0, 0};
-  int64_t rows[3] = {0, 0, 0};
-};
-
 bool known_format(PixelFormat format) {
   for (const PixelFormatName& entry : kPixelFormatNames)
     if (entry.format == format) return true;
   return false;
-}
-
-PlaneGeometry plane_geometry(PixelFormat format, int64_t w, int64_t h) {
-  const int64_t cw = (w + 1) / 2, ch = (h + 1) / 2;
-  switch (format) {
-    case PixelFormat::kRGB:
-    case PixelFormat::kBGR: return {1, {3 * w, 0, 0}, {h, 0, 0}};
-    case PixelFormat::kNV12: return {2, {w, 2 * cw, 0}, {h, ch, 0}};
-    case PixelFormat::kI420: return {3, {w, cw, cw}, {h, ch, ch}};
-    default: return {1, {4 * w, 0, 0}, {h, 0, 0}};
-  }
 }
 
 std::string describe(const FrameLayout& f, size_t index) {

@@ -1,7 +1,7 @@
 // The per-pixel arithmetic of frame preparation, compiled for both the host (the CPU reference of
 // frame_preparation.cpp and the tests) and the device (frame_preparation.cu), so that both run the
 // same integer operations:
-// - YUV to RGB as GStreamer 1.22's videoconvert computes it (engine/model/frame_convert.cpp says
+// - YUV to RGB as GStreamer 1.22's videoconvert computes it (engine/preprocessing/frame_convert.cpp says
 //   where each step comes from): orc's splatted signed bytes, 8.8 fixed-point products keeping the
 //   high 16 bits, an int16 sum that wraps, saturation to a signed byte, plus 128; NV12 chroma
 //   upsampled by video-chroma.c's filters, I420 chroma repeated;

@@ -8,7 +8,7 @@
 #include <sstream>
 #include <string>
 
-#include "model/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "qwenvl/error.h"
 
 int main(int argc, char** argv) {

@@ -2,11 +2,11 @@
 
 #include <string>
 
-#include "model/conversation.h"
-#include "model/device_preprocessing.h"
-#include "model/image_processor.h"
-#include "model/prompt.h"
-#include "model/video_processor.h"
+#include "chat/conversation.h"
+#include "preprocessing/device_preprocessing.h"
+#include "preprocessing/image_processor.h"
+#include "chat/prompt.h"
+#include "preprocessing/video_processor.h"
 #include "qwenvl/error.h"
 
 namespace qwenvl::runtime {

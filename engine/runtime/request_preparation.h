@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "model/chat_template.h"
+#include "chat/chat_template.h"
 #include "model/config.h"
-#include "model/frame_convert.h"
-#include "model/tokenizer.h"
+#include "preprocessing/frame_convert.h"
+#include "tokenizer/tokenizer.h"
 #include "qwenvl/engine.h"
 #include "runtime/model_runner.h"
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "model/incremental_decoder.h"
+#include "tokenizer/incremental_decoder.h"
 #include "qwenvl/engine.h"
 #include "runtime/generation_settings.h"
 #include "runtime/model_runner.h"

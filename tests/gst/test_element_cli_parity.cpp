@@ -2,7 +2,7 @@
 // pixels) as RGB, NV12 and I420 input, the token ids in the element's meta, qwenvl-result message and
 // result signal equal the ids `qwenvl-cli --json` prints for a PNG of that frame and the same prompt,
 // greedy, with the tiny-a fixture. The PNG holds the frame's RGB pixels; for NV12/I420 the engine's
-// own YUV conversion makes them (tests/model/test_frame_convert.cpp holds it to videoconvert), so
+// own YUV conversion makes them (tests/preprocessing/test_frame_convert.cpp holds it to videoconvert), so
 // that this test checks the element's path — planes, strides, format, prompt, sampling — not the
 // conversion's last level.
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "element_rig.h"
-#include "model/frame_convert.h"
+#include "preprocessing/frame_convert.h"
 #include "tools/program_run.h"
 
 namespace {

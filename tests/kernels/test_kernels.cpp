@@ -1092,7 +1092,7 @@ TEST(Sample, CudaDrawDependsOnSeedAndStepAlone) {
 // path's bytes (conversion, ATen's own uint8 antialiased bicubic, transformers' patchify) at every
 // step, for every pixel format, odd and tiny sizes, up- and downscaling, one side resized or none,
 // padded strides, each YUV matrix and range, and clips (odd frame counts padded; more frames than
-// one launch carries). tests/model/test_device_preprocessing.cpp holds the CPU path of these ops
+// one launch carries). tests/preprocessing/test_device_preprocessing.cpp holds the CPU path of these ops
 // to the engine's own processors.
 
 struct PrepFrame {

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "../nn/network_reference.h"
-#include "model/utf8.h"
+#include "tokenizer/utf8.h"
 #include "qwenvl/engine.h"
 
 namespace qwenvl {

@@ -4,8 +4,8 @@
 
 #include <memory>
 
-#include "model/incremental_decoder.h"
-#include "model/tokenizer.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/tokenizer.h"
 #include "runtime/stopping.h"
 #include "test_util.h"
 
