@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <string>
 
-#include "kernels/speed_switch.h"
 #include "kernels/error.h"
+#include "kernels/speed_switch.h"
 
 namespace qwenvl::kernels::cu {
 

@@ -1,5 +1,5 @@
 // RMSNorm, alone and fused with the residual add before it, in Hugging Face's rounding order
-// (spec §6): normalise in fp32, cast to the model dtype, then multiply by the weight in the model
+// (transformers' Qwen2RMSNorm.forward): normalise in fp32, cast to the model dtype, then multiply by the weight in the model
 // dtype. x, residual, weight and out share one dtype (bf16, fp16 or fp32); x is [..., hidden].
 #pragma once
 

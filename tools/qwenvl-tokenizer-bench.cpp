@@ -8,8 +8,8 @@
 #include <sstream>
 #include <string>
 
-#include "tokenizer/tokenizer.h"
 #include "qwenvl/error.h"
+#include "tokenizer/tokenizer.h"
 
 int main(int argc, char** argv) {
   if (argc < 3) {

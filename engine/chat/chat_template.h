@@ -40,7 +40,7 @@ std::vector<Message> single_turn(const std::string& system_prompt, std::vector<C
 
 class ChatTemplate {
  public:
-  // The processor's lookup (processing_utils.py get_processor_dict, spec §5): a "chat_template" key
+  // The processor's lookup (processing_utils.py get_processor_dict): a "chat_template" key
   // in processor_config.json, else chat_template.json, else chat_template.jinja (with
   // additional_chat_templates/*.jinja: the one named "default" or chat_template.jinja is used).
   // tokenizer_config.json's template is not a fallback: the processor does not read it.

@@ -1,7 +1,7 @@
 // The language model's input for a rendered prompt, built as the Qwen2.5-VL processor builds it:
 // each <|image_pad|> / <|video_pad|> stands for one image / video and becomes prod(grid_thw) /
-// merge_size² copies of itself (spec §2.6), the text is tokenized without special tokens added, and
-// mm_token_type_ids marks image tokens 1, video tokens 2 and everything else 0 (spec §4.3 needs it).
+// merge_size² copies of itself (processing_qwen2_5_vl.py, Qwen2_5_VLProcessor.__call__), the text is tokenized without special tokens added, and
+// mm_token_type_ids marks image tokens 1, video tokens 2 and everything else 0 (get_rope_index reads them).
 #pragma once
 
 #include <array>

@@ -1,7 +1,8 @@
 // A Qwen2.5-VL model directory's configuration, read as transformers 5.17.0 reads it:
 // config.json (flat, as published, or nested text_config / vision_config as transformers 5 writes
 // it), generation_config.json and the image / video processor configuration. Every field a file
-// leaves out takes transformers' class default (spec §1, §2.1, §2.5).
+// leaves out takes transformers' class default (transformers' configuration_qwen2_5_vl.py: Qwen2_5_VLConfig, Qwen2_5_VLTextConfig,
+// Qwen2_5_VLVisionConfig; the processors' class attributes).
 #pragma once
 
 #include <cstdint>
@@ -85,7 +86,7 @@ struct GenerationConfig {
   bool from_file = false;  // false when generation_config.json was missing (then built from config.json)
 };
 
-// Qwen2VLImageProcessor / Qwen2VLVideoProcessor settings (spec §2.1, §2.5). The defaults are the
+// Qwen2VLImageProcessor / Qwen2VLVideoProcessor settings (models/qwen2_vl/image_processing_qwen2_vl.py and video_processing_qwen2_vl.py). The defaults are the
 // image processor class's; load_model_files puts the video class's size (100352, 602112) in
 // ModelFiles::video when no file configures the video processor.
 struct ProcessorConfig {

@@ -61,7 +61,7 @@ at::Tensor LanguageModel::embed(const at::Tensor& ids) const {
 // Attends as the step's kind asks, the new keys and values already in the cache: among the new
 // tokens (fresh prompts), to the paged cache (a continued prefix), or one query per sequence.
 at::Tensor LanguageModel::attend(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                 const AttentionBatch& batch, runtime::KvCache& cache) const {
+                                 const AttentionBatch& batch, nn::KvCache& cache) const {
   const double scale = 1.0 / std::sqrt(static_cast<double>(config_.head_dim()));
   switch (batch.kind) {
     case AttentionBatch::Kind::kPrefill:
@@ -78,7 +78,7 @@ at::Tensor LanguageModel::attend(int64_t layer, const at::Tensor& q, const at::T
 }
 
 at::Tensor LanguageModel::attention(int64_t layer, const Layer& l, const at::Tensor& x, const at::Tensor& positions,
-                                    const AttentionBatch& batch, runtime::KvCache& cache) const {
+                                    const AttentionBatch& batch, nn::KvCache& cache) const {
   const int64_t t = x.size(0), d = config_.head_dim();
   const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads;
   const std::vector<at::Tensor> qkv = l.qkv(x);
@@ -97,7 +97,7 @@ at::Tensor LanguageModel::attention(int64_t layer, const Layer& l, const at::Ten
 // sublayer's output to it (rounded to the model dtype) and normalises it, which is the reference's
 // add-then-norm order.
 at::Tensor LanguageModel::forward(const at::Tensor& hidden, const at::Tensor& positions,
-                                  const AttentionBatch& batch, runtime::KvCache& cache) const {
+                                  const AttentionBatch& batch, nn::KvCache& cache) const {
   const double eps = config_.rms_norm_eps;
   const at::Tensor pos = positions.to(hidden.device(), at::kLong).contiguous();
   at::Tensor residual = hidden.clone(at::MemoryFormat::Contiguous);  // updated in place

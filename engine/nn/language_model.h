@@ -14,7 +14,7 @@
 #include "model/weights.h"
 #include "nn/attention_batch.h"
 #include "nn/fused_projection.h"
-#include "runtime/kv_cache.h"
+#include "nn/kv_cache.h"
 
 namespace qwenvl::nn {
 
@@ -31,7 +31,7 @@ class LanguageModel {
   // hidden [T, hidden] (embeddings with vision features spliced in), positions int64 [3, T].
   // Writes the new tokens' K/V into `cache` and returns the final-normed hidden states [T, hidden].
   at::Tensor forward(const at::Tensor& hidden, const at::Tensor& positions, const AttentionBatch& batch,
-                     runtime::KvCache& cache) const;
+                     nn::KvCache& cache) const;
 
   // hidden rows [n, hidden] -> logits [n, vocab] in the compute dtype.
   at::Tensor logits(const at::Tensor& hidden) const;
@@ -44,9 +44,9 @@ class LanguageModel {
     FusedProjection qkv, gate_up;
   };
   at::Tensor attend(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                    const AttentionBatch& batch, runtime::KvCache& cache) const;
+                    const AttentionBatch& batch, nn::KvCache& cache) const;
   at::Tensor attention(int64_t layer, const Layer& l, const at::Tensor& x, const at::Tensor& positions,
-                       const AttentionBatch& batch, runtime::KvCache& cache) const;
+                       const AttentionBatch& batch, nn::KvCache& cache) const;
 
   model::TextConfig config_;
   at::Tensor embed_, norm_, lm_head_;

@@ -33,7 +33,8 @@ MropePositions mrope_positions(const MropeInput& input, int64_t spatial_merge_si
         throw Error(std::string("prompt has more ") + (video ? "video" : "image") + " runs than " +
                     (video ? "videos" : "images"));
       const GridTHW grid = grids[next];
-      // 5.17 truncates the seconds per temporal patch to an integer before scaling (spec §4.4).
+      // 5.17 truncates the seconds per temporal patch to an integer before scaling (get_rope_index:
+      // second_per_grid_t * tokens_per_second is cast to an integer tensor).
       int64_t interval = 1;
       if (video) {
         const double seconds = next < input.video_second_per_grid.size() ? input.video_second_per_grid[next] : 1.0;

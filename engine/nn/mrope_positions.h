@@ -1,5 +1,5 @@
 // The language model's 3D (time, height, width) position ids for one prompt, as transformers
-// 5.17's get_rope_index builds them from the token types (spec §4.3), and the positions of the
+// 5.17's get_rope_index builds them from the token types (modeling_qwen2_5_vl.py, Qwen2_5_VLModel.get_rope_index), and the positions of the
 // tokens generated after it.
 #pragma once
 

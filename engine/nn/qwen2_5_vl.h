@@ -41,13 +41,13 @@ class Qwen25VL {
   at::Tensor embed_text(const at::Tensor& ids) const { return language_model_.embed(ids); }
 
   at::Tensor forward(const at::Tensor& embeddings, const at::Tensor& positions, const AttentionBatch& batch,
-                     runtime::KvCache& cache) const;
+                     nn::KvCache& cache) const;
   at::Tensor logits(const at::Tensor& hidden) const { return language_model_.logits(hidden); }
 
   // forward() of a decode step recorded into a device graph: not counted when recorded; each replay
   // counts itself through count_replayed_decode().
   at::Tensor forward_to_record(const at::Tensor& embeddings, const at::Tensor& positions, const AttentionBatch& batch,
-                               runtime::KvCache& cache) const {
+                               nn::KvCache& cache) const {
     return language_model_.forward(embeddings, positions, batch, cache);
   }
   void count_replayed_decode() const { ++counters_->decode; }

@@ -1,6 +1,7 @@
 // The vision tower's geometry for a packed batch of images and clips: each patch's (h, w)
 // position, the window permutation and its inverse, and the attention segments of the window and
-// full-attention blocks. Pure index arithmetic on the grids (spec §3.2-§3.4); no weights.
+// full-attention blocks. Pure index arithmetic on the grids (transformers' vision_utils.get_vision_window_index and the cu_seqlens of
+// Qwen2_5_VisionTransformerPretrainedModel.forward); no weights.
 #pragma once
 
 #include <ATen/ATen.h>

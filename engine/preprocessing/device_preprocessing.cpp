@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "kernels/error.h"
 #include "kernels/frame_preparation.h"
 #include "preprocessing/image_processor.h"
 #include "preprocessing/patchify.h"
@@ -52,7 +53,11 @@ VisionInput prepare(const std::vector<const OwnedFrame*>& frames, const Processo
 
   const kernels::PatchShape shape{config.patch_size, config.temporal_patch_size, config.merge_size};
   VisionInput result;
-  result.pixel_values = kernels::prepare_frames(bytes, layouts, height, width, levels, shape);
+  try {
+    result.pixel_values = kernels::prepare_frames(bytes, layouts, height, width, levels, shape);
+  } catch (const kernels::Error& e) {
+    throw Error(e.what());  // the kernels' own error, as the engine's
+  }
   const int64_t n = static_cast<int64_t>(frames.size());
   result.grid_thw = {(n + shape.temporal_patch_size - 1) / shape.temporal_patch_size, height / shape.patch_size,
                      width / shape.patch_size};

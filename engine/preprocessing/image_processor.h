@@ -1,6 +1,7 @@
 // Image preprocessing as the processor that transformers 5.17 AutoProcessor returns for
 // Qwen2.5-VL does it (Qwen2VLImageProcessor, torchvision backend, CPU): smart resize, uint8
-// antialiased bicubic resample, fused fp32 rescale + normalize, patchify (spec §2.2-§2.4).
+// antialiased bicubic resample, fused fp32 rescale + normalize, patchify (image_processing_qwen2_vl.py,
+// Qwen2VLImageProcessor._preprocess).
 #pragma once
 
 #include <cstdint>

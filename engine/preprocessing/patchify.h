@@ -1,6 +1,6 @@
 // The last two steps of transformers 5.17's Qwen2-VL processors, fused into one pass: the fp32
-// rescale + normalize (spec §2.3 step 3) and the patchify into (patches, C*T*P*P) rows with 2x2
-// merge groups together (spec §2.4).
+// rescale + normalize (torchvision's normalize after the rescale, fused) and the patchify into (patches, C*T*P*P) rows with 2x2
+// merge groups together (Qwen2VLImageProcessor._preprocess's reshape and transpose).
 #pragma once
 
 #include <ATen/core/Tensor.h>

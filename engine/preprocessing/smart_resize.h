@@ -1,6 +1,6 @@
 // The target size of an image or video frame before patchify: both sides multiples of `factor`
 // (patch_size * merge_size), the pixel count inside [min_pixels, max_pixels], the aspect ratio
-// kept as closely as possible. transformers 5.17 `smart_resize` (spec §2.2).
+// kept as closely as possible. transformers 5.17 `smart_resize` (models/qwen2_vl/image_processing_qwen2_vl.py).
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // The resampling step of transformers 5.17's torchvision-backed Qwen2-VL processors: torchvision
 // 0.26 `resize(..., BICUBIC, antialias=True)` on a CPU uint8 tensor, which goes straight to ATen's
-// native uint8 antialiased bicubic kernel and writes uint8 (spec §2.3 step 2). Calling that same op
+// native uint8 antialiased bicubic kernel and writes uint8 (torchvision 0.26 _geometry.py, _do_native_uint8_resize_on_cpu). Calling that same op
 // is what makes our bytes identical to the reference.
 #pragma once
 

@@ -1,7 +1,7 @@
 // Video preprocessing as transformers 5.17's Qwen2VLVideoProcessor does it for frames already
 // sampled (its default do_sample_frames=False): one smart resize for the clip, every frame
 // resampled and normalised as an image, frames grouped by temporal_patch_size with an odd tail
-// padded by repeating the last frame (spec §2.5, §2.4).
+// padded by repeating the last frame (video_processing_qwen2_vl.py, Qwen2VLVideoProcessor._preprocess).
 #pragma once
 
 #include <cstdint>

@@ -20,7 +20,7 @@ struct RgbImage {
 
 struct VisionInput {
   // [grid_t * grid_h * grid_w, channels * temporal_patch_size * patch_size^2] float32, CPU;
-  // rows in transformers' order (2x2 merge groups together), spec §2.4.
+  // rows in transformers' order (2x2 merge groups together), as Qwen2VLImageProcessor._preprocess flattens them.
   at::Tensor pixel_values;
   // {grid_t, grid_h, grid_w} in patch units (image: grid_t = 1).
   std::array<int64_t, 3> grid_thw{};

@@ -24,7 +24,7 @@ int64_t ints_size(int64_t b, int64_t w) { return b + b * w; }
 
 }  // namespace
 
-DecodeGraphs::DecodeGraphs(const nn::Qwen25VL& model, KvCache& cache, int max_batch, int64_t table_width)
+DecodeGraphs::DecodeGraphs(const nn::Qwen25VL& model, nn::KvCache& cache, int max_batch, int64_t table_width)
     : model_(model), cache_(cache), table_width_(table_width) {
   if (max_batch <= 0 || table_width <= 0) throw Error("decode graphs: max_batch and table width must be > 0");
   const at::Device device = model.device();

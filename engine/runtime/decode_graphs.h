@@ -13,15 +13,15 @@
 #include <vector>
 
 #include "kernels/device_graph.h"
+#include "nn/kv_cache.h"
 #include "nn/qwen2_5_vl.h"
 #include "runtime/decode_step.h"
-#include "runtime/kv_cache.h"
 
 namespace qwenvl::runtime {
 
 class DecodeGraphs {
  public:
-  DecodeGraphs(const nn::Qwen25VL& model, KvCache& cache, int max_batch, int64_t table_width);
+  DecodeGraphs(const nn::Qwen25VL& model, nn::KvCache& cache, int max_batch, int64_t table_width);
 
   // Whether run() takes this step (not too many sequences, tables not too wide).
   bool covers(const DecodeStep& step) const;
@@ -46,7 +46,7 @@ class DecodeGraphs {
   void record(Bucket& bucket, const kernels::DeviceGraph* share_pool_with);
 
   const nn::Qwen25VL& model_;
-  KvCache& cache_;
+  nn::KvCache& cache_;
   int64_t table_width_;
   std::vector<Bucket> buckets_;  // ascending sizes
 };

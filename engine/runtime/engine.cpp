@@ -21,14 +21,16 @@
 #include "kernels/async_host_copy.h"
 #include "kernels/device_memory.h"
 #include "kernels/dispatch_counts.h"
+#include "kernels/error.h"
 #include "kernels/sampling.h"
 #include "kernels/side_stream.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "nn/kv_cache.h"
 #include "nn/qwen2_5_vl.h"
 #include "qwenvl/engine.h"
+#include "runtime/block_allocator.h"
 #include "runtime/host_upload.h"
-#include "runtime/kv_cache.h"
 #include "runtime/model_runner.h"
 #include "runtime/request_preparation.h"
 #include "runtime/sequence.h"
@@ -192,9 +194,9 @@ class EngineImpl final : public Engine {
     return o;
   }
 
-  KvCacheShape cache_shape() const {
+  nn::KvCacheShape cache_shape() const {
     const auto& text = assets_.files.model.text;
-    KvCacheShape shape{text.num_hidden_layers, 0, options_.kv_block_size, text.num_key_value_heads, text.head_dim()};
+    nn::KvCacheShape shape{text.num_hidden_layers, 0, options_.kv_block_size, text.num_key_value_heads, text.head_dim()};
     const int64_t per_block = shape.bytes_per_token(dtype_) * shape.block_size;
     const int64_t budget = options_.kv_cache_bytes > 0
                                ? options_.kv_cache_bytes
@@ -516,7 +518,7 @@ class EngineImpl final : public Engine {
   ModelAssets assets_;
   model::Weights weights_;
   nn::Qwen25VL model_;
-  KvCache cache_;
+  nn::KvCache cache_;
   BlockAllocator allocator_;
   int64_t allocator_total_ = allocator_.num_blocks();
   ModelRunner runner_;
@@ -538,7 +540,11 @@ class EngineImpl final : public Engine {
 }  // namespace runtime
 
 std::unique_ptr<Engine> Engine::create(const EngineOptions& options) {
-  return std::make_unique<runtime::EngineImpl>(options);
+  try {
+    return std::make_unique<runtime::EngineImpl>(options);
+  } catch (const kernels::Error& e) {
+    throw Error(e.what());  // the kernels' own error (a device fault while loading), as the engine's
+  }
 }
 
 }  // namespace qwenvl

@@ -20,7 +20,7 @@ int64_t media_tokens(const std::vector<nn::GridTHW>& grids, int64_t unit) {
 
 }  // namespace
 
-ModelRunner::ModelRunner(const nn::Qwen25VL& model, KvCache& cache)
+ModelRunner::ModelRunner(const nn::Qwen25VL& model, nn::KvCache& cache)
     : model_(model), cache_(cache), device_(cache.k(0).device()) {}
 
 int64_t ModelRunner::blocks_for(int64_t tokens) const {

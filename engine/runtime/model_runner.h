@@ -13,11 +13,11 @@
 #include <memory>
 #include <vector>
 
+#include "nn/kv_cache.h"
 #include "nn/mrope_positions.h"
 #include "nn/qwen2_5_vl.h"
 #include "runtime/decode_graphs.h"
 #include "runtime/decode_step.h"
-#include "runtime/kv_cache.h"
 
 namespace qwenvl::runtime {
 
@@ -48,7 +48,7 @@ struct PhaseTimes {
 
 class ModelRunner {
  public:
-  ModelRunner(const nn::Qwen25VL& model, KvCache& cache);
+  ModelRunner(const nn::Qwen25VL& model, nn::KvCache& cache);
 
   // Blocks a sequence of `tokens` tokens needs in all.
   int64_t blocks_for(int64_t tokens) const;
@@ -94,7 +94,7 @@ class ModelRunner {
                                      const std::vector<SequenceSlot*>& slots) const;
 
   const nn::Qwen25VL& model_;
-  KvCache& cache_;
+  nn::KvCache& cache_;
   at::Device device_;
   std::unique_ptr<DecodeGraphs> graphs_;
   bool time_phases_ = false;

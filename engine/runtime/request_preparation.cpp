@@ -3,9 +3,9 @@
 #include <string>
 
 #include "chat/conversation.h"
+#include "chat/prompt.h"
 #include "preprocessing/device_preprocessing.h"
 #include "preprocessing/image_processor.h"
-#include "chat/prompt.h"
 #include "preprocessing/video_processor.h"
 #include "qwenvl/error.h"
 

@@ -10,9 +10,9 @@
 #include "chat/chat_template.h"
 #include "model/config.h"
 #include "preprocessing/frame_convert.h"
-#include "tokenizer/tokenizer.h"
 #include "qwenvl/engine.h"
 #include "runtime/model_runner.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qwenvl::runtime {
 

@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "tokenizer/incremental_decoder.h"
 #include "qwenvl/engine.h"
 #include "runtime/generation_settings.h"
 #include "runtime/model_runner.h"
 #include "runtime/request_preparation.h"
+#include "tokenizer/incremental_decoder.h"
 
 namespace qwenvl::runtime {
 

@@ -14,10 +14,10 @@
 #include <unordered_set>
 #include <nlohmann/json.hpp>
 
+#include "qwenvl/error.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/split_regex.h"
 #include "tokenizer/utf8.h"
-#include "qwenvl/error.h"
 
 namespace qwenvl::model {
 namespace {

@@ -19,7 +19,7 @@ import torch
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
 SHAPES = {
-    # spec §1.1-1.2: the published widths
+    # the published widths (Qwen/Qwen2.5-VL-{3B,7B}-Instruct config.json)
     "3b": dict(text=dict(hidden_size=2048, num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=2,
                          intermediate_size=11008, vocab_size=151936), tie=True, out=2048),
     "7b": dict(text=dict(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,

@@ -1,5 +1,5 @@
-"""Random-weight Qwen2.5-VL directories at the real 3B and 7B widths (spec §1: every shape as published,
-but 4 language layers and 4 vision blocks, full attention at block 3; --full-depth keeps every layer) and
+"""Random-weight Qwen2.5-VL directories at the real 3B and 7B widths (every shape as the Hub's
+config.json publishes it, but 4 language layers and 4 vision blocks, full attention at block 3; --full-depth keeps every layer) and
 transformers 5.17's logits for
 them, for tests/gpu/test_gpu_real_width.cpp. Run on the GPU machine (it needs a GPU and ~20 GB of it).
 

@@ -8,12 +8,12 @@
 
 #include "chat/chat_reference.h"
 #include "chat/chat_template.h"
-#include "model/config.h"
 #include "chat/conversation.h"
 #include "chat/prompt.h"
-#include "tokenizer/tokenizer.h"
+#include "model/config.h"
 #include "runtime/request_preparation.h"
 #include "test_util.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qwenvl::model {
 namespace {

@@ -7,11 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include "chat/chat_template.h"
-#include "model/config.h"
 #include "chat/prompt.h"
-#include "tokenizer/tokenizer.h"
+#include "model/config.h"
 #include "qwenvl/error.h"
 #include "test_util.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qwenvl::model {
 namespace {

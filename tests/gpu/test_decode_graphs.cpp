@@ -22,9 +22,9 @@
 #include "model/config.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
+#include "nn/kv_cache.h"
 #include "nn/qwen2_5_vl.h"
 #include "qwenvl/engine.h"
-#include "runtime/kv_cache.h"
 #include "runtime/model_runner.h"
 
 namespace qwenvl {
@@ -84,7 +84,7 @@ struct DecodeRun {
 DecodeRun run_steps(nn::Qwen25VL& net, const model::ModelConfig& config, const Reference& r, bool graphs) {
   const at::Device gpu(at::kCUDA, 0);
   const auto& text = config.text;
-  runtime::KvCache cache({text.num_hidden_layers, 96, 16, text.num_key_value_heads, text.head_dim()}, at::kBFloat16, gpu);
+  nn::KvCache cache({text.num_hidden_layers, 96, 16, text.num_key_value_heads, text.head_dim()}, at::kBFloat16, gpu);
   runtime::ModelRunner runner(net, cache);
   if (graphs) {
     EXPECT_TRUE(runner.enable_decode_graphs(/*max_batch=*/4, /*max_context=*/512));

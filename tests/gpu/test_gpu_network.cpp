@@ -15,8 +15,9 @@
 #include "kernels/sampling.h"
 #include "model/config.h"
 #include "model/weights.h"
+#include "nn/kv_cache.h"
 #include "nn/qwen2_5_vl.h"
-#include "runtime/kv_cache.h"
+#include "runtime/block_allocator.h"
 #include "runtime/model_runner.h"
 
 namespace qwenvl {
@@ -44,7 +45,7 @@ BatchRun run_batch(GpuModel& m, const std::vector<const NetworkCase*>& cases, do
                    const std::string& reference_ids) {
   const auto& text = m.files.model.text;
   const at::Device gpu(at::kCUDA, 0);
-  runtime::KvCache cache({text.num_hidden_layers, 512, kBlockSize, text.num_key_value_heads, text.head_dim()},
+  nn::KvCache cache({text.num_hidden_layers, 512, kBlockSize, text.num_key_value_heads, text.head_dim()},
                          at::kFloat, gpu);
   runtime::BlockAllocator allocator(512);
   {  // churn the free list: sequences get scattered, reused blocks

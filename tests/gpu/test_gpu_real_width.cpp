@@ -18,8 +18,8 @@
 #include "model/config.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
+#include "nn/kv_cache.h"
 #include "nn/qwen2_5_vl.h"
-#include "runtime/kv_cache.h"
 #include "runtime/model_runner.h"
 
 namespace qwenvl {
@@ -59,7 +59,7 @@ TEST_P(RealWidth, Bf16ErrorWithinTransformersOwn) {
   auto weights = model::Weights::load(dir, files.model, options);
   nn::Qwen25VL net(files.model, weights, at::kBFloat16, gpu);
   const auto& text = files.model.text;
-  runtime::KvCache cache({text.num_hidden_layers, 64, 64, text.num_key_value_heads, text.head_dim()}, at::kBFloat16,
+  nn::KvCache cache({text.num_hidden_layers, 64, 64, text.num_key_value_heads, text.head_dim()}, at::kBFloat16,
                          gpu);
   runtime::ModelRunner runner(net, cache);
 

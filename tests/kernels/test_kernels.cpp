@@ -21,13 +21,13 @@
 
 #include "kernels/attention.h"
 #include "kernels/dispatch_counts.h"
+#include "kernels/error.h"
 #include "kernels/frame_preparation.h"
 #include "kernels/linear.h"
 #include "kernels/rms_norm.h"
 #include "kernels/rotary.h"
 #include "kernels/sampling.h"
 #include "kernels/silu_and_mul.h"
-#include "qwenvl/error.h"
 
 namespace qk = qwenvl::kernels;
 
@@ -89,12 +89,12 @@ const char* dtype_name(at::ScalarType t) {
   return t == at::kBFloat16 ? "bf16" : t == at::kHalf ? "fp16" : t == at::kFloat ? "fp32" : "?";
 }
 
-// `call` must throw qwenvl::Error whose message names the operation `op` and holds `words`.
+// `call` must throw kernels::Error whose message names the operation `op` and holds `words`.
 void expect_fault(const std::string& op, const std::function<void()>& call, const std::string& words) {
   try {
     call();
     ADD_FAILURE() << op << ": expected a fault naming '" << words << "'";
-  } catch (const qwenvl::Error& e) {
+  } catch (const qwenvl::kernels::Error& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find(op), std::string::npos) << what;
     EXPECT_NE(what.find(words), std::string::npos) << what;
@@ -1448,7 +1448,7 @@ TEST(KernelArguments, FaultsNameTheOperation) {
   try {
     qk::flash_attention_varlen(q, k, k, cu, cu, 4, 4, 0.1, false);
     FAIL() << "4 heads over 3 kv heads must be refused";
-  } catch (const qwenvl::Error& e) {
+  } catch (const qwenvl::kernels::Error& e) {
     EXPECT_NE(std::string(e.what()).find("flash_attention_varlen"), std::string::npos) << e.what();
   }
 }

@@ -12,9 +12,10 @@
 #include "model/config.h"
 #include "model/weights.h"
 #include "network_reference.h"
+#include "nn/kv_cache.h"
 #include "nn/mrope_positions.h"
 #include "nn/qwen2_5_vl.h"
-#include "runtime/kv_cache.h"
+#include "runtime/block_allocator.h"
 #include "runtime/model_runner.h"
 #include "runtime/sampler.h"
 
@@ -35,7 +36,7 @@ constexpr int64_t kBlockSize = 16;
 
 // A cache and allocator whose free list has been churned, so sequences get scattered, reused blocks.
 struct ScrambledCache {
-  runtime::KvCache cache;
+  nn::KvCache cache;
   runtime::BlockAllocator allocator;
   ScrambledCache(const model::TextConfig& text, int64_t blocks)
       : cache({text.num_hidden_layers, blocks, kBlockSize, text.num_key_value_heads, text.head_dim()}, at::kFloat,

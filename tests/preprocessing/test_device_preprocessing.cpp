@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "preprocessing/image_processor.h"
-#include "preprocessing/video_processor.h"
 #include "preprocessing/preprocess_reference.h"
+#include "preprocessing/video_processor.h"
 #include "qwenvl/error.h"
 
 namespace {

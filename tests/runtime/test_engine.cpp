@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "../nn/network_reference.h"
-#include "tokenizer/utf8.h"
 #include "qwenvl/engine.h"
+#include "tokenizer/utf8.h"
 
 namespace qwenvl {
 namespace {

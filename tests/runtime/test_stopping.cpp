@@ -4,10 +4,10 @@
 
 #include <memory>
 
-#include "tokenizer/incremental_decoder.h"
-#include "tokenizer/tokenizer.h"
 #include "runtime/stopping.h"
 #include "test_util.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/tokenizer.h"
 
 namespace qwenvl::runtime {
 namespace {

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "tokenizer/utf8.h"
 #include "test_util.h"
+#include "tokenizer/utf8.h"
 
 namespace qwenvl::model {
 namespace {

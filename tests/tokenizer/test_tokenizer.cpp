@@ -14,9 +14,9 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "tokenizer/utf8.h"
 #include "qwenvl/error.h"
 #include "test_util.h"
+#include "tokenizer/utf8.h"
 
 namespace qwenvl::model {
 namespace {
