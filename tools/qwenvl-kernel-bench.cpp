@@ -48,7 +48,7 @@
 #include <torch/headeronly/version.h>
 
 #include "kernels/attention.h"
-#include "kernels/device_memory.h"
+#include "kernels/device/memory.h"
 #include "kernels/dispatch_counts.h"
 #include "kernels/linear.h"
 #endif

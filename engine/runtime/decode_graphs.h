@@ -1,4 +1,4 @@
-// Decode steps replayed as device graphs (kernels/device_graph.h), one graph per batch-size
+// Decode steps replayed as device graphs (kernels/device/graph.h), one graph per batch-size
 // bucket (1, 2, 4, ... and max_batch). A step of S sequences runs the smallest bucket B >= S: its
 // inputs are copied into the bucket's fixed buffers (rows past S are padding: slot -1, so nothing
 // is written to the cache, and length 0, so nothing is attended), the graph is replayed and the
@@ -12,7 +12,7 @@
 #include <memory>
 #include <vector>
 
-#include "kernels/device_graph.h"
+#include "kernels/device/graph.h"
 #include "nn/kv_cache.h"
 #include "nn/qwen2_5_vl.h"
 #include "runtime/decode_step.h"

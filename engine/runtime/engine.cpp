@@ -18,12 +18,12 @@
 #include <tuple>
 #include <utility>
 
-#include "kernels/async_host_copy.h"
-#include "kernels/device_memory.h"
+#include "kernels/device/async_host_copy.h"
+#include "kernels/device/memory.h"
 #include "kernels/dispatch_counts.h"
 #include "kernels/error.h"
 #include "kernels/sampling.h"
-#include "kernels/side_stream.h"
+#include "kernels/device/side_stream.h"
 #include "model/config.h"
 #include "model/weights.h"
 #include "nn/kv_cache.h"

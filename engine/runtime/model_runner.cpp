@@ -4,7 +4,7 @@
 #include <string>
 
 #include "kernels/attention.h"
-#include "kernels/device_sync.h"
+#include "kernels/device/sync.h"
 #include "qwenvl/error.h"
 #include "runtime/host_upload.h"
 

@@ -1,4 +1,4 @@
-#include "kernels/device_graph.h"
+#include "kernels/device/graph.h"
 
 #include "kernels/check.h"
 

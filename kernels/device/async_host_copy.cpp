@@ -1,4 +1,4 @@
-#include "kernels/async_host_copy.h"
+#include "kernels/device/async_host_copy.h"
 
 #include "kernels/check.h"
 

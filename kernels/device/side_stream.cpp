@@ -1,4 +1,4 @@
-#include "kernels/side_stream.h"
+#include "kernels/device/side_stream.h"
 
 #ifdef QWENVL_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>

@@ -1,4 +1,4 @@
-#include "kernels/device_sync.h"
+#include "kernels/device/sync.h"
 
 #include "kernels/check.h"
 

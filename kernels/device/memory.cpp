@@ -1,4 +1,4 @@
-#include "kernels/device_memory.h"
+#include "kernels/device/memory.h"
 
 #ifdef QWENVL_WITH_CUDA
 #include <ATen/ATen.h>
