@@ -3,7 +3,7 @@
 // request the process's resident memory should grow by about the weights' size, not twice it.
 //
 //   qwenvl-load-bench MODEL_DIR [--dtype D] [--prompt TEXT]
-// Prints one table (markdown) with the sizes and the ratio; run by scripts/bench_load_memory.sh.
+// Prints one table (markdown) with the sizes and the ratio; run by scripts/bench/load_memory.sh.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

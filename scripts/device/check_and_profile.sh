@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine (repository root, .device carried): one call that checks a change and profiles
-# the decode loop. The kernel harness with its sanitizers (scripts/device_kernels.sh) and the GPU
+# the decode loop. The kernel harness with its sanitizers (scripts/device/kernels.sh) and the GPU
 # engine tests (scripts/device/gpu_engine.sh) build and run side by side; then qwenvl-kernel-bench
 # --sections gemv (the decode projections, ours against at::linear); then the decode idle profile
 # (scripts/bench/decode_idle.sh, 7B) as the engine runs by default, and again with one switch off
@@ -17,7 +17,7 @@ mkdir -p "$OUT" "$logs"
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
-OUT=$logs/kernels bash scripts/device_kernels.sh > "$logs/kernels.txt" 2>&1 &
+OUT=$logs/kernels bash scripts/device/kernels.sh > "$logs/kernels.txt" 2>&1 &
 kernels_pid=$!
 OUT=$logs/engine bash scripts/device/gpu_engine.sh > "$logs/engine.txt" 2>&1
 engine_status=$?

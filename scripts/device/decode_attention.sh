@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine, in one device call (repository root, .device carried): the paged decode
 # attention kernel's checks and figures without a meson build. Builds the kernels and their harness
-# as scripts/device_kernels.sh does (build-dev-kernels, every test run; memcheck with --memcheck),
+# as scripts/device/kernels.sh does (build-dev-kernels, every test run; memcheck with --memcheck),
 # then qwenvl-kernel-bench against that library, and runs its decode section (batch 64 at 1k-16k
 # against the copy bandwidth and SDPA; the graph-capacity and batch-1 table). About 2-3 minutes.
 #   scripts/device/decode_attention.sh [--memcheck] [bench options, e.g. --runs 30]
@@ -14,7 +14,7 @@ mkdir -p "$OUT/kernels"
 memcheck=--no-memcheck
 if [ "${1:-}" = "--memcheck" ]; then memcheck=""; shift; fi
 
-OUT=$OUT/kernels scripts/device_kernels.sh $memcheck > "$OUT/kernels.log" 2>&1
+OUT=$OUT/kernels scripts/device/kernels.sh $memcheck > "$OUT/kernels.log" 2>&1
 kstatus=$?
 grep -E "ratio|Failure|FAILED|PASSED|ERROR SUMMARY|exit:|build:" "$OUT/kernels.log" | grep -iE "decode|Failure|FAILED|PASSED|ERROR SUMMARY|exit:|build:" | tail -60
 echo "device_kernels exit: $kstatus"

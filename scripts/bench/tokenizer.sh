@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Tokenizer throughput, ours against HF tokenizers (what transformers 5.17 uses), same corpus, one
 # thread, in one run; prints a Markdown table for docs/BENCHMARKS.md.
-#   scripts/bench_tokenizer.sh [BUILD_DIR] [TOKENIZER (model dir or tokenizer.json)] [CORPUS] [N]
+#   scripts/bench/tokenizer.sh [BUILD_DIR] [TOKENIZER (model dir or tokenizer.json)] [CORPUS] [N]
 # Defaults: build, the fixtures' Qwen2 tokenizer, a generated ~2 MB corpus (multilingual text, code,
 # emoji: qwen2_vocab.sample_texts, plus Python standard-library sources), N = 5.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-build}
 tokenizer=${2:-${QWENVL_FIXTURES:-$root/$build/fixtures}/tokenizers/qwen2}
 corpus=${3:-$root/$build/tokenizer_corpus.txt}
@@ -51,7 +51,7 @@ field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 [ "$(field "$ours" tokens)" = "$(field "$hf" tokens)" ] || echo "WARNING: token counts differ: ours $(field "$ours" tokens), HF $(field "$hf" tokens)" >&2
 cpu=$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)
 echo "Date: $(date -u +%Y-%m-%d), machine: $cpu ($(nproc) cores), corpus: $(basename "$corpus") ($(field "$ours" corpus_bytes) bytes, $(field "$ours" tokens) tokens), $n runs after one warm-up"
-echo "Command: scripts/bench_tokenizer.sh $*"
+echo "Command: scripts/bench/tokenizer.sh $*"
 echo
 echo "| tokenizer | load (s) | encode (s) | tokens/s | MB/s |"
 echo "|---|---:|---:|---:|---:|"

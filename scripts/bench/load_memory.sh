@@ -2,10 +2,10 @@
 # Resident memory of a loaded model against its files' size: writes a ~300 MB random-weight
 # Qwen2.5-VL directory (bf16, Qwen2's real vocabulary, tensor by tensor), loads it with the engine
 # on the CPU in its stored dtype, answers one request, and prints the table of qwenvl-load-bench.
-#   scripts/bench_load_memory.sh [BUILD_DIR] [SHAPE]     (SHAPE: bench300 (default), 3b, 7b)
+#   scripts/bench/load_memory.sh [BUILD_DIR] [SHAPE]     (SHAPE: bench300 (default), 3b, 7b)
 # Needs a build with fixtures (scripts/test.sh BUILD_DIR).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-build}
 shape=${2:-bench300}
 cd "$root"

@@ -6,9 +6,9 @@
 # Needs the Debian libgtest-dev package carried in .device/debs (see /work/shared/device/README.md;
 # the machine has no GoogleTest library of its own). Built without meson: the engine's other
 # dependencies (nlohmann-json, fmt, pcre2, utf8proc) are absent there and the kernels need none.
-#   scripts/device_kernels.sh [--no-memcheck]
+#   scripts/device/kernels.sh [--no-memcheck]
 set -uo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 OUT=${OUT:-/tmp/qwenvl-kernels-out}
 mkdir -p "$OUT"
@@ -22,7 +22,7 @@ mkdir -p "$deps"
 for f in .device/debs/libgtest-dev_*.deb; do dpkg -x "$f" "$deps"; done
 gtest_inc=$deps/usr/include
 gtest_lib=$deps/usr/lib/x86_64-linux-gnu
-[ -f "$gtest_lib/libgtest.a" ] || { echo "device_kernels: libgtest-dev not found in .device/debs"; exit 2; }
+[ -f "$gtest_lib/libgtest.a" ] || { echo "kernels.sh: libgtest-dev not found in .device/debs"; exit 2; }
 
 torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 cuda_home=$(dirname "$(dirname "$(command -v nvcc)")")
@@ -45,7 +45,7 @@ t0=$(date +%s)
 set -o pipefail
 ls kernels/*.cpp kernels/*.cu tests/kernels/test_kernels.cpp |
   xargs -P "$jobs" -I{} bash -c 'compile {} || { echo "FAILED: {}"; exit 255; }' 2>&1 | tee "$OUT/build.log"
-[ "${PIPESTATUS[1]}" -eq 0 ] || { echo "device_kernels: compile failed"; exit 1; }
+[ "${PIPESTATUS[1]}" -eq 0 ] || { echo "kernels.sh: compile failed"; exit 1; }
 torch_libs="-L$torch_dir/lib -Wl,-rpath,$torch_dir/lib -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -ltorch_cpu -lc10 -Wl,--as-needed"
 cuda_libs="-L$cuda_home/lib64 -Wl,-rpath,$cuda_home/lib64 -lcudart"
 lib_objs=$(ls $build/obj/*.o | grep -v test_kernels)
