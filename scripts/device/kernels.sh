@@ -43,7 +43,7 @@ export -f compile
 export build inc defs cuda_home gtest_inc
 t0=$(date +%s)
 set -o pipefail
-ls kernels/*.cpp kernels/*.cu tests/kernels/test_kernels.cpp |
+ls kernels/*.cpp kernels/device/*.cpp kernels/*.cu tests/kernels/test_kernels.cpp |
   xargs -P "$jobs" -I{} bash -c 'compile {} || { echo "FAILED: {}"; exit 255; }' 2>&1 | tee "$OUT/build.log"
 [ "${PIPESTATUS[1]}" -eq 0 ] || { echo "kernels.sh: compile failed"; exit 1; }
 torch_libs="-L$torch_dir/lib -Wl,-rpath,$torch_dir/lib -Wl,--no-as-needed -ltorch_cuda -lc10_cuda -ltorch_cpu -lc10 -Wl,--as-needed"
