@@ -1,11 +1,10 @@
+// An image's target size (transformers' decision), then the one pixel path.
 #include "preprocessing/image_processor.h"
 
-#include <ATen/ATen.h>
 #include <fmt/format.h>
 
-#include "preprocessing/patchify.h"
+#include "preprocessing/pixel_values.h"
 #include "preprocessing/smart_resize.h"
-#include "preprocessing/uint8_resize.h"
 #include "qwenvl/error.h"
 
 namespace qwenvl::model {
@@ -25,16 +24,11 @@ std::pair<int64_t, int64_t> image_target_size(int64_t height, int64_t width, con
                       max_pixels.value_or(config.max_pixels));
 }
 
-VisionInput preprocess_image(const RgbImage& image, const ProcessorConfig& config,
-                             std::optional<int64_t> min_pixels, std::optional<int64_t> max_pixels) {
-  at::Tensor pixels = rgb_image_tensor(image, "image");
-  if (config.do_resize) {
-    const auto [height, width] = image_target_size(image.height, image.width, config, min_pixels, max_pixels);
-    pixels = resize_bicubic_uint8(pixels, height, width);
-  }
-  VisionInput result;
-  result.pixel_values = patchify({pixels}, make_pixel_table(config), config, result.grid_thw);
-  return result;
+VisionInput preprocess_image(const OwnedFrame& frame, const ProcessorConfig& config, std::optional<int64_t> min_pixels,
+                             std::optional<int64_t> max_pixels, const at::Device& device) {
+  const auto [height, width] =
+      image_target_size(frame.layout.height, frame.layout.width, config, min_pixels, max_pixels);
+  return frames_to_pixel_values({&frame}, config, height, width, device);
 }
 
 }  // namespace qwenvl::model

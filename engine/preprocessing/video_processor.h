@@ -2,7 +2,10 @@
 // sampled (its default do_sample_frames=False): one smart resize for the clip, every frame
 // resampled and normalised as an image, frames grouped by temporal_patch_size with an odd tail
 // padded by repeating the last frame (video_processing_qwen2_vl.py, Qwen2VLVideoProcessor._preprocess).
+// Frames in any pixel format of qwenvl/engine.h, on the CPU or a CUDA device (frames_to_pixel_values).
 #pragma once
+
+#include <ATen/ATen.h>
 
 #include <cstdint>
 #include <optional>
@@ -10,6 +13,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "preprocessing/owned_frame.h"
 #include "preprocessing/vision_input.h"
 
 namespace qwenvl::model {
@@ -24,10 +28,11 @@ struct VideoOptions {
   int64_t max_video_tokens = 128000;
 };
 
-// All frames must have one size. Throws qwenvl::Error for no frames, null or empty frames,
-// mismatched frame sizes, an aspect ratio above 200 or an unsupported config.
-VisionInput preprocess_video(const std::vector<RgbImage>& frames, const ProcessorConfig& config,
-                             const VideoOptions& options = {});
+// All frames must have one size (the formats may differ). pixel_values end on `device`. Throws
+// qwenvl::Error for no frames, mismatched frame sizes, an aspect ratio above 200 or an unsupported
+// config.
+VisionInput preprocess_video(const std::vector<OwnedFrame>& frames, const ProcessorConfig& config,
+                             const VideoOptions& options, const at::Device& device);
 
 // The {height, width} preprocess_video resamples each of `frames` frames of height x width to (their
 // own size when do_resize is off). Throws as preprocess_video does for the resample and the smart

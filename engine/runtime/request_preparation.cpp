@@ -4,20 +4,11 @@
 
 #include "chat/conversation.h"
 #include "chat/prompt.h"
-#include "preprocessing/device_preprocessing.h"
 #include "preprocessing/image_processor.h"
 #include "preprocessing/video_processor.h"
 #include "qwenvl/error.h"
 
 namespace qwenvl::runtime {
-
-namespace {
-
-model::RgbImage rgb_view(const model::RgbFrame& f) {
-  return {f.rgb.data(), f.width, f.height, static_cast<int64_t>(f.width) * 3};
-}
-
-}  // namespace
 
 RequestMedia copy_media(const Request& request) {
   if (!request.images.empty() && !request.clip.empty())
@@ -59,19 +50,15 @@ double clip_second_per_grid(const std::vector<model::OwnedFrame>& clip, int64_t 
 
 PreparedPrompt prepare_prompt(const ModelAssets& assets, const Request& request, const RequestMedia& media,
                               const at::Device& pixels_device) {
-  const bool on_device = pixels_device.is_cuda();  // frames go to the GPU as they are
   const auto& files = assets.files;
   PreparedPrompt p;
   std::vector<model::GridThw> image_grids, video_grids;
 
   std::vector<at::Tensor> image_pixels;
   for (size_t i = 0; i < media.images.size(); ++i) {
-    const model::RgbFrame rgb = on_device ? model::RgbFrame{} : model::convert_to_rgb(media.images[i]);
     model::VisionInput v;
     try {
-      v = on_device ? model::preprocess_image_on_device(media.images[i], files.image, request.min_pixels,
-                                                        request.max_pixels, pixels_device)
-                    : model::preprocess_image(rgb_view(rgb), files.image, request.min_pixels, request.max_pixels);
+      v = model::preprocess_image(media.images[i], files.image, request.min_pixels, request.max_pixels, pixels_device);
     } catch (const Error& e) {
       throw Error("image " + std::to_string(i + 1) + ": " + e.what());
     }
@@ -82,18 +69,12 @@ PreparedPrompt prepare_prompt(const ModelAssets& assets, const Request& request,
   if (!image_pixels.empty()) p.image_pixels = at::cat(image_pixels);
 
   if (!media.clip.empty()) {
-    std::vector<model::RgbFrame> frames;
-    std::vector<model::RgbImage> views;
-    if (!on_device)
-      for (const auto& f : media.clip) frames.push_back(model::convert_to_rgb(f));
-    for (const auto& f : frames) views.push_back(rgb_view(f));
     model::VideoOptions options;
     options.min_pixels = request.min_pixels;
     options.max_pixels = request.max_pixels;
     model::VisionInput v;
     try {
-      v = on_device ? model::preprocess_video_on_device(media.clip, files.video, options, pixels_device)
-                    : model::preprocess_video(views, files.video, options);
+      v = model::preprocess_video(media.clip, files.video, options, pixels_device);
     } catch (const Error& e) {
       throw Error(std::string("clip: ") + e.what());
     }

@@ -1,6 +1,7 @@
-// Turns a user's request into the network's input, as transformers' processor would: frames to
-// RGB (as videoconvert does), the chat template with one image / video item per medium, image and
-// video preprocessing, and the prompt's token ids with the pads expanded. Runs off the caller's
+// Turns a user's request into the network's input, as transformers' processor would: the chat
+// template with one image / video item per medium, image and video preprocessing (frames to RGB as
+// videoconvert does, then transformers' processors), and the prompt's token ids with the pads
+// expanded. Runs off the caller's
 // thread (submit() only copies the frames) and off the inference loop.
 #pragma once
 
@@ -9,7 +10,7 @@
 
 #include "chat/chat_template.h"
 #include "model/config.h"
-#include "preprocessing/frame_convert.h"
+#include "preprocessing/owned_frame.h"
 #include "qwenvl/engine.h"
 #include "runtime/model_runner.h"
 #include "tokenizer/tokenizer.h"
@@ -39,9 +40,9 @@ std::string render_prompt(const ModelAssets& assets, const Request& request);
 // the frames' timestamps (transformers' default of 24 fps when it cannot be measured).
 double clip_second_per_grid(const std::vector<model::OwnedFrame>& clip, int64_t temporal_patch_size);
 
-// Everything at once; throws qwenvl::Error for anything wrong with the request. With a CUDA
-// `pixels_device` the frames are converted, resampled and patchified there (the same bits as the
-// CPU path), on the calling thread's current stream, and the pixels stay there.
+// Everything at once; throws qwenvl::Error for anything wrong with the request. The frames are
+// converted, resampled and patchified on `pixels_device` (the same bits on the CPU and a GPU; on a
+// GPU on the calling thread's current stream), and the pixels stay there.
 PreparedPrompt prepare_prompt(const ModelAssets& assets, const Request& request, const RequestMedia& media,
                               const at::Device& pixels_device = at::kCPU);
 

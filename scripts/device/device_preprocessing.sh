@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine (the device tool runs it in the repository root, with .device carried): builds
 # the engine's device-preprocessing test with meson (-Dcuda=enabled, reusing build-dev when
-# scripts/device/gpu_engine.sh made it in the same call) and runs it: the engine's GPU frame
-# preparation against its CPU path, every case on the CPU and on the GPU. The transformers-reference
+# scripts/device/gpu_engine.sh made it in the same call) and runs it: the engine's preprocess_image /
+# preprocess_video on the GPU against the same calls on the CPU, bit for bit. The transformers-reference
 # case needs the preprocess fixtures, which this script does not write, so it is left out.
 # Logs go to $OUT.
 #   scripts/device/device_preprocessing.sh

@@ -2,7 +2,8 @@
 // pixels) as RGB, NV12 and I420 input, the token ids in the element's meta, qwenvl-result message and
 // result signal equal the ids `qwenvl-cli --json` prints for a PNG of that frame and the same prompt,
 // greedy, with the tiny-a fixture. The PNG holds the frame's RGB pixels; for NV12/I420 the engine's
-// own YUV conversion makes them (tests/preprocessing/test_frame_convert.cpp holds it to videoconvert), so
+// own YUV conversion makes them (kernels::frames_to_rgb on the CPU;
+// tests/preprocessing/test_frame_convert.cpp holds it to videoconvert), so
 // that this test checks the element's path — planes, strides, format, prompt, sampling — not the
 // conversion's last level.
 #include <gtest/gtest.h>
@@ -16,7 +17,7 @@
 #include <vector>
 
 #include "element_rig.h"
-#include "preprocessing/frame_convert.h"
+#include "preprocessing/frames.h"
 #include "tools/program_run.h"
 
 namespace {
@@ -42,8 +43,8 @@ qwenvl::FrameView view_of(const TestFrame& f) {
 
 // The frame as a PNG file of its RGB pixels.
 fs::path write_png(const TestFrame& f, const std::string& name) {
-  qwenvl::model::RgbFrame rgb = qwenvl::model::convert_to_rgb(view_of(f));
-  cv::Mat image(rgb.height, rgb.width, CV_8UC3, rgb.rgb.data());
+  const at::Tensor rgb = qwenvl::test::frame_rgb(view_of(f));
+  const cv::Mat image(static_cast<int>(rgb.size(0)), static_cast<int>(rgb.size(1)), CV_8UC3, rgb.data_ptr<uint8_t>());
   cv::Mat bgr;
   cv::cvtColor(image, bgr, cv::COLOR_RGB2BGR);
   const fs::path path = fs::temp_directory_path() / ("qwenvl_parity_" + std::to_string(::getpid()) + "_" + name + ".png");

@@ -1092,8 +1092,9 @@ TEST(Sample, CudaDrawDependsOnSeedAndStepAlone) {
 // path's bytes (conversion, ATen's own uint8 antialiased bicubic, transformers' patchify) at every
 // step, for every pixel format, odd and tiny sizes, up- and downscaling, one side resized or none,
 // padded strides, each YUV matrix and range, and clips (odd frame counts padded; more frames than
-// one launch carries). tests/preprocessing/test_device_preprocessing.cpp holds the CPU path of these ops
-// to the engine's own processors.
+// one launch carries). The CPU path of these ops is the engine's only one: tests/preprocessing/ holds it
+// to transformers' processors (test_image_processor, test_video_processor) and to videoconvert
+// (test_frame_convert).
 
 struct PrepFrame {
   std::vector<uint8_t> bytes;

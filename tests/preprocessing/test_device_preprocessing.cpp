@@ -1,11 +1,8 @@
-// preprocess_image_on_device / preprocess_video_on_device (the engine's GPU path, through
-// kernels/frame_preparation) against the CPU path they must reproduce bit for bit: convert_to_rgb
-// (GStreamer's videoconvert; test_frame_convert holds it to GStreamer) followed by preprocess_image
-// / preprocess_video (transformers; test_image_processor holds them to it). On the CPU the kernels'
-// reference path runs; where a GPU is visible the same cases run on it too. Also the reference
-// images of transformers themselves, and the errors, which must be the CPU path's.
-#include "preprocessing/device_preprocessing.h"
-
+// preprocess_image / preprocess_video on a CUDA device (kernels/frame_preparation's kernels)
+// against the same calls on the CPU (its CPU reference, which test_image_processor and
+// test_video_processor hold to transformers and test_frame_convert to GStreamer's videoconvert),
+// bit for bit, for every pixel format; without a GPU these comparisons are skipped. Also
+// transformers' own reference images on the GPU, and the errors, which must be the CPU's.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -15,6 +12,7 @@
 #include <vector>
 
 #include "preprocessing/image_processor.h"
+#include "preprocessing/owned_frame.h"
 #include "preprocessing/preprocess_reference.h"
 #include "preprocessing/video_processor.h"
 #include "qwenvl/error.h"
@@ -60,13 +58,15 @@ CallerFrame random_frame(PixelFormat format, int w, int h, int pad, YuvMatrix ma
   return f;
 }
 
-RgbImage rgb_view(const RgbFrame& f) { return {f.rgb.data(), f.width, f.height, static_cast<int64_t>(f.width) * 3}; }
-
+// The devices held to the CPU: the GPU where one is visible (the CPU against itself proves nothing).
 std::vector<at::Device> devices() {
-  std::vector<at::Device> d{at::kCPU};
+  std::vector<at::Device> d;
   if (at::hasCUDA()) d.emplace_back(at::kCUDA, 0);
   return d;
 }
+
+#define SKIP_WITHOUT_GPU() \
+  if (devices().empty()) GTEST_SKIP() << "no CUDA device: nothing to compare the CPU with"
 
 void expect_same(const VisionInput& ours, const VisionInput& cpu, const at::Device& device) {
   EXPECT_EQ(ours.grid_thw, cpu.grid_thw);
@@ -100,27 +100,28 @@ std::vector<ImageCase> image_cases() {
 }
 
 TEST(DevicePreprocessing, ImagesMatchTheCpuPath) {
+  SKIP_WITHOUT_GPU();
   std::mt19937 rng(20261125);
   ProcessorConfig config;  // Qwen2.5-VL's values
   config.max_pixels = 200 * 28 * 28;  // keeps the HD cases small
   for (const auto& c : image_cases()) {
     const CallerFrame frame = random_frame(c.format, c.w, c.h, c.pad, c.matrix, c.full_range, rng);
     const OwnedFrame owned = copy_frame(frame.view);
-    const VisionInput cpu = preprocess_image(rgb_view(convert_to_rgb(owned)), config);
+    const VisionInput cpu = preprocess_image(owned, config, std::nullopt, std::nullopt, at::kCPU);
     for (const auto& device : devices()) {
       SCOPED_TRACE(std::string(pixel_format_name(c.format)) + " " + std::to_string(c.w) + "x" + std::to_string(c.h) +
                    " matrix " + std::to_string(static_cast<int>(c.matrix)) + (c.full_range ? " full" : " limited") +
                    " on " + device.str());
-      expect_same(preprocess_image_on_device(owned, config, std::nullopt, std::nullopt, device), cpu, device);
+      expect_same(preprocess_image(owned, config, std::nullopt, std::nullopt, device), cpu, device);
     }
   }
 }
 
 TEST(DevicePreprocessing, ConfigVariantsAndLimitsMatchTheCpuPath) {
+  SKIP_WITHOUT_GPU();
   std::mt19937 rng(7);
   const CallerFrame frame = random_frame(PixelFormat::kI420, 85, 57, 2, YuvMatrix::kAuto, false, rng);
   const OwnedFrame owned = copy_frame(frame.view);
-  const RgbFrame rgb = convert_to_rgb(owned);
   std::vector<std::pair<std::string, ProcessorConfig>> configs(6);
   configs[0].first = "defaults";
   configs[1].first = "no rescale";
@@ -138,28 +139,29 @@ TEST(DevicePreprocessing, ConfigVariantsAndLimitsMatchTheCpuPath) {
   configs[5].first = "upscale to min_pixels";
   configs[5].second.min_pixels = 300 * 28 * 28;
   for (const auto& [name, config] : configs) {
-    const VisionInput cpu = preprocess_image(rgb_view(rgb), config);
+    const VisionInput cpu = preprocess_image(owned, config, std::nullopt, std::nullopt, at::kCPU);
     for (const auto& device : devices()) {
       SCOPED_TRACE(name + " on " + device.str());
-      expect_same(preprocess_image_on_device(owned, config, std::nullopt, std::nullopt, device), cpu, device);
+      expect_same(preprocess_image(owned, config, std::nullopt, std::nullopt, device), cpu, device);
     }
   }
   // Per-request limits, and do_resize off on a frame whose sides are multiples of 28.
   ProcessorConfig config;
-  const VisionInput limited = preprocess_image(rgb_view(rgb), config, 10 * 28 * 28, 12 * 28 * 28);
+  const VisionInput limited = preprocess_image(owned, config, 10 * 28 * 28, 12 * 28 * 28, at::kCPU);
   ProcessorConfig keep;
   keep.do_resize = false;
   const CallerFrame exact = random_frame(PixelFormat::kNV12, 56, 84, 0, YuvMatrix::kAuto, false, rng);
   const OwnedFrame exact_owned = copy_frame(exact.view);
-  const VisionInput kept = preprocess_image(rgb_view(convert_to_rgb(exact_owned)), keep);
+  const VisionInput kept = preprocess_image(exact_owned, keep, std::nullopt, std::nullopt, at::kCPU);
   for (const auto& device : devices()) {
     SCOPED_TRACE(device.str());
-    expect_same(preprocess_image_on_device(owned, config, 10 * 28 * 28, 12 * 28 * 28, device), limited, device);
-    expect_same(preprocess_image_on_device(exact_owned, keep, std::nullopt, std::nullopt, device), kept, device);
+    expect_same(preprocess_image(owned, config, 10 * 28 * 28, 12 * 28 * 28, device), limited, device);
+    expect_same(preprocess_image(exact_owned, keep, std::nullopt, std::nullopt, device), kept, device);
   }
 }
 
 TEST(DevicePreprocessing, ClipsMatchTheCpuPath) {
+  SKIP_WITHOUT_GPU();
   std::mt19937 rng(11);
   ProcessorConfig config;
   config.max_pixels = 100 * 28 * 28;
@@ -177,26 +179,24 @@ TEST(DevicePreprocessing, ClipsMatchTheCpuPath) {
   for (const auto& c : cases) {
     std::vector<CallerFrame> frames;
     std::vector<OwnedFrame> owned;
-    std::vector<RgbFrame> rgb;
     for (PixelFormat f : c.formats) frames.push_back(random_frame(f, c.w, c.h, 5, YuvMatrix::kAuto, false, rng));
     for (const auto& f : frames) owned.push_back(copy_frame(f.view));
-    for (const auto& f : owned) rgb.push_back(convert_to_rgb(f));
-    std::vector<RgbImage> views;
-    for (const auto& f : rgb) views.push_back(rgb_view(f));
     VideoOptions options;
     options.cap_pixels_per_frame = c.cap;
     options.max_video_tokens = 64;
-    const VisionInput cpu = preprocess_video(views, config, options);
+    const VisionInput cpu = preprocess_video(owned, config, options, at::kCPU);
     for (const auto& device : devices()) {
       SCOPED_TRACE(std::to_string(c.formats.size()) + " frames " + std::to_string(c.w) + "x" + std::to_string(c.h) +
                    " on " + device.str());
-      expect_same(preprocess_video_on_device(owned, config, options, device), cpu, device);
+      expect_same(preprocess_video(owned, config, options, device), cpu, device);
     }
   }
 }
 
-// transformers' own pixel values for its reference images (RGB frames).
+// transformers' own pixel values for its reference images (RGB frames); on the CPU this is
+// test_image_processor's BitIdenticalToTransformers.
 TEST(DevicePreprocessing, ReferenceImagesBitIdenticalToTransformers) {
+  SKIP_WITHOUT_GPU();
   const auto& index = t::preprocess_index();
   const ProcessorConfig config = t::processor_config(index.at("image_processor"));
   int checked = 0;
@@ -212,7 +212,7 @@ TEST(DevicePreprocessing, ReferenceImagesBitIdenticalToTransformers) {
     const auto ref = t::read_array<float>(c.at("pixel_values"), static_cast<size_t>(shape[0] * shape[1]));
     for (const auto& device : devices()) {
       const VisionInput ours =
-          preprocess_image_on_device(owned, config, opt(c.at("min_pixels")), opt(c.at("max_pixels")), device);
+          preprocess_image(owned, config, opt(c.at("min_pixels")), opt(c.at("max_pixels")), device);
       EXPECT_EQ(std::vector<int64_t>(ours.grid_thw.begin(), ours.grid_thw.end()),
                 c.at("grid_thw").get<std::vector<int64_t>>());
       ASSERT_EQ(ours.pixel_values.sizes().vec(), shape);
@@ -230,6 +230,8 @@ TEST(DevicePreprocessing, ErrorsAreTheCpuPaths) {
   const CallerFrame a = random_frame(PixelFormat::kRGB, 40, 30, 0, YuvMatrix::kAuto, false, rng);
   const CallerFrame b = random_frame(PixelFormat::kRGB, 41, 30, 0, YuvMatrix::kAuto, false, rng);
   const std::vector<OwnedFrame> clip = {copy_frame(a.view), copy_frame(b.view)};
+  const CallerFrame wide = random_frame(PixelFormat::kRGB, 403, 2, 0, YuvMatrix::kAuto, false, rng);
+  const OwnedFrame wide_owned = copy_frame(wide.view);
   const auto message = [](const std::function<void()>& call) -> std::string {
     try {
       call();
@@ -239,25 +241,27 @@ TEST(DevicePreprocessing, ErrorsAreTheCpuPaths) {
     return "no error";
   };
   const ProcessorConfig config;
-  const std::vector<RgbFrame> rgb = {convert_to_rgb(clip[0]), convert_to_rgb(clip[1])};
-  const std::string cpu_mismatch = message([&] { preprocess_video({rgb_view(rgb[0]), rgb_view(rgb[1])}, config); });
-  EXPECT_NE(cpu_mismatch.find("differs from frame 0's"), std::string::npos) << cpu_mismatch;
-  EXPECT_EQ(message([&] { preprocess_video_on_device(clip, config, {}, at::kCPU); }), cpu_mismatch);
-  EXPECT_EQ(message([&] { preprocess_video_on_device({}, config, {}, at::kCPU); }), "video: no frames");
-
   ProcessorConfig lanczos;
   lanczos.resample = 1;
-  const std::string cpu_resample = message([&] { preprocess_image(rgb_view(rgb[0]), lanczos); });
-  EXPECT_EQ(message([&] { preprocess_image_on_device(clip[0], lanczos, {}, {}, at::kCPU); }), cpu_resample);
   ProcessorConfig bad_std;
   bad_std.image_std = {0.2, 0.0, 0.1};
-  const std::string cpu_std = message([&] { preprocess_image(rgb_view(rgb[0]), bad_std); });
-  EXPECT_EQ(message([&] { preprocess_image_on_device(clip[0], bad_std, {}, {}, at::kCPU); }), cpu_std);
-  const CallerFrame wide = random_frame(PixelFormat::kRGB, 403, 2, 0, YuvMatrix::kAuto, false, rng);
-  const OwnedFrame wide_owned = copy_frame(wide.view);
-  const std::string cpu_aspect = message([&] { preprocess_image(rgb_view(convert_to_rgb(wide_owned)), config); });
-  EXPECT_NE(cpu_aspect.find("aspect ratio"), std::string::npos) << cpu_aspect;
-  EXPECT_EQ(message([&] { preprocess_image_on_device(wide_owned, config, {}, {}, at::kCPU); }), cpu_aspect);
+  // Each call's message on `device`.
+  const auto messages = [&](const at::Device& device) {
+    return std::vector<std::string>{
+        message([&] { preprocess_video(clip, config, {}, device); }),
+        message([&] { preprocess_video({}, config, {}, device); }),
+        message([&] { preprocess_image(clip[0], lanczos, {}, {}, device); }),
+        message([&] { preprocess_image(clip[0], bad_std, {}, {}, device); }),
+        message([&] { preprocess_image(wide_owned, config, {}, {}, device); }),
+    };
+  };
+  const std::vector<std::string> cpu = messages(at::kCPU);
+  EXPECT_NE(cpu[0].find("differs from frame 0's"), std::string::npos) << cpu[0];
+  EXPECT_EQ(cpu[1], "video: no frames");
+  EXPECT_NE(cpu[2].find("resample 1 is not supported"), std::string::npos) << cpu[2];
+  EXPECT_NE(cpu[3].find("image_std has a zero entry"), std::string::npos) << cpu[3];
+  EXPECT_NE(cpu[4].find("aspect ratio"), std::string::npos) << cpu[4];
+  for (const auto& device : devices()) EXPECT_EQ(messages(device), cpu) << device.str();
 }
 
 }  // namespace

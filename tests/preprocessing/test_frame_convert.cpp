@@ -1,7 +1,29 @@
-// engine/preprocessing/frame_convert.cpp and pixel_format.cpp against GStreamer itself: random frames with
-// padded strides go through `appsrc ! videoconvert ! video/x-raw,format=RGB ! appsink` and through
-// convert_to_rgb; every channel of every pixel must agree within one level. Also the copy step, the
-// format names, FrameView::packed and the validation errors.
+// The engine's frame conversion (kernels::frames_to_rgb on the CPU, after copy_frame, as
+// preprocess_image and preprocess_video run it; the CUDA kernels give the same bytes) against
+// GStreamer itself: random frames with padded strides go through
+// `appsrc ! videoconvert ! video/x-raw,format=RGB ! appsink` and through the engine; every channel
+// of every pixel must agree within one level. Also the copy step, the format names,
+// FrameView::packed and the validation errors.
+//
+// What is matched: GStreamer 1.22's videoconvert with default properties (chroma-resampler linear,
+// chroma-mode full, matrix-mode full, gamma/primaries none, dither quantization 1 = no dither,
+// n-threads 1). What videoconvert does, from gst-plugins-base 1.22
+// gst-libs/gst/video/video-converter.c, video-chroma.c and video-orc.orc:
+//
+// - I420 -> RGB takes the fastpath convert_I420_pack_ARGB: each chroma sample is repeated for its
+//   2x2 pixels (nearest, no interpolation).
+// - NV12 -> RGB has no fastpath: the generic chain unpacks to AYUV (chroma repeated), then
+//   upsamples chroma in place with video-chroma.c: horizontally a 3/4-1/4 filter, or for a chroma
+//   site with H_COSITED (set only by the default colorimetry above 576 lines; caps with colorimetry
+//   but no chroma-site leave it UNKNOWN) the average of the two neighbours; then vertically a
+//   3/4-1/4 filter on line pairs (2k-1, 2k) (no chroma site we meet sets V_COSITED).
+// - Both then apply the same orc arithmetic (video_orc_convert_I420_ARGB / _AYUV_ARGB): bytes minus
+//   128 as signed, widened by byte splatting ((s << 8) | (s & 0xff)), multiplied by 8.8 fixed-point
+//   coefficients keeping the high 16 bits, summed, saturated to a signed byte, plus 128. The
+//   coefficients are rint(256 * 255 * K / scale) with the range's scale (219 / 224 limited, 255
+//   full) taken as a float reciprocal. Range offsets are not applied in these orc paths, so
+//   limited-range Y is centred on 128, not 16 (Y=235 gives 253, not 255): the engine reproduces
+//   that (kernels/frame_preparation_math.h), since the point is identical pixels.
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
@@ -17,7 +39,8 @@
 #include <string>
 #include <vector>
 
-#include "preprocessing/frame_convert.h"
+#include "preprocessing/frames.h"
+#include "preprocessing/owned_frame.h"
 #include "qwenvl/engine.h"
 
 namespace qwenvl::model {
@@ -155,16 +178,17 @@ std::map<std::string, Tally>& tallies() {
 // Compares one frame; returns the largest difference.
 int compare_with_gstreamer(const FrameView& frame, const std::string& colorimetry, const std::string& label) {
   const std::vector<uint8_t> expected = videoconvert_rgb(frame, colorimetry);
-  const RgbFrame ours = convert_to_rgb(frame);
-  EXPECT_EQ(ours.width, frame.width);
-  EXPECT_EQ(ours.height, frame.height);
-  EXPECT_EQ(ours.rgb.size(), expected.size());
-  if (ours.rgb.size() != expected.size()) return 256;
+  const at::Tensor ours = test::frame_rgb(frame);
+  EXPECT_EQ(ours.size(1), frame.width);
+  EXPECT_EQ(ours.size(0), frame.height);
+  EXPECT_EQ(static_cast<size_t>(ours.numel()), expected.size());
+  if (static_cast<size_t>(ours.numel()) != expected.size()) return 256;
+  const uint8_t* rgb = ours.data_ptr<uint8_t>();
   Tally& tally = tallies()[label];
   int worst = 0;
   size_t worst_at = 0;
   for (size_t i = 0; i < expected.size(); ++i) {
-    const int d = std::abs(static_cast<int>(ours.rgb[i]) - static_cast<int>(expected[i]));
+    const int d = std::abs(static_cast<int>(rgb[i]) - static_cast<int>(expected[i]));
     ++tally.by_difference[d];
     if (d > worst) worst = d, worst_at = i;
   }
@@ -172,7 +196,7 @@ int compare_with_gstreamer(const FrameView& frame, const std::string& colorimetr
     const size_t pixel = worst_at / 3;
     ADD_FAILURE() << label << " " << frame.width << "x" << frame.height << " colorimetry '" << colorimetry
                   << "': difference " << worst << " at x=" << pixel % frame.width << " y=" << pixel / frame.width
-                  << " channel " << worst_at % 3 << " (ours " << int(ours.rgb[worst_at]) << ", videoconvert "
+                  << " channel " << worst_at % 3 << " (ours " << int(rgb[worst_at]) << ", videoconvert "
                   << int(expected[worst_at]) << ")";
   }
   return worst;
@@ -315,7 +339,7 @@ TEST(FrameConvert, PackedFrameConvertsLikeThePaddedOne) {
       for (int64_t row = 0; row < geometry.rows[i]; ++row)
         tight.insert(tight.end(), padded.planes[i].begin() + row * padded.view.strides[i],
                      padded.planes[i].begin() + row * padded.view.strides[i] + geometry.row_bytes[i]);
-    EXPECT_EQ(convert_to_rgb(FrameView::packed(format, 33, 17, tight.data())).rgb, convert_to_rgb(padded.view).rgb)
+    EXPECT_TRUE(at::equal(test::frame_rgb(FrameView::packed(format, 33, 17, tight.data())), test::frame_rgb(padded.view)))
         << pixel_format_name(format);
   }
 }
@@ -327,16 +351,16 @@ TEST(FrameConvert, CopyOwnsThePixelsAndConvertsIdentically) {
     frame.view.timestamp_s = 2.25;
     frame.view.yuv_matrix = YuvMatrix::kBT2020;
     frame.view.yuv_full_range = true;
-    const RgbFrame before = convert_to_rgb(frame.view);
+    const at::Tensor before = test::frame_rgb(frame.view);
     OwnedFrame owned = copy_frame(frame.view);
     for (auto& plane : frame.planes) std::fill(plane.begin(), plane.end(), uint8_t{0});  // the caller reuses its memory
     const OwnedFrame moved = std::move(owned);
-    const RgbFrame after = convert_to_rgb(moved);
-    EXPECT_EQ(after.rgb, before.rgb) << pixel_format_name(format);
-    EXPECT_EQ(after.width, 641);
-    EXPECT_EQ(after.height, 479);
-    EXPECT_EQ(after.timestamp_s, 2.25);
     const FrameView view = moved.view();
+    const at::Tensor after = test::frame_rgb(view);
+    EXPECT_TRUE(at::equal(after, before)) << pixel_format_name(format);
+    EXPECT_EQ(after.size(1), 641);
+    EXPECT_EQ(after.size(0), 479);
+    EXPECT_EQ(view.timestamp_s, 2.25);
     EXPECT_EQ(view.yuv_matrix, YuvMatrix::kBT2020);
     EXPECT_TRUE(view.yuv_full_range);
     // Rows are packed: no padding kept.
@@ -349,17 +373,13 @@ TEST(FrameConvert, CopyOwnsThePixelsAndConvertsIdentically) {
 
 // ---- validation -----------------------------------------------------------------------------
 
+// Every frame reaches the conversion through copy_frame, which validates it.
 void expect_error(const FrameView& frame, const std::string& fragment) {
-  for (int step = 0; step < 2; ++step) {
-    try {
-      if (step == 0)
-        convert_to_rgb(frame);
-      else
-        copy_frame(frame);
-      ADD_FAILURE() << "no error; expected one mentioning '" << fragment << "'";
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
-    }
+  try {
+    copy_frame(frame);
+    ADD_FAILURE() << "no error; expected one mentioning '" << fragment << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
   }
 }
 

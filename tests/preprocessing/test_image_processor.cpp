@@ -1,24 +1,31 @@
-// preprocess_image against transformers 5.17's Qwen2VLImageProcessor (torchvision backend, CPU):
-// for every reference image (odd sizes and aspect ratios, up- and downscaled, multiples of 28,
-// per-request limits) grid_thw must be equal and pixel_values bit-identical.
+// preprocess_image on the CPU against transformers 5.17's Qwen2VLImageProcessor (torchvision
+// backend, CPU): for every reference image (odd sizes and aspect ratios, up- and downscaled,
+// multiples of 28, per-request limits), given as an RGB frame, grid_thw must be equal and
+// pixel_values bit-identical.
 #include "preprocessing/image_processor.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
 
+#include "preprocessing/frames.h"
 #include "preprocessing/preprocess_reference.h"
 #include "qwenvl/error.h"
 
 namespace {
 
+using qwenvl::model::OwnedFrame;
 using qwenvl::model::preprocess_image;
 using qwenvl::model::ProcessorConfig;
-using qwenvl::model::RgbImage;
 using qwenvl::model::VisionInput;
 namespace t = qwenvl::test;
 
 ProcessorConfig image_config() { return t::processor_config(t::preprocess_index().at("image_processor")); }
+
+VisionInput run(const OwnedFrame& frame, const ProcessorConfig& config, std::optional<int64_t> min_pixels = {},
+                std::optional<int64_t> max_pixels = {}) {
+  return preprocess_image(frame, config, min_pixels, max_pixels, at::kCPU);
+}
 
 std::optional<int64_t> opt(const nlohmann::json& v) {
   return v.is_null() ? std::nullopt : std::optional<int64_t>(v.get<int64_t>());
@@ -31,8 +38,8 @@ VisionInput run_case(const nlohmann::json& c, int64_t row_padding) {
   const int64_t stride = 3 * w + row_padding;
   std::vector<uint8_t> strided(static_cast<size_t>(h * stride), 0xA5);
   for (int64_t y = 0; y < h; ++y) std::memcpy(&strided[y * stride], &packed[y * w * 3], w * 3);
-  const RgbImage image{strided.data(), w, h, stride};
-  return preprocess_image(image, image_config(), opt(c.at("min_pixels")), opt(c.at("max_pixels")));
+  return run(t::owned_rgb_frame(strided.data(), w, h, stride), image_config(), opt(c.at("min_pixels")),
+             opt(c.at("max_pixels")));
 }
 
 void expect_matches_reference(const nlohmann::json& c, const VisionInput& ours) {
@@ -93,8 +100,8 @@ TEST(ImageProcessor, ModelDirectoryConfigReproducesTheReference) {
   const auto& c = index.at("images").at(12);
   const int64_t h = c.at("height"), w = c.at("width");
   const auto pixels = t::read_array<uint8_t>(c.at("input"), static_cast<size_t>(h * w * 3));
-  expect_matches_reference(c, preprocess_image(RgbImage{pixels.data(), w, h, 3 * w}, files.image,
-                                               opt(c.at("min_pixels")), opt(c.at("max_pixels"))));
+  expect_matches_reference(
+      c, run(t::owned_rgb_frame(pixels.data(), w, h, 3 * w), files.image, opt(c.at("min_pixels")), opt(c.at("max_pixels"))));
 }
 
 TEST(ImageProcessor, RowStrideDoesNotChangeTheResult) {
@@ -108,7 +115,7 @@ TEST(ImageProcessor, RejectsWhatTransformersRejects) {
   for (const auto& e : t::preprocess_index().at("aspect_errors")) {
     const int64_t h = e.at("height"), w = e.at("width");
     std::vector<uint8_t> pixels(static_cast<size_t>(h * w * 3), 7);
-    EXPECT_THROW(preprocess_image(RgbImage{pixels.data(), w, h, 3 * w}, image_config()), qwenvl::Error)
+    EXPECT_THROW(run(t::owned_rgb_frame(pixels.data(), w, h, 3 * w), image_config()), qwenvl::Error)
         << h << "x" << w;
   }
 }
@@ -116,28 +123,28 @@ TEST(ImageProcessor, RejectsWhatTransformersRejects) {
 TEST(ImageProcessor, RejectsBadInput) {
   std::vector<uint8_t> pixels(30 * 20 * 3, 1);
   const ProcessorConfig config = image_config();
-  EXPECT_THROW(preprocess_image(RgbImage{nullptr, 20, 30, 60}, config), qwenvl::Error);
-  EXPECT_THROW(preprocess_image(RgbImage{pixels.data(), 0, 30, 60}, config), qwenvl::Error);
-  EXPECT_THROW(preprocess_image(RgbImage{pixels.data(), 20, 0, 60}, config), qwenvl::Error);
-  EXPECT_THROW(preprocess_image(RgbImage{pixels.data(), 20, 30, 59}, config), qwenvl::Error);
-  EXPECT_NO_THROW(preprocess_image(RgbImage{pixels.data(), 20, 30, 60}, config));
+  EXPECT_THROW(run(t::owned_rgb_frame(nullptr, 20, 30, 60), config), qwenvl::Error);
+  EXPECT_THROW(run(t::owned_rgb_frame(pixels.data(), 0, 30, 60), config), qwenvl::Error);
+  EXPECT_THROW(run(t::owned_rgb_frame(pixels.data(), 20, 0, 60), config), qwenvl::Error);
+  EXPECT_THROW(run(t::owned_rgb_frame(pixels.data(), 20, 30, 59), config), qwenvl::Error);
+  EXPECT_NO_THROW(run(t::owned_rgb_frame(pixels.data(), 20, 30, 60), config));
 }
 
 TEST(ImageProcessor, RejectsUnsupportedConfig) {
   std::vector<uint8_t> pixels(30 * 20 * 3, 1);
-  const RgbImage image{pixels.data(), 20, 30, 60};
+  const OwnedFrame image = t::owned_rgb_frame(pixels.data(), 20, 30, 60);
   ProcessorConfig config = image_config();
   config.resample = 2;  // bilinear: torchvision takes another path
-  EXPECT_THROW(preprocess_image(image, config), qwenvl::Error);
+  EXPECT_THROW(run(image, config), qwenvl::Error);
   config = image_config();
   config.image_mean = {0.5, 0.5};
-  EXPECT_THROW(preprocess_image(image, config), qwenvl::Error);
+  EXPECT_THROW(run(image, config), qwenvl::Error);
   config = image_config();
   config.image_std = {0.5, 0.0, 0.5};
-  EXPECT_THROW(preprocess_image(image, config), qwenvl::Error);
+  EXPECT_THROW(run(image, config), qwenvl::Error);
   config = image_config();
   config.do_resize = false;  // 30x20 is no multiple of 28: patchify cannot run
-  EXPECT_THROW(preprocess_image(image, config), qwenvl::Error);
+  EXPECT_THROW(run(image, config), qwenvl::Error);
 }
 
 }  // namespace

@@ -1,22 +1,29 @@
-// preprocess_video against transformers 5.17's Qwen2VLVideoProcessor (torchvision backend, CPU):
-// odd and even frame counts (an odd tail repeats the last frame), odd frame sizes, per-request
-// limits and cap_pixels_per_frame; grid_thw equal and pixel_values bit-identical.
+// preprocess_video on the CPU against transformers 5.17's Qwen2VLVideoProcessor (torchvision
+// backend, CPU): odd and even frame counts (an odd tail repeats the last frame), odd frame sizes,
+// per-request limits and cap_pixels_per_frame, frames given as RGB; grid_thw equal and pixel_values
+// bit-identical.
 #include "preprocessing/video_processor.h"
 
 #include <gtest/gtest.h>
 
+#include "preprocessing/frames.h"
 #include "preprocessing/preprocess_reference.h"
 #include "qwenvl/error.h"
 
 namespace {
 
+using qwenvl::model::OwnedFrame;
 using qwenvl::model::preprocess_video;
 using qwenvl::model::ProcessorConfig;
-using qwenvl::model::RgbImage;
 using qwenvl::model::VideoOptions;
+using qwenvl::model::VisionInput;
 namespace t = qwenvl::test;
 
 ProcessorConfig video_config() { return t::processor_config(t::preprocess_index().at("video_processor")); }
+
+VisionInput run(const std::vector<OwnedFrame>& frames, const ProcessorConfig& config, const VideoOptions& options = {}) {
+  return preprocess_video(frames, config, options, at::kCPU);
+}
 
 TEST(VideoProcessor, BitIdenticalToTransformers) {
   const auto& cases = t::preprocess_index().at("videos");
@@ -27,15 +34,15 @@ TEST(VideoProcessor, BitIdenticalToTransformers) {
     const int64_t n = c.at("frames"), h = c.at("height"), w = c.at("width");
     odd += n % 2;
     const auto pixels = t::read_array<uint8_t>(c.at("input"), static_cast<size_t>(n * h * w * 3));
-    std::vector<RgbImage> frames;
-    for (int64_t i = 0; i < n; ++i) frames.push_back(RgbImage{pixels.data() + i * h * w * 3, w, h, 3 * w});
+    std::vector<OwnedFrame> frames;
+    for (int64_t i = 0; i < n; ++i) frames.push_back(t::owned_rgb_frame(pixels.data() + i * h * w * 3, w, h, 3 * w));
     VideoOptions options;
     if (!c.at("min_pixels").is_null()) options.min_pixels = c.at("min_pixels").get<int64_t>();
     if (!c.at("max_pixels").is_null()) options.max_pixels = c.at("max_pixels").get<int64_t>();
     options.cap_pixels_per_frame = c.at("cap_pixels_per_frame");
     options.max_video_tokens = c.at("max_video_tokens");
 
-    const auto ours = preprocess_video(frames, video_config(), options);
+    const auto ours = run(frames, video_config(), options);
     EXPECT_EQ(std::vector<int64_t>(ours.grid_thw.begin(), ours.grid_thw.end()),
               c.at("grid_thw").get<std::vector<int64_t>>());
     const auto shape = c.at("shape").get<std::vector<int64_t>>();
@@ -50,20 +57,18 @@ TEST(VideoProcessor, BitIdenticalToTransformers) {
 TEST(VideoProcessor, RejectsBadInput) {
   std::vector<uint8_t> a(40 * 30 * 3, 1), b(40 * 31 * 3, 2);
   const ProcessorConfig config = video_config();
-  EXPECT_THROW(preprocess_video({}, config), qwenvl::Error);
-  EXPECT_THROW(preprocess_video({RgbImage{a.data(), 40, 30, 120}, RgbImage{b.data(), 40, 31, 120}}, config),
-               qwenvl::Error);
-  EXPECT_THROW(preprocess_video({RgbImage{a.data(), 40, 30, 120}, RgbImage{nullptr, 40, 30, 120}}, config),
-               qwenvl::Error);
-  EXPECT_THROW(preprocess_video({RgbImage{a.data(), 40, 30, 100}}, config), qwenvl::Error);
-  EXPECT_NO_THROW(preprocess_video({RgbImage{a.data(), 40, 30, 120}, RgbImage{a.data(), 40, 30, 120}}, config));
+  EXPECT_THROW(run({}, config), qwenvl::Error);
+  EXPECT_THROW(run({t::owned_rgb_frame(a.data(), 40, 30, 120), t::owned_rgb_frame(b.data(), 40, 31, 120)}, config), qwenvl::Error);
+  EXPECT_THROW(run({t::owned_rgb_frame(a.data(), 40, 30, 120), t::owned_rgb_frame(nullptr, 40, 30, 120)}, config), qwenvl::Error);
+  EXPECT_THROW(run({t::owned_rgb_frame(a.data(), 40, 30, 100)}, config), qwenvl::Error);
+  EXPECT_NO_THROW(run({t::owned_rgb_frame(a.data(), 40, 30, 120), t::owned_rgb_frame(a.data(), 40, 30, 120)}, config));
 }
 
 TEST(VideoProcessor, MismatchErrorNamesTheFrame) {
   std::vector<uint8_t> a(40 * 30 * 3, 1), b(41 * 30 * 3, 2);
   try {
-    preprocess_video({RgbImage{a.data(), 40, 30, 120}, RgbImage{a.data(), 40, 30, 120}, RgbImage{b.data(), 41, 30, 123}},
-                     video_config());
+    run({t::owned_rgb_frame(a.data(), 40, 30, 120), t::owned_rgb_frame(a.data(), 40, 30, 120), t::owned_rgb_frame(b.data(), 41, 30, 123)},
+        video_config());
     FAIL() << "frames of different sizes must be rejected";
   } catch (const qwenvl::Error& e) {
     EXPECT_NE(std::string(e.what()).find("frame 2"), std::string::npos) << e.what();
