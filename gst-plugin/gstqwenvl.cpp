@@ -127,19 +127,7 @@ const char* dtype_name(Dtype dtype) {
   }
 }
 
-// The sink and src caps: every pixel format of the engine (one list, engine.h), any size and rate.
-GstCaps* video_caps() {
-  std::string formats;
-  for (const qwenvl::PixelFormatName& entry : qwenvl::kPixelFormatNames) {
-    if (!formats.empty()) formats += ", ";
-    formats += entry.name;
-  }
-  const std::string caps = "video/x-raw, format=(string){ " + formats +
-                           " }, width=(int)[ 1, 2147483647 ], height=(int)[ 1, 2147483647 ], "
-                           "framerate=(fraction)[ 0/1, 2147483647/1 ]";
-  return gst_caps_from_string(caps.c_str());
-}
-
+// Every pixel format of the engine (one list, engine.h): "RGB, RGBA, ...".
 std::string format_list() {
   std::string out;
   for (const qwenvl::PixelFormatName& entry : qwenvl::kPixelFormatNames) {
@@ -147,6 +135,14 @@ std::string format_list() {
     out += entry.name;
   }
   return out;
+}
+
+// The sink and src caps: every pixel format of the engine, any size and rate.
+GstCaps* video_caps() {
+  const std::string caps = "video/x-raw, format=(string){ " + format_list() +
+                           " }, width=(int)[ 1, 2147483647 ], height=(int)[ 1, 2147483647 ], "
+                           "framerate=(fraction)[ 0/1, 2147483647/1 ]";
+  return gst_caps_from_string(caps.c_str());
 }
 
 Settings settings_snapshot(GstQwenVL* self) {
