@@ -24,118 +24,23 @@
 
 #include <gst/video/video.h>
 
-#include <atomic>
 #include <chrono>
-#include <cmath>
-#include <deque>
+#include <exception>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
-#ifdef QWENVL_HAVE_OPENCV
-#include "caption_overlay.h"
-#endif
-#include "clip_collector.h"
+#include "answer_delivery.h"
 #include "engine_loader.h"
-#include "engine_registry.h"
-#include "gstqwenvlmeta.h"
-#include "qwenvl/engine.h"
-#include "request_tracker.h"
-#include "roi_requests.h"
+#include "frame_questions.h"
+#include "gstqwenvl_private.h"
 
-GST_DEBUG_CATEGORY_STATIC(gst_qwenvl_debug);
+GST_DEBUG_CATEGORY(gst_qwenvl_debug);  // the element's one category; its other files declare it extern
 #define GST_CAT_DEFAULT gst_qwenvl_debug
 
-namespace {
-
-using qwenvl::gst::Answer;
-using qwenvl::gst::RequestTracker;
-using qwenvl::gst::SharedEngine;
-
-enum Mode { kModeAsync, kModeSync };
-enum DropPolicy { kSkipWhileBusy, kDropOldest };
-enum Dtype { kDtypeAuto, kDtypeFloat32, kDtypeBfloat16, kDtypeFloat16 };
-
-constexpr const char* kDefaultPrompt = "Describe this image.";
-constexpr const char* kDefaultDevice = "cpu";
-
-// Property values; read and written under the object lock.
-struct Settings {
-  std::string model;
-  std::string prompt = kDefaultPrompt;
-  std::string system_prompt;
-  std::string stream_id;  // empty: the element's name
-  int max_new_tokens = 0;
-  double temperature = -1, top_p = -1, min_p = -1, repetition_penalty = -1;
-  int top_k = -1;
-  gint64 seed = -1;
-  std::vector<std::string> stop_strings;
-  GstClockTime interval = 0;
-  Mode mode = kModeAsync;
-  DropPolicy drop_policy = kSkipWhileBusy;
-  guint max_pending = 1;
-  gboolean drain_on_eos = TRUE;
-  GstClockTime caption_duration = 0;
-  std::string device = kDefaultDevice;
-  Dtype dtype = kDtypeAuto;
-  std::string engine_id;
-  std::string engine_library;
-  gboolean emit_partial = FALSE;
-  gboolean overlay = FALSE;
-  guint clip_frames = 0;  // 0 or 1: single frames
-  GstClockTime clip_duration = GST_SECOND;
-  gboolean roi = FALSE;
-  std::string roi_labels;  // comma-separated filter; empty: every box
-  guint history_size = 0;
-  gint64 min_pixels = 0, max_pixels = 0;  // 0: the model's processor config
-};
-
-// A question of the `ask` signal, waiting for the next frame.
-struct PendingAsk {
-  qwenvl::RequestId id;
-  std::string prompt;
-};
-
-// What NULL->READY sets up and READY->NULL releases; pointers copied under the object lock.
-struct Runtime {
-  SharedEngine shared;
-  std::shared_ptr<RequestTracker> tracker;
-};
-
-// Streaming-thread state.
-struct Streaming {
-  GstVideoInfo info;
-  bool have_info = false;
-  bool caps_colorimetry = false;  // the caps named one (else the engine applies GStreamer's default)
-  qwenvl::PixelFormat format = qwenvl::PixelFormat::kRGB;
-  GstClockTime last_asked_pts = GST_CLOCK_TIME_NONE;
-  GstClockTime last_pts = GST_CLOCK_TIME_NONE;
-  GstClockTime last_delta = GST_CLOCK_TIME_NONE;
-  GstClockTime last_end = GST_CLOCK_TIME_NONE;  // end of the last outgoing video buffer
-  std::string caption;
-  GstClockTime caption_start = GST_CLOCK_TIME_NONE;
-  bool have_caption = false;
-  bool warned_latency = false;
-  bool warned_overlay = false;
-  qwenvl::gst::ClipCollector clip;      // clip-frames >= 2: the clip being collected
-  std::deque<qwenvl::Turn> history;     // history-size: this stream's earlier (prompt, answer) turns
-};
-
-struct State {
-  Settings settings;
-  Runtime runtime;
-  Streaming streaming;
-  std::deque<PendingAsk> asks;  // under the object lock: the `ask` signal comes from any thread
-  std::atomic<guint64> reported_latency{0};  // added latency reported in sync mode
-};
-
-}  // namespace
-
-struct _GstQwenVL {
-  GstBaseTransform parent;
-  GstPad* text_src;
-  State* state;
-};
+// The element's own types and steps: gstqwenvl_private.h, frame_questions.h, answer_delivery.h.
+using namespace qwenvl::gst;
 
 enum {
   PROP_0,
@@ -173,8 +78,7 @@ enum {
   PROP_MAX_PIXELS,
 };
 
-enum { SIGNAL_RESULT, SIGNAL_ASK, N_SIGNALS };
-static guint signals[N_SIGNALS];
+guint qwenvl::gst::element_signals[N_SIGNALS];
 
 G_DEFINE_TYPE(GstQwenVL, gst_qwenvl, GST_TYPE_BASE_TRANSFORM)
 GST_ELEMENT_REGISTER_DEFINE(qwenvl, "qwenvl", GST_RANK_NONE, GST_TYPE_QWENVL)
@@ -223,19 +127,7 @@ const char* dtype_name(Dtype dtype) {
   }
 }
 
-// The sink and src caps: every pixel format of the engine (one list, engine.h), any size and rate.
-GstCaps* video_caps() {
-  std::string formats;
-  for (const qwenvl::PixelFormatName& entry : qwenvl::kPixelFormatNames) {
-    if (!formats.empty()) formats += ", ";
-    formats += entry.name;
-  }
-  const std::string caps = "video/x-raw, format=(string){ " + formats +
-                           " }, width=(int)[ 1, 2147483647 ], height=(int)[ 1, 2147483647 ], "
-                           "framerate=(fraction)[ 0/1, 2147483647/1 ]";
-  return gst_caps_from_string(caps.c_str());
-}
-
+// Every pixel format of the engine (one list, engine.h): "RGB, RGBA, ...".
 std::string format_list() {
   std::string out;
   for (const qwenvl::PixelFormatName& entry : qwenvl::kPixelFormatNames) {
@@ -245,35 +137,12 @@ std::string format_list() {
   return out;
 }
 
-std::string timestamp_text(GstClockTime t) {
-  if (!GST_CLOCK_TIME_IS_VALID(t)) return "unknown";
-  const guint64 ms = t / GST_MSECOND;
-  gchar* s = g_strdup_printf("%u:%02u:%02u.%03u", static_cast<guint>(ms / 3600000), static_cast<guint>(ms / 60000 % 60),
-                             static_cast<guint>(ms / 1000 % 60), static_cast<guint>(ms % 1000));
-  std::string out(s);
-  g_free(s);
-  return out;
-}
-
-// {stream_id} and {timestamp} (the frame's pts as H:MM:SS.mmm) in a prompt.
-std::string expand_placeholders(std::string text, const std::string& stream_id, GstClockTime pts) {
-  const std::pair<std::string, std::string> rules[] = {{"{stream_id}", stream_id}, {"{timestamp}", timestamp_text(pts)}};
-  for (const auto& [key, value] : rules) {
-    size_t at = 0;
-    while ((at = text.find(key, at)) != std::string::npos) {
-      text.replace(at, key.size(), value);
-      at += value.size();
-    }
-  }
-  return text;
-}
-
-std::string stream_id_of(GstQwenVL* self, const Settings& s) {
-  if (!s.stream_id.empty()) return s.stream_id;
-  gchar* name = gst_object_get_name(GST_OBJECT(self));
-  std::string out = name ? name : "";
-  g_free(name);
-  return out;
+// The sink and src caps: every pixel format of the engine, any size and rate.
+GstCaps* video_caps() {
+  const std::string caps = "video/x-raw, format=(string){ " + format_list() +
+                           " }, width=(int)[ 1, 2147483647 ], height=(int)[ 1, 2147483647 ], "
+                           "framerate=(fraction)[ 0/1, 2147483647/1 ]";
+  return gst_caps_from_string(caps.c_str());
 }
 
 Settings settings_snapshot(GstQwenVL* self) {
@@ -290,40 +159,6 @@ Runtime runtime_snapshot(GstQwenVL* self) {
   return r;
 }
 
-// One answer's fields: the message, the signal and the meta carry the same structure.
-GstStructure* answer_structure(const char* name, const Answer& a) {
-  GValue ids = G_VALUE_INIT;
-  gst_value_array_init(&ids, a.result.token_ids.size());
-  for (int32_t id : a.result.token_ids) {
-    GValue v = G_VALUE_INIT;
-    g_value_init(&v, G_TYPE_INT);
-    g_value_set_int(&v, id);
-    gst_value_array_append_and_take_value(&ids, &v);
-  }
-  GstStructure* s = gst_structure_new(
-      name, GST_QWENVL_FIELD_TEXT, G_TYPE_STRING, a.result.text.c_str(), GST_QWENVL_FIELD_PROMPT, G_TYPE_STRING,
-      a.ticket.prompt.c_str(), GST_QWENVL_FIELD_STREAM_ID, G_TYPE_STRING, a.ticket.stream_id.c_str(),
-      GST_QWENVL_FIELD_REQUEST_ID, G_TYPE_UINT64, static_cast<guint64>(a.ticket.request_id), GST_QWENVL_FIELD_PTS, G_TYPE_UINT64,
-      static_cast<guint64>(a.ticket.pts), GST_QWENVL_FIELD_LATENCY, G_TYPE_UINT64,
-      static_cast<guint64>(std::llround(a.result.total_ms * 1e6)), GST_QWENVL_FIELD_TTFT, G_TYPE_UINT64,
-      static_cast<guint64>(std::llround(a.result.ttft_ms * 1e6)), GST_QWENVL_FIELD_PROMPT_TOKENS, G_TYPE_INT,
-      a.result.prompt_tokens, GST_QWENVL_FIELD_GENERATED_TOKENS, G_TYPE_INT, static_cast<int>(a.result.token_ids.size()),
-      GST_QWENVL_FIELD_FINISH_REASON, G_TYPE_STRING, a.result.finish_reason.c_str(), nullptr);
-  gst_structure_take_value(s, GST_QWENVL_FIELD_TOKEN_IDS, &ids);
-  const qwenvl::gst::Ticket& t = a.ticket;
-  if (t.clip_frames > 0)
-    gst_structure_set(s, GST_QWENVL_FIELD_WINDOW_START, G_TYPE_UINT64, static_cast<guint64>(t.window_start),
-                      GST_QWENVL_FIELD_WINDOW_END, G_TYPE_UINT64, static_cast<guint64>(t.window_end),
-                      GST_QWENVL_FIELD_CLIP_FRAMES, G_TYPE_UINT, t.clip_frames, nullptr);
-  if (t.has_roi)
-    gst_structure_set(s, GST_QWENVL_FIELD_ROI_ID, G_TYPE_INT, t.roi_id, GST_QWENVL_FIELD_ROI_TYPE, G_TYPE_STRING,
-                      t.roi_type.c_str(), GST_QWENVL_FIELD_ROI_X, G_TYPE_UINT, static_cast<guint>(t.roi_x),
-                      GST_QWENVL_FIELD_ROI_Y, G_TYPE_UINT, static_cast<guint>(t.roi_y), GST_QWENVL_FIELD_ROI_WIDTH,
-                      G_TYPE_UINT, static_cast<guint>(t.roi_width), GST_QWENVL_FIELD_ROI_HEIGHT, G_TYPE_UINT,
-                      static_cast<guint>(t.roi_height), nullptr);
-  return s;
-}
-
 GstClockTime estimated_duration(GstQwenVL* self, GstBuffer* buffer) {
   Streaming& st = self->state->streaming;
   if (buffer != nullptr && GST_BUFFER_DURATION_IS_VALID(buffer)) return GST_BUFFER_DURATION(buffer);
@@ -331,336 +166,6 @@ GstClockTime estimated_duration(GstQwenVL* self, GstBuffer* buffer) {
     return gst_util_uint64_scale_int(GST_SECOND, st.info.fps_d, st.info.fps_n);
   if (GST_CLOCK_TIME_IS_VALID(st.last_delta) && st.last_delta > 0) return st.last_delta;
   return GST_SECOND / 10;  // nothing says how long a frame lasts: a tenth of a second
-}
-
-// The text_src stream follows the video: per outgoing buffer, the current caption as a text buffer
-// with that buffer's pts and duration, or a GAP event when there is none (textoverlay never
-// waits). Unlinked, it costs nothing.
-// Whether the latest answer still holds at `pts` (caption-duration); text_src and overlay agree.
-bool caption_current(const Streaming& st, GstClockTime pts, const Settings& s) {
-  return st.have_caption && (s.caption_duration == 0 || !GST_CLOCK_TIME_IS_VALID(st.caption_start) ||
-                             !GST_CLOCK_TIME_IS_VALID(pts) || pts < st.caption_start + s.caption_duration);
-}
-
-void push_text(GstQwenVL* self, GstClockTime pts, GstClockTime duration, const Settings& s) {
-  if (!gst_pad_is_linked(self->text_src) || !GST_CLOCK_TIME_IS_VALID(pts)) return;
-  Streaming& st = self->state->streaming;
-  if (!caption_current(st, pts, s)) {
-    gst_pad_push_event(self->text_src, gst_event_new_gap(pts, duration));
-    return;
-  }
-  GstBuffer* text = gst_buffer_new_memdup(st.caption.data(), st.caption.size());
-  GST_BUFFER_PTS(text) = pts;
-  GST_BUFFER_DURATION(text) = duration;
-  const GstFlowReturn ret = gst_pad_push(self->text_src, text);
-  if (ret != GST_FLOW_OK) GST_DEBUG_OBJECT(self, "text_src push: %s", gst_flow_get_name(ret));
-}
-
-void check_latency(GstQwenVL* self, const Answer& a, const Settings& s) {
-  if (s.mode != kModeSync) return;
-  const guint64 latency = static_cast<guint64>(std::llround(a.result.total_ms * 1e6));
-  guint64 reported = self->state->reported_latency.load();
-  if (latency <= reported) return;
-  self->state->reported_latency.store(latency);
-  if (!self->state->streaming.warned_latency) {
-    self->state->streaming.warned_latency = true;
-    GST_ELEMENT_WARNING(self, CORE, CLOCK, ("qwenvl: an answer took %" GST_TIME_FORMAT ", more than the %" GST_TIME_FORMAT
-                                            " of latency reported; the latency is raised to it",
-                                            GST_TIME_ARGS(latency), GST_TIME_ARGS(reported)),
-                        ("sync mode adds the inference time to the pipeline's latency"));
-  }
-  gst_element_post_message(GST_ELEMENT(self), gst_message_new_latency(GST_OBJECT(self)));
-}
-
-// Hands every answer that came back to downstream: meta on `buffer` (when there is one), the
-// message and the signal; then the text_src item for this buffer's time.
-void deliver(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, GstClockTime pts, GstClockTime duration,
-             const Settings& s) {
-  Streaming& st = self->state->streaming;
-  for (Answer& a : rt.tracker->take_ready()) {
-    if (a.result.status != qwenvl::Status::kAnswered) {
-      GST_ELEMENT_WARNING(self, STREAM, FAILED,
-                          ("qwenvl: the request about the frame at %" GST_TIME_FORMAT " %s: %s", GST_TIME_ARGS(a.ticket.pts),
-                           qwenvl::status_name(a.result.status), a.result.error.c_str()),
-                          ("request %" G_GUINT64_FORMAT, static_cast<guint64>(a.ticket.request_id)));
-      // Applications waiting for an id (an `ask`) learn that it ended without an answer.
-      gst_element_post_message(
-          GST_ELEMENT(self),
-          gst_message_new_element(
-              GST_OBJECT(self),
-              gst_structure_new("qwenvl-failed", GST_QWENVL_FIELD_REQUEST_ID, G_TYPE_UINT64,
-                                static_cast<guint64>(a.ticket.request_id), GST_QWENVL_FIELD_STREAM_ID, G_TYPE_STRING,
-                                a.ticket.stream_id.c_str(), GST_QWENVL_FIELD_PROMPT, G_TYPE_STRING,
-                                a.ticket.prompt.c_str(), GST_QWENVL_FIELD_PTS, G_TYPE_UINT64,
-                                static_cast<guint64>(a.ticket.pts), "status", G_TYPE_STRING,
-                                qwenvl::status_name(a.result.status), "error", G_TYPE_STRING, a.result.error.c_str(),
-                                nullptr)));
-      continue;
-    }
-    if (a.ticket.remember && s.history_size > 0) {
-      st.history.push_back({a.ticket.prompt, a.result.text});
-      while (st.history.size() > s.history_size) st.history.pop_front();
-    }
-    GstStructure* fields = answer_structure("qwenvl-result", a);
-    if (buffer != nullptr) gst_buffer_add_qwenvl_meta(buffer, fields);
-    g_signal_emit(self, signals[SIGNAL_RESULT], 0, fields);
-    gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), fields));
-    st.caption = a.result.text;
-    st.caption_start = pts;
-    st.have_caption = true;
-    check_latency(self, a, s);
-  }
-  push_text(self, pts, duration, s);
-}
-
-bool frame_is_due(const Streaming& st, GstClockTime pts, const Settings& s) {
-  if (s.interval == 0 || !GST_CLOCK_TIME_IS_VALID(pts) || !GST_CLOCK_TIME_IS_VALID(st.last_asked_pts)) return true;
-  if (pts < st.last_asked_pts) return true;  // time went back (a new segment): start over
-  return pts - st.last_asked_pts >= s.interval;
-}
-
-qwenvl::YuvMatrix yuv_matrix(const Streaming& st) {
-  if (!st.caps_colorimetry) return qwenvl::YuvMatrix::kAuto;
-  switch (st.info.colorimetry.matrix) {
-    case GST_VIDEO_COLOR_MATRIX_BT601: return qwenvl::YuvMatrix::kBT601;
-    case GST_VIDEO_COLOR_MATRIX_BT709: return qwenvl::YuvMatrix::kBT709;
-    case GST_VIDEO_COLOR_MATRIX_BT2020: return qwenvl::YuvMatrix::kBT2020;
-    default: return qwenvl::YuvMatrix::kAuto;
-  }
-}
-
-// A mapped frame as the engine takes it (the engine copies it inside submit()).
-qwenvl::FrameView frame_view(const Streaming& st, const GstVideoFrame& frame, GstClockTime pts) {
-  qwenvl::FrameView view;
-  view.format = st.format;
-  view.width = GST_VIDEO_FRAME_WIDTH(&frame);
-  view.height = GST_VIDEO_FRAME_HEIGHT(&frame);
-  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES(&frame) && i < 3; ++i) {
-    view.planes[i] = static_cast<const uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, i));
-    view.strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, i);
-  }
-  view.timestamp_s = GST_CLOCK_TIME_IS_VALID(pts) ? static_cast<double>(pts) / GST_SECOND : 0.0;
-  view.yuv_matrix = yuv_matrix(st);
-  view.yuv_full_range = st.caps_colorimetry && st.info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255;
-  return view;
-}
-
-bool map_frame(GstQwenVL* self, const GstVideoInfo& info, GstBuffer* buffer, GstVideoFrame* frame) {
-  if (gst_video_frame_map(frame, &info, buffer, GST_MAP_READ)) return true;
-  GST_ELEMENT_WARNING(self, STREAM, FAILED, ("qwenvl: could not map a video buffer to read it"),
-                      ("buffer of %" G_GSIZE_FORMAT " bytes for caps %dx%d", gst_buffer_get_size(buffer),
-                       GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info)));
-  return false;
-}
-
-// A request with this element's settings and `prompt` (placeholders expanded); the stream's
-// earlier turns when `with_history` and history-size is set. The caller adds the media.
-qwenvl::Request base_request(GstQwenVL* self, const Settings& s, const std::string& prompt, GstClockTime pts,
-                             bool with_history, qwenvl::gst::Ticket* ticket) {
-  const std::string stream_id = stream_id_of(self, s);
-  qwenvl::Request request;
-  request.prompt = expand_placeholders(prompt, stream_id, pts);
-  request.system_prompt = expand_placeholders(s.system_prompt, stream_id, pts);
-  request.stream_id = stream_id;
-  qwenvl::SamplingParams& p = request.sampling;
-  if (s.max_new_tokens > 0) p.max_new_tokens = s.max_new_tokens;
-  if (s.temperature >= 0) p.temperature = s.temperature;
-  if (s.top_k >= 0) p.top_k = s.top_k;
-  if (s.top_p >= 0) p.top_p = s.top_p;
-  if (s.min_p >= 0) p.min_p = s.min_p;
-  if (s.repetition_penalty > 0) p.repetition_penalty = s.repetition_penalty;
-  if (s.seed >= 0) p.seed = static_cast<uint64_t>(s.seed);
-  p.stop_strings = s.stop_strings;
-  if (s.min_pixels > 0) request.min_pixels = s.min_pixels;
-  if (s.max_pixels > 0) request.max_pixels = s.max_pixels;
-  const std::deque<qwenvl::Turn>& history = self->state->streaming.history;
-  if (with_history && s.history_size > 0) {
-    const size_t skip = history.size() > s.history_size ? history.size() - s.history_size : 0;
-    request.history.assign(history.begin() + static_cast<std::ptrdiff_t>(skip), history.end());
-  }
-  ticket->prompt = request.prompt;
-  ticket->stream_id = stream_id;
-  ticket->pts = pts;
-  ticket->emit_partial = s.emit_partial != FALSE;
-  ticket->remember = with_history;
-  return request;
-}
-
-qwenvl::RequestId submit(GstQwenVL* self, const Runtime& rt, qwenvl::Request request, qwenvl::gst::Ticket ticket) {
-  const GstClockTime pts = ticket.pts;
-  const qwenvl::RequestId id = rt.tracker->submit(*rt.shared.engine, std::move(request), std::move(ticket));
-  GST_LOG_OBJECT(self, "asked about the frame at %" GST_TIME_FORMAT ": engine request %" G_GUINT64_FORMAT,
-                 GST_TIME_ARGS(pts), static_cast<guint64>(id));
-  return id;
-}
-
-// Asks `prompt` about the whole frame; `request_id` 0: a new id. Returns the engine's ids to wait for.
-std::vector<qwenvl::RequestId> ask_frame(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, const Settings& s,
-                                         const std::string& prompt, qwenvl::RequestId request_id) {
-  Streaming& st = self->state->streaming;
-  GstVideoFrame frame;
-  if (!map_frame(self, st.info, buffer, &frame)) return {};
-  const GstClockTime pts = GST_BUFFER_PTS(buffer);
-  qwenvl::gst::Ticket ticket;
-  ticket.request_id = request_id;
-  qwenvl::Request request = base_request(self, s, prompt, pts, true, &ticket);
-  request.images.push_back(frame_view(st, frame, pts));
-  const qwenvl::RequestId id = submit(self, rt, std::move(request), std::move(ticket));
-  gst_video_frame_unmap(&frame);
-  return {id};
-}
-
-// roi mode: one request per region-of-interest box of the frame (roi-labels filters them); the
-// prompt's {label} becomes the box's label. Region answers stay out of the history.
-std::vector<qwenvl::RequestId> ask_regions(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, const Settings& s) {
-  Streaming& st = self->state->streaming;
-  const std::vector<qwenvl::gst::RoiBox> boxes =
-      qwenvl::gst::roi_boxes(buffer, st.info, qwenvl::gst::parse_label_filter(s.roi_labels));
-  if (boxes.empty()) return {};
-  GstVideoFrame frame;
-  if (!map_frame(self, st.info, buffer, &frame)) return {};
-  const GstClockTime pts = GST_BUFFER_PTS(buffer);
-  const qwenvl::FrameView whole = frame_view(st, frame, pts);
-  std::vector<qwenvl::RequestId> ids;
-  for (const qwenvl::gst::RoiBox& box : boxes) {
-    std::string prompt = s.prompt;
-    for (size_t at = 0; (at = prompt.find("{label}", at)) != std::string::npos; at += box.label.size())
-      prompt.replace(at, 7, box.label);
-    qwenvl::gst::Ticket ticket;
-    qwenvl::Request request = base_request(self, s, prompt, pts, false, &ticket);
-    request.images.push_back(qwenvl::gst::crop_view(whole, st.info, box));
-    ticket.has_roi = true;
-    ticket.roi_id = box.id;
-    ticket.roi_type = box.label;
-    ticket.roi_x = box.x;
-    ticket.roi_y = box.y;
-    ticket.roi_width = box.width;
-    ticket.roi_height = box.height;
-    ids.push_back(submit(self, rt, std::move(request), std::move(ticket)));
-  }
-  gst_video_frame_unmap(&frame);
-  return ids;
-}
-
-// Copies the frame into the clip being collected.
-void collect_clip_frame(GstQwenVL* self, GstBuffer* buffer) {
-  Streaming& st = self->state->streaming;
-  GstVideoFrame frame;
-  if (!map_frame(self, st.info, buffer, &frame)) return;
-  if (!st.clip.add(frame, st.info, GST_BUFFER_PTS(buffer))) GST_WARNING_OBJECT(self, "could not copy a clip frame");
-  gst_video_frame_unmap(&frame);
-}
-
-// The collected clip as one video request with the frames' real timestamps; the collector is reset.
-std::vector<qwenvl::RequestId> ask_clip(GstQwenVL* self, const Runtime& rt, const Settings& s) {
-  Streaming& st = self->state->streaming;
-  const std::vector<GstBuffer*>& buffers = st.clip.buffers();
-  std::vector<GstVideoFrame> frames(buffers.size());
-  size_t mapped = 0;
-  for (; mapped < buffers.size(); ++mapped)
-    if (!map_frame(self, st.clip.info(), buffers[mapped], &frames[mapped])) break;
-  std::vector<qwenvl::RequestId> ids;
-  if (mapped == buffers.size()) {
-    qwenvl::gst::Ticket ticket;
-    qwenvl::Request request = base_request(self, s, s.prompt, st.clip.window_start(), true, &ticket);
-    for (size_t i = 0; i < frames.size(); ++i) request.clip.push_back(frame_view(st, frames[i], st.clip.timestamps()[i]));
-    ticket.window_start = st.clip.window_start();
-    ticket.window_end = st.clip.window_end();
-    ticket.clip_frames = static_cast<unsigned>(frames.size());
-    ids.push_back(submit(self, rt, std::move(request), std::move(ticket)));
-  }
-  for (size_t i = 0; i < mapped; ++i) gst_video_frame_unmap(&frames[i]);
-  st.clip.reset();
-  return ids;
-}
-
-std::deque<PendingAsk> take_asks(GstQwenVL* self) {
-  std::deque<PendingAsk> asks;
-  GST_OBJECT_LOCK(self);
-  asks.swap(self->state->asks);
-  GST_OBJECT_UNLOCK(self);
-  return asks;
-}
-
-// The qwenvl-dropped message: what was not asked (pts), why, and the element's drop count so far.
-GstStructure* drop_message(GstClockTime pts, const char* reason, const RequestTracker& tracker) {
-  return gst_structure_new("qwenvl-dropped", "pts", G_TYPE_UINT64, static_cast<guint64>(pts), "reason", G_TYPE_STRING,
-                           reason, "dropped", G_TYPE_UINT64, static_cast<guint64>(tracker.stats().dropped), nullptr);
-}
-
-void post_drop(GstQwenVL* self, GstClockTime pts, const char* reason, const RequestTracker& tracker) {
-  gst_element_post_message(GST_ELEMENT(self),
-                           gst_message_new_element(GST_OBJECT(self), drop_message(pts, reason, tracker)));
-}
-
-// A clip with frames that will not be asked: counted as dropped and said in a qwenvl-dropped message
-// (pts: the clip's first frame, clip-frames: the frames collected, window-start/-end) and the log.
-void drop_partial_clip(GstQwenVL* self, const Runtime& rt, const char* reason) {
-  qwenvl::gst::ClipCollector& clip = self->state->streaming.clip;
-  const size_t n = clip.buffers().size();
-  if (n > 0 && rt.tracker) {
-    rt.tracker->count_dropped();
-    GST_INFO_OBJECT(self, "the partial clip of %" G_GSIZE_FORMAT " frames from %" GST_TIME_FORMAT " is not asked: %s", n,
-                    GST_TIME_ARGS(clip.window_start()), reason);
-    GstStructure* s = drop_message(clip.window_start(), reason, *rt.tracker);
-    gst_structure_set(s, GST_QWENVL_FIELD_CLIP_FRAMES, G_TYPE_UINT, static_cast<guint>(n), GST_QWENVL_FIELD_WINDOW_START,
-                      G_TYPE_UINT64, static_cast<guint64>(clip.window_start()), GST_QWENVL_FIELD_WINDOW_END, G_TYPE_UINT64,
-                      static_cast<guint64>(clip.window_end()), nullptr);
-    gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), s));
-  }
-  clip.reset();
-}
-
-// EOS: a clip still being collected is asked with the frames it has (fewer than clip-frames; the
-// engine pads an odd count by repeating the last frame, as transformers does), so that no frame is
-// lost. Not with drain-on-eos=false in async mode: the pending answers are cancelled there, and the
-// clip is dropped with a message instead of being asked for nothing.
-void finish_partial_clip(GstQwenVL* self, const Runtime& rt, const Settings& s) {
-  qwenvl::gst::ClipCollector& clip = self->state->streaming.clip;
-  if (clip.buffers().empty()) {
-    clip.reset();
-    return;
-  }
-  if (s.mode == kModeAsync && !s.drain_on_eos) {
-    drop_partial_clip(self, rt, "eos-without-drain");
-    return;
-  }
-  GST_INFO_OBJECT(self, "EOS: asking the partial clip of %" G_GSIZE_FORMAT " frames from %" GST_TIME_FORMAT " to %" GST_TIME_FORMAT,
-                  clip.buffers().size(), GST_TIME_ARGS(clip.window_start()), GST_TIME_ARGS(clip.window_end()));
-  ask_clip(self, rt, s);
-}
-
-// overlay=true: the current caption drawn onto the outgoing frame, after the frame was asked about
-// (the model never sees a caption). The buffer is writable: the element is in place, not passthrough.
-void draw_overlay(GstQwenVL* self, GstBuffer* buffer, GstClockTime pts, const Settings& s) {
-  Streaming& st = self->state->streaming;
-  if (!s.overlay || !caption_current(st, pts, s)) return;
-#ifdef QWENVL_HAVE_OPENCV
-  GstVideoFrame frame;
-  if (!gst_video_frame_map(&frame, &st.info, buffer, GST_MAP_WRITE)) {
-    if (!st.warned_overlay)
-      GST_ELEMENT_WARNING(self, STREAM, FAILED, ("qwenvl could not map a frame for writing its caption"), (nullptr));
-    st.warned_overlay = true;
-    return;
-  }
-  qwenvl::gst::OverlayFrame f;
-  f.format = st.format;
-  f.width = GST_VIDEO_FRAME_WIDTH(&frame);
-  f.height = GST_VIDEO_FRAME_HEIGHT(&frame);
-  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES(&frame) && i < 3; ++i) {
-    f.planes[i] = static_cast<uint8_t*>(GST_VIDEO_FRAME_PLANE_DATA(&frame, i));
-    f.strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE(&frame, i);
-  }
-  f.yuv_full_range = st.info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255;
-  qwenvl::gst::draw_caption(f, st.caption);
-  gst_video_frame_unmap(&frame);
-#else
-  (void)buffer;
-  if (!st.warned_overlay)
-    GST_ELEMENT_WARNING(self, CORE, NOT_IMPLEMENTED, ("qwenvl was built without OpenCV: overlay=true draws nothing"),
-                        ("install libopencv-core-dev and libopencv-imgproc-dev and rebuild, or link text_src to textoverlay"));
-  st.warned_overlay = true;
-#endif
 }
 
 }  // namespace
@@ -683,51 +188,11 @@ static GstFlowReturn gst_qwenvl_transform_ip(GstBaseTransform* trans, GstBuffer*
   const GstClockTime duration = estimated_duration(self, buffer);
   if (GST_CLOCK_TIME_IS_VALID(pts)) st.last_end = pts + duration;
 
-  // Questions of the `ask` signal are about this frame, whatever the interval and drop policy.
-  std::vector<qwenvl::RequestId> asked;
-  for (const PendingAsk& q : take_asks(self)) {
-    const std::vector<qwenvl::RequestId> ids = ask_frame(self, rt, buffer, s, q.prompt, q.id);
-    asked.insert(asked.end(), ids.begin(), ids.end());
-  }
-  // A clip in progress takes the frames it wants; time that went back (a new segment) restarts.
-  if (st.clip.collecting() && GST_CLOCK_TIME_IS_VALID(pts) && GST_CLOCK_TIME_IS_VALID(st.clip.window_end()) &&
-      pts < st.clip.window_end())
-    drop_partial_clip(self, rt, "time-went-back");
-  if (st.clip.collecting()) {
-    if (st.clip.wants(pts)) {
-      collect_clip_frame(self, buffer);
-      if (st.clip.complete()) {
-        const std::vector<qwenvl::RequestId> ids = ask_clip(self, rt, s);
-        asked.insert(asked.end(), ids.begin(), ids.end());
-      }
-    }
-  } else if (frame_is_due(st, pts, s)) {
-    bool room = rt.tracker->in_flight() < s.max_pending;
-    if (!room && s.mode == kModeAsync && s.drop_policy == kDropOldest && rt.tracker->cancel_oldest(*rt.shared.engine)) {
-      post_drop(self, pts, "drop-oldest", *rt.tracker);
-      room = true;
-    }
-    if (room || s.mode == kModeSync) {
-      std::vector<qwenvl::RequestId> ids;
-      if (s.roi) {
-        ids = ask_regions(self, rt, buffer, s);
-      } else if (s.clip_frames >= 2) {
-        st.clip.start(pts, s.clip_frames, s.clip_duration);
-        collect_clip_frame(self, buffer);
-      } else {
-        ids = ask_frame(self, rt, buffer, s, s.prompt, 0);
-      }
-      asked.insert(asked.end(), ids.begin(), ids.end());
-      st.last_asked_pts = pts;
-    } else {
-      rt.tracker->count_dropped();
-      post_drop(self, pts, "skip-while-busy", *rt.tracker);
-    }
-  }
+  const std::vector<qwenvl::RequestId> asked = ask_about_buffer(self, rt, buffer, s);
   if (s.mode == kModeSync)
     for (qwenvl::RequestId id : asked)
       if (id != 0 && !rt.tracker->wait_for(id)) return GST_FLOW_FLUSHING;
-  deliver(self, rt, buffer, pts, duration, s);
+  deliver_answers(self, rt, buffer, pts, duration, s);
   draw_overlay(self, buffer, pts, s);
   return GST_FLOW_OK;
 }
@@ -816,7 +281,7 @@ static gboolean gst_qwenvl_sink_event(GstBaseTransform* trans, GstEvent* event) 
         if (rt.tracker->wait_all()) {
           Streaming& st = self->state->streaming;
           const GstClockTime at = GST_CLOCK_TIME_IS_VALID(st.last_end) ? st.last_end : 0;
-          deliver(self, rt, nullptr, at, estimated_duration(self, nullptr), s);
+          deliver_answers(self, rt, nullptr, at, estimated_duration(self, nullptr), s);
         }
       }
       gst_pad_push_event(self->text_src, gst_event_ref(event));
@@ -1159,15 +624,6 @@ static void gst_qwenvl_init(GstQwenVL* self) {
   gst_base_transform_set_passthrough(GST_BASE_TRANSFORM(self), FALSE);
 }
 
-static guint64 gst_qwenvl_ask(GstQwenVL* self, const gchar* prompt) {
-  const qwenvl::RequestId id = qwenvl::gst::allocate_request_id();
-  GST_OBJECT_LOCK(self);
-  self->state->asks.push_back({id, prompt != nullptr && *prompt != '\0' ? prompt : self->state->settings.prompt});
-  GST_OBJECT_UNLOCK(self);
-  GST_DEBUG_OBJECT(self, "ask %" G_GUINT64_FORMAT ": %s", static_cast<guint64>(id), prompt ? prompt : "(prompt)");
-  return id;
-}
-
 static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   GObjectClass* gobject_class = G_OBJECT_CLASS(klass);
   GstElementClass* element_class = GST_ELEMENT_CLASS(klass);
@@ -1352,7 +808,7 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
    *
    * Emitted on the streaming thread for each answer, beside its message and meta.
    */
-  signals[SIGNAL_RESULT] = g_signal_new("result", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
+  element_signals[SIGNAL_RESULT] = g_signal_new("result", G_TYPE_FROM_CLASS(klass), G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr,
                                         G_TYPE_NONE, 1, GST_TYPE_STRUCTURE | G_SIGNAL_TYPE_STATIC_SCOPE);
 
   /**
@@ -1369,9 +825,9 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
    *
    * Returns: the request id (never 0)
    */
-  signals[SIGNAL_ASK] = g_signal_new_class_handler("ask", G_TYPE_FROM_CLASS(klass),
+  element_signals[SIGNAL_ASK] = g_signal_new_class_handler("ask", G_TYPE_FROM_CLASS(klass),
                                                    static_cast<GSignalFlags>(G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
-                                                   G_CALLBACK(gst_qwenvl_ask), nullptr, nullptr, nullptr, G_TYPE_UINT64, 1,
+                                                   G_CALLBACK(queue_ask), nullptr, nullptr, nullptr, G_TYPE_UINT64, 1,
                                                    G_TYPE_STRING);
 
   GstCaps* caps = video_caps();

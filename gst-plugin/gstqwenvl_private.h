@@ -1,0 +1,110 @@
+// The qwenvl element's instance data, shared by the files that make up the element: its GObject
+// glue (gstqwenvl.cpp), turning frames into questions (frame_questions.cpp) and delivering answers
+// (answer_delivery.cpp). Not installed; nothing outside gst-plugin/ includes it.
+#pragma once
+
+#include <gst/gst.h>
+#include <gst/video/video.h>
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "clip_collector.h"
+#include "engine_registry.h"
+#include "gstqwenvl.h"
+#include "qwenvl/engine.h"
+#include "request_tracker.h"
+
+namespace qwenvl::gst {
+
+enum Mode { kModeAsync, kModeSync };
+enum DropPolicy { kSkipWhileBusy, kDropOldest };
+enum Dtype { kDtypeAuto, kDtypeFloat32, kDtypeBfloat16, kDtypeFloat16 };
+
+constexpr const char* kDefaultPrompt = "Describe this image.";
+constexpr const char* kDefaultDevice = "cpu";
+
+// Property values; read and written under the object lock.
+struct Settings {
+  std::string model;
+  std::string prompt = kDefaultPrompt;
+  std::string system_prompt;
+  std::string stream_id;  // empty: the element's name
+  int max_new_tokens = 0;
+  double temperature = -1, top_p = -1, min_p = -1, repetition_penalty = -1;
+  int top_k = -1;
+  gint64 seed = -1;
+  std::vector<std::string> stop_strings;
+  GstClockTime interval = 0;
+  Mode mode = kModeAsync;
+  DropPolicy drop_policy = kSkipWhileBusy;
+  guint max_pending = 1;
+  gboolean drain_on_eos = TRUE;
+  GstClockTime caption_duration = 0;
+  std::string device = kDefaultDevice;
+  Dtype dtype = kDtypeAuto;
+  std::string engine_id;
+  std::string engine_library;
+  gboolean emit_partial = FALSE;
+  gboolean overlay = FALSE;
+  guint clip_frames = 0;  // 0 or 1: single frames
+  GstClockTime clip_duration = GST_SECOND;
+  gboolean roi = FALSE;
+  std::string roi_labels;  // comma-separated filter; empty: every box
+  guint history_size = 0;
+  gint64 min_pixels = 0, max_pixels = 0;  // 0: the model's processor config
+};
+
+// A question of the `ask` signal, waiting for the next frame.
+struct PendingAsk {
+  qwenvl::RequestId id;
+  std::string prompt;
+};
+
+// What NULL->READY sets up and READY->NULL releases; pointers copied under the object lock.
+struct Runtime {
+  SharedEngine shared;
+  std::shared_ptr<RequestTracker> tracker;
+};
+
+// Streaming-thread state.
+struct Streaming {
+  GstVideoInfo info;
+  bool have_info = false;
+  bool caps_colorimetry = false;  // the caps named one (else the engine applies GStreamer's default)
+  qwenvl::PixelFormat format = qwenvl::PixelFormat::kRGB;
+  GstClockTime last_asked_pts = GST_CLOCK_TIME_NONE;
+  GstClockTime last_pts = GST_CLOCK_TIME_NONE;
+  GstClockTime last_delta = GST_CLOCK_TIME_NONE;
+  GstClockTime last_end = GST_CLOCK_TIME_NONE;  // end of the last outgoing video buffer
+  std::string caption;
+  GstClockTime caption_start = GST_CLOCK_TIME_NONE;
+  bool have_caption = false;
+  bool warned_latency = false;
+  bool warned_overlay = false;
+  ClipCollector clip;                // clip-frames >= 2: the clip being collected
+  std::deque<qwenvl::Turn> history;  // history-size: this stream's earlier (prompt, answer) turns
+};
+
+struct State {
+  Settings settings;
+  Runtime runtime;
+  Streaming streaming;
+  std::deque<PendingAsk> asks;  // under the object lock: the `ask` signal comes from any thread
+  std::atomic<guint64> reported_latency{0};  // added latency reported in sync mode
+};
+
+// The element's signals; class_init sets their ids, answer delivery emits `result`.
+enum { SIGNAL_RESULT, SIGNAL_ASK, N_SIGNALS };
+extern guint element_signals[N_SIGNALS];
+
+}  // namespace qwenvl::gst
+
+struct _GstQwenVL {
+  GstBaseTransform parent;
+  GstPad* text_src;
+  qwenvl::gst::State* state;
+};
