@@ -21,7 +21,6 @@
 #include "kernels/async_host_copy.h"
 #include "kernels/device_memory.h"
 #include "kernels/dispatch_counts.h"
-#include "kernels/sampling.h"
 #include "kernels/side_stream.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -31,6 +30,7 @@
 #include "runtime/kv_cache.h"
 #include "runtime/model_runner.h"
 #include "runtime/request_preparation.h"
+#include "runtime/sampling.h"
 #include "runtime/sequence.h"
 #include "runtime/stopping.h"
 
@@ -378,26 +378,22 @@ class EngineImpl final : public Engine {
       }
       if (live.empty()) return;
       try {
-        // A GPU picks every row in one call where the logits are; the CPU row by row (in row
-        // order, each sequence's own generator), here when the next step is queued ahead, else below.
+        std::vector<SamplingRow> rows;
+        for (Sequence* s : live) rows.push_back({s->sampler.get(), &s->seen, s->generated.size()});
+        const at::Tensor tokens = pick_tokens(logits, rows);  // on a GPU, possibly not computed yet
         std::vector<int64_t> picked;
         QueuedStep ahead;
-        if (on_device && overlap) {
-          const at::Tensor tokens = sample_on_device(logits, live);
+        if (overlap) {
           kernels::AsyncHostCopy to_host(tokens);  // queued before the next step: waits for this pick only
           ahead = queue_next_step(tokens, live);
           const at::Tensor& host = to_host.wait();
           picked.assign(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + host.numel());
-        } else if (on_device) {
-          const at::Tensor host = sample_on_device(logits, live).to(at::kCPU).contiguous();
+        } else {
+          const at::Tensor host = tokens.to(at::kCPU).contiguous();
           picked.assign(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + host.numel());
-        } else if (overlap) {
-          for (size_t row = 0; row < live.size(); ++row)
-            picked.push_back(live[row]->sampler->pick(logits[static_cast<int64_t>(row)], live[row]->seen));
-          ahead = queue_next_step(at::tensor(picked, at::kLong), live);
         }
         std::vector<Sequence*> next, gone;
-        std::vector<int64_t> tokens;
+        std::vector<int64_t> next_tokens;
         std::vector<SequenceSlot*> next_slots;
         for (size_t row = 0; row < live.size(); ++row) {
           Sequence& s = *live[row];
@@ -405,8 +401,7 @@ class EngineImpl final : public Engine {
             gone.push_back(&s);
             continue;
           }
-          const auto token =
-              static_cast<int32_t>(!picked.empty() ? picked[row] : s.sampler->pick(logits[static_cast<int64_t>(row)], s.seen));
+          const auto token = static_cast<int32_t>(picked[row]);
           const StopReason reason = accept_token(s, token, options_.max_context);
           if (reason != StopReason::kNone) {
             complete(s, Status::kAnswered, stop_reason_name(reason));
@@ -414,7 +409,7 @@ class EngineImpl final : public Engine {
             continue;
           }
           next.push_back(&s);
-          tokens.push_back(token);
+          next_tokens.push_back(token);
           next_slots.push_back(&s.slot);
         }
         // The queued step wrote one more entry into the cache of sequences that end here; their
@@ -425,7 +420,7 @@ class EngineImpl final : public Engine {
         } else {
           live = next;
           if (!live.empty())
-            logits = on_device ? runner_.decode_on_device(tokens, next_slots) : runner_.decode(tokens, next_slots);
+            logits = on_device ? runner_.decode_on_device(next_tokens, next_slots) : runner_.decode(next_tokens, next_slots);
         }
       } catch (const std::exception& e) {
         fail_all(live, failure_reason(e, device_));
@@ -479,35 +474,6 @@ class EngineImpl final : public Engine {
         rows.size() == live.size() ? tokens : tokens.index_select(0, upload(rows, at::kLong, tokens.device()));
     step.logits = runner_.decode_on_device(ids, slots);
     return step;
-  }
-
-  // Token selection for every row of a step on the GPU (kernels/sampling.h): the same processors as
-  // SequenceSampler; greedy rows give the same ids, sampled rows draw from a Philox stream keyed by
-  // (seed, step) instead of the CPU generator. Returns the ids on the device; nothing waits.
-  at::Tensor sample_on_device(at::Tensor& logits, const std::vector<Sequence*>& live) const {
-    std::vector<kernels::RowSampling> rows;
-    std::vector<int64_t> ids, offsets{0};
-    for (const Sequence* s : live) {
-      const SamplingConfig& c = s->sampler->config();
-      kernels::RowSampling r;
-      r.do_sample = c.do_sample;
-      r.temperature = c.temperature;
-      r.top_k = c.top_k;
-      r.top_p = c.top_p;
-      r.min_p = c.min_p.value_or(0.0);
-      r.repetition_penalty = c.repetition_penalty;
-      r.seed = c.seed;
-      r.step = s->generated.size();
-      rows.push_back(r);
-      if (c.repetition_penalty != 1.0) ids.insert(ids.end(), s->seen.begin(), s->seen.end());
-      offsets.push_back(static_cast<int64_t>(ids.size()));
-    }
-    kernels::SeenIds seen;
-    if (!ids.empty()) {  // queued copies: with overlap_decode the host must not wait for the queued step here
-      seen.ids = upload(ids, at::kLong, logits.device());
-      seen.offsets = upload(offsets, at::kLong, logits.device());
-    }
-    return kernels::sample(logits, rows, seen);
   }
 
   EngineOptions options_;

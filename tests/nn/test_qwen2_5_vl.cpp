@@ -16,7 +16,7 @@
 #include "nn/qwen2_5_vl.h"
 #include "runtime/kv_cache.h"
 #include "runtime/model_runner.h"
-#include "runtime/sampler.h"
+#include "runtime/sampling.h"
 
 namespace qwenvl {
 namespace {
