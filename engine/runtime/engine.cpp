@@ -1,10 +1,14 @@
 // The Engine of qwenvl/engine.h. Three stages, each on its own thread so that none waits for
 // another's work: submit() copies the frames and queues the request (the caller's thread);
-// the preparation thread renders, preprocesses and tokenizes, and fails at once what can never
-// fit; the inference loop runs the ready requests together as one batch — one vision forward and
-// one prefill for the requests admitted together, then one decode forward per step for every
-// running sequence — and admits newly ready requests between steps while the batch and the KV
-// cache have room (continuous batching). The loop lives in run_until_idle().
+// the preparation thread renders, preprocesses and tokenizes, fails at once what can never fit
+// and hands the rest to the scheduler; the inference thread runs the scheduler's batch loop
+// (runtime/scheduler.h: continuous batching) whenever requests are ready. The engine keeps the
+// requests' lifecycle: the table of live requests, the counters and ending each request once.
+//
+// Locks: the engine's mutex_ (submitted_, live_, stats_, next_id_) and the scheduler's own (its
+// ready queue, running set and KV blocks). Order: mutex_ first (stats() and the preparation
+// thread's close() call the scheduler under it); the scheduler never calls complete() or
+// end_if_stopped() holding its lock, and complete() is never called with mutex_ held.
 #include <malloc.h>
 
 #include <algorithm>
@@ -15,26 +19,22 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <tuple>
 #include <utility>
 
-#include "kernels/device/async_host_copy.h"
 #include "kernels/device/memory.h"
+#include "kernels/device/side_stream.h"
 #include "kernels/dispatch_counts.h"
 #include "kernels/error.h"
-#include "kernels/sampling.h"
-#include "kernels/device/side_stream.h"
 #include "model/config.h"
 #include "model/weights.h"
 #include "nn/kv_cache.h"
 #include "nn/qwen2_5_vl.h"
 #include "qwenvl/engine.h"
-#include "runtime/block_allocator.h"
-#include "runtime/host_upload.h"
-#include "runtime/model_runner.h"
+#include "runtime/request_lifecycle.h"
 #include "runtime/request_preparation.h"
+#include "runtime/scheduler.h"
 #include "runtime/sequence.h"
-#include "runtime/stopping.h"
+#include "runtime/single_device_executor.h"
 
 namespace qwenvl {
 
@@ -80,7 +80,7 @@ at::Device with_peak_reset(at::Device device) {
   return device;
 }
 
-class EngineImpl final : public Engine {
+class EngineImpl final : public Engine, private RequestLifecycle {
  public:
   explicit EngineImpl(const EngineOptions& options)
       : options_(options),
@@ -89,9 +89,8 @@ class EngineImpl final : public Engine {
         assets_(load_assets(options.model_dir)),
         weights_(model::Weights::load(options.model_dir, assets_.files.model, weight_options())),
         model_(assets_.files.model, weights_, dtype_, device_),
-        cache_(cache_shape(), dtype_, device_),
-        allocator_(cache_.shape().num_blocks),
-        runner_(model_, cache_) {
+        executor_(model_, cache_shape(), dtype_, device_),
+        scheduler_(executor_, *this, scheduler_options()) {
     if (options.max_batch <= 0) throw Error("max_batch must be > 0");
 #ifdef __GLIBC__
     // Parsing tokenizer.json and the configs leaves tens of MB of freed heap behind; hand it back
@@ -101,9 +100,9 @@ class EngineImpl final : public Engine {
     if (options.max_context <= 1) throw Error("max_context must be > 1");
     // Recorded before any request runs (and before the worker threads start), so the first answer
     // pays no recording.
-    runner_.time_phases(options.time_phases);
+    executor_.time_phases(options.time_phases);
     if (device_.is_cuda() && options.cuda_graphs)
-      decode_graphs_ = runner_.enable_decode_graphs(options.max_batch, options.max_context);
+      decode_graphs_ = executor_.enable_decode_graphs(options.max_batch, options.max_context);
     prepare_thread_ = std::thread([this] { prepare_loop(); });
     infer_thread_ = std::thread([this] { inference_loop(); });
   }
@@ -160,14 +159,15 @@ class EngineImpl final : public Engine {
   EngineStats stats() const override {
     std::lock_guard<std::mutex> lock(mutex_);
     EngineStats s = stats_;
-    s.queued = submitted_.size() + ready_.size();
-    s.running = running_;
+    const Scheduler::Counts counts = scheduler_.counts();
+    s.queued = submitted_.size() + counts.queued;
+    s.running = counts.running;
     s.vision_forwards = static_cast<uint64_t>(model_.counters().vision);
     s.prefill_forwards = static_cast<uint64_t>(model_.counters().prefill);
     s.decode_forwards = static_cast<uint64_t>(model_.counters().decode);
     if (device_.is_cuda()) s.peak_device_memory_bytes = kernels::peak_device_memory_bytes(device_.index());
     s.decode_graphs = decode_graphs_;
-    const PhaseTimes phases = runner_.phase_times();
+    const PhaseTimes phases = executor_.phase_times();
     s.vision_ms = phases.vision_ms;
     s.prefill_ms = phases.prefill_ms;
     s.decode_ms = phases.decode_ms;
@@ -206,9 +206,17 @@ class EngineImpl final : public Engine {
     return shape;
   }
 
+  SchedulerOptions scheduler_options() const {
+    SchedulerOptions o;
+    o.max_batch = static_cast<size_t>(options_.max_batch);
+    o.max_context = options_.max_context;
+    o.overlap_decode = options_.overlap_decode.value_or(device_.is_cuda());
+    return o;
+  }
+
   // Ends a request exactly once: bookkeeping under the lock, the user's callback outside it (a
   // callback may submit or cancel). Never call with mutex_ held.
-  void complete(Sequence& s, Status status, std::string reason, std::string error = {}) {
+  void complete(Sequence& s, Status status, std::string reason, std::string error) override {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       switch (status) {
@@ -223,7 +231,7 @@ class EngineImpl final : public Engine {
   }
 
   // Ends a request that was cancelled or ran past its deadline; false when it may go on.
-  bool end_if_stopped(Sequence& s) {
+  bool end_if_stopped(Sequence& s) override {
     if (s.cancel_requested) {
       complete(s, Status::kCancelled, "cancelled", stopping_ ? "the engine is shutting down" : "cancelled by the caller");
       return true;
@@ -243,7 +251,7 @@ class EngineImpl final : public Engine {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stopping_ || !submitted_.empty(); });
         if (submitted_.empty()) {  // stopping, nothing left to prepare
-          wake_.notify_all();      // the inference loop waits for exactly this to end
+          scheduler_.close();      // the inference loop waits for exactly this to end
           return;
         }
         s = submitted_.front();
@@ -257,9 +265,7 @@ class EngineImpl final : public Engine {
         continue;
       }
       if (end_if_stopped(*s)) continue;
-      std::lock_guard<std::mutex> lock(mutex_);
-      ready_.push_back(s);
-      wake_.notify_all();
+      scheduler_.enqueue(std::move(s));
     }
   }
 
@@ -275,241 +281,21 @@ class EngineImpl final : public Engine {
       throw Error("the prompt has " + std::to_string(prompt_tokens) + " tokens, which leaves no room to answer within max_context " +
                   std::to_string(options_.max_context));
     s.settings.max_new_tokens = std::min(s.settings.max_new_tokens, options_.max_context - prompt_tokens);
-    const int64_t blocks = runner_.blocks_for(prompt_tokens + s.settings.max_new_tokens);
-    if (blocks > allocator_total_)
+    const int64_t blocks = executor_.blocks_for(prompt_tokens + s.settings.max_new_tokens);
+    const int64_t total = executor_.total_blocks();
+    if (blocks > total)
       throw Error("the request needs " + std::to_string(blocks) + " KV blocks (" + std::to_string(prompt_tokens) +
                   " prompt tokens + " + std::to_string(s.settings.max_new_tokens) + " new) but the KV cache holds only " +
-                  std::to_string(allocator_total_) + ": raise kv_cache_bytes or lower max_new_tokens");
+                  std::to_string(total) + ": raise kv_cache_bytes or lower max_new_tokens");
     s.sampler = std::make_unique<SequenceSampler>(s.settings.sampling);
     s.decoder = std::make_unique<model::IncrementalDecoder>(assets_.tokenizer, /*skip_special_tokens=*/true);
     s.seen.assign(s.prompt.ids.begin(), s.prompt.ids.end());
   }
 
-  // Inference thread: runs the ready requests, admitting newly ready ones between decode steps
-  // (continuous batching), until none is left; then waits for more.
+  // Inference thread: runs the scheduler's batch loop whenever requests are ready, until the
+  // preparation thread has closed the scheduler and none is left.
   void inference_loop() {
-    while (true) {
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return (stopping_ && submitted_.empty()) || !ready_.empty(); });
-        if (ready_.empty()) return;
-      }
-      run_until_idle();
-    }
-  }
-
-  // Takes ready requests in arrival order while the batch has room for `room` more and the KV cache
-  // has their blocks (reserved for the whole answer, so an admitted sequence never runs out).
-  std::vector<Sequence*> admit(size_t room) {
-    std::vector<Sequence*> admitted;
-    std::vector<std::shared_ptr<Sequence>> stopped;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      while (!ready_.empty() && admitted.size() < room) {
-        auto s = ready_.front();
-        if (s->cancel_requested || s->expired(Clock::now())) {
-          stopped.push_back(s);
-          ready_.pop_front();
-          continue;
-        }
-        const int64_t need = runner_.blocks_for(static_cast<int64_t>(s->prompt.ids.size()) + s->settings.max_new_tokens);
-        if (!allocator_.allocate(need, s->slot.blocks)) break;
-        ready_.pop_front();
-        running_set_[s.get()] = s;  // keeps the sequence alive while it runs
-        admitted.push_back(s.get());
-      }
-      running_ = running_set_.size();
-    }
-    for (auto& s : stopped) end_if_stopped(*s);
-    return admitted;
-  }
-
-  // Gives the KV blocks of sequences that left the batch (answered, stopped or failed) back.
-  void retire(const std::vector<Sequence*>& gone) {
-    if (gone.empty()) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (Sequence* s : gone) {
-      allocator_.release(s->slot.blocks);
-      s->slot.blocks.clear();
-      running_set_.erase(s);
-    }
-    running_ = running_set_.size();
-  }
-
-  // Fails the sequences with `error` (those not already ended) and retires them.
-  void fail_all(const std::vector<Sequence*>& batch, const std::string& error) {
-    for (Sequence* s : batch)
-      if (!s->done) complete(*s, Status::kFailed, "failed", error);
-    retire(batch);
-  }
-
-  static std::string failure_reason(const std::exception& e, const at::Device& device) {
-    if (const auto* oom = dynamic_cast<const c10::OutOfMemoryError*>(&e))
-      return std::string("inference failed: out of memory on ") + device.str() + ": " + oom->what_without_backtrace();
-    return std::string("inference failed: ") + e.what();
-  }
-
-  // The batch loop. Each turn: prefill what was admitted since the last turn (its logits rows join
-  // the running ones), pick every row's next token, end the sequences that stop, then one decode
-  // step for the rest. A failed prefill fails only the sequences it admitted; a failed step (a
-  // kernel error, the device out of memory) fails the running batch. The engine keeps serving.
-  // With EngineOptions::overlap_decode the next step is queued before the host reads the picked
-  // tokens (queue_next_step): the device works on it while the host checks stops and streams text.
-  void run_until_idle() {
-    const bool on_device = device_.is_cuda();
-    const bool overlap = options_.overlap_decode.value_or(on_device);
-    std::vector<Sequence*> live;  // one per row of `logits`
-    at::Tensor logits;
-    while (true) {
-      std::vector<Sequence*> admitted = admit(static_cast<size_t>(options_.max_batch) - live.size());
-      if (!admitted.empty()) {
-        try {
-          std::vector<const PreparedPrompt*> prompts;
-          std::vector<SequenceSlot*> slots;
-          for (Sequence* s : admitted) {
-            prompts.push_back(&s->prompt);
-            slots.push_back(&s->slot);
-          }
-          const at::Tensor fresh = on_device ? runner_.prefill_on_device(prompts, slots) : runner_.prefill(prompts, slots);
-          // A copy either way: decode logits live in graph memory that the next step overwrites.
-          logits = live.empty() ? fresh : at::cat({logits, fresh});
-          live.insert(live.end(), admitted.begin(), admitted.end());
-        } catch (const std::exception& e) {
-          fail_all(admitted, failure_reason(e, device_));
-        }
-      }
-      if (live.empty()) return;
-      try {
-        // A GPU picks every row in one call where the logits are; the CPU row by row (in row
-        // order, each sequence's own generator), here when the next step is queued ahead, else below.
-        std::vector<int64_t> picked;
-        QueuedStep ahead;
-        if (on_device && overlap) {
-          const at::Tensor tokens = sample_on_device(logits, live);
-          kernels::AsyncHostCopy to_host(tokens);  // queued before the next step: waits for this pick only
-          ahead = queue_next_step(tokens, live);
-          const at::Tensor& host = to_host.wait();
-          picked.assign(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + host.numel());
-        } else if (on_device) {
-          const at::Tensor host = sample_on_device(logits, live).to(at::kCPU).contiguous();
-          picked.assign(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + host.numel());
-        } else if (overlap) {
-          for (size_t row = 0; row < live.size(); ++row)
-            picked.push_back(live[row]->sampler->pick(logits[static_cast<int64_t>(row)], live[row]->seen));
-          ahead = queue_next_step(at::tensor(picked, at::kLong), live);
-        }
-        std::vector<Sequence*> next, gone;
-        std::vector<int64_t> tokens;
-        std::vector<SequenceSlot*> next_slots;
-        for (size_t row = 0; row < live.size(); ++row) {
-          Sequence& s = *live[row];
-          if (end_if_stopped(s)) {
-            gone.push_back(&s);
-            continue;
-          }
-          const auto token =
-              static_cast<int32_t>(!picked.empty() ? picked[row] : s.sampler->pick(logits[static_cast<int64_t>(row)], s.seen));
-          const StopReason reason = accept_token(s, token, options_.max_context);
-          if (reason != StopReason::kNone) {
-            complete(s, Status::kAnswered, stop_reason_name(reason));
-            gone.push_back(&s);
-            continue;
-          }
-          next.push_back(&s);
-          tokens.push_back(token);
-          next_slots.push_back(&s.slot);
-        }
-        // The queued step wrote one more entry into the cache of sequences that end here; their
-        // blocks go back only after it (the device runs it before anything queued later).
-        retire(gone);
-        if (overlap) {
-          std::tie(live, logits) = ahead.keep(next);
-        } else {
-          live = next;
-          if (!live.empty())
-            logits = on_device ? runner_.decode_on_device(tokens, next_slots) : runner_.decode(tokens, next_slots);
-        }
-      } catch (const std::exception& e) {
-        fail_all(live, failure_reason(e, device_));
-        live.clear();
-      }
-    }
-  }
-
-  // A decode step queued before its tokens were read: the sequences it appends to, in row order,
-  // and its logits.
-  struct QueuedStep {
-    std::vector<Sequence*> rows;
-    at::Tensor logits;
-
-    // The rows of the sequences still running (`next`, in the same order), and their logits.
-    std::pair<std::vector<Sequence*>, at::Tensor> keep(const std::vector<Sequence*>& next) const {
-      std::vector<int64_t> kept;
-      size_t r = 0;
-      for (Sequence* s : next) {
-        while (r < rows.size() && rows[r] != s) ++r;
-        if (r == rows.size()) throw Error("decode: a running sequence missed the queued step");
-        kept.push_back(static_cast<int64_t>(r++));
-      }
-      if (kept.size() == rows.size()) return {next, logits};
-      if (kept.empty()) return {next, at::Tensor()};
-      return {next, logits.index_select(0, upload(kept, at::kLong, logits.device()))};
-    }
-  };
-
-  // Queues the decode step that appends `tokens` (one per row of `live`, where the network runs),
-  // for every sequence that will still run after taking its token unless that token stops it: a
-  // sequence reaching max_new_tokens or max_context with this token stops whatever it is, so it is
-  // left out (its cache has no room for another entry). Stops by EOS, stop strings, cancellation or
-  // deadline are known only later: those rows are computed and dropped (QueuedStep::keep).
-  QueuedStep queue_next_step(const at::Tensor& tokens, const std::vector<Sequence*>& live) {
-    QueuedStep step;
-    std::vector<int64_t> rows;
-    std::vector<SequenceSlot*> slots;
-    for (size_t row = 0; row < live.size(); ++row) {
-      const Sequence& s = *live[row];
-      const auto after = static_cast<int64_t>(s.generated.size()) + 1;  // tokens generated with this one
-      if (after >= s.settings.max_new_tokens ||
-          static_cast<int64_t>(s.prompt.ids.size()) + after >= options_.max_context)
-        continue;
-      rows.push_back(static_cast<int64_t>(row));
-      step.rows.push_back(live[row]);
-      slots.push_back(&live[row]->slot);
-    }
-    if (rows.empty()) return step;
-    const at::Tensor ids =
-        rows.size() == live.size() ? tokens : tokens.index_select(0, upload(rows, at::kLong, tokens.device()));
-    step.logits = runner_.decode_on_device(ids, slots);
-    return step;
-  }
-
-  // Token selection for every row of a step on the GPU (kernels/sampling.h): the same processors as
-  // SequenceSampler; greedy rows give the same ids, sampled rows draw from a Philox stream keyed by
-  // (seed, step) instead of the CPU generator. Returns the ids on the device; nothing waits.
-  at::Tensor sample_on_device(at::Tensor& logits, const std::vector<Sequence*>& live) const {
-    std::vector<kernels::RowSampling> rows;
-    std::vector<int64_t> ids, offsets{0};
-    for (const Sequence* s : live) {
-      const SamplingConfig& c = s->sampler->config();
-      kernels::RowSampling r;
-      r.do_sample = c.do_sample;
-      r.temperature = c.temperature;
-      r.top_k = c.top_k;
-      r.top_p = c.top_p;
-      r.min_p = c.min_p.value_or(0.0);
-      r.repetition_penalty = c.repetition_penalty;
-      r.seed = c.seed;
-      r.step = s->generated.size();
-      rows.push_back(r);
-      if (c.repetition_penalty != 1.0) ids.insert(ids.end(), s->seen.begin(), s->seen.end());
-      offsets.push_back(static_cast<int64_t>(ids.size()));
-    }
-    kernels::SeenIds seen;
-    if (!ids.empty()) {  // queued copies: with overlap_decode the host must not wait for the queued step here
-      seen.ids = upload(ids, at::kLong, logits.device());
-      seen.offsets = upload(offsets, at::kLong, logits.device());
-    }
-    return kernels::sample(logits, rows, seen);
+    while (scheduler_.wait_for_work()) scheduler_.run_until_idle();
   }
 
   EngineOptions options_;
@@ -518,10 +304,8 @@ class EngineImpl final : public Engine {
   ModelAssets assets_;
   model::Weights weights_;
   nn::Qwen25VL model_;
-  nn::KvCache cache_;
-  BlockAllocator allocator_;
-  int64_t allocator_total_ = allocator_.num_blocks();
-  ModelRunner runner_;
+  SingleDeviceExecutor executor_;
+  Scheduler scheduler_;
   bool decode_graphs_ = false;
 
   mutable std::mutex mutex_;
@@ -529,9 +313,7 @@ class EngineImpl final : public Engine {
   std::atomic<bool> stopping_{false};
   RequestId next_id_ = 0;
   std::map<RequestId, std::shared_ptr<Sequence>> live_;
-  std::deque<std::shared_ptr<Sequence>> submitted_, ready_;
-  size_t running_ = 0;
-  std::map<Sequence*, std::shared_ptr<Sequence>> running_set_;  // admitted, not yet retired
+  std::deque<std::shared_ptr<Sequence>> submitted_;  // not yet prepared
   EngineStats stats_;
   std::thread prepare_thread_, infer_thread_;
 };

@@ -9,7 +9,7 @@
 
 #include "model/config.h"
 #include "qwenvl/engine.h"
-#include "runtime/sampler.h"
+#include "runtime/sampling.h"
 
 namespace qwenvl::runtime {
 

@@ -17,7 +17,7 @@
 #include "nn/qwen2_5_vl.h"
 #include "runtime/block_allocator.h"
 #include "runtime/model_runner.h"
-#include "runtime/sampler.h"
+#include "runtime/sampling.h"
 
 namespace qwenvl {
 namespace {

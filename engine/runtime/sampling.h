@@ -1,7 +1,10 @@
 // Turning a step's logits into tokens, as transformers 5.17's generate() does: logits in fp32,
 // the repetition penalty over every id of the sequence so far (prompt included, also when greedy),
-// then — when sampling — temperature, top-k, top-p and min-p in that order, and a draw from the
-// request's own seeded generator (so a request's tokens never depend on what shares its batch).
+// then — when sampling — temperature, top-k, top-p and min-p in that order, and a draw that depends
+// on the row alone (so a request's tokens never depend on what shares its batch). One entry point
+// for a batch of rows, pick_tokens(): on the CPU row by row with each sequence's own seeded torch
+// generator (as transformers draws, so seeded CPU answers match it), on a GPU every row in one
+// kernels::sample launch, whose draws come from a Philox stream keyed by (seed, step).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -25,6 +28,7 @@ struct SamplingConfig {
   uint64_t seed = 0;
 };
 
+// One sequence's sampling state: its settings and the generator its CPU draws come from.
 class SequenceSampler {
  public:
   explicit SequenceSampler(const SamplingConfig& config);
@@ -36,6 +40,17 @@ class SequenceSampler {
   SamplingConfig config_;
   at::Generator generator_;
 };
+
+// One row of a batch to pick for.
+struct SamplingRow {
+  SequenceSampler* sampler = nullptr;
+  const std::vector<int64_t>* seen = nullptr;  // the sequence's ids so far, prompt included
+  uint64_t step = 0;                           // tokens it has generated before this one
+};
+
+// The next token of every row of `logits` (fp32 [rows, vocab], processed in place), int64 [rows] on
+// the logits' device. On a GPU nothing waits for the device: the ids may still be being computed.
+at::Tensor pick_tokens(at::Tensor& logits, const std::vector<SamplingRow>& rows);
 
 // Applies the processors to a logits row exactly as the reference does (exposed for tests).
 void apply_repetition_penalty(at::Tensor& logits, const std::vector<int64_t>& seen, double penalty);

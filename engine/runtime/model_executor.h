@@ -1,0 +1,46 @@
+// What the scheduler asks of the network and its KV cache, and nothing of how or where it runs:
+// a prefill for the sequences it admitted, a decode step for the rows still running, and the KV
+// cache counted in blocks. One device runs it today (SingleDeviceExecutor); pipeline stages on
+// several devices, each with its own layers and its own layers' cache, plug in here.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "runtime/model_runner.h"
+
+namespace qwenvl::runtime {
+
+class ModelExecutor {
+ public:
+  virtual ~ModelExecutor() = default;
+
+  // The KV budget. A sequence's block table names the same block ids in every cache that holds
+  // some of its layers, so one count of blocks is the budget however many caches there are.
+  // Blocks a sequence of `tokens` tokens needs in all, and blocks there are in all (both constant:
+  // safe from any thread).
+  virtual int64_t blocks_for(int64_t tokens) const = 0;
+  virtual int64_t total_blocks() const = 0;
+  // Appends `blocks` free blocks to slot.blocks; false (taking none) when fewer are free.
+  virtual bool allocate(int64_t blocks, SequenceSlot& slot) = 0;
+  // Gives slot.blocks back and empties them. A step already queued may still write to them: the
+  // work of their next owner must run after it (it does where each device runs its work in order).
+  virtual void release(SequenceSlot& slot) = 0;
+
+  // Where the logits arrive and tokens are picked (the last stage's device).
+  virtual at::Device device() const = 0;
+  // Prefills every prompt (slots hold their blocks) and returns the fp32 logits of each prompt's
+  // last token, [S, vocab], on device().
+  virtual at::Tensor prefill(const std::vector<const PreparedPrompt*>& prompts,
+                             const std::vector<SequenceSlot*>& slots) = 0;
+  // Appends one token to every sequence and returns the fp32 logits of the next, [S, vocab], on
+  // device(). The step may still be running on the device when this returns.
+  virtual at::Tensor decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) = 0;
+  // The same with the tokens ([S] int64) on device(), where they were picked: the step is queued
+  // behind the pick without the host reading them.
+  virtual at::Tensor decode(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) = 0;
+};
+
+}  // namespace qwenvl::runtime

@@ -1,0 +1,178 @@
+// The ready queue, admission, retirement and the batch loop of scheduler.h.
+#include "runtime/scheduler.h"
+
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "kernels/device/async_host_copy.h"
+#include "runtime/queued_step.h"
+#include "runtime/sampling.h"
+#include "runtime/stopping.h"
+
+namespace qwenvl::runtime {
+
+namespace {
+
+std::string failure_reason(const std::exception& e, const at::Device& device) {
+  if (const auto* oom = dynamic_cast<const c10::OutOfMemoryError*>(&e))
+    return std::string("inference failed: out of memory on ") + device.str() + ": " + oom->what_without_backtrace();
+  return std::string("inference failed: ") + e.what();
+}
+
+std::vector<int64_t> host_values(const at::Tensor& host) {
+  return std::vector<int64_t>(host.data_ptr<int64_t>(), host.data_ptr<int64_t>() + host.numel());
+}
+
+}  // namespace
+
+Scheduler::Scheduler(ModelExecutor& executor, RequestLifecycle& lifecycle, const SchedulerOptions& options)
+    : executor_(executor), lifecycle_(lifecycle), options_(options) {}
+
+void Scheduler::enqueue(std::shared_ptr<Sequence> s) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ready_.push_back(std::move(s));
+  ready_or_closed_.notify_all();
+}
+
+void Scheduler::close() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  closed_ = true;
+  ready_or_closed_.notify_all();
+}
+
+bool Scheduler::wait_for_work() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  ready_or_closed_.wait(lock, [&] { return closed_ || !ready_.empty(); });
+  return !ready_.empty();
+}
+
+Scheduler::Counts Scheduler::counts() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return {ready_.size(), running_.size()};
+}
+
+// Takes ready requests in arrival order while the batch has room for `room` more and the KV cache
+// has their blocks; those cancelled or past their deadline meanwhile end here, after the lock.
+std::vector<Sequence*> Scheduler::admit(size_t room) {
+  std::vector<Sequence*> admitted;
+  std::vector<std::shared_ptr<Sequence>> stopped;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (!ready_.empty() && admitted.size() < room) {
+      auto s = ready_.front();
+      if (s->cancel_requested || s->expired(Clock::now())) {
+        stopped.push_back(s);
+        ready_.pop_front();
+        continue;
+      }
+      const int64_t need = executor_.blocks_for(static_cast<int64_t>(s->prompt.ids.size()) + s->settings.max_new_tokens);
+      if (!executor_.allocate(need, s->slot)) break;
+      ready_.pop_front();
+      running_[s.get()] = s;
+      admitted.push_back(s.get());
+    }
+  }
+  for (auto& s : stopped) lifecycle_.end_if_stopped(*s);
+  return admitted;
+}
+
+// Gives the KV blocks of sequences that left the batch (answered, stopped or failed) back.
+void Scheduler::retire(const std::vector<Sequence*>& gone) {
+  if (gone.empty()) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (Sequence* s : gone) {
+    executor_.release(s->slot);
+    running_.erase(s);
+  }
+}
+
+// Fails the sequences with `error` (those not already ended) and retires them.
+void Scheduler::fail_all(const std::vector<Sequence*>& batch, const std::string& error) {
+  for (Sequence* s : batch)
+    if (!s->done) lifecycle_.complete(*s, Status::kFailed, "failed", error);
+  retire(batch);
+}
+
+// Each turn: prefill what was admitted since the last turn (its logits rows join the running
+// ones), pick every row's next token, end the sequences that stop, then one decode step for the
+// rest. With overlap_decode the next step is queued before the host reads the picked tokens
+// (queue_next_step): the device works on it while the host checks stops and streams text.
+void Scheduler::run_until_idle() {
+  std::vector<Sequence*> live;  // one per row of `logits`
+  at::Tensor logits;
+  while (true) {
+    const std::vector<Sequence*> admitted = admit(options_.max_batch - live.size());
+    if (!admitted.empty()) prefill(admitted, live, logits);
+    if (live.empty()) return;
+    try {
+      step(live, logits);
+    } catch (const std::exception& e) {
+      fail_all(live, failure_reason(e, executor_.device()));
+      live.clear();
+    }
+  }
+}
+
+void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Sequence*>& live, at::Tensor& logits) {
+  try {
+    std::vector<const PreparedPrompt*> prompts;
+    std::vector<SequenceSlot*> slots;
+    for (Sequence* s : admitted) {
+      prompts.push_back(&s->prompt);
+      slots.push_back(&s->slot);
+    }
+    const at::Tensor fresh = executor_.prefill(prompts, slots);
+    // A copy either way: decode logits live in graph memory that the next step overwrites.
+    logits = live.empty() ? fresh : at::cat({logits, fresh});
+    live.insert(live.end(), admitted.begin(), admitted.end());
+  } catch (const std::exception& e) {
+    fail_all(admitted, failure_reason(e, executor_.device()));
+  }
+}
+
+void Scheduler::step(std::vector<Sequence*>& live, at::Tensor& logits) {
+  std::vector<SamplingRow> rows;
+  for (Sequence* s : live) rows.push_back({s->sampler.get(), &s->seen, s->generated.size()});
+  const at::Tensor tokens = pick_tokens(logits, rows);  // on a GPU, possibly not computed yet
+  std::vector<int64_t> picked;
+  QueuedStep ahead;
+  if (options_.overlap_decode) {
+    kernels::AsyncHostCopy to_host(tokens);  // queued before the next step: waits for this pick only
+    ahead = queue_next_step(executor_, tokens, live, options_.max_context);
+    picked = host_values(to_host.wait());
+  } else {
+    picked = host_values(tokens.to(at::kCPU).contiguous());
+  }
+  std::vector<Sequence*> next, gone;
+  std::vector<int64_t> next_tokens;
+  std::vector<SequenceSlot*> next_slots;
+  for (size_t row = 0; row < live.size(); ++row) {
+    Sequence& s = *live[row];
+    if (lifecycle_.end_if_stopped(s)) {
+      gone.push_back(&s);
+      continue;
+    }
+    const auto token = static_cast<int32_t>(picked[row]);
+    const StopReason reason = accept_token(s, token, options_.max_context);
+    if (reason != StopReason::kNone) {
+      lifecycle_.complete(s, Status::kAnswered, stop_reason_name(reason), {});
+      gone.push_back(&s);
+      continue;
+    }
+    next.push_back(&s);
+    next_tokens.push_back(token);
+    next_slots.push_back(&s.slot);
+  }
+  // The queued step wrote one more entry into the cache of sequences that end here; their blocks
+  // go back only after it (the device runs it before anything queued later).
+  retire(gone);
+  if (options_.overlap_decode) {
+    std::tie(live, logits) = ahead.keep(next);
+  } else {
+    live = next;
+    if (!live.empty()) logits = executor_.decode(next_tokens, next_slots);
+  }
+}
+
+}  // namespace qwenvl::runtime

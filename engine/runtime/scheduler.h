@@ -1,0 +1,76 @@
+// Continuous batching: the ready queue, admission under the KV budget, the running set and the
+// batch loop. Requests ready to run wait in arrival order; the loop admits them while the batch
+// and the KV cache have room (blocks reserved for the whole answer, so an admitted sequence never
+// runs out), prefills what it admitted together, then runs one decode step per turn for every
+// running sequence, admitting newly ready requests between steps. It reaches the network through a
+// ModelExecutor and ends requests through the engine's RequestLifecycle.
+//
+// Threads: enqueue() and close() from the thread that prepares requests, wait_for_work() and
+// run_until_idle() from the inference thread, counts() from any. The scheduler's lock guards the
+// ready queue, the running set and the KV blocks; it is never held while calling the lifecycle
+// (whose calls take the engine's lock), so where both are held the engine's comes first.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "runtime/model_executor.h"
+#include "runtime/request_lifecycle.h"
+#include "runtime/sequence.h"
+
+namespace qwenvl::runtime {
+
+struct SchedulerOptions {
+  size_t max_batch = 1;     // sequences that run together at most
+  int64_t max_context = 0;  // prompt and answer tokens of one sequence at most
+  bool overlap_decode = false;  // EngineOptions::overlap_decode, resolved for the device
+};
+
+class Scheduler {
+ public:
+  Scheduler(ModelExecutor& executor, RequestLifecycle& lifecycle, const SchedulerOptions& options);
+
+  // A prepared request joins the ready queue.
+  void enqueue(std::shared_ptr<Sequence> s);
+  // No request will be enqueued any more: wait_for_work() returns false once the queue is empty.
+  void close();
+
+  // Blocks until a request is ready (true) or the scheduler is closed with none ready (false).
+  bool wait_for_work();
+  // Runs the ready requests, admitting newly ready ones between decode steps, until none is left
+  // running. A failed prefill fails only the sequences it admitted; a failed step (a kernel
+  // error, the device out of memory) fails the running batch; the scheduler keeps serving.
+  void run_until_idle();
+
+  struct Counts {
+    size_t queued = 0;   // ready, not yet admitted
+    size_t running = 0;  // admitted, not yet retired
+  };
+  Counts counts() const;
+
+ private:
+  std::vector<Sequence*> admit(size_t room);
+  void retire(const std::vector<Sequence*>& gone);
+  void fail_all(const std::vector<Sequence*>& batch, const std::string& error);
+  // Prefills `admitted`; their logits rows join `logits` and they join `live`.
+  void prefill(const std::vector<Sequence*>& admitted, std::vector<Sequence*>& live, at::Tensor& logits);
+  // Picks every row's token, ends the sequences that stop and steps the rest.
+  void step(std::vector<Sequence*>& live, at::Tensor& logits);
+
+  ModelExecutor& executor_;
+  RequestLifecycle& lifecycle_;
+  const SchedulerOptions options_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable ready_or_closed_;
+  std::deque<std::shared_ptr<Sequence>> ready_;
+  std::map<Sequence*, std::shared_ptr<Sequence>> running_;  // keeps admitted sequences alive until retired
+  bool closed_ = false;
+};
+
+}  // namespace qwenvl::runtime
