@@ -12,17 +12,8 @@ namespace {
 
 constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
 
-bool is_yuv(PixelFormat format) { return format == PixelFormat::kNV12 || format == PixelFormat::kI420; }
-
-int channels(PixelFormat format) {
-  switch (format) {
-    case PixelFormat::kRGB:
-    case PixelFormat::kBGR: return 3;
-    case PixelFormat::kNV12:
-    case PixelFormat::kI420: return 1;  // the luma plane
-    default: return 4;                  // RGBA, RGBx, BGRA, BGRx: the fourth byte is alpha or unused
-  }
-}
+// Bytes per pixel of the plane the caption is drawn on: the luma plane of a YUV frame.
+int channels(PixelFormat format) { return is_yuv(format) ? 1 : rgb_bytes_per_pixel(format); }
 
 // Font size and line spacing for a frame: about 1/24 of the height per line, never unreadably small.
 struct Metrics {

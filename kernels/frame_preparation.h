@@ -27,8 +27,7 @@ namespace qwenvl::kernels {
 // coefficients of its orc functions for the matrix and range, and whether NV12 chroma is
 // H-cosited. kAuto resolves as gst_video_info_from_caps does for caps without colorimetry: above
 // 576 lines BT.709 with H-cosited chroma, else BT.601; an explicit matrix acts as caps with that
-// colorimetry and no chroma site. The CPU path (engine/preprocessing/frame_convert.cpp) and the kernels
-// both take it from here.
+// colorimetry and no chroma site. The CPU reference and the CUDA kernels both take it from here.
 struct VideoconvertYuv {
   frame_math::YuvCoefficients coefficients;
   bool chroma_h_cosited = false;

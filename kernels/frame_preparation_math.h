@@ -1,10 +1,17 @@
 // The per-pixel arithmetic of frame preparation, compiled for both the host (the CPU reference of
 // frame_preparation.cpp and the tests) and the device (frame_preparation.cu), so that both run the
 // same integer operations:
-// - YUV to RGB as GStreamer 1.22's videoconvert computes it (engine/preprocessing/frame_convert.cpp says
-//   where each step comes from): orc's splatted signed bytes, 8.8 fixed-point products keeping the
-//   high 16 bits, an int16 sum that wraps, saturation to a signed byte, plus 128; NV12 chroma
-//   upsampled by video-chroma.c's filters, I420 chroma repeated;
+// - YUV to RGB as GStreamer 1.22's videoconvert computes it with default properties, from
+//   gst-plugins-base 1.22 video-converter.c, video-chroma.c and video-orc.orc. I420 takes the
+//   fastpath convert_I420_pack_ARGB: each chroma sample repeated for its 2x2 pixels. NV12 has no
+//   fastpath: unpacked to AYUV (chroma repeated), then chroma upsampled by video-chroma.c,
+//   horizontally a 3/4-1/4 filter (or, for an H_COSITED chroma site, the average of the two
+//   neighbours), vertically a 3/4-1/4 filter on line pairs (2k-1, 2k). Both then apply orc's
+//   arithmetic: bytes minus 128 as signed, widened by splatting ((s << 8) | (s & 0xff)), 8.8
+//   fixed-point products keeping the high 16 bits, an int16 sum that wraps, saturation to a signed
+//   byte, plus 128. Range offsets are not applied there, so limited-range Y is centred on 128, not
+//   16 (Y=235 gives 253): reproduced, since the point is identical pixels
+//   (tests/preprocessing/test_frame_convert.cpp holds it to videoconvert itself);
 // - one output sample of ATen's uint8 antialiased resampling: int16 weights, an int32 sum that
 //   starts at half an output step, an arithmetic shift by the weights' precision, clamped to 0..255.
 #pragma once
