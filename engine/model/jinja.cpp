@@ -18,9 +18,23 @@ namespace {
 using Frame = std::unordered_map<std::string, Value>;
 
 // Python's ints never overflow; ours are 64-bit, and a result that does not fit is a fault, never a wrap.
-int64_t checked_int(bool overflowed, int64_t result, const std::string& op) {
-  if (overflowed) throw TemplateFault(fmt::format("integer overflow in '{}'", op));
-  return result;
+[[noreturn]] void integer_overflow(const std::string& op) {
+  throw TemplateFault(fmt::format("integer overflow in '{}'", op));
+}
+int64_t add_int(int64_t a, int64_t b, const std::string& op) {
+  int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) integer_overflow(op);
+  return r;
+}
+int64_t sub_int(int64_t a, int64_t b, const std::string& op) {
+  int64_t r = 0;
+  if (__builtin_sub_overflow(a, b, &r)) integer_overflow(op);
+  return r;
+}
+int64_t mul_int(int64_t a, int64_t b, const std::string& op) {
+  int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) integer_overflow(op);
+  return r;
 }
 
 // x ** n for n >= 0 by squaring; the base is squared only while bits of n remain, so an overflow there
@@ -28,16 +42,16 @@ int64_t checked_int(bool overflowed, int64_t result, const std::string& op) {
 int64_t int_power(int64_t x, int64_t n) {
   int64_t result = 1;
   while (n > 0) {
-    if (n & 1) result = checked_int(__builtin_mul_overflow(result, x, &result), result, "**");
+    if (n & 1) result = mul_int(result, x, "**");
     n >>= 1;
-    if (n > 0) x = checked_int(__builtin_mul_overflow(x, x, &x), x, "**");
+    if (n > 0) x = mul_int(x, x, "**");
   }
   return result;
 }
 
 // Python's floor division and modulo of ints (the result of % takes the divisor's sign).
 Value floor_div_mod(const std::string& op, int64_t x, int64_t y) {
-  if (y == -1) return op == "%" ? Value(int64_t{0}) : Value(checked_int(x == INT64_MIN, -x, op));  // x / -1 traps at INT64_MIN
+  if (y == -1) return op == "%" ? Value(int64_t{0}) : Value(sub_int(0, x, op));  // x / -1 traps at INT64_MIN
   int64_t q = x / y, r = x % y;
   if (r != 0 && ((r < 0) != (y < 0))) {
     --q;
@@ -320,7 +334,7 @@ class Interpreter {
         if (!v.is_number()) throw TemplateFault(fmt::format("bad operand type for unary -: '{}'", v.type_name()));
         if (e.kind == Expr::Kind::Pos) return v.kind() == Value::Kind::Float ? v : Value(v.as_int());
         if (v.kind() == Value::Kind::Float) return Value(-v.as_double());
-        return Value(checked_int(v.as_int() == INT64_MIN, -v.as_int(), "-"));
+        return Value(sub_int(0, v.as_int(), "-"));
       }
       case Expr::Kind::Binary: return binary(e.name, eval(*e.args[0]), eval(*e.args[1]));
       case Expr::Kind::Compare: {
@@ -377,8 +391,7 @@ class Interpreter {
     if (op == "+") {
       if (a.is_number() && b.is_number()) {
         if (floating) return Value(a.as_double() + b.as_double());
-        int64_t sum = 0;
-        return Value(checked_int(__builtin_add_overflow(a.as_int(), b.as_int(), &sum), sum, op));
+        return Value(add_int(a.as_int(), b.as_int(), op));
       }
       if (a.is_string() && b.is_string()) {
         check_string_size(a.as_string().size() + b.as_string().size());
@@ -396,8 +409,7 @@ class Interpreter {
     if (op == "*") {
       if (a.is_number() && b.is_number()) {
         if (floating) return Value(a.as_double() * b.as_double());
-        int64_t product = 0;
-        return Value(checked_int(__builtin_mul_overflow(a.as_int(), b.as_int(), &product), product, op));
+        return Value(mul_int(a.as_int(), b.as_int(), op));
       }
       const Value* seq = a.is_number() ? &b : &a;
       const Value* count = a.is_number() ? &a : &b;
@@ -422,8 +434,7 @@ class Interpreter {
     if (!a.is_number() || !b.is_number()) return unsupported();
     if (op == "-") {
       if (floating) return Value(a.as_double() - b.as_double());
-      int64_t difference = 0;
-      return Value(checked_int(__builtin_sub_overflow(a.as_int(), b.as_int(), &difference), difference, op));
+      return Value(sub_int(a.as_int(), b.as_int(), op));
     }
     if (op == "/") {
       if (b.as_double() == 0.0) throw TemplateFault("division by zero");

@@ -61,7 +61,7 @@ TEST(PngReaderLimits, ThirtyThousandSquaredIsRefusedFromItsHeader) {
 
 TEST(PngReaderLimits, JustOverPilsPixelLimitIsRefused) {
   EXPECT_NE(error_reading(claimed_png(20000, 8948)).find("larger than the limits"), std::string::npos);  // 178960000 pixels
-  EXPECT_NE(error_reading(claimed_png(1u << 21, 1)).find("larger than the limits"), std::string::npos);  // a side over 2^20
+  EXPECT_NE(error_reading(claimed_png(1000000, 200)).find("larger than the limits"), std::string::npos);  // a long strip
 }
 
 TEST(PngReaderLimits, ASmallImageWithTooLittleDataIsAnErrorNotABomb) {
