@@ -15,6 +15,7 @@
 #include "model/chat_template.h"
 #include "model/jinja.h"
 #include "qwenvl/error.h"
+#include "test_util.h"
 
 namespace qwenvl::model::jinja {
 namespace {
@@ -26,14 +27,7 @@ std::string render(const std::string& source) {
   return Template(source, "case.jinja").render(Dict{});
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using test::error_of;
 
 std::string repeat(const std::string& s, int n) {
   std::string out;
