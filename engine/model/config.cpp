@@ -33,7 +33,7 @@ json read_json(const fs::path& path) {
     json value = json::parse(text.str());
     if (!value.is_object()) throw Error(fmt::format("{}: expected a JSON object at the top level", path.string()));
     return value;
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past a double
     throw Error(fmt::format("{}: malformed JSON: {}", path.string(), e.what()));
   }
 }

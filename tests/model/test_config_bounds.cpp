@@ -106,6 +106,19 @@ TEST_F(ConfigBounds, NestedConfigsNameTheNestedField) {
   EXPECT_THAT(error_of(config), HasSubstr("key 'text_config.num_hidden_layers' is 1000000000, outside 1..1024"));
 }
 
+TEST_F(ConfigBounds, ANumberPastADoubleIsMalformedJson) {
+  // Found by fuzz_config: nlohmann's out_of_range (not a parse_error) escaped load_model_files.
+  std::ofstream(dir_ / "config.json", std::ios::binary | std::ios::trunc) << R"({"rms_norm_eps": 4444444e444444})";
+  std::string message;
+  try {
+    load_model_files(dir_);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  EXPECT_THAT(message, HasSubstr("config.json: malformed JSON"));
+  EXPECT_THAT(message, HasSubstr("number overflow"));
+}
+
 TEST_F(ConfigBounds, ANegativeMropeSectionIsRefused) {
   // It used to reach libtorch, which answered with a stack trace.
   json config = published_7b();
