@@ -4,7 +4,8 @@
 # table: fuzzer, seconds, executions, new findings. Exits non-zero on any crash, leak, timeout or
 # out-of-memory (its input is kept in BUILD/artifacts/<fuzzer>/ to become a regression test).
 #   scripts/fuzz.sh [SECONDS_PER_FUZZER] [FUZZER...]     (default 60 s, every fuzzer)
-#   SECONDS 0 replays the seed corpora only (tests/fuzz/corpus/<fuzzer>/): a quick check for CI.
+#   SECONDS 0 replays the seed corpora only (tests/fuzz/corpus/<fuzzer>/): a quick check for CI;
+#   SECONDS "build" builds the fuzzers and runs nothing.
 # Environment: FUZZ_BUILD (default build-fuzz), FUZZ_JOBS (parallel compiles, default 2),
 # FUZZ_RSS_MB (memory limit, default 2048), FUZZ_TIMEOUT (seconds per input, default 10),
 # QWENVL_TORCH_DIR (the torch package; default: .venv's, as scripts/setup.sh makes it) for the three
