@@ -17,8 +17,10 @@ namespace {
 
 constexpr const char* kWithoutOpenCv = "this qwenvl-cli was built without OpenCV, so only PNG images are read";
 
-// OpenCV's limits on a decoded image (CV_IO_MAX_IMAGE_WIDTH, CV_IO_MAX_IMAGE_PIXELS).
-constexpr uint64_t kMaxSide = uint64_t{1} << 20, kMaxPixels = uint64_t{1} << 30;
+// OpenCV's limit on a side (CV_IO_MAX_IMAGE_WIDTH), and PIL's decompression-bomb limit on the pixels
+// (2 x Image.MAX_IMAGE_PIXELS, over which transformers' load_image refuses an image): a few MB of PNG
+// can claim 30000 x 30000 pixels, 2.7 GB decoded, checked here before anything is allocated.
+constexpr uint64_t kMaxSide = uint64_t{1} << 20, kMaxPixels = 2 * uint64_t{89'478'485};
 
 struct Decoded {
   int width = 0;
@@ -49,7 +51,7 @@ bool decode(std::FILE* file, png_structp png, png_infop info, png_infop end_info
   int depth = 0, color_type = 0;
   png_get_IHDR(png, info, &width, &height, &depth, &color_type, nullptr, nullptr, nullptr);
   if (width > kMaxSide || height > kMaxSide || uint64_t{width} * height > kMaxPixels)
-    png_error(png, "larger than OpenCV's limits (2^20 pixels a side, 2^30 in all)");
+    png_error(png, "larger than the limits (2^20 pixels a side, 178956970 in all, as PIL refuses)");
   // OpenCV's transforms for IMREAD_COLOR: 16 bits to 8 by dropping the low byte (png_set_strip_16), alpha
   // and tRNS dropped without compositing, palette and 1/2/4-bit gray expanded, gray copied to 3 channels.
   if (depth == 16) png_set_strip_16(png);

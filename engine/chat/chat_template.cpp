@@ -166,9 +166,15 @@ std::string ChatTemplate::render(const std::vector<Message>& messages, const Cha
 std::string ChatTemplate::render_json(const nlohmann::ordered_json& messages, const ChatOptions& options,
                                       const nlohmann::ordered_json& extra) const {
   if (!messages.is_array()) throw Error("chat messages must be a JSON array");
-  Value extra_value = jinja::from_json(extra.is_null() ? nlohmann::ordered_json::object() : extra);
+  Value messages_value, extra_value;
+  try {
+    messages_value = jinja::from_json(messages);
+    extra_value = jinja::from_json(extra.is_null() ? nlohmann::ordered_json::object() : extra);
+  } catch (const jinja::TemplateFault& e) {
+    throw Error(fmt::format("chat messages for {}: {}", origin_, e.what()));
+  }
   if (!extra_value.is_mapping()) throw Error("extra chat template variables must be a JSON object");
-  return render_value(jinja::from_json(messages), options, extra_value.as_dict());
+  return render_value(std::move(messages_value), options, extra_value.as_dict());
 }
 
 std::string ChatTemplate::render_value(Value messages, const ChatOptions& options, const Dict& extra) const {

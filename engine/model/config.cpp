@@ -17,6 +17,13 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+// Upper bounds on the sizes that decide what is allocated before a weight is read (the weight table,
+// layer lists, caches): a config beyond them is refused, naming the field. The largest published
+// models have about 128 layers, vocabularies under 2^18 and widths under 2^17.
+constexpr int64_t kMaxLayers = 1024;          // num_hidden_layers, vision depth
+constexpr int64_t kMaxWidth = int64_t{1} << 20;  // hidden and intermediate sizes, heads, vocabulary
+constexpr int64_t kMaxPatch = 1024;           // patch sizes, merge size, channels
+
 json read_json(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: cannot open the file", path.string()));
@@ -26,7 +33,7 @@ json read_json(const fs::path& path) {
     json value = json::parse(text.str());
     if (!value.is_object()) throw Error(fmt::format("{}: expected a JSON object at the top level", path.string()));
     return value;
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past a double
     throw Error(fmt::format("{}: malformed JSON: {}", path.string(), e.what()));
   }
 }
@@ -65,6 +72,11 @@ class Reader {
   // Leaves `out` untouched when the key is absent; null is an error for non-nullable fields.
   void get(const std::string& key, int64_t& out) const {
     if (has(key)) out = integer(key, at(key));
+  }
+  // A size: absent keeps `out`; present must be an integer in [1, max].
+  void get_size(const std::string& key, int64_t& out, int64_t max) const {
+    get(key, out);
+    if (out < 1 || out > max) fail(key, fmt::format("is {}, outside 1..{}", out, max));
   }
   void get(const std::string& key, int& out) const {
     if (has(key)) out = static_cast<int>(integer(key, at(key)));
@@ -137,13 +149,13 @@ class Reader {
 // Qwen2_5_VLTextConfig(**fields) with convert_rope_params_to_dict and __post_init__.
 TextConfig read_text(const Reader& r) {
   TextConfig t;
-  r.get("vocab_size", t.vocab_size);
-  r.get("hidden_size", t.hidden_size);
-  r.get("intermediate_size", t.intermediate_size);
-  r.get("num_hidden_layers", t.num_hidden_layers);
-  r.get("num_attention_heads", t.num_attention_heads);
+  r.get_size("vocab_size", t.vocab_size, kMaxWidth);
+  r.get_size("hidden_size", t.hidden_size, kMaxWidth);
+  r.get_size("intermediate_size", t.intermediate_size, kMaxWidth);
+  r.get_size("num_hidden_layers", t.num_hidden_layers, kMaxLayers);
+  r.get_size("num_attention_heads", t.num_attention_heads, kMaxWidth);
   if (r.set("num_key_value_heads")) {
-    r.get("num_key_value_heads", t.num_key_value_heads);
+    r.get_size("num_key_value_heads", t.num_key_value_heads, kMaxWidth);
   } else if (r.has("num_key_value_heads")) {
     t.num_key_value_heads = t.num_attention_heads;  // null: backward compatibility
   }
@@ -215,7 +227,11 @@ TextConfig read_text(const Reader& r) {
                                               t.num_attention_heads));
   if (!t.mrope_section.empty()) {
     int64_t sum = 0;
-    for (int64_t s : t.mrope_section) sum += s;
+    for (int64_t s : t.mrope_section) {
+      if (s < 0 || s > t.head_dim() / 2)
+        r.fail("mrope_section", fmt::format("holds {}, outside 0..head_dim / 2 = {}", s, t.head_dim() / 2));
+      sum += s;
+    }
     if (sum != t.head_dim() / 2)
       r.fail("mrope_section", fmt::format("sums to {}, not head_dim / 2 = {}", sum, t.head_dim() / 2));
   }
@@ -225,22 +241,22 @@ TextConfig read_text(const Reader& r) {
 // Qwen2_5_VLVisionConfig(**vision_config).
 VisionConfig read_vision(const Reader& r) {
   VisionConfig v;
-  r.get("depth", v.depth);
-  r.get("hidden_size", v.hidden_size);
+  r.get_size("depth", v.depth, kMaxLayers);
+  r.get_size("hidden_size", v.hidden_size, kMaxWidth);
   r.get("hidden_act", v.hidden_act);
-  r.get("intermediate_size", v.intermediate_size);
+  r.get_size("intermediate_size", v.intermediate_size, kMaxWidth);
   if (r.has("num_heads")) {
-    r.get("num_heads", v.num_heads);
+    r.get_size("num_heads", v.num_heads, kMaxWidth);
   } else {
-    r.get("num_attention_heads", v.num_heads);  // attribute_map alias
+    r.get_size("num_attention_heads", v.num_heads, kMaxWidth);  // attribute_map alias
   }
-  r.get("in_channels", v.in_channels);  // the Hub's in_chans / spatial_patch_size are not read
-  r.get("patch_size", v.patch_size);
-  r.get("spatial_merge_size", v.spatial_merge_size);
-  r.get("temporal_patch_size", v.temporal_patch_size);
+  r.get_size("in_channels", v.in_channels, kMaxPatch);  // the Hub's in_chans / spatial_patch_size are not read
+  r.get_size("patch_size", v.patch_size, kMaxPatch);
+  r.get_size("spatial_merge_size", v.spatial_merge_size, kMaxPatch);
+  r.get_size("temporal_patch_size", v.temporal_patch_size, kMaxPatch);
   r.get("tokens_per_second", v.tokens_per_second);
   r.get("window_size", v.window_size);
-  r.get("out_hidden_size", v.out_hidden_size);
+  r.get_size("out_hidden_size", v.out_hidden_size, kMaxWidth);
   r.get("fullatt_block_indexes", v.fullatt_block_indexes);
   if (r.set("rope_parameters")) {
     Reader rope = r.child("rope_parameters");

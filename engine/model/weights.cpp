@@ -150,7 +150,7 @@ Weights Weights::load(const fs::path& dir, const ModelConfig& config, const Weig
   }
   // Each tensor the index lists must be in the shard it names.
   for (const auto& [key, path] : shards.listed) {
-    auto it = std::find_if(files.begin(), files.end(), [&](const auto& f) { return f->path() == path; });
+    auto it = std::find_if(files.begin(), files.end(), [&path = path](const auto& f) { return f->path() == path; });
     if (it == files.end() || (*it)->find(key) == nullptr)
       throw Error(fmt::format("{}: lists tensor '{}' in {}, which does not contain it", index_path.string(), key,
                               path.filename().string()));

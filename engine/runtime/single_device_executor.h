@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "nn/qwen2_5_vl.h"
 #include "nn/kv_cache.h"
+#include "nn/qwen2_5_vl.h"
 #include "runtime/block_allocator.h"
 #include "runtime/model_executor.h"
 #include "runtime/model_runner.h"

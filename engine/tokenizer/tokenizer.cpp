@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdlib>
 #include <deque>
 #include <fstream>
@@ -166,6 +167,15 @@ std::string read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
+// A token id as tokenizer.json writes it: HF reads a u32; ours are int32, so 0 .. 2^31 - 1.
+int32_t read_id(const json& value, const std::string& origin, const std::string& token) {
+  if (!value.is_number_integer() || (value.is_number_unsigned() && value.get<uint64_t>() > INT32_MAX) ||
+      (!value.is_number_unsigned() && (value.get<int64_t>() < 0 || value.get<int64_t>() > INT32_MAX)))
+    throw Error(origin + ": id " + value.dump() + " of token \"" + token + "\" is not an integer in 0.." +
+                std::to_string(INT32_MAX));
+  return static_cast<int32_t>(value.get<int64_t>());
+}
+
 std::string type_of(const json& component) {
   if (!component.is_object() || !component.contains("type") || !component["type"].is_string()) return "?";
   return component["type"].get<std::string>();
@@ -186,11 +196,18 @@ struct Tokenizer::Impl {
   std::unordered_map<std::string, int32_t> added_ids;
   AddedTokenSet raw_tokens, normalized_tokens;
 
-  // Per id: the bytes it decodes to, whether it is an added token flagged special, and whether
-  // decode(skip_special_tokens=true) drops it (HF compares the token's string with the special set).
-  std::vector<std::string> id_bytes;
-  std::vector<std::string> id_strings;
-  std::vector<uint8_t> id_known, id_special, id_skipped;
+  // Per known id: the bytes it decodes to, its string, whether it is an added token flagged special,
+  // and whether decode(skip_special_tokens=true) drops it (HF compares the token's string with the
+  // special set). A map, as ids may lie anywhere below 2^31 with gaps.
+  struct IdInfo {
+    std::string bytes, string;
+    bool special = false, skipped = false;
+  };
+  std::unordered_map<int32_t, IdInfo> ids;
+  const IdInfo* find(int32_t id) const {
+    auto it = ids.find(id);
+    return it == ids.end() ? nullptr : &it->second;
+  }
 
   std::string normalize(std::string_view text) const;
   void encode_text(std::string_view text, std::vector<int32_t>& ids) const;
@@ -278,9 +295,19 @@ Tokenizer Tokenizer::from_model_dir(const std::filesystem::path& dir) {
     }
     if (config.contains("added_tokens_decoder") && config["added_tokens_decoder"].is_object()) {
       for (const auto& [key, token] : config["added_tokens_decoder"].items()) {
-        const int32_t id = std::stoi(key);
-        const std::string content = token.value("content", "");
-        const bool special = token.value("special", false);
+        int32_t id = -1;
+        const auto parsed = std::from_chars(key.data(), key.data() + key.size(), id);
+        if (parsed.ec != std::errc() || parsed.ptr != key.data() + key.size() || id < 0 || !token.is_object())
+          throw Error(config_file.string() + ": added_tokens_decoder entry \"" + key +
+                      "\" is not an id with a token object");
+        std::string content;
+        bool special = false;
+        try {
+          content = token.value("content", "");
+          special = token.value("special", false);
+        } catch (const json::exception& e) {
+          throw Error(config_file.string() + ": added token " + key + ": " + e.what());
+        }
         auto found = tokenizer.impl_->added_ids.find(content);
         if (found == tokenizer.impl_->added_ids.end() || found->second != id || tokenizer.is_special(id) != special)
           throw Error(config_file.string() + ": added token " + key + " \"" + content +
@@ -386,21 +413,8 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
       return bytes;
     };
 
-    int32_t max_id = -1;
     std::unordered_map<std::string, int32_t> byte_vocab;
-    for (const auto& [token, value] : model.at("vocab").items()) {
-      const int32_t id = value.get<int32_t>();
-      if (id < 0) throw Error(origin + ": negative id for token \"" + token + "\"");
-      impl->vocab.emplace(token, id);
-      max_id = std::max(max_id, id);
-    }
-    for (const auto& added : doc.value("added_tokens", json::array())) max_id = std::max(max_id, added.at("id").get<int32_t>());
-    const size_t n_ids = static_cast<size_t>(max_id + 1);
-    impl->id_bytes.assign(n_ids, std::string());
-    impl->id_strings.assign(n_ids, std::string());
-    impl->id_known.assign(n_ids, 0);
-    impl->id_special.assign(n_ids, 0);
-    impl->id_skipped.assign(n_ids, 0);
+    for (const auto& [token, value] : model.at("vocab").items()) impl->vocab.emplace(token, read_id(value, origin, token));
 
     std::array<int32_t, 256> byte_ids;
     byte_ids.fill(-1);
@@ -411,9 +425,9 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
         if (bytes.size() == 1) byte_ids[static_cast<unsigned char>(bytes[0])] = id;
         byte_vocab.emplace(bytes, id);
       }
-      impl->id_bytes[id] = std::move(bytes);
-      impl->id_strings[id] = token;
-      impl->id_known[id] = 1;
+      Impl::IdInfo& info = impl->ids[id];
+      info.bytes = std::move(bytes);
+      info.string = token;
     }
     if (model.contains("unk_token") && !model["unk_token"].is_null() &&
         std::find(byte_ids.begin(), byte_ids.end(), -1) != byte_ids.end())
@@ -448,7 +462,8 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
     // Added tokens.
     std::unordered_set<std::string> special_contents;
     for (const json& t : doc.value("added_tokens", json::array())) {
-      AddedToken token{t.at("id").get<int32_t>(), t.at("content").get<std::string>(), "", t.value("special", false),
+      const std::string content = t.at("content").get<std::string>();
+      AddedToken token{read_id(t.at("id"), origin, content), content, "", t.value("special", false),
                        t.value("lstrip", false), t.value("rstrip", false), t.value("normalized", true),
                        t.value("single_word", false)};
       if (token.content.empty()) continue;  // HF ignores empty added tokens
@@ -459,13 +474,12 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
       (stored.normalized ? impl->normalized_tokens : impl->raw_tokens).add(&stored);
       bool mapped = false;
       // HF decodes an added token from its normalized form (simple_id_to_token).
-      impl->id_bytes[stored.id] = symbols_to_bytes(stored.pattern, mapped);
-      impl->id_strings[stored.id] = stored.pattern;
-      impl->id_known[stored.id] = 1;
-      impl->id_special[stored.id] = stored.special;
+      Impl::IdInfo& info = impl->ids[stored.id];
+      info.bytes = symbols_to_bytes(stored.pattern, mapped);
+      info.string = stored.pattern;
+      info.special = stored.special;
     }
-    for (size_t id = 0; id < n_ids; ++id)
-      impl->id_skipped[id] = impl->id_known[id] && special_contents.count(impl->id_strings[id]) > 0;
+    for (auto& [id, info] : impl->ids) info.skipped = special_contents.count(info.string) > 0;
   } catch (const json::exception& e) {
     throw Error(origin + ": malformed tokenizer.json: " + e.what());
   }
@@ -484,9 +498,9 @@ std::vector<int32_t> Tokenizer::encode(std::string_view utf8) const {
 }
 
 void Tokenizer::append_token_bytes(int32_t id, bool skip_special_tokens, std::string& out) const {
-  if (id < 0 || static_cast<size_t>(id) >= impl_->id_known.size() || !impl_->id_known[id]) return;
-  if (skip_special_tokens && impl_->id_skipped[id]) return;
-  out += impl_->id_bytes[id];
+  const Impl::IdInfo* info = impl_->find(id);
+  if (info == nullptr || (skip_special_tokens && info->skipped)) return;
+  out += info->bytes;
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
@@ -503,9 +517,9 @@ std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
 }
 
 std::string Tokenizer::id_to_token(int32_t id) const {
-  if (id < 0 || static_cast<size_t>(id) >= impl_->id_known.size() || !impl_->id_known[id])
-    throw Error(impl_->origin + ": no token has id " + std::to_string(id));
-  return impl_->id_strings[id];
+  const Impl::IdInfo* info = impl_->find(id);
+  if (info == nullptr) throw Error(impl_->origin + ": no token has id " + std::to_string(id));
+  return info->string;
 }
 
 int64_t Tokenizer::vocab_size() const {
@@ -516,7 +530,8 @@ int64_t Tokenizer::vocab_size() const {
 }
 
 bool Tokenizer::is_special(int32_t id) const {
-  return id >= 0 && static_cast<size_t>(id) < impl_->id_special.size() && impl_->id_special[id];
+  const Impl::IdInfo* info = impl_->find(id);
+  return info != nullptr && info->special;
 }
 
 }  // namespace qwenvl::model

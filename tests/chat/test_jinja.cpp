@@ -25,14 +25,7 @@ std::string render(const std::string& source, const nlohmann::ordered_json& cont
   return t.render(from_json(context).as_dict(), limits);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using test::error_of;
 
 TEST(Jinja, MatchesTransformersJinja2) {
   auto cases = load_cases()["cases"];

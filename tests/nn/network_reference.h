@@ -15,8 +15,8 @@
 #include "model/safetensors.h"
 #include "model/weights.h"
 #include "nn/qwen2_5_vl.h"
-#include "qwenvl/engine.h"
 #include "nn/vision_geometry.h"
+#include "qwenvl/engine.h"
 #include "runtime/model_runner.h"
 #include "test_util.h"
 

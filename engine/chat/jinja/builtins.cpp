@@ -1,6 +1,7 @@
 #include "chat/jinja/builtins.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <ctime>
 
@@ -9,6 +10,19 @@
 
 namespace qwenvl::model::jinja {
 namespace {
+
+// Appends, refusing a string longer than kMaxStringBytes before it is built.
+void append_bounded(std::string& out, const std::string& piece) {
+  check_string_size(out.size() + piece.size());
+  out += piece;
+}
+
+// Adds an item, refusing a list longer than kMaxItems before it is built.
+template <typename T>
+void push_bounded(List& out, T&& item) {
+  if (out.size() >= kMaxItems) throw TemplateFault(fmt::format("a list of more than {} items", kMaxItems));
+  out.emplace_back(std::forward<T>(item));
+}
 
 // --- UTF-8: Python strings index, slice and case-map by code point ---
 
@@ -101,10 +115,10 @@ std::string replace_all(const std::string& s, const std::string& from, const std
     int64_t done = 0;
     for (size_t i = 0; i <= cps.size(); ++i) {
       if (count < 0 || done < count) {
-        out += to;
+        append_bounded(out, to);
         ++done;
       }
-      if (i < cps.size()) out += encode(cps, i, i + 1);
+      if (i < cps.size()) append_bounded(out, encode(cps, i, i + 1));
     }
     return out;
   }
@@ -115,7 +129,7 @@ std::string replace_all(const std::string& s, const std::string& from, const std
     size_t hit = s.find(from, pos);
     if (hit == std::string::npos) break;
     out.append(s, pos, hit - pos);
-    out += to;
+    append_bounded(out, to);
     pos = hit + from.size();
     ++done;
   }
@@ -134,12 +148,12 @@ List split(const std::string& s, const Value& sep, int64_t maxsplit) {
       if (maxsplit >= 0 && static_cast<int64_t>(out.size()) >= maxsplit) {
         size_t e = cps.size();
         while (e > i && is_py_space(cps[e - 1])) --e;
-        out.emplace_back(encode(cps, i, e));
+        push_bounded(out, encode(cps, i, e));
         break;
       }
       size_t j = i;
       while (j < cps.size() && !is_py_space(cps[j])) ++j;
-      out.emplace_back(encode(cps, i, j));
+      push_bounded(out, encode(cps, i, j));
       i = j;
     }
     return out;
@@ -151,10 +165,10 @@ List split(const std::string& s, const Value& sep, int64_t maxsplit) {
   while (maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) {
     size_t hit = s.find(d, pos);
     if (hit == std::string::npos) break;
-    out.emplace_back(s.substr(pos, hit - pos));
+    push_bounded(out, s.substr(pos, hit - pos));
     pos = hit + d.size();
   }
-  out.emplace_back(s.substr(pos));
+  push_bounded(out, s.substr(pos));
   return out;
 }
 
@@ -208,10 +222,10 @@ Value string_method(const std::string& s, const std::string& name) {
       while (pos < s.size()) {
         size_t nl = s.find_first_of("\n\r", pos);
         if (nl == std::string::npos) {
-          out.emplace_back(s.substr(pos));
+          push_bounded(out, s.substr(pos));
           break;
         }
-        out.emplace_back(s.substr(pos, nl - pos));
+        push_bounded(out, s.substr(pos, nl - pos));
         pos = nl + ((s[nl] == '\r' && nl + 1 < s.size() && s[nl + 1] == '\n') ? 2 : 1);
       }
       return Value(std::move(out));
@@ -247,7 +261,8 @@ Value string_method(const std::string& s, const std::string& name) {
       for (size_t i = 0; i < items.size(); ++i) {
         if (!items[i].is_string())
           throw TemplateFault(fmt::format("sequence item {}: expected str instance, {} found", i, items[i].type_name()));
-        out += (i ? s : "") + items[i].as_string();
+        if (i) append_bounded(out, s);
+        append_bounded(out, items[i].as_string());
       }
       return Value(out);
     });
@@ -324,7 +339,10 @@ std::vector<size_t> slice_indices(size_t n, const Value& start, const Value& sto
   int64_t b = clamp(start, st > 0 ? 0 : len - 1);
   int64_t e = clamp(stop, st > 0 ? len : -1);
   std::vector<size_t> out;
-  for (int64_t i = b; st > 0 ? i < e : i > e; i += st) out.push_back(static_cast<size_t>(i));
+  for (int64_t i = b; st > 0 ? i < e : i > e;) {
+    out.push_back(static_cast<size_t>(i));
+    if (__builtin_add_overflow(i, st, &i)) break;  // a step past the int64 range leaves the slice
+  }
   return out;
 }
 
@@ -337,8 +355,11 @@ Value attribute_of_item(const Value& item, const Value& attribute) {
     while (true) {
       size_t dot = path.find('.', pos);
       std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
-      bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
-      v = numeric ? get_item(v, Value(static_cast<int64_t>(std::stoll(part)))) : get_item(v, Value(part));
+      int64_t index = 0;
+      const auto parsed = std::from_chars(part.data(), part.data() + part.size(), index);
+      const bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit) &&
+                           parsed.ec == std::errc() && parsed.ptr == part.data() + part.size();
+      v = numeric ? get_item(v, Value(index)) : get_item(v, Value(part));
       if (dot == std::string::npos) return v;
       pos = dot + 1;
     }
@@ -385,8 +406,10 @@ Value sum_or_extreme(CallArgs& a, const std::string& which) {
       if (!item.is_number() || !total.is_number()) throw TemplateFault("sum filter needs numbers");
       if (total.kind() == Value::Kind::Float || item.kind() == Value::Kind::Float)
         total = Value(total.as_double() + item.as_double());
+      else if (int64_t sum = 0; __builtin_add_overflow(total.as_int(), item.as_int(), &sum))
+        throw TemplateFault("integer overflow in sum");
       else
-        total = Value(total.as_int() + item.as_int());
+        total = Value(sum);
     }
     return total;
   }
@@ -427,7 +450,7 @@ List iterate(const Value& v) {
     case Value::Kind::String: {
       List chars;
       std::vector<int32_t> cps = code_points(v.as_string());
-      for (size_t i = 0; i < cps.size(); ++i) chars.emplace_back(encode(cps, i, i + 1));
+      for (size_t i = 0; i < cps.size(); ++i) push_bounded(chars, encode(cps, i, i + 1));
       return chars;
     }
     default: throw TemplateFault(fmt::format("'{}' object is not iterable", v.type_name()));
@@ -569,7 +592,8 @@ Value apply_filter(const std::string& name, CallArgs& a) {
     std::string out;
     for (size_t i = 0; i < items.size(); ++i) {
       Value item = attribute.is_undefined() || attribute.is_none() ? items[i] : attribute_of_item(items[i], attribute);
-      out += (i ? sep : "") + as_text(item);
+      if (i) append_bounded(out, sep);
+      append_bounded(out, as_text(item));
     }
     return Value(out);
   }
@@ -657,7 +681,10 @@ Value apply_filter(const std::string& name, CallArgs& a) {
   if (name == "sum" || name == "min" || name == "max") return sum_or_extreme(a, name);
   if (name == "abs") {
     if (v.kind() == Value::Kind::Float) return Value(std::fabs(v.as_double()));
-    if (v.is_number()) return Value(static_cast<int64_t>(std::llabs(v.as_int())));
+    if (v.is_number()) {
+      if (v.as_int() == INT64_MIN) throw TemplateFault("integer overflow in abs");
+      return Value(static_cast<int64_t>(std::llabs(v.as_int())));
+    }
     throw TemplateFault("bad operand type for abs(): '" + v.type_name() + "'");
   }
   if (name == "int") {
@@ -670,7 +697,7 @@ Value apply_filter(const std::string& name, CallArgs& a) {
         int64_t i = std::stoll(s, &used, 10);
         if (used == s.size()) return Value(i);
         double f = std::stod(s, &used);
-        if (used == s.size()) return Value(static_cast<int64_t>(f));
+        if (used == s.size()) return Value(Value(f).as_int());
       } catch (const std::exception&) {
       }
     }
@@ -703,6 +730,7 @@ Value apply_filter(const std::string& name, CallArgs& a) {
     int64_t width = a.get(1, "width", Value(int64_t{4})).as_int();
     bool first = a.get(2, "first", Value(false)).truthy();
     bool blank = a.get(3, "blank", Value(false)).truthy();
+    check_string_size(static_cast<size_t>(std::max<int64_t>(width, 0)));
     std::string pad(static_cast<size_t>(std::max<int64_t>(width, 0)), ' ');
     std::string s = as_text(v), out;
     size_t pos = 0;
@@ -711,7 +739,7 @@ Value apply_filter(const std::string& name, CallArgs& a) {
       size_t nl = s.find('\n', pos);
       std::string line = s.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
       bool indent_it = first_line ? first : (blank || !py_strip(line, Value(), true, true).empty());
-      out += (indent_it ? pad : "") + line;
+      append_bounded(out, (indent_it ? pad : "") + line);
       if (nl == std::string::npos) break;
       out += "\n";
       pos = nl + 1;
@@ -751,7 +779,7 @@ bool apply_test(const std::string& name, CallArgs& a) {
   if (name == "divisibleby") {
     int64_t d = to_int_arg(arg(), "divisor");
     if (d == 0) throw TemplateFault("integer modulo by zero");
-    return to_int_arg(v, "value") % d == 0;
+    return d == -1 || to_int_arg(v, "value") % d == 0;  // INT64_MIN % -1 traps
   }
   if (name == "eq" || name == "equalto" || name == "==") return equals(v, arg());
   if (name == "ne" || name == "!=") return !equals(v, arg());
@@ -791,9 +819,10 @@ Value global_function(const std::string& name) {
       }
       if (step == 0) throw TemplateFault("range() arg 3 must not be zero");
       List out;
-      for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+      for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
         if (out.size() >= 100000) throw TemplateFault("range too big (jinja2's sandbox allows 100000 items)");
         out.emplace_back(i);
+        if (__builtin_add_overflow(i, step, &i)) break;
       }
       return Value(std::move(out));
     });

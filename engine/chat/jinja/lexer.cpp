@@ -104,15 +104,19 @@ class Lexer {
     throw Error(fmt::format("chat template {}:{}:{}: {}", name_, line, col, what));
   }
 
+  // Counted on from the last position asked about (tokens come in order), so that lexing stays linear.
   std::pair<int, int> line_col(size_t at) const {
-    int line = 1;
-    size_t line_start = 0;
-    for (size_t i = 0; i < at && i < src_.size(); ++i)
-      if (src_[i] == '\n') {
-        ++line;
-        line_start = i + 1;
+    if (at < counted_) {
+      counted_ = 0;
+      line_ = 1;
+      line_start_ = 0;
+    }
+    for (; counted_ < at && counted_ < src_.size(); ++counted_)
+      if (src_[counted_] == '\n') {
+        ++line_;
+        line_start_ = counted_ + 1;
       }
-    return {line, static_cast<int>(at - line_start) + 1};
+    return {line_, static_cast<int>(at - line_start_) + 1};
   }
 
   void emit(Token::Type type, std::string text, size_t at) {
@@ -327,6 +331,8 @@ class Lexer {
   const std::string& name_;
   size_t pos_ = 0;
   std::vector<Token> tokens_;
+  mutable size_t counted_ = 0, line_start_ = 0;  // line_col's position, and where its line starts
+  mutable int line_ = 1;
 };
 
 }  // namespace

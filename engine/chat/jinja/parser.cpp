@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <initializer_list>
 
 #include <fmt/format.h>
@@ -12,6 +13,11 @@ namespace qwenvl::model::jinja {
 namespace {
 
 using T = Token::Type;
+
+// Statements and expressions nested deeper than this are refused: parsing, rendering and freeing the
+// tree recurse once per level, and a few thousand levels overflow a thread's stack. Python's own
+// parser stops at 200 nested parentheses; real chat templates nest fewer than 10 levels.
+constexpr int kMaxNesting = 100;
 
 class Parser {
  public:
@@ -24,6 +30,24 @@ class Parser {
   }
 
  private:
+  // One level of nesting per call of add(), all given back when it goes out of scope.
+  class Nesting {
+   public:
+    explicit Nesting(Parser& parser) : parser_(parser) {}
+    ~Nesting() { parser_.depth_ -= levels_; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+    void add(const Token& at) {
+      ++levels_;
+      if (++parser_.depth_ > kMaxNesting)
+        parser_.fail(at, fmt::format("nested deeper than {} levels", kMaxNesting));
+    }
+
+   private:
+    Parser& parser_;
+    int levels_ = 0;
+  };
+
   const Token& peek(size_t ahead = 0) const { return toks_[std::min(pos_ + ahead, toks_.size() - 1)]; }
   const Token& next() {
     const Token& t = toks_[pos_];
@@ -91,6 +115,8 @@ class Parser {
 
   // Statements up to a block tag named in `enders` (its name is consumed and returned in `found`).
   Body parse_until(std::initializer_list<const char*> enders, std::string& found) {
+    Nesting nesting(*this);
+    nesting.add(peek());
     Body body;
     while (true) {
       const Token& t = peek();
@@ -276,11 +302,18 @@ class Parser {
     return tuple;
   }
 
-  ExprPtr parse_expression(bool with_condexpr) { return with_condexpr ? parse_condexpr() : parse_or(); }
+  ExprPtr parse_expression(bool with_condexpr) {
+    Nesting nesting(*this);
+    nesting.add(peek());
+    return with_condexpr ? parse_condexpr() : parse_or();
+  }
 
+  // Operator chains build trees one level deeper per operator: each counts as nesting.
   ExprPtr parse_condexpr() {
+    Nesting nesting(*this);
     ExprPtr expr = parse_or();
     while (is_name("if")) {
+      nesting.add(peek());
       auto cond = make(Expr::Kind::Cond, next());
       cond->args.push_back(parse_or());
       cond->args.insert(cond->args.begin() + 1, expr);
@@ -296,8 +329,10 @@ class Parser {
   }
 
   ExprPtr parse_or() {
+    Nesting nesting(*this);
     ExprPtr left = parse_and();
     while (is_name("or")) {
+      nesting.add(peek());
       auto e = make(Expr::Kind::Or, next());
       e->args = {left, parse_and()};
       left = e;
@@ -306,8 +341,10 @@ class Parser {
   }
 
   ExprPtr parse_and() {
+    Nesting nesting(*this);
     ExprPtr left = parse_not();
     while (is_name("and")) {
+      nesting.add(peek());
       auto e = make(Expr::Kind::And, next());
       e->args = {left, parse_not()};
       left = e;
@@ -317,6 +354,8 @@ class Parser {
 
   ExprPtr parse_not() {
     if (is_name("not")) {
+      Nesting nesting(*this);
+      nesting.add(peek());
       auto e = make(Expr::Kind::Not, next());
       e->args = {parse_not()};
       return e;
@@ -355,12 +394,14 @@ class Parser {
   }
 
   ExprPtr binary_chain(std::initializer_list<const char*> ops, ExprPtr (Parser::*operand)()) {
+    Nesting nesting(*this);
     ExprPtr left = (this->*operand)();
     while (true) {
       const char* matched = nullptr;
       for (const char* op : ops)
         if (is_op(op)) matched = op;
       if (!matched) return left;
+      nesting.add(peek());
       auto e = make(Expr::Kind::Binary, next());
       e->name = matched;
       e->args = {left, (this->*operand)()};
@@ -377,6 +418,8 @@ class Parser {
   ExprPtr parse_unary(bool with_filter) {
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
+      Nesting nesting(*this);
+      nesting.add(peek());
       const Token& t = next();
       auto e = make(t.text == "-" ? Expr::Kind::Neg : Expr::Kind::Pos, t);
       e->args = {parse_unary(false)};
@@ -423,7 +466,7 @@ class Parser {
       case T::Float: {
         next();
         auto e = make(Expr::Kind::Literal, t);
-        e->value = Value(std::stod(t.text));
+        e->value = Value(parse_float(t.text));
         return e;
       }
       case T::Op:
@@ -474,7 +517,9 @@ class Parser {
   }
 
   ExprPtr parse_postfix(ExprPtr node) {
+    Nesting nesting(*this);
     while (true) {
+      if (is_op(".") || is_op("[") || is_op("(")) nesting.add(peek());
       if (is_op(".")) {
         const Token& dot = next();
         const Token& t = peek();
@@ -486,7 +531,11 @@ class Parser {
         } else if (t.type == T::Int) {
           auto e = make(Expr::Kind::Item, dot);
           auto index = make(Expr::Kind::Literal, t);
-          index->value = Value(static_cast<int64_t>(std::stoll(next().text)));
+          int64_t i = 0;
+          auto res = std::from_chars(t.text.data(), t.text.data() + t.text.size(), i);
+          if (res.ec != std::errc()) fail(t, "integer literal out of range");
+          next();
+          index->value = Value(i);
           e->args = {node, index};
           node = e;
         } else {
@@ -558,7 +607,9 @@ class Parser {
   }
 
   ExprPtr parse_filter_expr(ExprPtr node) {
+    Nesting nesting(*this);
     while (true) {
+      if (is_op("|") || is_name("is") || is_op("(")) nesting.add(peek());
       if (is_op("|")) {
         next();
         const Token& t = peek();
@@ -598,9 +649,19 @@ class Parser {
     }
   }
 
+  // Python's float(): beyond the largest double is inf, below the smallest is 0 (from_chars refuses both).
+  static double parse_float(const std::string& text) {
+    double v = 0;
+    auto res = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (res.ec == std::errc::result_out_of_range)
+      return text.find_first_of("eE") != std::string::npos && text.find('-') != std::string::npos ? 0.0 : HUGE_VAL;
+    return v;
+  }
+
   const std::vector<Token>& toks_;
   const std::string& name_;
   size_t pos_ = 0;
+  int depth_ = 0;  // levels of nesting open now
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "chat/jinja/template.h"
 
+#include <algorithm>
 #include <cmath>
 #include <unordered_map>
 #include <vector>
@@ -16,6 +17,60 @@ namespace {
 
 using Frame = std::unordered_map<std::string, Value>;
 
+// Python's ints never overflow; ours are 64-bit, and a result that does not fit is a fault, never a wrap.
+[[noreturn]] void integer_overflow(const std::string& op) {
+  throw TemplateFault(fmt::format("integer overflow in '{}'", op));
+}
+int64_t add_int(int64_t a, int64_t b, const std::string& op) {
+  int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) integer_overflow(op);
+  return r;
+}
+int64_t sub_int(int64_t a, int64_t b, const std::string& op) {
+  int64_t r = 0;
+  if (__builtin_sub_overflow(a, b, &r)) integer_overflow(op);
+  return r;
+}
+int64_t mul_int(int64_t a, int64_t b, const std::string& op) {
+  int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) integer_overflow(op);
+  return r;
+}
+
+// x ** n for n >= 0 by squaring; the base is squared only while bits of n remain, so an overflow there
+// means the result overflows too.
+int64_t int_power(int64_t x, int64_t n) {
+  int64_t result = 1;
+  while (n > 0) {
+    if (n & 1) result = mul_int(result, x, "**");
+    n >>= 1;
+    if (n > 0) x = mul_int(x, x, "**");
+  }
+  return result;
+}
+
+// Python's floor division and modulo of ints (the result of % takes the divisor's sign).
+Value floor_div_mod(const std::string& op, int64_t x, int64_t y) {
+  if (y == -1) return op == "%" ? Value(int64_t{0}) : Value(sub_int(0, x, op));  // x / -1 traps at INT64_MIN
+  int64_t q = x / y, r = x % y;
+  if (r != 0 && ((r < 0) != (y < 0))) {
+    --q;
+    r += y;
+  }
+  return op == "//" ? Value(q) : Value(r);
+}
+
+// True when `v` holds a namespace anywhere inside it.
+bool holds_namespace(const Value& v) {
+  if (v.kind() == Value::Kind::Namespace) return true;
+  if (v.is_list())
+    return std::any_of(v.as_list().begin(), v.as_list().end(), [](const Value& item) { return holds_namespace(item); });
+  if (v.kind() == Value::Kind::Dict)
+    return std::any_of(v.as_dict().items.begin(), v.as_dict().items.end(),
+                       [](const auto& item) { return holds_namespace(item.second); });
+  return false;
+}
+
 class Interpreter {
  public:
   Interpreter(const std::string& name, const Dict& globals, const RenderLimits& limits)
@@ -24,6 +79,7 @@ class Interpreter {
   }
 
   std::string run(const Body& body) {
+    CreationBudget budget(limits_.max_created_bytes);
     std::string out;
     exec(body, out);
     return out;
@@ -102,6 +158,8 @@ class Interpreter {
         } else {
           Value target = lookup(n.targets[0]);
           if (target.kind() != Value::Kind::Namespace) throw TemplateFault("cannot assign attribute on non-namespace object");
+          // A namespace held inside a namespace could come to hold itself: a cycle that never prints or frees.
+          if (holds_namespace(v)) throw TemplateFault("a namespace cannot be stored in a namespace");
           target.as_dict().set(n.attr, v);
         }
         return Flow::Normal;
@@ -275,7 +333,8 @@ class Interpreter {
         require_defined(v);
         if (!v.is_number()) throw TemplateFault(fmt::format("bad operand type for unary -: '{}'", v.type_name()));
         if (e.kind == Expr::Kind::Pos) return v.kind() == Value::Kind::Float ? v : Value(v.as_int());
-        return v.kind() == Value::Kind::Float ? Value(-v.as_double()) : Value(-v.as_int());
+        if (v.kind() == Value::Kind::Float) return Value(-v.as_double());
+        return Value(sub_int(0, v.as_int(), "-"));
       }
       case Expr::Kind::Binary: return binary(e.name, eval(*e.args[0]), eval(*e.args[1]));
       case Expr::Kind::Compare: {
@@ -317,7 +376,11 @@ class Interpreter {
   }
 
   static Value binary(const std::string& op, const Value& a, const Value& b) {
-    if (op == "~") return Value(a.str() + b.str());
+    if (op == "~") {
+      std::string left = a.str(), right = b.str();
+      check_string_size(left.size() + right.size());
+      return Value(left + right);
+    }
     require_defined(a);
     require_defined(b);
     auto unsupported = [&]() -> Value {
@@ -326,10 +389,17 @@ class Interpreter {
     };
     bool floating = a.kind() == Value::Kind::Float || b.kind() == Value::Kind::Float;
     if (op == "+") {
-      if (a.is_number() && b.is_number())
-        return floating ? Value(a.as_double() + b.as_double()) : Value(a.as_int() + b.as_int());
-      if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+      if (a.is_number() && b.is_number()) {
+        if (floating) return Value(a.as_double() + b.as_double());
+        return Value(add_int(a.as_int(), b.as_int(), op));
+      }
+      if (a.is_string() && b.is_string()) {
+        check_string_size(a.as_string().size() + b.as_string().size());
+        return Value(a.as_string() + b.as_string());
+      }
       if (a.is_list() && b.is_list()) {
+        if (a.as_list().size() + b.as_list().size() > kMaxItems)
+          throw TemplateFault(fmt::format("a list of more than {} items", kMaxItems));
         List out = a.as_list();
         out.insert(out.end(), b.as_list().begin(), b.as_list().end());
         return Value(std::move(out));
@@ -337,21 +407,23 @@ class Interpreter {
       return unsupported();
     }
     if (op == "*") {
-      if (a.is_number() && b.is_number())
-        return floating ? Value(a.as_double() * b.as_double()) : Value(a.as_int() * b.as_int());
+      if (a.is_number() && b.is_number()) {
+        if (floating) return Value(a.as_double() * b.as_double());
+        return Value(mul_int(a.as_int(), b.as_int(), op));
+      }
       const Value* seq = a.is_number() ? &b : &a;
       const Value* count = a.is_number() ? &a : &b;
       if (count->kind() == Value::Kind::Int || count->kind() == Value::Kind::Bool) {
         int64_t n = std::max<int64_t>(count->as_int(), 0);
         if (seq->is_string()) {
-          if (static_cast<double>(n) * seq->as_string().size() > 64.0 * (1 << 20))
+          if (static_cast<double>(n) * seq->as_string().size() > kMaxStringBytes)
             throw TemplateFault("string repetition too large");
           std::string out;
           for (int64_t i = 0; i < n; ++i) out += seq->as_string();
           return Value(out);
         }
         if (seq->is_list()) {
-          if (static_cast<double>(n) * seq->as_list().size() > 1e6) throw TemplateFault("list repetition too large");
+          if (static_cast<double>(n) * seq->as_list().size() > kMaxItems) throw TemplateFault("list repetition too large");
           List out;
           for (int64_t i = 0; i < n; ++i) out.insert(out.end(), seq->as_list().begin(), seq->as_list().end());
           return Value(std::move(out));
@@ -360,7 +432,10 @@ class Interpreter {
       return unsupported();
     }
     if (!a.is_number() || !b.is_number()) return unsupported();
-    if (op == "-") return floating ? Value(a.as_double() - b.as_double()) : Value(a.as_int() - b.as_int());
+    if (op == "-") {
+      if (floating) return Value(a.as_double() - b.as_double());
+      return Value(sub_int(a.as_int(), b.as_int(), op));
+    }
     if (op == "/") {
       if (b.as_double() == 0.0) throw TemplateFault("division by zero");
       return Value(a.as_double() / b.as_double());
@@ -371,17 +446,10 @@ class Interpreter {
         double q = std::floor(a.as_double() / b.as_double());
         return op == "//" ? Value(q) : Value(a.as_double() - q * b.as_double());
       }
-      int64_t x = a.as_int(), y = b.as_int();
-      int64_t q = x / y;
-      if ((x % y != 0) && ((x < 0) != (y < 0))) --q;  // Python floors
-      return op == "//" ? Value(q) : Value(x - q * y);
+      return floor_div_mod(op, a.as_int(), b.as_int());
     }
     if (op == "**") {
-      if (!floating && b.as_int() >= 0) {
-        int64_t r = 1;
-        for (int64_t i = 0; i < b.as_int() && i < 64; ++i) r *= a.as_int();
-        return Value(r);
-      }
+      if (!floating && b.as_int() >= 0) return Value(int_power(a.as_int(), b.as_int()));
       return Value(std::pow(a.as_double(), b.as_double()));
     }
     return unsupported();

@@ -18,6 +18,9 @@ struct RenderLimits {
   size_t max_output_bytes = size_t{256} << 20;
   size_t max_steps = 20'000'000;  // statements executed plus loop iterations
   int max_call_depth = 64;        // nested macro calls
+  // Bytes of strings and list / dict entries created in all (see jinja_value.h for the bounds on
+  // one value: its size and its nesting).
+  size_t max_created_bytes = size_t{256} << 20;
 };
 
 class Template {

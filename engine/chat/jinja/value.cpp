@@ -9,6 +9,43 @@
 
 namespace qwenvl::model::jinja {
 
+namespace {
+
+thread_local CreationBudget* current_budget = nullptr;
+
+// The depth of a list or dict made of `items`; a fault past kMaxValueDepth.
+template <typename Items, typename ValueOf>
+int depth_of(const Items& items, ValueOf value_of) {
+  int deepest = 0;
+  for (const auto& item : items) deepest = std::max(deepest, value_of(item).depth());
+  if (deepest + 1 > kMaxValueDepth) throw TemplateFault(fmt::format("values nested deeper than {} levels", kMaxValueDepth));
+  return deepest + 1;
+}
+
+void check_items(size_t n) {
+  if (n > kMaxItems) throw TemplateFault(fmt::format("a list or dict of {} items exceeds the limit of {}", n, kMaxItems));
+}
+
+}  // namespace
+
+void check_string_size(size_t bytes) {
+  if (bytes > kMaxStringBytes)
+    throw TemplateFault(fmt::format("a string of {} bytes exceeds the limit of {} bytes", bytes, kMaxStringBytes));
+}
+
+CreationBudget::CreationBudget(size_t max_bytes) : left_(max_bytes), outer_(current_budget) { current_budget = this; }
+CreationBudget::~CreationBudget() { current_budget = outer_; }
+
+void CreationBudget::charge(size_t bytes) {
+  CreationBudget* b = current_budget;
+  if (b == nullptr) return;
+  if (bytes > b->left_) {
+    b->left_ = 0;
+    throw TemplateFault("rendering stopped: the template created more values than its budget allows");
+  }
+  b->left_ -= bytes;
+}
+
 const Value* Dict::find(const std::string& key) const {
   for (const auto& [k, v] : items)
     if (k == key) return &v;
@@ -39,9 +76,30 @@ Value Value::none() {
 Value::Value(bool b) : kind_(Kind::Bool), b_(b) {}
 Value::Value(int64_t i) : kind_(Kind::Int), i_(i) {}
 Value::Value(double f) : kind_(Kind::Float), f_(f) {}
-Value::Value(std::string s) : kind_(Kind::String), s_(std::make_shared<const std::string>(std::move(s))) {}
-Value::Value(List list) : kind_(Kind::List), list_(std::make_shared<List>(std::move(list))) {}
-Value::Value(Dict dict) : kind_(Kind::Dict), dict_(std::make_shared<Dict>(std::move(dict))) {}
+Value::Value(std::string s) : kind_(Kind::String) {
+  check_string_size(s.size());
+  CreationBudget::charge(s.size());
+  s_ = std::make_shared<const std::string>(std::move(s));
+}
+
+Value::Value(List list) : kind_(Kind::List) {
+  check_items(list.size());
+  CreationBudget::charge(list.size() * sizeof(Value));
+  depth_ = depth_of(list, [](const Value& v) -> const Value& { return v; });
+  list_ = std::make_shared<List>(std::move(list));
+}
+
+Value::Value(Dict dict) : kind_(Kind::Dict) {
+  check_items(dict.items.size());
+  CreationBudget::charge(dict.items.size() * sizeof(dict.items[0]));
+  depth_ = depth_of(dict.items, [](const auto& item) -> const Value& { return item.second; });
+  dict_ = std::make_shared<Dict>(std::move(dict));
+}
+
+int Value::depth() const {
+  if (kind_ == Kind::Namespace) return depth_of(dict_->items, [](const auto& item) -> const Value& { return item.second; });
+  return depth_;
+}
 
 Value Value::tuple(List items) {
   Value v(std::move(items));
@@ -65,7 +123,12 @@ Value Value::function(std::string name, Function fn) {
 
 int64_t Value::as_int() const {
   if (kind_ == Kind::Bool) return b_ ? 1 : 0;
-  if (kind_ == Kind::Float) return static_cast<int64_t>(f_);
+  if (kind_ == Kind::Float) {
+    // -2^63 <= f < 2^63: the floats that truncate to an int64 (NaN fails both tests).
+    if (!(f_ >= -9223372036854775808.0 && f_ < 9223372036854775808.0))
+      throw TemplateFault(fmt::format("cannot convert float {} to an integer", python_float_repr(f_)));
+    return static_cast<int64_t>(f_);
+  }
   return i_;
 }
 
@@ -171,7 +234,9 @@ std::string json_string(const std::string& s) {
 
 void json_write(const Value& v, int indent, bool sort_keys, int depth, std::string& out) {
   auto newline = [&](int d) {
-    if (indent >= 0) out += "\n" + std::string(static_cast<size_t>(indent) * d, ' ');
+    if (indent < 0) return;
+    check_string_size(out.size() + 1 + static_cast<size_t>(indent) * static_cast<size_t>(d));
+    out += "\n" + std::string(static_cast<size_t>(indent) * d, ' ');
   };
   const char* item_sep = indent >= 0 ? "," : ", ";
   switch (v.kind()) {
@@ -197,6 +262,7 @@ void json_write(const Value& v, int indent, bool sort_keys, int depth, std::stri
         if (i) out += item_sep;
         newline(depth + 1);
         json_write(list[i], indent, sort_keys, depth + 1, out);
+        check_string_size(out.size());
       }
       newline(depth);
       out += "]";
@@ -216,6 +282,7 @@ void json_write(const Value& v, int indent, bool sort_keys, int depth, std::stri
         newline(depth + 1);
         out += json_string(items[i].first) + ": ";
         json_write(items[i].second, indent, sort_keys, depth + 1, out);
+        check_string_size(out.size());
       }
       newline(depth);
       out += "}";
@@ -244,15 +311,20 @@ std::string Value::str() const {
     case Kind::String: return *s_;
     case Kind::List: {
       std::string out = tuple_ ? "(" : "[";
-      for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
+      for (size_t i = 0; i < list_->size(); ++i) {
+        out += (i ? ", " : "") + (*list_)[i].repr();
+        check_string_size(out.size());
+      }
       if (tuple_ && list_->size() == 1) out += ",";
       return out + (tuple_ ? ")" : "]");
     }
     case Kind::Dict:
     case Kind::Namespace: {
       std::string out = "{";
-      for (size_t i = 0; i < dict_->items.size(); ++i)
+      for (size_t i = 0; i < dict_->items.size(); ++i) {
         out += (i ? ", " : "") + python_string_repr(dict_->items[i].first) + ": " + dict_->items[i].second.repr();
+        check_string_size(out.size());
+      }
       out += "}";
       return kind_ == Kind::Namespace ? "<Namespace " + out + ">" : out;
     }
@@ -341,26 +413,36 @@ std::string to_json(const Value& v, int indent, bool sort_keys) {
   return out;
 }
 
-Value from_json(const nlohmann::ordered_json& j) {
+namespace {
+
+Value from_json_at(const nlohmann::ordered_json& j, int depth) {
+  if (depth > kMaxValueDepth) throw TemplateFault(fmt::format("values nested deeper than {} levels", kMaxValueDepth));
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null: return Value::none();
     case nlohmann::ordered_json::value_t::boolean: return Value(j.get<bool>());
-    case nlohmann::ordered_json::value_t::number_integer:
-    case nlohmann::ordered_json::value_t::number_unsigned: return Value(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_integer: return Value(j.get<int64_t>());
+    case nlohmann::ordered_json::value_t::number_unsigned:
+      if (j.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+        throw TemplateFault(fmt::format("the integer {} does not fit 64 bits", j.get<uint64_t>()));
+      return Value(j.get<int64_t>());
     case nlohmann::ordered_json::value_t::number_float: return Value(j.get<double>());
     case nlohmann::ordered_json::value_t::string: return Value(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       List list;
-      for (const auto& item : j) list.push_back(from_json(item));
+      for (const auto& item : j) list.push_back(from_json_at(item, depth + 1));
       return Value(std::move(list));
     }
     case nlohmann::ordered_json::value_t::object: {
       Dict dict;
-      for (auto it = j.begin(); it != j.end(); ++it) dict.items.emplace_back(it.key(), from_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) dict.items.emplace_back(it.key(), from_json_at(it.value(), depth + 1));
       return Value(std::move(dict));
     }
     default: throw TemplateFault("unsupported JSON value (binary or discarded)");
   }
 }
+
+}  // namespace
+
+Value from_json(const nlohmann::ordered_json& j) { return from_json_at(j, 0); }
 
 }  // namespace qwenvl::model::jinja

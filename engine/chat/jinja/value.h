@@ -19,6 +19,30 @@ struct TemplateFault : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Bounds on any one value a template builds, whatever it does: printing, comparing and freeing a
+// value recurse once per level of nesting, and no single string or list may take the machine's memory.
+inline constexpr size_t kMaxStringBytes = size_t{64} << 20;
+inline constexpr size_t kMaxItems = 1'000'000;  // list items or dict entries
+inline constexpr int kMaxValueDepth = 100;
+// Throws TemplateFault when a string of `bytes` would exceed kMaxStringBytes.
+void check_string_size(size_t bytes);
+
+// All that one render may create (string bytes, list and dict entries), charged as values are made
+// on this thread while it lives; values made outside a render (the messages) are not counted.
+class CreationBudget {
+ public:
+  explicit CreationBudget(size_t max_bytes);
+  ~CreationBudget();
+  CreationBudget(const CreationBudget&) = delete;
+  CreationBudget& operator=(const CreationBudget&) = delete;
+  // Throws TemplateFault once the render on this thread has created more than its budget.
+  static void charge(size_t bytes);
+
+ private:
+  size_t left_;
+  CreationBudget* outer_;
+};
+
 class Value;
 using List = std::vector<Value>;
 
@@ -62,7 +86,7 @@ class Value {
   bool is_callable() const { return kind_ == Kind::Function; }
 
   bool as_bool() const { return b_; }
-  int64_t as_int() const;  // bool and int
+  int64_t as_int() const;  // bool and int; a float truncated, a fault where no int64 holds it
   double as_double() const;
   // Access to the payload; a value of another kind is a fault, never undefined behaviour.
   const std::string& as_string() const { return *checked(s_, "a string"); }
@@ -77,6 +101,8 @@ class Value {
   std::string str() const;   // Python str(); undefined prints as ""
   std::string repr() const;  // Python repr(), as str() of a list shows its items
   std::string type_name() const;
+  // Levels of nesting: 0 for a scalar, 1 + the deepest item for a list, dict or namespace.
+  int depth() const;
 
  private:
   template <typename P>
@@ -95,6 +121,7 @@ class Value {
   std::shared_ptr<Dict> dict_;
   std::shared_ptr<Function> fn_;
   std::string name_;
+  int depth_ = 0;  // of a list or dict when made (a namespace's is computed, as it changes)
 };
 
 // Positional and keyword arguments of a call (filters get their subject as the first positional).
