@@ -4,12 +4,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
-
-#include "qwenvl/error.h"
 
 namespace qwenvl::test {
 
@@ -27,16 +24,6 @@ inline std::string read_text(const std::filesystem::path& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// The message of the qwenvl::Error that `f` throws, or "<no error>".
-inline std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
 }
 
 }  // namespace qwenvl::test

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "chat/jinja/template.h"
+#include "error_of.h"
 #include "qwenvl/error.h"
 #include "test_util.h"
 

@@ -14,6 +14,7 @@
 
 #include "chat/chat_template.h"
 #include "chat/jinja/template.h"
+#include "error_of.h"
 #include "qwenvl/error.h"
 #include "test_util.h"
 

@@ -1,5 +1,6 @@
 // load_model_files against the effective configuration transformers 5.17.0 loads from the same
 // directories (OUT/reference/config_<name>.json, written by scripts/fixtures/models.py).
+#include "error_of.h"
 #include "model/config.h"
 
 #include <gmock/gmock.h>

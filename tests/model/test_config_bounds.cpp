@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "error_of.h"
 #include "model/config.h"
 #include "qwenvl/error.h"
 

@@ -2,6 +2,7 @@
 // case of scripts/fixtures/weights_cases.py the loaded tensors equal, bit for bit, the state_dict of
 // from_pretrained; the name table equals the model's own; and every malformed model directory is a
 // qwenvl::Error naming the file and the fault.
+#include "error_of.h"
 #include "model/weights.h"
 
 #include <gmock/gmock.h>

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "error_of.h"
 #include "fuzz/tiny_tokenizer.h"
 #include "qwenvl/error.h"
 #include "tokenizer/tokenizer.h"

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "error_of.h"
 #include "media_reader.h"
 
 #if QWENVL_TEST_WITH_OPENCV
