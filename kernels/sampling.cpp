@@ -25,7 +25,7 @@ void penalise(at::Tensor& row, const at::Tensor& ids, double penalty) {
   row.scatter_(0, ids, score);
 }
 
-void warp(at::Tensor& row, const RowSampling& c) {
+void warp(at::Tensor& row, const RowSampling& c, TopPTies ties) {
   const int64_t vocab = row.size(0);
   if (c.temperature != 1.0) row.div_(c.temperature);
   if (c.top_k != 0) {
@@ -34,9 +34,9 @@ void warp(at::Tensor& row, const RowSampling& c) {
     row.masked_fill_(row < kth, kFiltered);
   }
   if (c.top_p < 1.0) {
-    // A stable sort: tied values leave lowest index first (the reference's std::sort leaves ties
-    // in an unspecified order).
-    const auto [sorted, order] = at::sort(row, /*stable=*/true, /*dim=*/0, /*descending=*/false);
+    // Stable: tied values leave lowest index first; else at::sort's own order of ties.
+    const auto [sorted, order] =
+        at::sort(row, /*stable=*/ties == TopPTies::kLowestIndexFirst, /*dim=*/0, /*descending=*/false);
     const at::Tensor cumulative = sorted.softmax(0).cumsum(0);
     at::Tensor remove_sorted = cumulative <= (1.0 - c.top_p);
     remove_sorted[-1] = false;
@@ -63,6 +63,11 @@ int64_t draw(const at::Tensor& row, const RowSampling& c) {
 }
 
 }  // namespace
+
+void process_logits(at::Tensor& row, const RowSampling& c, const at::Tensor& seen_ids, TopPTies ties) {
+  penalise(row, seen_ids, c.repetition_penalty);
+  if (c.do_sample) warp(row, c, ties);
+}
 
 at::Tensor sample(at::Tensor& logits, const std::vector<RowSampling>& rows, const SeenIds& seen) {
   using namespace detail;
@@ -113,13 +118,8 @@ at::Tensor sample(at::Tensor& logits, const std::vector<RowSampling>& rows, cons
     at::Tensor row = logits[s];
     const RowSampling& c = rows[size_t(s)];
     const int64_t start = starts[s].item<int64_t>(), len = lengths[s].item<int64_t>();
-    penalise(row, flat.slice(0, start, start + len), c.repetition_penalty);
-    if (!c.do_sample) {
-      tokens[s] = row.argmax().item<int64_t>();
-      continue;
-    }
-    warp(row, c);
-    tokens[s] = draw(row, c);
+    process_logits(row, c, flat.slice(0, start, start + len), TopPTies::kLowestIndexFirst);
+    tokens[s] = c.do_sample ? draw(row, c) : row.argmax().item<int64_t>();
   }
   return tokens;
 }

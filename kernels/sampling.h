@@ -38,4 +38,14 @@ struct SeenIds {
 // logits' device.
 at::Tensor sample(at::Tensor& logits, const std::vector<RowSampling>& rows, const SeenIds& seen);
 
+// How top-p orders tied values before it removes the ascending prefix. sample() removes ties lowest
+// index first (a stable sort, as its CUDA kernel does); at::sort's default order is what
+// transformers gets, for a caller that must draw as transformers does from the same processed row.
+enum class TopPTies { kLowestIndexFirst, kAsTorchSort };
+
+// The processors alone, in place on one fp32 logits row [vocab] (libtorch ops, on any device): the
+// penalty over `seen_ids` (int64, the row's device; duplicates allowed), then, when c.do_sample,
+// temperature, top-k, top-p and min-p. For callers that draw themselves; sample() runs the same.
+void process_logits(at::Tensor& row, const RowSampling& c, const at::Tensor& seen_ids, TopPTies ties);
+
 }  // namespace qwenvl::kernels

@@ -1,10 +1,7 @@
-// The processors and the CPU draw, and pick_tokens() choosing the CPU path or kernels::sample.
+// The CPU draw after the kernels' processors, and pick_tokens() choosing it or kernels::sample.
 #include "runtime/sampling.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-
-#include <algorithm>
-#include <limits>
 
 #include "kernels/sampling.h"
 #include "runtime/host_upload.h"
@@ -13,7 +10,19 @@ namespace qwenvl::runtime {
 
 namespace {
 
-constexpr float kFiltered = -std::numeric_limits<float>::infinity();
+// The kernels' settings of one row.
+kernels::RowSampling row_settings(const SamplingConfig& c, uint64_t step) {
+  kernels::RowSampling r;
+  r.do_sample = c.do_sample;
+  r.temperature = c.temperature;
+  r.top_k = c.top_k;
+  r.top_p = c.top_p;
+  r.min_p = c.min_p.value_or(0.0);
+  r.repetition_penalty = c.repetition_penalty;
+  r.seed = c.seed;
+  r.step = step;
+  return r;
+}
 
 // Every row in one kernels::sample call where the logits are: the same processors as
 // SequenceSampler; greedy rows give the same ids, sampled rows draw from a Philox stream keyed by
@@ -23,16 +32,7 @@ at::Tensor pick_on_device(at::Tensor& logits, const std::vector<SamplingRow>& ro
   std::vector<int64_t> ids, offsets{0};
   for (const SamplingRow& row : rows) {
     const SamplingConfig& c = row.sampler->config();
-    kernels::RowSampling r;
-    r.do_sample = c.do_sample;
-    r.temperature = c.temperature;
-    r.top_k = c.top_k;
-    r.top_p = c.top_p;
-    r.min_p = c.min_p.value_or(0.0);
-    r.repetition_penalty = c.repetition_penalty;
-    r.seed = c.seed;
-    r.step = row.step;
-    settings.push_back(r);
+    settings.push_back(row_settings(c, row.step));
     if (c.repetition_penalty != 1.0) ids.insert(ids.end(), row.seen->begin(), row.seen->end());
     offsets.push_back(static_cast<int64_t>(ids.size()));
   }
@@ -54,47 +54,15 @@ at::Tensor pick_on_host(at::Tensor& logits, const std::vector<SamplingRow>& rows
 
 }  // namespace
 
-void apply_repetition_penalty(at::Tensor& logits, const std::vector<int64_t>& seen, double penalty) {
-  if (penalty == 1.0 || seen.empty()) return;
-  auto ids = at::empty({static_cast<int64_t>(seen.size())}, at::kLong);
-  std::copy(seen.begin(), seen.end(), ids.data_ptr<int64_t>());
-  ids = ids.to(logits.device());
-  auto score = logits.gather(0, ids);
-  score = at::where(score < 0, score * penalty, score / penalty);
-  logits.scatter_(0, ids, score);
-}
-
-void apply_sampling_warpers(at::Tensor& logits, const SamplingConfig& c) {
-  const int64_t vocab = logits.size(0);
-  if (c.temperature != 1.0) logits.div_(c.temperature);
-  if (c.top_k != 0) {
-    const int64_t k = std::min(c.top_k, vocab);
-    auto kth = std::get<0>(at::topk(logits, k)).select(0, k - 1);
-    logits.masked_fill_(logits < kth, kFiltered);
-  }
-  if (c.top_p < 1.0) {
-    auto [sorted, order] = at::sort(logits, /*dim=*/0, /*descending=*/false);
-    auto cumulative = sorted.softmax(0).cumsum(0);
-    auto remove_sorted = cumulative <= (1.0 - c.top_p);
-    remove_sorted[-1] = false;  // keep at least one token
-    auto remove = remove_sorted.scatter(0, order, remove_sorted);
-    logits.masked_fill_(remove, kFiltered);
-  }
-  if (c.min_p) {
-    auto probs = logits.softmax(0);
-    auto remove = probs < (*c.min_p * probs.max());
-    remove.index_put_({probs.argmax()}, false);
-    logits.masked_fill_(remove, kFiltered);
-  }
-}
-
 SequenceSampler::SequenceSampler(const SamplingConfig& config)
     : config_(config), generator_(at::make_generator<at::CPUGeneratorImpl>(config.seed)) {}
 
 int64_t SequenceSampler::pick(at::Tensor logits, const std::vector<int64_t>& seen) {
-  apply_repetition_penalty(logits, seen, config_.repetition_penalty);
+  at::Tensor seen_ids;
+  if (config_.repetition_penalty != 1.0 && !seen.empty()) seen_ids = upload(seen, at::kLong, logits.device());
+  // at::sort's order of ties, as transformers' top-p gets it: the same row, the same draw.
+  kernels::process_logits(logits, row_settings(config_, 0), seen_ids, kernels::TopPTies::kAsTorchSort);
   if (!config_.do_sample) return logits.argmax().item<int64_t>();  // first index on ties
-  apply_sampling_warpers(logits, config_);
   auto probs = logits.softmax(0).cpu();
   return at::multinomial(probs, 1, /*replacement=*/false, generator_).item<int64_t>();
 }

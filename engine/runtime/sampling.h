@@ -52,8 +52,4 @@ struct SamplingRow {
 // the logits' device. On a GPU nothing waits for the device: the ids may still be being computed.
 at::Tensor pick_tokens(at::Tensor& logits, const std::vector<SamplingRow>& rows);
 
-// Applies the processors to a logits row exactly as the reference does (exposed for tests).
-void apply_repetition_penalty(at::Tensor& logits, const std::vector<int64_t>& seen, double penalty);
-void apply_sampling_warpers(at::Tensor& logits, const SamplingConfig& config);
-
 }  // namespace qwenvl::runtime

@@ -1,5 +1,7 @@
-// pick_tokens() on the CPU: every row of a batch is picked as its own sequence alone would pick it
-// (its generator, its seen ids, its settings), whatever shares the batch and in whatever row; the
+// pick_tokens() on the CPU: a seeded sequence draws the tokens transformers' generate() draws from
+// the same logits (reference/sampling_cases.json: its processors and torch.multinomial on the seeded
+// CPU generator); every row of a batch is picked as its own sequence alone would pick it (its
+// generator, its seen ids, its settings), whatever shares the batch and in whatever row; the
 // repetition penalty acts before the greedy argmax; a seed gives the same draws every time. The
 // CUDA path (kernels::sample) is checked against these processors by tests/kernels and in the
 // engine by tests/gpu.
@@ -7,9 +9,13 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <nlohmann/json.hpp>
+
+#include <string>
 #include <vector>
 
 #include "runtime/sampling.h"
+#include "test_util.h"
 
 namespace qwenvl::runtime {
 namespace {
@@ -36,6 +42,37 @@ std::vector<int64_t> ids_of(const at::Tensor& tokens) {
   EXPECT_EQ(tokens.scalar_type(), at::kLong);
   EXPECT_TRUE(tokens.device().is_cpu());
   return std::vector<int64_t>(tokens.data_ptr<int64_t>(), tokens.data_ptr<int64_t>() + tokens.numel());
+}
+
+TEST(Sampling, SeededCpuDrawsAreTransformers) {
+  const nlohmann::json reference =
+      nlohmann::json::parse(test::read_text(test::fixtures_dir() / "reference" / "sampling_cases.json"));
+  const int64_t vocab = reference.at("vocab").get<int64_t>();
+  ASSERT_FALSE(reference.at("cases").empty());
+  for (const nlohmann::json& c : reference.at("cases")) {
+    SamplingConfig config;
+    config.do_sample = c.at("do_sample").get<bool>();
+    config.temperature = c.at("temperature").get<double>();
+    config.top_k = c.at("top_k").get<int64_t>();
+    config.top_p = c.at("top_p").get<double>();
+    if (!c.at("min_p").is_null()) config.min_p = c.at("min_p").get<double>();
+    config.repetition_penalty = c.at("repetition_penalty").get<double>();
+    config.seed = c.at("seed").get<uint64_t>();
+    SequenceSampler sampler(config);
+    std::vector<int64_t> seen = c.at("prompt_ids").get<std::vector<int64_t>>();
+    const auto expected = c.at("tokens").get<std::vector<int64_t>>();
+    std::vector<int64_t> picked;
+    for (size_t step = 0; step < expected.size(); ++step) {
+      const auto values = c.at("logits").at(step).get<std::vector<float>>();
+      ASSERT_EQ(static_cast<int64_t>(values.size()), vocab);
+      at::Tensor logits = at::tensor(values, at::kFloat).view({1, vocab});
+      const std::vector<SamplingRow> rows = {{&sampler, &seen, step}};
+      picked.push_back(ids_of(pick_tokens(logits, rows)).at(0));
+      seen.push_back(expected[step]);  // as generate() goes on: its own token
+    }
+    EXPECT_EQ(picked, expected) << "seed " << config.seed << ", do_sample " << config.do_sample << ", top_p "
+                                << config.top_p << ", top_k " << config.top_k;
+  }
 }
 
 TEST(Sampling, BatchRowsPickAsTheirSequenceAlone) {
