@@ -198,15 +198,31 @@ struct Tokenizer::Impl {
 
   // Per known id: the bytes it decodes to, its string, whether it is an added token flagged special,
   // and whether decode(skip_special_tokens=true) drops it (HF compares the token's string with the
-  // special set). A map, as ids may lie anywhere below 2^31 with gaps.
+  // special set). Sorted by id: ids may lie anywhere below 2^31 with gaps, but in real vocabularies
+  // they run 0..n-1, where an id is its own index (no hashing, no per-entry node: a 152k vocabulary
+  // costs what its strings do).
   struct IdInfo {
     std::string bytes, string;
+    int32_t id = 0;  // after the strings: 72 bytes an entry, not 80
     bool special = false, skipped = false;
   };
-  std::unordered_map<int32_t, IdInfo> ids;
+  std::vector<IdInfo> ids;
   const IdInfo* find(int32_t id) const {
-    auto it = ids.find(id);
-    return it == ids.end() ? nullptr : &it->second;
+    if (id >= 0 && static_cast<size_t>(id) < ids.size() && ids[static_cast<size_t>(id)].id == id)
+      return &ids[static_cast<size_t>(id)];
+    auto it = std::lower_bound(ids.begin(), ids.end(), id, [](const IdInfo& a, int32_t b) { return a.id < b; });
+    return it != ids.end() && it->id == id ? &*it : nullptr;
+  }
+  // Sorts the entries added in any order; where an id came twice the later entry wins (an added
+  // token over the vocabulary's entry), as assigning to a map would.
+  void sort_ids() {
+    std::stable_sort(ids.begin(), ids.end(), [](const IdInfo& a, const IdInfo& b) { return a.id < b.id; });
+    size_t kept = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (kept > 0 && ids[kept - 1].id == ids[i].id) ids[kept - 1] = std::move(ids[i]);
+      else if (kept++ != i) ids[kept - 1] = std::move(ids[i]);
+    }
+    ids.resize(kept);
   }
 
   std::string normalize(std::string_view text) const;
@@ -418,6 +434,7 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
 
     std::array<int32_t, 256> byte_ids;
     byte_ids.fill(-1);
+    impl->ids.reserve(impl->vocab.size() + doc.value("added_tokens", json::array()).size());
     for (const auto& [token, id] : impl->vocab) {
       bool mapped = false;
       std::string bytes = symbols_to_bytes(token, mapped);
@@ -425,9 +442,7 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
         if (bytes.size() == 1) byte_ids[static_cast<unsigned char>(bytes[0])] = id;
         byte_vocab.emplace(bytes, id);
       }
-      Impl::IdInfo& info = impl->ids[id];
-      info.bytes = std::move(bytes);
-      info.string = token;
+      impl->ids.push_back(Impl::IdInfo{std::move(bytes), token, id});
     }
     if (model.contains("unk_token") && !model["unk_token"].is_null() &&
         std::find(byte_ids.begin(), byte_ids.end(), -1) != byte_ids.end())
@@ -474,12 +489,10 @@ Tokenizer Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
       (stored.normalized ? impl->normalized_tokens : impl->raw_tokens).add(&stored);
       bool mapped = false;
       // HF decodes an added token from its normalized form (simple_id_to_token).
-      Impl::IdInfo& info = impl->ids[stored.id];
-      info.bytes = symbols_to_bytes(stored.pattern, mapped);
-      info.string = stored.pattern;
-      info.special = stored.special;
+      impl->ids.push_back(Impl::IdInfo{symbols_to_bytes(stored.pattern, mapped), stored.pattern, stored.id, stored.special});
     }
-    for (auto& [id, info] : impl->ids) info.skipped = special_contents.count(info.string) > 0;
+    impl->sort_ids();
+    for (Impl::IdInfo& info : impl->ids) info.skipped = special_contents.count(info.string) > 0;
   } catch (const json::exception& e) {
     throw Error(origin + ": malformed tokenizer.json: " + e.what());
   }
