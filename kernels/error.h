@@ -1,6 +1,6 @@
 // The one exception type qwenvl-kernels throws: an argument an operation cannot take, or a CUDA
-// fault, its message naming the operation. The kernels know nothing of the engine; the engine turns
-// this into its own qwenvl::Error where it calls them (engine/runtime/kernel_errors.h).
+// fault, its message naming the operation. The kernels know nothing of the engine, which turns it into
+// its own qwenvl::Error where it calls them (frame preparation, loading) or fails the batch with it.
 #pragma once
 
 #include <stdexcept>
