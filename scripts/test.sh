@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, writes the reference fixtures with the pinned
-# transformers (only when their generator changed), then runs every test suite.
+# transformers (only when their generator changed), runs every test suite, then each fuzzer briefly.
 #   scripts/test.sh [BUILD_DIR]      (default: build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,5 +11,11 @@ scripts/make_fixtures.sh "$build/fixtures"
 status=0
 meson test -C "$build" --print-errorlogs --num-processes "${QWENVL_JOBS:-$(nproc)}" ${QWENVL_TEST_ARGS:-} || status=$?
 # The closing line counts GoogleTest cases (skipped ones are the CUDA cases on a machine without a GPU).
-python3 scripts/test_summary.py "$build/meson-logs/testlog.json"
+python3 scripts/test_summary.py "$build/meson-logs/testlog.json" || status=1
+# Every parser's fuzzer for a short time (tests/fuzz/README.md); QWENVL_FUZZ_SECONDS=0 replays the
+# seed corpora only, "skip" leaves the fuzzers out.
+fuzz_seconds=${QWENVL_FUZZ_SECONDS:-10}
+if [ "$fuzz_seconds" != skip ]; then
+  FUZZ_BUILD="$build/fuzz" scripts/fuzz.sh "$fuzz_seconds" || status=1
+fi
 exit $status
