@@ -12,7 +12,7 @@ cd "$root"
 faults=(
   "wrong mrope section (axes t/h/w permuted)|kernels/rotary.cpp|s/freqs\[int64_t(axis)\]/freqs[int64_t((axis + 1) % sections.size())]/"
   "window un-permute skipped|engine/nn/vision_tower.cpp|s/return merged.index_select(0, g.reverse_index.to(device));/return merged;/"
-  "off-by-one decode position|engine/runtime/model_runner.cpp|s/pos\[a \* s + i\] = ++slots\[i\]->last_position\[a\];/pos[a * s + i] = ++slots[i]->last_position[a] + 1;/"
+  "off-by-one decode position|engine/runtime/model_runner.cpp|s/step.positions\[a \* s + i\] = slot.last_position\[a\] + 1;/step.positions[a * s + i] = slot.last_position[a] + 2;/"
   "prefill attention mask not causal|engine/nn/language_model.cpp|s/batch.max_seqlen_q, scale, \/\*causal=\*\/true)/batch.max_seqlen_q, scale, \/*causal=*\/false)/"
 )
 status=0
