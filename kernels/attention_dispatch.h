@@ -7,6 +7,9 @@
 
 #include <cstdint>
 
+#include "kernels/check.h"
+#include "kernels/dispatch_counts.h"
+
 namespace qwenvl::kernels::detail {
 
 constexpr int64_t kDecodeMaxGroup = 16;  // paged_decode_attention.cu's kMaxGroup
@@ -20,6 +23,23 @@ inline bool cuda_attention_takes(at::ScalarType t, int64_t num_heads, int64_t nu
 
 inline bool cuda_attention_takes(const at::Tensor& q, int64_t num_kv_heads, bool decode) {
   return cuda_attention_takes(q.scalar_type(), q.size(1), num_kv_heads, q.size(2), decode);
+}
+
+// The one dispatch of the attention entry points: true when their CUDA kernel runs this call,
+// false when their libtorch reference does; counts the path taken either way. A call the kernel
+// would take, in a library built without CUDA, is an error naming `op`.
+inline bool runs_cuda_attention(const char* op, const at::Tensor& q, int64_t num_kv_heads, bool decode) {
+  if (q.is_cuda() && cuda_attention_takes(q, num_kv_heads, decode)) {
+#ifdef QWENVL_WITH_CUDA
+    static_cast<void>(op);
+#else
+    fail_no_cuda(op);
+#endif
+    count_dispatch(KernelOp::kAttention, DispatchPath::kCudaKernel);
+    return true;
+  }
+  count_dispatch(KernelOp::kAttention, q.is_cuda() ? DispatchPath::kReferenceOnCuda : DispatchPath::kCpuReference);
+  return false;
 }
 
 }  // namespace qwenvl::kernels::detail

@@ -5,7 +5,6 @@
 #include "kernels/attention_reference.h"
 #include "kernels/attention_dispatch.h"
 #include "kernels/check.h"
-#include "kernels/dispatch_counts.h"
 #ifdef QWENVL_WITH_CUDA
 #include "kernels/cuda_launchers.h"
 #endif
@@ -43,18 +42,13 @@ void flash_attention_varlen_out(const at::Tensor& q, const at::Tensor& k, const 
                                 int64_t max_seqlen_q, int64_t /*max_seqlen_k*/, double scale,
                                 bool causal, at::Tensor& out) {
   check_args(q, k, v, cu_seqlens_q, cu_seqlens_k, out);
-  if (q.is_cuda() && detail::cuda_attention_takes(q, k.size(1), /*decode=*/false)) {
-    detail::count_dispatch(KernelOp::kAttention, DispatchPath::kCudaKernel);
+  if (detail::runs_cuda_attention(kOp, q, k.size(1), /*decode=*/false)) {
 #ifdef QWENVL_WITH_CUDA
     cuda::flash_attention_fwd(q, k, v, cu_seqlens_q, cu_seqlens_k, at::Tensor(), at::Tensor(),
                               max_seqlen_q, scale, causal, out);
-    return;
-#else
-    detail::fail_no_cuda(kOp);
 #endif
+    return;
   }
-  detail::count_dispatch(KernelOp::kAttention,
-                         q.is_cuda() ? DispatchPath::kReferenceOnCuda : DispatchPath::kCpuReference);
   static_cast<void>(max_seqlen_q);  // only the GPU grid is sized by it; the CPU reads the lengths
   const at::Tensor cq = cu_seqlens_q.to(at::kCPU), ck = cu_seqlens_k.to(at::kCPU);
   const int32_t* pq = cq.data_ptr<int32_t>();

@@ -3,7 +3,6 @@
 #include "kernels/attention_reference.h"
 #include "kernels/attention_dispatch.h"
 #include "kernels/check.h"
-#include "kernels/dispatch_counts.h"
 #include "kernels/paged_checks.h"
 #ifdef QWENVL_WITH_CUDA
 #include "kernels/cuda_launchers.h"
@@ -21,17 +20,12 @@ void paged_decode_attention_out(const at::Tensor& q, const at::Tensor& k_cache,
   detail::check_paged_args(kOp, q, k_cache, v_cache, block_tables, seq_lens, out);
   if (q.size(0) != seq_lens.numel())
     detail::fail(kOp, "q has ", q.size(0), " tokens but there are ", seq_lens.numel(), " sequences (one query each)");
-  if (q.is_cuda() && detail::cuda_attention_takes(q, k_cache.size(2), /*decode=*/true)) {
-    detail::count_dispatch(KernelOp::kAttention, DispatchPath::kCudaKernel);
+  if (detail::runs_cuda_attention(kOp, q, k_cache.size(2), /*decode=*/true)) {
 #ifdef QWENVL_WITH_CUDA
     cuda::paged_decode_attention(q, k_cache, v_cache, block_tables, seq_lens, max_seq_len, scale, out);
-    return;
-#else
-    detail::fail_no_cuda(kOp);
 #endif
+    return;
   }
-  detail::count_dispatch(KernelOp::kAttention,
-                         q.is_cuda() ? DispatchPath::kReferenceOnCuda : DispatchPath::kCpuReference);
   static_cast<void>(max_seq_len);  // only the GPU split count is sized by it; the CPU reads the lengths
   const at::Tensor lens = seq_lens.to(at::kCPU);
   const int32_t* pl = lens.data_ptr<int32_t>();

@@ -3,7 +3,6 @@
 #include "kernels/attention_reference.h"
 #include "kernels/attention_dispatch.h"
 #include "kernels/check.h"
-#include "kernels/dispatch_counts.h"
 #include "kernels/paged_checks.h"
 #ifdef QWENVL_WITH_CUDA
 #include "kernels/cuda_launchers.h"
@@ -23,18 +22,13 @@ void paged_prefill_attention_out(const at::Tensor& q, const at::Tensor& k_cache,
   detail::check_same_device(q, cu_seqlens_q, kOp, "cu_seqlens_q");
   if (cu_seqlens_q.numel() != seq_lens.numel() + 1)
     detail::fail(kOp, "cu_seqlens_q needs num_seqs+1 = ", seq_lens.numel() + 1, " entries, got ", cu_seqlens_q.numel());
-  if (q.is_cuda() && detail::cuda_attention_takes(q, k_cache.size(2), /*decode=*/false)) {
-    detail::count_dispatch(KernelOp::kAttention, DispatchPath::kCudaKernel);
+  if (detail::runs_cuda_attention(kOp, q, k_cache.size(2), /*decode=*/false)) {
 #ifdef QWENVL_WITH_CUDA
     cuda::flash_attention_fwd(q, k_cache, v_cache, cu_seqlens_q, at::Tensor(), block_tables,
                               seq_lens, max_seqlen_q, scale, /*causal=*/true, out);
-    return;
-#else
-    detail::fail_no_cuda(kOp);
 #endif
+    return;
   }
-  detail::count_dispatch(KernelOp::kAttention,
-                         q.is_cuda() ? DispatchPath::kReferenceOnCuda : DispatchPath::kCpuReference);
   static_cast<void>(max_seqlen_q);  // only the GPU grid is sized by it; the CPU reads the lengths
   const at::Tensor cq = cu_seqlens_q.to(at::kCPU), lens = seq_lens.to(at::kCPU);
   const int32_t* pq = cq.data_ptr<int32_t>();
