@@ -3,6 +3,7 @@
 // stdout, or one JSON object with --json. Errors are one line on stderr; see --help for exit codes.
 //   qwenvl-cli --model DIR --image photo.jpg --prompt "Describe this image."
 //   qwenvl-cli --model DIR --video clip.mp4 --fps 2 --prompt "What happens?" --json
+//   qwenvl-cli --model DIR --devices cuda:0=22GiB,cuda:1=22GiB --plan    (the placement, nothing loaded)
 // Files are read by media_reader_opencv.cpp, or by media_reader_png.cpp (PNG images only) in a build
 // without OpenCV's imgcodecs / videoio.
 #include <CLI/CLI.hpp>
@@ -18,6 +19,7 @@
 
 #include "media_reader.h"
 #include "qwenvl/engine.h"
+#include "qwenvl/placement.h"
 
 namespace {
 
@@ -32,6 +34,10 @@ struct Options {
   std::string prompt;
   std::string system;
   std::string device = "cpu";
+  std::string devices;  // a device list (qwenvl/placement.h); one entry without a cap runs, more are planned
+  std::string placement = "auto";
+  bool plan = false;
+  int max_batch = 16;  // --plan only: the CLI itself answers one request
   std::string dtype = "auto";
   int64_t max_context = 8192;
   int64_t min_pixels = 0, max_pixels = 0;  // 0: the model's processor config
@@ -67,10 +73,27 @@ keeps its time in the video, so the model sees the real rate.
 )";
 const char* kFooterEnd = R"(
 
+Placement: --plan prints where the model's parts would go over --devices (or --device) and exits 0,
+reading config.json and preprocessor_config.json only: no weights, no GPU, no --prompt. It shows,
+per device, the decoder layers it holds, where the vision tower runs, the predicted bytes (weights,
+KV cache, activations, workspace, margin) against its budget, and predicted step times. The plan
+holds --max-batch sequences of --max-context tokens with images of up to --max-pixels (default:
+the model's), as many images a step as sequences, in --dtype.
+--devices: entries DEVICE[@PROFILE][=CAP] separated by commas, e.g. cuda:0=22GiB,cuda:1@h200,cpu=8GiB.
+  DEVICE is cpu, cuda or cuda:N (may repeat: entries sharing a card); PROFILE the rates and memory
+  assumed for it (h100, the default for cuda, or h200; cpu for cpu); CAP the most it may use, with
+  a unit B, KiB, MiB, GiB, TiB or KB, MB, GB, TB (decimals allowed). Without a cap a cuda entry gets
+  its profile's memory less 1 GiB for the CUDA context (no GPU is queried), cpu the host's available
+  memory less 2 GiB. --placement auto picks replicas (a whole model per device) where every device
+  holds one and that is faster, else a pipeline (contiguous layer ranges, one stage per device).
+  Without --plan the engine runs on one device: --devices then takes a single entry without a cap
+  (it wins over --device).
+
 Output: the answer and a newline on stdout, nothing else; --json prints one JSON object instead
 (text, token_ids, prompt_tokens, generated_tokens, finish_reason, ttft_ms, total_ms, load_ms).
 
-Exit codes: 0 answered; 1 usage or input error; 2 the model cannot be loaded; 3 the request failed.
+Exit codes: 0 answered (or planned); 1 usage or input error; 2 the model cannot be loaded (or no
+placement fits: the message says what is missing where and what would fit); 3 the request failed.
 Example:
   qwenvl-cli --model ~/models/Qwen2.5-VL-7B-Instruct --image photo.jpg --prompt "Describe this image.")";
 
@@ -92,7 +115,7 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   auto* frames = app.add_option("--frames", o.frames, "video: sample N frames evenly over the clip")->type_name("N");
   auto* fps = app.add_option("--fps", o.fps, "video: sample F frames per second of video (default 2)")->type_name("F");
   frames->excludes(fps);
-  app.add_option("-p,--prompt", o.prompt, "the question")->required()->type_name("TEXT");
+  auto* prompt = app.add_option("-p,--prompt", o.prompt, "the question (not needed with --plan)")->type_name("TEXT");
   app.add_option("-s,--system", o.system, "system prompt (default: the chat template's)")->type_name("TEXT");
   auto* max_new_tokens_opt =
       app.add_option("-n,--max-new-tokens", max_new_tokens, "most tokens to generate")->type_name("N");
@@ -109,6 +132,14 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   app.add_option("--stop", o.sampling.stop_strings, "stop when the answer ends with TEXT (repeatable)")
       ->type_name("TEXT");
   app.add_option("--device", o.device, "cpu, cuda or cuda:N (default cpu)")->type_name("DEV");
+  auto* device = app.get_option("--device");
+  auto* devices = app.add_option("--devices", o.devices, "device list with caps, e.g. cuda:0=22GiB,cuda:1 (see below)")
+                      ->type_name("LIST");
+  app.add_option("--placement", o.placement, "auto, pipeline or replicas over --devices (default auto)")
+      ->type_name("MODE");
+  app.add_flag("--plan", o.plan, "print the placement over --devices and exit (reads no weights, no GPU)");
+  auto* max_batch = app.add_option("--max-batch", o.max_batch, "with --plan: sequences decoded together (default 16)")
+                        ->type_name("N");
   app.add_option("--dtype", o.dtype, "auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")->type_name("TYPE");
   app.add_option("--max-context", o.max_context, "prompt + answer tokens at most (default 8192)")->type_name("N");
   app.add_option("--min-pixels", o.min_pixels, "least pixels per image / frame after resizing (default: the model's)")
@@ -126,7 +157,26 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   }
 
   auto fail = [](const std::string& m) { throw CliError{kUsageError, m}; };
-  if (o.prompt.empty()) fail("--prompt is empty");
+  if (!o.plan && prompt->count() == 0) fail("--prompt is required (unless --plan)");
+  if (!o.plan && o.prompt.empty()) fail("--prompt is empty");
+  if (max_batch->count() && !o.plan) fail("--max-batch is for --plan (qwenvl-cli answers one request)");
+  if (o.max_batch < 1) fail("--max-batch must be at least 1");
+  try {
+    qwenvl::parse_placement(o.placement);
+    if (devices->count()) {
+      const std::vector<qwenvl::DeviceSpec> specs = qwenvl::parse_devices(o.devices);
+      if (!o.plan && specs.size() > 1)
+        fail("--devices: the engine runs on one device for now; a list of several is planned with --plan");
+      if (!o.plan && specs.front().cap_bytes)
+        fail("--devices: caps are planned (--plan) but not yet enforced by the engine; leave the cap out to run");
+      if (!o.plan) {
+        if (device->count()) std::fprintf(stderr, "qwenvl-cli: warning: --devices wins over --device\n");
+        o.device = specs.front().device;
+      }
+    }
+  } catch (const qwenvl::Error& e) {
+    fail(std::string(devices->count() ? "--devices / --placement: " : "--placement: ") + e.what());
+  }
   if (frames->count() && o.video.empty()) fail("--frames needs --video");
   if (fps->count() && o.video.empty()) fail("--fps needs --video");
   if (frames->count() && o.frames < 2) fail("--frames must be at least 2 (counts are rounded to even)");
@@ -163,9 +213,31 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   return std::nullopt;
 }
 
+// --plan: the device map, from the configuration files alone.
+int print_plan(const Options& o) {
+  qwenvl::PlanRequest request;
+  request.model_dir = o.model;
+  request.devices = o.devices.empty() ? o.device : o.devices;
+  request.placement = qwenvl::parse_placement(o.placement);
+  request.dtype = o.dtype;
+  request.max_batch = o.max_batch;
+  request.max_context = o.max_context;
+  request.max_pixels = o.max_pixels;
+  std::string text;
+  try {
+    text = qwenvl::to_text(qwenvl::plan(request));
+  } catch (const qwenvl::Error& e) {
+    throw CliError{kModelError, "cannot place the model: " + std::string(e.what())};
+  }
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+  return kAnswered;
+}
+
 int run(int argc, char** argv) {
   Options o;
   if (auto code = parse(argc, argv, o)) return *code;
+  if (o.plan) return print_plan(o);
 
   // The inputs first: a bad file should not wait for a model to load.
   std::vector<Image> images;
