@@ -165,7 +165,9 @@ TEST(Help, DocumentsEveryOptionAndGreedy) {
                              "--stop",        "--device",
                              "--dtype",       "--max-context",
                              "--min-pixels",  "--max-pixels",
-                             "--json"})
+                             "--json",        "--devices",
+                             "--placement",   "--plan",
+                             "--max-batch"})
     EXPECT_NE(run.out.find(option), std::string::npos) << option;
   EXPECT_NE(run.out.find("--temperature 0 forces greedy"), std::string::npos);
   EXPECT_NE(run.out.find("generation_config.json"), std::string::npos);
