@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include <cstring>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -153,20 +153,18 @@ TEST(WorkingSets, GrowWithWhatTheyHold) {
   const MemoryTarget gpu{true, 132};
   StageRoles vision_only;
   vision_only.vision = true;
-  PlanRequest small, large;
-  small.max_pixels = 200704;
-  large.max_pixels = 1003520;
-  const Workload ws = workload_of(s.parts, small), wl = workload_of(s.parts, large);
-  EXPECT_LT(MemoryModel(s.parts, ws).stage(vision_only, gpu, 16).activations,
-            MemoryModel(s.parts, wl).stage(vision_only, gpu, 16).activations);
-
+  // The activations of `roles` with the request changed by `change`.
+  auto activations = [&](const StageRoles& roles, const std::function<void(PlanRequest&)>& change) {
+    PlanRequest r;
+    change(r);
+    const Workload w = workload_of(s.parts, r);
+    return MemoryModel(s.parts, w).stage(roles, gpu, 16).activations;
+  };
+  EXPECT_LT(activations(vision_only, [](PlanRequest& r) { r.max_pixels = 200704; }),
+            activations(vision_only, [](PlanRequest& r) { r.max_pixels = 1003520; }));
   StageRoles middle{4, 8, false, false, false};
-  PlanRequest short_chunk, long_chunk;
-  short_chunk.prefill_chunk_tokens = 1024;
-  long_chunk.prefill_chunk_tokens = 4096;
-  const Workload wc = workload_of(s.parts, short_chunk), wd = workload_of(s.parts, long_chunk);
-  EXPECT_LT(MemoryModel(s.parts, wc).stage(middle, gpu, 16).activations,
-            MemoryModel(s.parts, wd).stage(middle, gpu, 16).activations);
+  EXPECT_LT(activations(middle, [](PlanRequest& r) { r.prefill_chunk_tokens = 1024; }),
+            activations(middle, [](PlanRequest& r) { r.prefill_chunk_tokens = 4096; }));
 
   // The last stage keeps the logits of every sequence; the first the step's vision features.
   const Workload w = workload_of(s.parts);
