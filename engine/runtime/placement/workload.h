@@ -31,6 +31,9 @@ struct Workload {
   int64_t max_pixels = 0;
   int64_t image_tokens = 0;    // of the largest image (at most max_context - 1: a prompt must fit)
   int64_t image_patches = 0;
+  // A contract with the executor: today's single-device engine runs every admitted prompt's images in
+  // one vision forward and every admitted prompt in one prefill forward; a staged executor keeps
+  // them to images_per_step and prefill_chunk.
   int64_t images_per_step = 0;
   int64_t vision_tokens = 0;   // of one step's vision forward (every admitted prompt full of image at most)
   int64_t vision_patches = 0;
