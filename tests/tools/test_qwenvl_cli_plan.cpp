@@ -41,7 +41,8 @@ class Plan : public ::testing::Test {
 fs::path Plan::tmp_;
 
 TEST_F(Plan, NeedsNoWeightsAndNoPrompt) {
-  const auto run = run_cli({"--model", dir("tiny-a-config-only"), "--devices", "cpu=1GiB,cpu=1GiB", "--plan"});
+  const auto run = run_cli(
+      {"--model", dir("tiny-a-config-only"), "--devices", "cpu=4GiB,cpu=4GiB", "--placement", "pipeline", "--plan"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
   EXPECT_EQ(run.err, "");
   for (const char* part : {"tiny-a-config-only", "cpu", "layers", "vision tower", "LM head", "predicted"})
@@ -52,7 +53,8 @@ TEST_F(Plan, CudaWithoutAGpuTakesTheProfilesMemory) {
   const auto run = run_cli({"--model", dir("Qwen2.5-VL-7B-Instruct"), "--devices", "cuda:0,cuda:1@h200", "--placement",
                             "pipeline", "--max-batch", "8", "--max-pixels", "1003520", "--plan"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  EXPECT_NE(run.out.find("the h100 profile's 79.6 GiB (no GPU is queried while planning)"), std::string::npos) << run.out;
+  EXPECT_NE(run.out.find("the h100 profile's 79.6 GiB (no GPU is queried while planning)"), std::string::npos)
+      << run.out;
   EXPECT_NE(run.out.find("the h200 profile's"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("max batch 8"), std::string::npos) << run.out;
   EXPECT_NE(run.out.find("images of up to 1003520 pixels"), std::string::npos) << run.out;

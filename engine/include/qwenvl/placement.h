@@ -50,21 +50,21 @@ struct DeviceSpec {
 std::vector<DeviceSpec> parse_devices(const std::string& list);
 
 struct PlanRequest {
-  std::string model_dir;                    // config.json and preprocessor_config.json are read
-  std::string devices = "cpu";              // a device list
+  std::string model_dir;        // config.json and preprocessor_config.json are read
+  std::string devices = "cpu";  // a device list
   Placement placement = Placement::kAuto;
-  std::string dtype = "auto";               // as EngineOptions::dtype; auto: bf16 if any device is cuda, else fp32
-  int max_batch = 16;                       // sequences decoded together (per replica)
-  int64_t max_context = 8192;               // prompt + generated tokens of one sequence
-  int64_t kv_block_size = 64;               // tokens per KV block
-  int64_t max_pixels = 0;                   // the largest image after resizing; 0: the image processor's
-  int images_per_step = 0;                  // images one vision forward takes at most; 0: max_batch
-  int64_t prefill_chunk_tokens = 0;         // tokens one prefill forward takes at most; 0: max_context
+  std::string dtype = "auto";        // as EngineOptions::dtype; auto: bf16 if any device is cuda, else fp32
+  int max_batch = 16;                // sequences decoded together (per replica)
+  int64_t max_context = 8192;        // prompt + generated tokens of one sequence
+  int64_t kv_block_size = 64;        // tokens per KV block
+  int64_t max_pixels = 0;            // the largest image after resizing; 0: the image processor's
+  int images_per_step = 0;           // images one vision forward takes at most; 0: max_batch
+  int64_t prefill_chunk_tokens = 0;  // tokens one prefill forward takes at most; 0: max_context
   // The time model's mean request: one image of this many pixels (0: 448x448, the caption workload of
   // docs/BENCHMARK-METHOD.md; at most max_pixels), a short question, new_tokens generated.
   int64_t image_pixels = 0;
   int new_tokens = 128;
-  bool cuda_graphs = true;                  // decode steps replayed as CUDA graphs (their memory pool is counted)
+  bool cuda_graphs = true;  // decode steps replayed as CUDA graphs (their memory pool is counted)
 };
 
 // Predicted bytes on one device at its peak.
@@ -101,11 +101,11 @@ struct Plan {
   std::string model;                      // the model directory's name
   std::string dtype;                      // "bfloat16", "float16" or "float32"
   int64_t text_layers = 0, vision_blocks = 0;
-  PlanRequest request;                    // with every default resolved
-  int micro_batches = 1;                  // pipeline: micro-batches in flight (one per stage)
-  double tokens_per_second = 0;           // predicted generated tokens per second, all devices together
-  std::vector<DevicePlan> devices;        // in the order of the device list
-  std::vector<std::string> notes;         // assumptions a person should know (profile memory, shared cards)
+  PlanRequest request;              // with every default resolved
+  int micro_batches = 1;            // pipeline: micro-batches in flight (one per stage)
+  double tokens_per_second = 0;     // predicted generated tokens per second, all devices together
+  std::vector<DevicePlan> devices;  // in the order of the device list
+  std::vector<std::string> notes;   // assumptions a person should know (profile memory, shared cards)
 };
 
 // Plans the placement; throws Error for a bad request, or when nothing fits: then the message says

@@ -18,9 +18,9 @@ struct Unit {
 };
 constexpr std::array<Unit, 9> kUnits = {{{"B", 1.0},
                                          {"KiB", kKiB},
-                                         {"MiB", kKiB * kKiB},
-                                         {"GiB", kKiB * kKiB * kKiB},
-                                         {"TiB", kKiB * kKiB * kKiB * kKiB},
+                                         {"MiB", kKiB* kKiB},
+                                         {"GiB", kKiB* kKiB* kKiB},
+                                         {"TiB", kKiB* kKiB* kKiB* kKiB},
                                          {"KB", 1e3},
                                          {"MB", 1e6},
                                          {"GB", 1e9},

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "runtime/placement/byte_size.h"
 #include "qwenvl/error.h"
+#include "runtime/placement/byte_size.h"
 #include "runtime/placement/device_list.h"
 
 namespace qwenvl::runtime::placement {
@@ -51,8 +51,8 @@ std::vector<DeviceEntry> device_entries(const std::vector<DeviceSpec>& specs, co
       if (other.device != spec.device) continue;
       ++e.sharing;
       if (other.profile != spec.profile)
-        throw Error(fmt::format("device list: {} appears with profiles {} and {}: one device has one profile", spec.device,
-                                spec.profile, other.profile));
+        throw Error(fmt::format("device list: {} appears with profiles {} and {}: one device has one profile",
+                                spec.device, spec.profile, other.profile));
     }
     entries.push_back(e);
   }
@@ -83,13 +83,15 @@ std::vector<DeviceEntry> device_entries(const std::vector<DeviceSpec>& specs, co
     int uncapped = 0;
     for (const DeviceEntry& e : entries) {
       if (e.spec.device != device) continue;
-      if (e.spec.cap_bytes) capped += *e.spec.cap_bytes;
-      else ++uncapped;
+      if (e.spec.cap_bytes)
+        capped += *e.spec.cap_bytes;
+      else
+        ++uncapped;
     }
     const int64_t usable = total - reserve;
     if (capped > usable && (is_cuda(first.spec) ? true : facts.host_available_bytes.has_value()))
-      notes.push_back(fmt::format("{}: its caps add up to {}, more than the {} it has ({})", device, format_bytes(capped),
-                                  format_bytes(std::max<int64_t>(usable, 0)), whence));
+      notes.push_back(fmt::format("{}: its caps add up to {}, more than the {} it has ({})", device,
+                                  format_bytes(capped), format_bytes(std::max<int64_t>(usable, 0)), whence));
     const int64_t share = uncapped > 0 ? std::max<int64_t>(usable - capped, 0) / uncapped : 0;
     for (DeviceEntry& e : entries) {
       if (e.spec.device != device) continue;

@@ -20,9 +20,9 @@ namespace qwenvl::runtime::placement {
 // What is known of the host's devices beyond the list. Planning never touches a GPU: the engine
 // fills device_total_bytes and measured_rates where it has the devices; the CLI leaves them empty.
 struct DeviceFacts {
-  std::optional<int64_t> host_available_bytes;     // the host's available memory (MemAvailable)
+  std::optional<int64_t> host_available_bytes;        // the host's available memory (MemAvailable)
   std::map<std::string, int64_t> device_total_bytes;  // "cuda:0" -> its memory, measured
-  std::map<std::string, Rates> measured_rates;      // "cuda:0" -> its effective rates, measured
+  std::map<std::string, Rates> measured_rates;        // "cuda:0" -> its effective rates, measured
 };
 
 // The host's available memory from /proc/meminfo (nothing else is measured while planning).

@@ -41,9 +41,12 @@ Placement parse_placement(const std::string& text) {
 
 const char* placement_name(Placement placement) {
   switch (placement) {
-    case Placement::kAuto: return "auto";
-    case Placement::kPipeline: return "pipeline";
-    case Placement::kReplicas: return "replicas";
+    case Placement::kAuto:
+      return "auto";
+    case Placement::kPipeline:
+      return "pipeline";
+    case Placement::kReplicas:
+      return "replicas";
   }
   return "unknown";
 }

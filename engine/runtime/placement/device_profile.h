@@ -12,14 +12,14 @@ struct DeviceProfile {
   const char* name;         // as written in a device list: "h100"
   const char* description;  // the part the numbers are for
   bool cuda;
-  int64_t memory_bytes;     // what the driver reports as the card's total; 0 for the host (measured)
-  double half_flops;        // dense bf16 / fp16 peak, FLOP/s
-  double float_flops;       // fp32 peak, FLOP/s
-  double bandwidth;         // memory bandwidth peak, bytes/s
+  int64_t memory_bytes;         // what the driver reports as the card's total; 0 for the host (measured)
+  double half_flops;            // dense bf16 / fp16 peak, FLOP/s
+  double float_flops;           // fp32 peak, FLOP/s
+  double bandwidth;             // memory bandwidth peak, bytes/s
   double flops_efficiency;      // the share of the FLOP peak that GEMMs and attention reach
   double bandwidth_efficiency;  // the share of the bandwidth peak that streaming kernels reach
-  int sm_count;             // streaming multiprocessors (decode attention sizes its splits by them); 0 on the host
-  const char* source;       // where the numbers come from
+  int sm_count;                 // streaming multiprocessors (decode attention sizes its splits by them); 0 on the host
+  const char* source;           // where the numbers come from
 };
 
 // The profile of that name; throws Error listing the known ones.

@@ -16,30 +16,34 @@ std::optional<int64_t> largest_fitting(int64_t low, int64_t high, const std::fun
   if (high < low || !fits(low)) return std::nullopt;
   while (low < high) {
     const int64_t mid = low + (high - low + 1) / 2;
-    if (fits(mid)) low = mid;
-    else high = mid - 1;
+    if (fits(mid))
+      low = mid;
+    else
+      high = mid - 1;
   }
   return low;
 }
 
 }  // namespace
 
-std::string missing_bytes(const PartitionSearch& search, const Candidate& closest, const std::vector<DeviceEntry>& entries) {
+std::string missing_bytes(const PartitionSearch& search, const Candidate& closest,
+                          const std::vector<DeviceEntry>& entries) {
   std::string text;
   for (size_t i = 0; i < entries.size(); ++i) {
     const MemoryEstimate m = search.memory(closest, i);
     if (m.total() <= entries[i].budget) continue;
-    text += fmt::format("{}{} needs {} of its {} ({} short: weights {}, KV cache {}, activations {}, workspace {}, margin {})",
-                        text.empty() ? "" : "; ", entries[i].spec.device, format_bytes(m.total()),
-                        format_bytes(entries[i].budget), format_bytes(m.total() - entries[i].budget),
-                        format_bytes(m.weights), format_bytes(m.kv_cache), format_bytes(m.activations),
-                        format_bytes(m.workspace), format_bytes(m.margin));
+    text += fmt::format(
+        "{}{} needs {} of its {} ({} short: weights {}, KV cache {}, activations {}, workspace {}, margin {})",
+        text.empty() ? "" : "; ", entries[i].spec.device, format_bytes(m.total()), format_bytes(entries[i].budget),
+        format_bytes(m.total() - entries[i].budget), format_bytes(m.weights), format_bytes(m.kv_cache),
+        format_bytes(m.activations), format_bytes(m.workspace), format_bytes(m.margin));
   }
   return text;
 }
 
-std::vector<std::string> what_would_fit(const PlanRequest& request, const Workload& w, const std::vector<DeviceEntry>& entries,
-                                        int64_t token_pixels, const std::function<bool(const PlanRequest&)>& fits) {
+std::vector<std::string> what_would_fit(const PlanRequest& request, const Workload& w,
+                                        const std::vector<DeviceEntry>& entries, int64_t token_pixels,
+                                        const std::function<bool(const PlanRequest&)>& fits) {
   std::vector<std::string> ways;
   auto changed = [&](auto change) {
     return [&, change](int64_t value) {
@@ -54,9 +58,10 @@ std::vector<std::string> what_would_fit(const PlanRequest& request, const Worklo
                                changed([&](PlanRequest& r, int64_t v) { r.max_pixels = v * token_pixels; })))
     ways.push_back(fmt::format("images of at most {} pixels ({} tokens)", *t * token_pixels, *t));
   if (auto b = largest_fitting(1, w.max_batch - 1, changed([&](PlanRequest& r, int64_t v) {
-        r.max_batch = static_cast<int>(v);
-        r.images_per_step = std::min<int>(static_cast<int>(v), static_cast<int>(w.images_per_step));
-      })))
+                                 r.max_batch = static_cast<int>(v);
+                                 r.images_per_step =
+                                     std::min<int>(static_cast<int>(v), static_cast<int>(w.images_per_step));
+                               })))
     ways.push_back(fmt::format("a max batch of {} sequences", *b));
   if (auto i = largest_fitting(1, w.images_per_step - 1,
                                changed([](PlanRequest& r, int64_t v) { r.images_per_step = static_cast<int>(v); })))

@@ -16,7 +16,8 @@ namespace qwenvl::runtime::placement {
 
 // "cuda:0 needs 25.3 GiB of its 22.0 GiB (3.3 GiB short: weights ..., KV cache ...)" for every
 // device of `closest` over its budget.
-std::string missing_bytes(const PartitionSearch& search, const Candidate& closest, const std::vector<DeviceEntry>& entries);
+std::string missing_bytes(const PartitionSearch& search, const Candidate& closest,
+                          const std::vector<DeviceEntry>& entries);
 
 // Phrases such as "a max context of 4096 tokens", each the largest value that fits with everything
 // else as requested; `fits` plans the changed request. Empty when no single change fits.

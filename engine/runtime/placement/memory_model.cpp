@@ -209,7 +209,8 @@ int64_t MemoryModel::workspace_bytes(const StageRoles& roles, const MemoryTarget
   bytes += decode_layer_peak(micro_batch, target) + micro_batch * parts_.hidden * w_.dtype_bytes;
   if (roles.lm_head) bytes += micro_batch * parts_.vocab * w_.dtype_bytes;
   for (int64_t rows : graph_buckets(micro_batch)) {
-    bytes += 5 * rows * kTokenIdBytes + (rows + rows * w_.blocks_per_sequence) * 4;  // ids, positions, slots | lengths, tables
+    bytes += 5 * rows * kTokenIdBytes +
+             (rows + rows * w_.blocks_per_sequence) * 4;  // ids, positions, slots | lengths, tables
     if (roles.lm_head) bytes += rows * parts_.vocab * kLogitBytes;
     if (rows > kGemvMaxRows) bytes += kCublasWorkspaceBytes;
   }

@@ -42,7 +42,8 @@ ModelParts model_parts(const model::ModelConfig& config) {
     } else if (spec.name == model::names::kLanguageModel + "norm.weight") {
       add(m.final_norm, spec, true);
     } else {
-      throw Error("placement: weight '" + spec.name + "' belongs to no part of the model");  // a new weight in the table
+      throw Error("placement: weight '" + spec.name +
+                  "' belongs to no part of the model");  // a new weight in the table
     }
   }
   m.hidden = t.hidden_size;

@@ -17,12 +17,12 @@ struct Part {
 };
 
 struct ModelParts {
-  Part embeddings;            // model.language_model.embed_tokens
-  std::vector<Part> layers;   // one per decoder layer
-  Part final_norm;            // model.language_model.norm
-  Part lm_head;               // lm_head (the embeddings again when tied: the engine shares them on one device)
-  bool tied = false;          // tie_word_embeddings
-  Part vision;                // patch embed, blocks and merger
+  Part embeddings;           // model.language_model.embed_tokens
+  std::vector<Part> layers;  // one per decoder layer
+  Part final_norm;           // model.language_model.norm
+  Part lm_head;              // lm_head (the embeddings again when tied: the engine shares them on one device)
+  bool tied = false;         // tie_word_embeddings
+  Part vision;               // patch embed, blocks and merger
 
   // The dimensions the models below read.
   int64_t hidden = 0, intermediate = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0;

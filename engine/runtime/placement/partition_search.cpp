@@ -19,18 +19,21 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
-PartitionSearch::PartitionSearch(const ModelParts& parts, const Workload& workload, const std::vector<DeviceEntry>& entries)
+PartitionSearch::PartitionSearch(const ModelParts& parts, const Workload& workload,
+                                 const std::vector<DeviceEntry>& entries)
     : parts_(parts), w_(workload), entries_(entries), memory_(parts, workload), time_(parts, workload) {}
 
 std::string PartitionSearch::structural_problem() const {
   const size_t layers = parts_.layers.size();
   const double k = static_cast<double>(entries_.size()), n = static_cast<double>(layers);
   if ((k + 1) * k * n * n > kMostEvaluations)
-    return fmt::format("{} devices for a model of {} decoder layers are more than the planner searches exhaustively", k, n);
+    return fmt::format("{} devices for a model of {} decoder layers are more than the planner searches exhaustively", k,
+                       n);
   if (entries_.size() <= layers + 1) return {};
-  return fmt::format("{} devices for a model of {} decoder layers: a pipeline gives each device at least one layer, "
-                     "or the vision tower alone, so at most {} devices",
-                     entries_.size(), layers, layers + 1);
+  return fmt::format(
+      "{} devices for a model of {} decoder layers: a pipeline gives each device at least one layer, "
+      "or the vision tower alone, so at most {} devices",
+      entries_.size(), layers, layers + 1);
 }
 
 double PartitionSearch::best_chain(const std::vector<size_t>& chain, bool place_vision, int64_t rows,
@@ -118,7 +121,7 @@ std::optional<Candidate> PartitionSearch::best_pipeline(const Objective& objecti
   // The vision tower on a device of its own; removing either of two neighbouring identical entries
   // leaves the same chain, so only the first of such a run is tried.
   for (size_t d = 0; k > 1 && d < k; ++d) {
-    const DeviceEntry &e = entries_[d];
+    const DeviceEntry& e = entries_[d];
     if (d > 0 && e.spec.device == entries_[d - 1].spec.device && e.budget == entries_[d - 1].budget) continue;
     std::vector<size_t> chain;
     for (size_t i = 0; i < k; ++i)
@@ -129,18 +132,22 @@ std::optional<Candidate> PartitionSearch::best_pipeline(const Objective& objecti
 }
 
 std::optional<Candidate> PartitionSearch::fastest_pipeline() const {
-  return best_pipeline([this](size_t entry, const StageRoles& roles, int64_t rows) {
-    const DeviceEntry& e = entries_[entry];
-    if (memory_.stage(roles, e.target, rows).total() > e.budget) return kNever;
-    return time_.stage(roles, e.rates, rows).step;
-  }, true);
+  return best_pipeline(
+      [this](size_t entry, const StageRoles& roles, int64_t rows) {
+        const DeviceEntry& e = entries_[entry];
+        if (memory_.stage(roles, e.target, rows).total() > e.budget) return kNever;
+        return time_.stage(roles, e.rates, rows).step;
+      },
+      true);
 }
 
 std::optional<Candidate> PartitionSearch::least_short_pipeline() const {
-  return best_pipeline([this](size_t entry, const StageRoles& roles, int64_t rows) {
-    const DeviceEntry& e = entries_[entry];
-    return static_cast<double>(memory_.stage(roles, e.target, rows).total() - e.budget);
-  }, false);
+  return best_pipeline(
+      [this](size_t entry, const StageRoles& roles, int64_t rows) {
+        const DeviceEntry& e = entries_[entry];
+        return static_cast<double>(memory_.stage(roles, e.target, rows).total() - e.budget);
+      },
+      false);
 }
 
 Candidate PartitionSearch::replicas() const {

@@ -56,16 +56,18 @@ std::string to_text(const Plan& plan) {
   std::string text;
   const int stages = static_cast<int>(
       std::count_if(plan.devices.begin(), plan.devices.end(), [](const DevicePlan& d) { return d.stage >= 0; }));
-  const bool vision_alone = std::any_of(plan.devices.begin(), plan.devices.end(),
-                                        [](const DevicePlan& d) { return d.vision_tower && d.stage < 0 && d.replica < 0; });
+  const bool vision_alone = std::any_of(plan.devices.begin(), plan.devices.end(), [](const DevicePlan& d) {
+    return d.vision_tower && d.stage < 0 && d.replica < 0;
+  });
   std::string mode;
   if (plan.mode == Placement::kReplicas) {
-    mode = fmt::format("{} replica{} of {} sequences", plan.devices.size(), plan.devices.size() == 1 ? "" : "s", r.max_batch);
+    mode = fmt::format("{} replica{} of {} sequences", plan.devices.size(), plan.devices.size() == 1 ? "" : "s",
+                       r.max_batch);
   } else {
-    mode = fmt::format("a pipeline of {} stage{} of layers{}, {} micro-batch{} of up to {} sequences", stages,
-                       stages == 1 ? "" : "s", vision_alone ? " after the vision tower's device" : "",
-                       plan.micro_batches, plan.micro_batches == 1 ? "" : "es",
-                       (r.max_batch + plan.micro_batches - 1) / plan.micro_batches);
+    mode =
+        fmt::format("a pipeline of {} stage{} of layers{}, {} micro-batch{} of up to {} sequences", stages,
+                    stages == 1 ? "" : "s", vision_alone ? " after the vision tower's device" : "", plan.micro_batches,
+                    plan.micro_batches == 1 ? "" : "es", (r.max_batch + plan.micro_batches - 1) / plan.micro_batches);
   }
   text += fmt::format("{}: {} decoder layers, a vision tower of {} blocks, {}; {}\n", plan.model, plan.text_layers,
                       plan.vision_blocks, plan.dtype, mode);
@@ -83,7 +85,8 @@ std::string to_text(const Plan& plan) {
   std::vector<std::vector<std::string>> rows = {
       {"device", "profile", "holds", "weights", "KV cache", "activations", "workspace", "margin", "total", "budget",
        "decode", "prefill", "image", "step"},
-      {"", "", "", unit.name, unit.name, unit.name, unit.name, unit.name, unit.name, unit.name, "ms", "ms", "ms", "ms"}};
+      {"", "", "", unit.name, unit.name, unit.name, unit.name, unit.name, unit.name, unit.name, "ms", "ms", "ms",
+       "ms"}};
   for (const DevicePlan& d : plan.devices) {
     const MemoryEstimate& m = d.memory;
     rows.push_back({d.device, d.profile, holds(d), size(m.weights), size(m.kv_cache), size(m.activations),
@@ -97,8 +100,9 @@ std::string to_text(const Plan& plan) {
     if (d.step_ms > slowest->step_ms) slowest = &d;
   text += fmt::format("\npredicted: {:.1f} generated tokens/s (the slowest device: {}, {:.2f} ms a step)\n",
                       plan.tokens_per_second, slowest->device, slowest->step_ms);
-  text += "  decode: one decode step of the device's sequences; prefill: one prefill chunk; image: one request's image;\n"
-          "  step: decode plus the prefill and images of the requests that join per step\n";
+  text +=
+      "  decode: one decode step of the device's sequences; prefill: one prefill chunk; image: one request's image;\n"
+      "  step: decode plus the prefill and images of the requests that join per step\n";
   if (!plan.notes.empty()) {
     text += "notes:\n";
     for (const std::string& note : plan.notes) text += "  " + note + "\n";

@@ -22,8 +22,9 @@ struct Attempt {
           const DeviceFacts& facts)
       : specs(parse_devices(request.devices)),
         parts(model_parts(config)),
-        workload(resolve_workload(request, parts, image,
-                                  std::any_of(specs.begin(), specs.end(), [](const DeviceSpec& s) { return is_cuda(s); }))),
+        workload(
+            resolve_workload(request, parts, image,
+                             std::any_of(specs.begin(), specs.end(), [](const DeviceSpec& s) { return is_cuda(s); }))),
         entries(device_entries(specs, facts, workload.dtype_bytes, notes)),
         search(parts, workload, entries) {}
   Attempt(const Attempt&) = delete;  // the search refers to the members before it
@@ -51,9 +52,9 @@ struct Attempt {
 
 [[noreturn]] void nothing_fits(const Attempt& a, const model::ModelConfig& config, const model::ProcessorConfig& image,
                                const PlanRequest& request, const DeviceFacts& facts, const std::string& model_name) {
-  const std::string what = fmt::format("{} ({} decoder layers, {}) does not fit on {} with placement {}", model_name,
-                                       a.parts.layers.size(), a.workload.dtype, request.devices,
-                                       placement_name(request.placement));
+  const std::string what =
+      fmt::format("{} ({} decoder layers, {}) does not fit on {} with placement {}", model_name, a.parts.layers.size(),
+                  a.workload.dtype, request.devices, placement_name(request.placement));
   // The closest placement: the pipeline whose worst device is least over (a pipeline needs the
   // least of each device), or the replicas where the mode asks for them.
   std::optional<Candidate> closest;

@@ -94,7 +94,8 @@ StageTimes TimeModel::stage(const StageRoles& r, const Rates& rates, int64_t row
     s.prefill = prefill_chunk(r, rates);
     s.step = s.decode + joining * prompt * s.prefill / static_cast<double>(w_.prefill_chunk);
     if (!r.embeddings) {  // the hidden states of the step and of the joining prompts arrive from the stage before
-      const double bytes = (static_cast<double>(rows) + joining * prompt) * static_cast<double>(parts_.hidden * w_.dtype_bytes);
+      const double bytes =
+          (static_cast<double>(rows) + joining * prompt) * static_cast<double>(parts_.hidden * w_.dtype_bytes);
       s.step += kHandoffLatency + bytes / kHandoffBandwidth;
     }
   }

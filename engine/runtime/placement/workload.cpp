@@ -39,15 +39,19 @@ Workload resolve_workload(const PlanRequest& r, const ModelParts& parts, const m
   if (r.max_context < 2) throw Error(fmt::format("max_context is {}: it must be at least 2", r.max_context));
   // Past these the sizes below would overflow long before any device could hold them.
   if (r.max_batch > kMaxBatch) throw Error(fmt::format("max_batch is {}: at most {}", r.max_batch, kMaxBatch));
-  if (r.max_context > kMaxContext) throw Error(fmt::format("max_context is {}: at most {}", r.max_context, kMaxContext));
+  if (r.max_context > kMaxContext)
+    throw Error(fmt::format("max_context is {}: at most {}", r.max_context, kMaxContext));
   if (r.kv_block_size < 16 || r.kv_block_size % 16 != 0)
     throw Error(fmt::format("kv_block_size is {}: it must be a positive multiple of 16", r.kv_block_size));
-  if (r.max_pixels < 0) throw Error(fmt::format("max_pixels is {}: it must be positive (0: the model's)", r.max_pixels));
+  if (r.max_pixels < 0)
+    throw Error(fmt::format("max_pixels is {}: it must be positive (0: the model's)", r.max_pixels));
   if (r.images_per_step < 0)
     throw Error(fmt::format("images_per_step is {}: it must be positive (0: max_batch)", r.images_per_step));
   if (r.prefill_chunk_tokens < 0)
-    throw Error(fmt::format("prefill_chunk_tokens is {}: it must be positive (0: max_context)", r.prefill_chunk_tokens));
-  if (r.image_pixels < 0) throw Error(fmt::format("image_pixels is {}: it must be positive (0: 448x448)", r.image_pixels));
+    throw Error(
+        fmt::format("prefill_chunk_tokens is {}: it must be positive (0: max_context)", r.prefill_chunk_tokens));
+  if (r.image_pixels < 0)
+    throw Error(fmt::format("image_pixels is {}: it must be positive (0: 448x448)", r.image_pixels));
   if (r.new_tokens < 1) throw Error(fmt::format("new_tokens is {}: it must be at least 1", r.new_tokens));
 
   w.max_batch = r.max_batch;
@@ -65,13 +69,14 @@ Workload resolve_workload(const PlanRequest& r, const ModelParts& parts, const m
   w.vision_tokens = std::min(w.images_per_step * w.image_tokens, w.max_batch * (w.max_context - 1));
   w.vision_patches = w.vision_tokens * parts.merge_unit;
 
-  w.prefill_chunk = std::min(r.prefill_chunk_tokens > 0 ? r.prefill_chunk_tokens : w.max_context,
-                             w.max_batch * w.max_context);
+  w.prefill_chunk =
+      std::min(r.prefill_chunk_tokens > 0 ? r.prefill_chunk_tokens : w.max_context, w.max_batch * w.max_context);
   w.longest_prompt = std::min(w.prefill_chunk, w.max_context - 1);
   w.cuda_graphs = r.cuda_graphs;
 
   w.request_image_pixels = std::min(r.image_pixels > 0 ? r.image_pixels : kDefaultImagePixels, w.max_pixels);
-  const int64_t request_image_tokens = std::clamp<int64_t>(w.request_image_pixels / parts.token_pixels, 1, w.image_tokens);
+  const int64_t request_image_tokens =
+      std::clamp<int64_t>(w.request_image_pixels / parts.token_pixels, 1, w.image_tokens);
   w.request_image_patches = request_image_tokens * parts.merge_unit;
   w.prompt_tokens = std::min(request_image_tokens + kTextTokensPerPrompt, w.max_context - 1);
   w.new_tokens = std::min<int64_t>(r.new_tokens, w.max_context - w.prompt_tokens);

@@ -21,21 +21,21 @@ constexpr int64_t kDefaultImagePixels = 448 * 448;
 constexpr int64_t kTextTokensPerPrompt = 64;
 
 struct Workload {
-  std::string dtype;           // "bfloat16", "float16", "float32"
+  std::string dtype;  // "bfloat16", "float16", "float32"
   int64_t dtype_bytes = 0;
-  int64_t max_batch = 0;       // sequences of one pipeline or one replica
+  int64_t max_batch = 0;  // sequences of one pipeline or one replica
   int64_t max_context = 0;
   int64_t block_size = 0;
   int64_t blocks_per_sequence = 0;  // ceil(max_context / block_size): a decode graph's table width
   int64_t kv_blocks = 0;            // max_batch x blocks_per_sequence, as the engine sizes its cache
   int64_t max_pixels = 0;
-  int64_t image_tokens = 0;    // of the largest image (at most max_context - 1: a prompt must fit)
+  int64_t image_tokens = 0;  // of the largest image (at most max_context - 1: a prompt must fit)
   int64_t image_patches = 0;
   // A contract with the executor: today's single-device engine runs every admitted prompt's images in
   // one vision forward and every admitted prompt in one prefill forward; a staged executor keeps
   // them to images_per_step and prefill_chunk.
   int64_t images_per_step = 0;
-  int64_t vision_tokens = 0;   // of one step's vision forward (every admitted prompt full of image at most)
+  int64_t vision_tokens = 0;  // of one step's vision forward (every admitted prompt full of image at most)
   int64_t vision_patches = 0;
   int64_t prefill_chunk = 0;   // tokens of one prefill forward
   int64_t longest_prompt = 0;  // the longest sequence attention sees within a prefill chunk
@@ -43,9 +43,9 @@ struct Workload {
   // The time model's mean request.
   int64_t request_image_pixels = 0;
   int64_t request_image_patches = 0;
-  int64_t prompt_tokens = 0;   // its image's tokens and kTextTokensPerPrompt
+  int64_t prompt_tokens = 0;  // its image's tokens and kTextTokensPerPrompt
   int64_t new_tokens = 0;
-  double decode_context = 0;   // mean tokens in the cache while it decodes
+  double decode_context = 0;  // mean tokens in the cache while it decodes
 };
 
 // Throws Error naming a bad field. `any_cuda`: whether the device list has a cuda entry (dtype auto).

@@ -29,41 +29,41 @@ struct PublishedShape {
 
 inline const PublishedShape kQwen3B{"Qwen2.5-VL-3B-Instruct", 2048, 11008, 36, 16, 2, 151936, true, 3420, 3754622976};
 inline const PublishedShape kQwen7B{"Qwen2.5-VL-7B-Instruct", 3584, 18944, 28, 28, 4, 152064, false, 3420, 8292166656};
-inline const PublishedShape kQwen32B{"Qwen2.5-VL-32B-Instruct", 5120, 27648, 64, 40, 8, 152064, false, 3456, 33452718336};
+inline const PublishedShape kQwen32B{
+    "Qwen2.5-VL-32B-Instruct", 5120, 27648, 64, 40, 8, 152064, false, 3456, 33452718336};
 inline const PublishedShape kQwen72B{"Qwen2.5-VL-72B-Instruct", 8192, 29568, 80, 64, 8, 152064, false, 3456, 0};
 
 // Writes parent/<name>/ with the two files (flat, as the Hub has them) and returns it.
 inline std::filesystem::path write_model_dir(const PublishedShape& s, const std::filesystem::path& parent) {
   const std::filesystem::path dir = parent / s.name;
   std::filesystem::create_directories(dir);
-  nlohmann::json config = {
-      {"architectures", {"Qwen2_5_VLForConditionalGeneration"}},
-      {"model_type", "qwen2_5_vl"},
-      {"hidden_size", s.hidden},
-      {"intermediate_size", s.intermediate},
-      {"num_hidden_layers", s.layers},
-      {"num_attention_heads", s.heads},
-      {"num_key_value_heads", s.kv_heads},
-      {"vocab_size", s.vocab},
-      {"tie_word_embeddings", s.tied},
-      {"rms_norm_eps", 1e-6},
-      {"rope_theta", 1000000.0},
-      {"torch_dtype", "bfloat16"},
-      {"rope_scaling", {{"type", "mrope"}, {"mrope_section", {16, 24, 24}}}},
-      {"vision_config",
-       {{"depth", 32},
-        {"hidden_size", 1280},
-        {"intermediate_size", s.vision_intermediate},
-        {"num_heads", 16},
-        {"in_chans", 3},
-        {"out_hidden_size", s.hidden},
-        {"patch_size", 14},
-        {"spatial_merge_size", 2},
-        {"spatial_patch_size", 14},
-        {"window_size", 112},
-        {"fullatt_block_indexes", {7, 15, 23, 31}},
-        {"tokens_per_second", 2},
-        {"temporal_patch_size", 2}}}};
+  nlohmann::json config = {{"architectures", {"Qwen2_5_VLForConditionalGeneration"}},
+                           {"model_type", "qwen2_5_vl"},
+                           {"hidden_size", s.hidden},
+                           {"intermediate_size", s.intermediate},
+                           {"num_hidden_layers", s.layers},
+                           {"num_attention_heads", s.heads},
+                           {"num_key_value_heads", s.kv_heads},
+                           {"vocab_size", s.vocab},
+                           {"tie_word_embeddings", s.tied},
+                           {"rms_norm_eps", 1e-6},
+                           {"rope_theta", 1000000.0},
+                           {"torch_dtype", "bfloat16"},
+                           {"rope_scaling", {{"type", "mrope"}, {"mrope_section", {16, 24, 24}}}},
+                           {"vision_config",
+                            {{"depth", 32},
+                             {"hidden_size", 1280},
+                             {"intermediate_size", s.vision_intermediate},
+                             {"num_heads", 16},
+                             {"in_chans", 3},
+                             {"out_hidden_size", s.hidden},
+                             {"patch_size", 14},
+                             {"spatial_merge_size", 2},
+                             {"spatial_patch_size", 14},
+                             {"window_size", 112},
+                             {"fullatt_block_indexes", {7, 15, 23, 31}},
+                             {"tokens_per_second", 2},
+                             {"temporal_patch_size", 2}}}};
   nlohmann::json preprocessor = {{"min_pixels", 3136},
                                  {"max_pixels", 12845056},
                                  {"patch_size", 14},

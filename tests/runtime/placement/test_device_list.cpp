@@ -16,11 +16,18 @@ using ::testing::HasSubstr;
 constexpr int64_t kGiB = int64_t{1} << 30;
 
 TEST(DeviceList, CapsInEveryUnit) {
-  const std::vector<std::pair<std::string, int64_t>> caps = {
-      {"22GiB", 22 * kGiB},       {"22.5GiB", 22 * kGiB + kGiB / 2}, {"80GB", 80'000'000'000},
-      {"512MiB", 512 << 20},      {"1TiB", 1024 * kGiB},              {"3KB", 3000},
-      {"4KiB", 4096},             {"100B", 100},                      {"8gib", 8 * kGiB},
-      {"0.5 GiB", kGiB / 2},      {"1.25GB", 1'250'000'000},     {"2.5MB", 2'500'000}};
+  const std::vector<std::pair<std::string, int64_t>> caps = {{"22GiB", 22 * kGiB},
+                                                             {"22.5GiB", 22 * kGiB + kGiB / 2},
+                                                             {"80GB", 80'000'000'000},
+                                                             {"512MiB", 512 << 20},
+                                                             {"1TiB", 1024 * kGiB},
+                                                             {"3KB", 3000},
+                                                             {"4KiB", 4096},
+                                                             {"100B", 100},
+                                                             {"8gib", 8 * kGiB},
+                                                             {"0.5 GiB", kGiB / 2},
+                                                             {"1.25GB", 1'250'000'000},
+                                                             {"2.5MB", 2'500'000}};
   for (const auto& [cap, bytes] : caps) {
     const std::vector<DeviceSpec> specs = parse_devices("cuda:0=" + cap);
     ASSERT_EQ(specs.size(), 1u) << cap;

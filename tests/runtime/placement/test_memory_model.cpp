@@ -1,17 +1,16 @@
 // The memory model (runtime/placement/memory_model.h): weights to the byte of the real checkpoints
 // (the fixture models' safetensors headers, the published parameter counts), the KV cache as the
 // engine sizes it, and working sets that grow with what they hold.
-#include "runtime/placement/memory_model.h"
-
 #include <gtest/gtest.h>
 
-#include <functional>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "model/config.h"
 #include "qwenvl/placement.h"
+#include "runtime/placement/memory_model.h"
 #include "runtime/placement/model_parts.h"
 #include "runtime/placement/published_shapes.h"
 #include "runtime/placement/workload.h"
@@ -26,7 +25,7 @@ using json = nlohmann::json;
 // The tensors of a model directory's safetensors files, from their headers: bytes and dtype.
 struct Checkpoint {
   int64_t bytes = 0;
-  std::string dtype;           // the engine's name for the one dtype they share
+  std::string dtype;  // the engine's name for the one dtype they share
   int64_t embedding_bytes = 0;
 };
 
@@ -45,7 +44,9 @@ Checkpoint read_checkpoint(const fs::path& dir) {
       const int64_t bytes = tensor["data_offsets"][1].get<int64_t>() - tensor["data_offsets"][0].get<int64_t>();
       c.bytes += bytes;
       if (name.find("embed_tokens") != std::string::npos) c.embedding_bytes = bytes;
-      const std::string dtype = tensor["dtype"] == "BF16" ? "bfloat16" : tensor["dtype"] == "F32" ? "float32" : "float16";
+      const std::string dtype = tensor["dtype"] == "BF16"  ? "bfloat16"
+                                : tensor["dtype"] == "F32" ? "float32"
+                                                           : "float16";
       EXPECT_TRUE(c.dtype.empty() || c.dtype == dtype) << name;
       c.dtype = dtype;
     }

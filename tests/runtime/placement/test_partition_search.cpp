@@ -1,7 +1,5 @@
 // The search over placements (runtime/placement/partition_search.h): exact against every placement
 // enumerated by brute force, layer and device speeds that move the cut, the vision tower's place.
-#include "runtime/placement/partition_search.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -11,8 +9,9 @@
 
 #include "model/config.h"
 #include "runtime/placement/model_parts.h"
-#include "runtime/placement/workload.h"
+#include "runtime/placement/partition_search.h"
 #include "runtime/placement/published_shapes.h"
+#include "runtime/placement/workload.h"
 
 namespace qwenvl::runtime::placement {
 namespace {
@@ -77,8 +76,8 @@ void enumerate(const PartitionSearch& search, size_t k, int64_t n, int64_t batch
         c.rows = (batch + c.micro_batches - 1) / c.micro_batches;
         c.roles.assign(k, StageRoles{});
         for (size_t s = 0; s < chain.size(); ++s)
-          c.roles[chain[s]] = StageRoles{bounds[s], bounds[s + 1], bounds[s] == 0, bounds[s + 1] == n,
-                                         alone == k && s == vision};
+          c.roles[chain[s]] =
+              StageRoles{bounds[s], bounds[s + 1], bounds[s] == 0, bounds[s + 1] == n, alone == k && s == vision};
         if (alone < k) c.roles[alone].vision = true;
         visit(c);
       }
@@ -210,7 +209,8 @@ TEST(Replicas, HoldTheWholeModelEach) {
   }
   EXPECT_EQ(c.rows, s.workload.max_batch);
   // Each replica decodes its own max_batch: the throughputs add up.
-  const double one = s.workload.max_batch / search.times(c, 0).step, two = s.workload.max_batch / search.times(c, 1).step;
+  const double one = s.workload.max_batch / search.times(c, 0).step,
+               two = s.workload.max_batch / search.times(c, 1).step;
   EXPECT_NEAR(search.tokens_per_second(c), one + two, (one + two) * 1e-12);
   EXPECT_GT(two, one);  // the h200
 }

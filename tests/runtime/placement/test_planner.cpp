@@ -95,8 +95,8 @@ TEST_F(Planner, OneDevice) {
   EXPECT_GT(d.vision_ms, 0);
   EXPECT_NEAR(p.tokens_per_second, 16 / (d.step_ms / 1e3), 1e-6 * p.tokens_per_second);
   const std::string text = to_text(p);
-  for (const char* part : {"Qwen2.5-VL-7B-Instruct", "cuda:0", "h100", "layers 0-27", "LM head", "vision tower",
-                           "predicted", "notes:"})
+  for (const char* part :
+       {"Qwen2.5-VL-7B-Instruct", "cuda:0", "h100", "layers 0-27", "LM head", "vision tower", "predicted", "notes:"})
     EXPECT_THAT(text, HasSubstr(part));
 }
 
@@ -174,8 +174,7 @@ TEST_F(Planner, PublishedShapesOnTheirHosts) {
   expect_sound_pipeline(plan(request(test::kQwen32B, "cuda:0,cuda:1")));
   expect_sound_pipeline(plan(request(test::kQwen72B, "cuda:0,cuda:1,cuda:2,cuda:3")));
   expect_sound_pipeline(plan(request(test::kQwen72B, "cuda:0@h200,cuda:1@h200")));
-  EXPECT_THAT(test::error_of([&] { plan(request(test::kQwen72B, "cuda:0,cuda:1")); }),
-              HasSubstr("it would fit with"));
+  EXPECT_THAT(test::error_of([&] { plan(request(test::kQwen72B, "cuda:0,cuda:1")); }), HasSubstr("it would fit with"));
 }
 
 // The numbers the error names are computed: what it says fits does, one step further does not.
