@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "error_of.h"
 #include "qwenvl/placement.h"
 #include "runtime/placement/byte_size.h"
 #include "test_util.h"
@@ -84,7 +85,9 @@ TEST(DeviceList, BadListsNameTheEntry) {
     const std::string error = test::error_of([&] { parse_devices(c.list); });
     EXPECT_THAT(error, HasSubstr(c.says)) << c.list;
     EXPECT_EQ(error.find('\n'), std::string::npos) << error;
-    if (!c.list.empty() && c.list != "  ") EXPECT_THAT(error, HasSubstr("device list '" + c.list + "'"));
+    if (!c.list.empty() && c.list != "  ") {
+      EXPECT_THAT(error, HasSubstr("device list '" + c.list + "'"));
+    }
   }
 }
 

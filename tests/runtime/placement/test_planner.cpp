@@ -9,6 +9,7 @@
 #include <regex>
 #include <string>
 
+#include "error_of.h"
 #include "qwenvl/placement.h"
 #include "runtime/placement/published_shapes.h"
 #include "test_util.h"
