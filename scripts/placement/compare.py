@@ -11,7 +11,9 @@ For each scenario (a model, its GPUs, N frames of one size a step):
       takes replicas (the whole model on every GPU, each with its own N frames) also our pipeline,
       the same kind of placement as transformers' split.
 and prints one Markdown table per scenario, then for each model, card and frame size the most
-frames a step that each placement holds (transformers' split; our pipeline search; our replicas).
+frames a step that each placement holds (transformers' split; our pipeline search; our replicas),
+the table one frame past transformers' most where ours still fits, and what our error says would
+fit one frame past every placement's most.
 Predicted tokens/s come from our time model at the H100 profile's rates (the 12 and 24 GiB cards'
 own rates would scale every placement alike).
 
@@ -210,6 +212,85 @@ def most_frames(fits) -> int:
     return low
 
 
+class Scenario:
+    """One model on its GPUs: transformers' split of it, and the plans for N frames of one size."""
+
+    def __init__(self, cli: str, tmp: Path, model_name: str, shape: str, card: dict, gpus: int):
+        self.cli, self.model_name, self.card, self.gpus = cli, model_name, card, gpus
+        self.model = write_model(shape, tmp / f"Qwen2.5-VL-{model_name}-Instruct")
+        config = write_random_model.config_for(shape, None, None)
+        text = config.text_config
+        tied_bytes = text.vocab_size * text.hidden_size * 2 if config.tie_word_embeddings else 0
+        self.devices = ",".join(card["entry"].format(i=i) for i in range(gpus))
+        tmap = transformers_map(shape, card, gpus)
+        self.layers, self.vision, self.notes = as_split(tmap, text.num_hidden_layers, gpus, tied_bytes)
+        self.split = ["--layers", self.layers, "--vision-on", str(self.vision)]
+        self.accelerate = ", ".join(f"GPU {g} {gib(b)}" for g, b in sorted(tmap["weight_bytes"].items()))
+
+    def plan(self, extra: list[str]) -> tuple[dict | None, str]:
+        return plan(self.cli, self.model, self.devices, extra)
+
+    def table(self, size: str, frames: int, heading: str) -> None:
+        """transformers' split priced, our plan (and our pipeline where auto takes replicas), per GPU."""
+        pixels, tokens = frame_tokens(size)
+        work = workload_args(size, frames)
+        theirs, _ = self.plan(self.split + work)
+        ours, why_not = self.plan(work)
+        staged = self.plan(work + ["--placement", "pipeline"])[0] if ours and ours["mode"] == "replicas" else None
+        print(f"### Qwen2.5-VL-{self.model_name} bf16 on {self.gpus} x {self.card['label']}: {frames} frame"
+              f"{'s' if frames > 1 else ''} of {size} a step{heading}\n")
+        print(f"{frames} x {pixels} pixels ({tokens} image tokens each), max batch {frames}, max context "
+              f"{tokens + PROMPT_TEXT_TOKENS + NEW_TOKENS}, prefill chunk {frames * (tokens + PROMPT_TEXT_TOKENS)} "
+              f"tokens. transformers' map: `--layers {self.layers} --vision-on {self.vision}` (parameter bytes as "
+              f"accelerate counts them: {self.accelerate}).\n")
+        print("| placement | GPU | holds | weights | KV cache | activations | workspace | margin | total | budget "
+              "| verdict |")
+        print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for line in rows("transformers' device_map", theirs):
+            print(line)
+        if ours:
+            for line in rows(f"ours ({ours['mode']})", ours):
+                print(line)
+        else:
+            print("| ours | - | nothing fits | | | | | | | | see below |")
+        if staged:
+            for line in rows("ours (pipeline)", staged):
+                print(line)
+        print()
+        speeds = [("transformers' split", theirs), (f"ours ({ours['mode']})" if ours else "", ours),
+                  ("ours (pipeline)", staged)]
+        print("- predicted generated tokens/s: " +
+              ", ".join(f"{name} {p['tokens_per_second']:.0f}" for name, p in speeds if p) + ".")
+        if ours and ours["mode"] == "replicas":
+            print(f"- ours (replicas): every GPU runs the whole model on its own {frames} frame"
+                  f"{'s' if frames > 1 else ''} ({frames * self.gpus} a step in all); auto takes it for its tokens/s.")
+        for note in self.notes:
+            print(f"- {note}.")
+        if not ours:
+            print(f"- ours: `{why_not}`")
+        print()
+
+    def edges(self, size: str) -> None:
+        """The most frames a step each placement holds; past transformers' most, the first step only ours holds,
+        and past both, what our error says would fit."""
+        def fits(extra):
+            return lambda n: (lambda p: p is not None and p["fits"])(self.plan(extra + workload_args(size, n))[0])
+        theirs = most_frames(fits(self.split + ["--placement", "pipeline"]))
+        ours = most_frames(fits(["--placement", "pipeline"]))
+        each = most_frames(fits(["--placement", "replicas"]))
+        replicas = f"{self.gpus} x {each} = {self.gpus * each}" if each else "none (the model does not fit one card)"
+        ceiling = " (the ceiling searched)" if MOST_FRAMES in (theirs, ours, each) else ""
+        print(f"**Most frames of {size} a step on {self.gpus} x {self.card['label']}** ({self.model_name}): "
+              f"transformers' split {theirs}, our pipeline {ours}, our replicas {replicas}{ceiling}.\n")
+        if theirs < ours < MOST_FRAMES:
+            self.table(size, theirs + 1, ": past transformers' split, within ours")
+        most = max(theirs, ours, self.gpus * each)
+        if most < MOST_FRAMES:
+            past, why_not = self.plan(workload_args(size, most + 1))
+            if past is None:
+                print(f"At {most + 1} frames of {size} a step neither fits; ours says: `{why_not}`\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build", type=Path, default=ROOT / "build")
@@ -220,78 +301,20 @@ def main() -> None:
                             text=True).stdout.strip()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor())
+    command = " ".join(shlex.quote(a) for a in ["scripts/placement/compare.sh", *sys.argv[1:]])
     print(f"Computed {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-          f"({cpu}, no GPU), commit {commit}:\n`{' '.join(shlex.quote(a) for a in ['scripts/placement/compare.sh', *sys.argv[1:]])}`\n")
+          f"({cpu}, no GPU), commit {commit}: `{command}`\n")
     print("Columns in GiB (2^30 bytes). budget: the card's memory less 1 GiB for the CUDA context. "
           "Predictions of our memory model, not measurements.\n")
     with tempfile.TemporaryDirectory() as tmp:
         for model_name, shape, card_key, gpus, sizes, counts in SCENARIOS:
             if args.only and args.only != model_name:
                 continue
-            card = CARDS[card_key]
-            model = write_model(shape, Path(tmp) / f"Qwen2.5-VL-{model_name}-Instruct")
-            config = write_random_model.config_for(shape, None, None)
-            text = config.text_config
-            tied_bytes = text.vocab_size * text.hidden_size * 2 if config.tie_word_embeddings else 0
-            devices = ",".join(card["entry"].format(i=i) for i in range(gpus))
-            tmap = transformers_map(shape, card, gpus)
-            layers, vision, notes = as_split(tmap, text.num_hidden_layers, gpus, tied_bytes)
-            split = ["--layers", layers, "--vision-on", str(vision)]
-            accelerate = ", ".join(f"GPU {g} {gib(b)}" for g, b in sorted(tmap["weight_bytes"].items()))
+            scenario = Scenario(cli, Path(tmp), model_name, shape, CARDS[card_key], gpus)
             for size in sizes:
-                pixels, tokens = frame_tokens(size)
                 for frames in counts:
-                    work = workload_args(size, frames)
-                    theirs, _ = plan(cli, model, devices, split + work)
-                    ours, why_not = plan(cli, model, devices, work)
-                    staged = None
-                    if ours and ours["mode"] == "replicas":
-                        staged, _ = plan(cli, model, devices, work + ["--placement", "pipeline"])
-                    print(f"### Qwen2.5-VL-{model_name} bf16 on {gpus} x {card['label']}: {frames} frame"
-                          f"{'s' if frames > 1 else ''} of {size} a step\n")
-                    print(f"{frames} x {pixels} pixels ({tokens} image tokens each), max batch {frames}, max context "
-                          f"{tokens + PROMPT_TEXT_TOKENS + NEW_TOKENS}, prefill chunk "
-                          f"{frames * (tokens + PROMPT_TEXT_TOKENS)} tokens. transformers' map: `--layers {layers} "
-                          f"--vision-on {vision}` (parameter bytes as accelerate counts them: {accelerate}).\n")
-                    print("| placement | GPU | holds | weights | KV cache | activations | workspace | margin | total "
-                          "| budget | verdict |")
-                    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
-                    for line in rows("transformers' device_map", theirs):
-                        print(line)
-                    if ours:
-                        for line in rows(f"ours ({ours['mode']})", ours):
-                            print(line)
-                    else:
-                        print("| ours | - | nothing fits | | | | | | | | see below |")
-                    if staged:
-                        for line in rows("ours (pipeline)", staged):
-                            print(line)
-                    print()
-                    speeds = [("transformers' split", theirs), (f"ours ({ours['mode']})" if ours else "", ours),
-                              ("ours (pipeline)", staged)]
-                    print("- predicted generated tokens/s: " + ", ".join(
-                        f"{name} {p['tokens_per_second']:.0f}" for name, p in speeds if p) + ".")
-                    if ours and ours["mode"] == "replicas":
-                        print(f"- ours (replicas): every GPU runs the whole model on its own {frames} frame"
-                              f"{'s' if frames > 1 else ''} ({frames * gpus} a step in all); auto takes it for its "
-                              f"tokens/s.")
-                    for note in notes:
-                        print(f"- {note}.")
-                    if not ours:
-                        print(f"- ours: `{why_not}`")
-                    print()
-                # The most frames a step each placement holds: transformers' split (fixed), our pipeline
-                # search, our replicas (each GPU its own frames).
-                def fits(extra):
-                    return lambda n: (lambda p: p is not None and p["fits"])(
-                        plan(cli, model, devices, extra + workload_args(size, n))[0])
-                theirs_most = most_frames(fits(split + ["--placement", "pipeline"]))
-                ours_most = most_frames(fits(["--placement", "pipeline"]))
-                each = most_frames(fits(["--placement", "replicas"]))
-                replicas = f"{gpus} x {each} = {gpus * each}" if each else "none (the model does not fit one card)"
-                print(f"**Most frames of {size} a step on {gpus} x {card['label']}** ({model_name}): "
-                      f"transformers' split {theirs_most}, our pipeline {ours_most}, our replicas {replicas}"
-                      f"{' (the ceiling searched)' if MOST_FRAMES in (theirs_most, ours_most, each) else ''}.\n")
+                    scenario.table(size, frames, "")
+                scenario.edges(size)
 
 
 if __name__ == "__main__":
