@@ -4,6 +4,7 @@
 //   qwenvl-cli --model DIR --image photo.jpg --prompt "Describe this image."
 //   qwenvl-cli --model DIR --video clip.mp4 --fps 2 --prompt "What happens?" --json
 //   qwenvl-cli --model DIR --devices cuda:0=22GiB,cuda:1=22GiB --plan    (the placement, nothing loaded)
+//   qwenvl-cli --model DIR --devices cuda:0=22GiB,cuda:1=22GiB --layers 0-10,11-27 --plan   (a split priced)
 // Files are read by media_reader_opencv.cpp, or by media_reader_png.cpp (PNG images only) in a build
 // without OpenCV's imgcodecs / videoio.
 #include <CLI/CLI.hpp>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "media_reader.h"
+#include "plan_json.h"
 #include "qwenvl/engine.h"
 #include "qwenvl/placement.h"
 
@@ -37,7 +39,11 @@ struct Options {
   std::string devices;  // a device list (qwenvl/placement.h); one entry without a cap runs, more are planned
   std::string placement = "auto";
   bool plan = false;
-  int max_batch = 16;  // --plan only: the CLI itself answers one request
+  int max_batch = 16;                // --plan only: the CLI itself answers one request
+  int images_per_step = 0;           // --plan only; 0: max_batch
+  int64_t prefill_chunk_tokens = 0;  // --plan only; 0: max_context
+  std::string layers;                // --plan only: a layer split to price instead of searching
+  int vision_on = 0;                 // with --layers: the position in the device list of the vision tower's device
   std::string dtype = "auto";
   int64_t max_context = 8192;
   int64_t min_pixels = 0, max_pixels = 0;  // 0: the model's processor config
@@ -78,7 +84,16 @@ reading config.json and preprocessor_config.json only: no weights, no GPU, no --
 per device, the decoder layers it holds, where the vision tower runs, the predicted bytes (weights,
 KV cache, activations, workspace, margin) against its budget, and predicted step times. The plan
 holds --max-batch sequences of --max-context tokens with images of up to --max-pixels (default:
-the model's), as many images a step as sequences, in --dtype.
+the model's), --images-per-step images in one vision forward (default: one per sequence) and
+--prefill-chunk tokens in one prefill forward (default: --max-context), in --dtype. --json prints
+the plan as one JSON object (exact bytes) instead of the map.
+--layers prices a split given by hand instead of searching (as vLLM's VLLM_PP_LAYER_PARTITION): one
+  item per entry of --devices, in order, an inclusive range A-B, one layer A, or - (none: that
+  entry runs the vision tower alone), e.g. --layers 0-10,11-27. The embeddings go with layer 0, the
+  LM head with the last layer; --vision-on N puts the vision tower on the entry at position N of
+  --devices (default 0). The plan is printed even where a device is over its budget: the map says
+  which and by how much, and the exit code is 2. A split that is not a pipeline of the model over
+  the list (a layer on no device or two, a count of items other than the list's) is a usage error.
 --devices: entries DEVICE[@PROFILE][=CAP] separated by commas, e.g. cuda:0=22GiB,cuda:1@h200,cpu=8GiB.
   DEVICE is cpu, cuda or cuda:N (may repeat: entries sharing a card); PROFILE the rates and memory
   assumed for it (h100, the default for cuda, or h200; cpu for cpu); CAP the most it may use, with
@@ -140,13 +155,24 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   app.add_flag("--plan", o.plan, "print the placement over --devices and exit (reads no weights, no GPU)");
   auto* max_batch = app.add_option("--max-batch", o.max_batch, "with --plan: sequences decoded together (default 16)")
                         ->type_name("N");
+  auto* images_per_step =
+      app.add_option("--images-per-step", o.images_per_step, "with --plan: images one vision forward takes")
+          ->type_name("N");
+  auto* prefill_chunk =
+      app.add_option("--prefill-chunk", o.prefill_chunk_tokens, "with --plan: tokens one prefill forward takes")
+          ->type_name("N");
+  auto* layers = app.add_option("--layers", o.layers, "with --plan: price this layer split, e.g. 0-10,11-27 (below)")
+                     ->type_name("LIST");
+  auto* vision_on =
+      app.add_option("--vision-on", o.vision_on, "with --layers: position in --devices of the vision tower's device")
+          ->type_name("N");
   app.add_option("--dtype", o.dtype, "auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")->type_name("TYPE");
   app.add_option("--max-context", o.max_context, "prompt + answer tokens at most (default 8192)")->type_name("N");
   app.add_option("--min-pixels", o.min_pixels, "least pixels per image / frame after resizing (default: the model's)")
       ->type_name("N");
   app.add_option("--max-pixels", o.max_pixels, "most pixels per image / frame after resizing (default: the model's)")
       ->type_name("N");
-  app.add_flag("--json", o.json, "print one JSON object instead of the answer");
+  app.add_flag("--json", o.json, "print one JSON object instead of the answer (with --plan: the plan)");
   (void)video;
   try {
     app.parse(argc, argv);
@@ -161,6 +187,18 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   if (!o.plan && o.prompt.empty()) fail("--prompt is empty");
   if (max_batch->count() && !o.plan) fail("--max-batch is for --plan (qwenvl-cli answers one request)");
   if (o.max_batch < 1) fail("--max-batch must be at least 1");
+  for (const CLI::Option* plan_only : {images_per_step, prefill_chunk, layers})
+    if (plan_only->count() && !o.plan) fail(plan_only->get_name() + " is for --plan");
+  if (vision_on->count() && !layers->count()) fail("--vision-on goes with --layers");
+  if (o.images_per_step < 0) fail("--images-per-step must be at least 1");
+  if (o.prefill_chunk_tokens < 0) fail("--prefill-chunk must be at least 1");
+  if (layers->count()) {
+    try {
+      qwenvl::parse_layer_split(o.layers, o.vision_on);
+    } catch (const qwenvl::Error& e) {
+      fail(std::string("--layers / --vision-on: ") + e.what());
+    }
+  }
   try {
     qwenvl::parse_placement(o.placement);
     if (devices->count()) {
@@ -223,14 +261,31 @@ int print_plan(const Options& o) {
   request.max_batch = o.max_batch;
   request.max_context = o.max_context;
   request.max_pixels = o.max_pixels;
-  std::string text;
+  request.images_per_step = o.images_per_step;
+  request.prefill_chunk_tokens = o.prefill_chunk_tokens;
+  if (!o.layers.empty()) request.split = qwenvl::parse_layer_split(o.layers, o.vision_on);
+  qwenvl::Plan plan;
   try {
-    text = qwenvl::to_text(qwenvl::plan(request));
+    plan = qwenvl::plan(request);
   } catch (const qwenvl::Error& e) {
+    // A split that is not a pipeline of this model over these devices is the user's to fix.
+    if (request.split && std::string(e.what()).rfind("layer split: ", 0) == 0)
+      throw CliError{kUsageError, "--layers / --vision-on: " + std::string(e.what())};
     throw CliError{kModelError, "cannot place the model: " + std::string(e.what())};
   }
+  const std::string text = o.json ? plan_json(plan).dump() + "\n" : qwenvl::to_text(plan);
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
+  if (!plan.fits()) {
+    std::string over;
+    for (const qwenvl::DevicePlan& d : plan.devices) {
+      if (d.over_budget_bytes() == 0) continue;
+      char gib[32];
+      std::snprintf(gib, sizeof gib, "%.1f GiB", static_cast<double>(d.over_budget_bytes()) / (1 << 30));
+      over += (over.empty() ? " " : ", ") + d.device + " is " + gib + " over its budget";
+    }
+    throw CliError{kModelError, "the split given does not fit:" + over + " (the plan on stdout says what each needs)"};
+  }
   return kAnswered;
 }
 

@@ -5,7 +5,7 @@ and a 3B or 7B model must not need its size in RAM to be written: the tensor nam
 from transformers 5.17's model built on the meta device, the safetensors header is written first,
 then each tensor is drawn and written in slices of at most 64 MB.
 
-  write_random_model.py OUT_DIR --shape 3b|7b|bench300 [--dtype bf16|fp32] [--layers N --vision-layers N]
+  write_random_model.py OUT_DIR --shape 3b|7b|32b|72b|bench300 [--dtype bf16|fp32] [--layers N --vision-layers N]
     [--tokenizer-from DIR]   (copies tokenizer.json / tokenizer_config.json / chat_template.json)
 """
 import argparse
@@ -24,6 +24,15 @@ SHAPES = {
                          intermediate_size=11008, vocab_size=151936), tie=True, out=2048),
     "7b": dict(text=dict(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
                          intermediate_size=18944, vocab_size=152064), tie=False, out=3584),
+    # Qwen/Qwen2.5-VL-{32B,72B}-Instruct config.json: as pytorch/torchtune's qwen2_5_vl_32b / _72b builders
+    # transcribe them, the Qwen org's Qwen2.5-VL-72B-Instruct-AWQ config.json shows the same vision fields
+    # (its intermediate_size 29696 is padded for AWQ; the bf16 model's is 29568)
+    "32b": dict(text=dict(hidden_size=5120, num_hidden_layers=64, num_attention_heads=40, num_key_value_heads=8,
+                          intermediate_size=27648, vocab_size=152064), tie=False, out=5120,
+                vision=dict(intermediate_size=3456)),
+    "72b": dict(text=dict(hidden_size=8192, num_hidden_layers=80, num_attention_heads=64, num_key_value_heads=8,
+                          intermediate_size=29568, vocab_size=152064), tie=False, out=8192,
+                vision=dict(intermediate_size=3456)),
     # about 300 MB in bf16: a load-memory benchmark that fits CI
     "bench300": dict(text=dict(hidden_size=512, num_hidden_layers=12, num_attention_heads=4, num_key_value_heads=2,
                                intermediate_size=1536, vocab_size=151936), tie=True, out=512,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # transformers' device_map="auto" for Qwen2.5-VL on the CPU (scripts/placement/transformers_device_map.py),
 # with accelerate 1.15.0 (the GPU machine's) installed beside the project's venv on first use.
-#   scripts/placement/device_map.sh (--shape 3b|7b | --config FILE) --max-memory 24GiB,24GiB
+#   scripts/placement/device_map.sh (--shape 3b|7b|32b|72b | --config FILE) --max-memory 24GiB,24GiB
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 side=${QWENVL_CACHE:-$HOME/.cache/qwenvl}/accelerate-1.15.0

@@ -10,7 +10,7 @@ it (the budgets are given).
 
 Needs accelerate 1.15.0 (the GPU machine's) and its psutil/pyyaml: scripts/placement/device_map.sh
 installs them beside the project's venv.
-  transformers_device_map.py (--shape 3b|7b | --config config.json) --max-memory 24GiB,24GiB [--dtype bf16]
+  transformers_device_map.py (--shape 3b|7b|32b|72b | --config config.json) --max-memory 24GiB,24GiB [--dtype bf16]
 """
 import argparse
 import collections
@@ -36,14 +36,14 @@ def load_config(args) -> Qwen2_5_VLConfig:
     if args.config:
         return Qwen2_5_VLConfig.from_dict(json.loads(Path(args.config).read_text()))
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-    import write_random_model  # the published 3B / 7B shapes
+    import write_random_model  # the published 3B, 7B, 32B and 72B shapes
     return write_random_model.config_for(args.shape, None, None)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--shape", choices=["3b", "7b"])
+    source.add_argument("--shape", choices=["3b", "7b", "32b", "72b"])
     source.add_argument("--config", type=Path)
     parser.add_argument("--max-memory", required=True, help="per GPU, comma-separated: 24GiB,24GiB")
     parser.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16")

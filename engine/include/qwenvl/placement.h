@@ -8,6 +8,8 @@
 //   qwenvl::Plan plan = qwenvl::plan(request);   // throws qwenvl::Error when nothing fits, saying what would
 //   std::puts(qwenvl::to_text(plan).c_str());
 //
+//   request.split = qwenvl::parse_layer_split("0-10,11-27");   // price this split instead of searching
+//
 // The device list is one syntax for every front end (engine options, qwenvl-cli, the element):
 // comma-separated entries DEVICE[@PROFILE][=CAP], e.g. "cuda:0=22GiB,cuda:1@h200,cpu=8GiB".
 //   DEVICE   cpu, cuda (= cuda:0) or cuda:N. The same device may appear more than once: stages
@@ -49,6 +51,25 @@ struct DeviceSpec {
 // Parses a device list (see above); throws Error naming the entry at fault.
 std::vector<DeviceSpec> parse_devices(const std::string& list);
 
+// A pipeline given by hand, to be priced instead of searched (as vLLM's VLLM_PP_LAYER_PARTITION, for
+// checking a split made by hand or by another tool): for each entry of the device list, in order,
+// the decoder layers it holds. The embeddings go with layer 0's device, the final norm and LM head
+// with the last layer's; the vision tower runs on the entry vision_device (which may hold no layers:
+// then it runs the tower alone). The split must be a pipeline: every layer on exactly one entry, in
+// list order, each entry holding layers or the vision tower.
+struct LayerSplit {
+  struct Range {
+    int64_t first = 0, end = 0;  // layers [first, end); first == end: none
+  };
+  std::vector<Range> layers;  // one per entry of the device list
+  int vision_device = 0;      // the index in the device list of the entry that runs the vision tower
+};
+
+// "0-10,11-27": one item per device entry, an inclusive range A-B, one layer A, or - (no layers);
+// throws Error naming the item at fault. Whether it fits the model and the device list is checked
+// by plan().
+LayerSplit parse_layer_split(const std::string& layers, int vision_device = 0);
+
 struct PlanRequest {
   std::string model_dir;        // config.json and preprocessor_config.json are read
   std::string devices = "cpu";  // a device list
@@ -65,6 +86,9 @@ struct PlanRequest {
   int64_t image_pixels = 0;
   int new_tokens = 128;
   bool cuda_graphs = true;  // decode steps replayed as CUDA graphs (their memory pool is counted)
+  // Set: price this pipeline with the models the search uses instead of searching (placement auto or
+  // pipeline). A split over some device's budget is planned all the same (Plan::fits says so).
+  std::optional<LayerSplit> split;
 };
 
 // Predicted bytes on one device at its peak.
@@ -94,6 +118,8 @@ struct DevicePlan {
   // of one micro-batch), one prefill chunk, one image of the mean request, and its share of a step
   // of the workload (decode plus the amortised prefill and vision of the requests that join).
   double decode_ms = 0, prefill_ms = 0, vision_ms = 0, step_ms = 0;
+  // What its predicted total exceeds its budget by (only a split given by hand can).
+  int64_t over_budget_bytes() const { return memory.total() > budget_bytes ? memory.total() - budget_bytes : 0; }
 };
 
 struct Plan {
@@ -106,15 +132,25 @@ struct Plan {
   double tokens_per_second = 0;     // predicted generated tokens per second, all devices together
   std::vector<DevicePlan> devices;  // in the order of the device list
   std::vector<std::string> notes;   // assumptions a person should know (profile memory, shared cards)
+  bool given = false;               // the pipeline of PlanRequest::split, priced rather than searched
+  // Every device within its budget: always for a searched plan; a given split may not fit.
+  bool fits() const {
+    for (const DevicePlan& d : devices)
+      if (d.over_budget_bytes() > 0) return false;
+    return true;
+  }
 };
 
 // Plans the placement; throws Error for a bad request, or when nothing fits: then the message says
 // how much is missing on which device and what would fit (a shorter max context, fewer pixels,
-// fewer sequences, more devices).
+// fewer sequences, more devices). With request.split it prices that pipeline instead: it throws only
+// for a split that is not a pipeline of this model over these devices, and a device over its budget
+// is reported in the plan (DevicePlan::over_budget_bytes, Plan::fits).
 Plan plan(const PlanRequest& request);
 
 // The plan as a device map for a person: one line per device with its layers, where the vision
-// tower runs, predicted bytes (weights / KV / activations / workspace) and times, then the notes.
+// tower runs, predicted bytes (weights / KV / activations / workspace) and times, then the notes;
+// for a split given (Plan::given), whether it fits and, for each device over its budget, what it needs.
 std::string to_text(const Plan& plan);
 
 }  // namespace qwenvl

@@ -6,18 +6,13 @@
 
 #include "runtime/placement/byte_size.h"
 #include "runtime/placement/device_profile.h"
+#include "runtime/placement/list_items.h"
 
 namespace qwenvl {
 namespace {
 
 using runtime::placement::find_profile;
-
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
+using runtime::placement::trim;
 
 // "cpu", "cuda", "cuda:N" -> the normalised name; empty when it is none of them.
 std::string device_name(const std::string& text) {
@@ -54,12 +49,11 @@ const char* placement_name(Placement placement) {
 std::vector<DeviceSpec> parse_devices(const std::string& list) {
   if (trim(list).empty()) throw Error("device list is empty (e.g. cuda:0=22GiB,cuda:1 or cpu)");
   std::vector<DeviceSpec> specs;
-  size_t start = 0;
-  for (int number = 1;; ++number) {
-    const size_t comma = list.find(',', start);
-    const std::string item = trim(list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+  const std::vector<std::string> items = runtime::placement::list_items(list);
+  for (size_t index = 0; index < items.size(); ++index) {
+    const std::string& item = items[index];
     auto fail = [&](const std::string& why) {
-      throw Error(fmt::format("device list '{}': entry {} '{}': {}", list, number, item, why));
+      throw Error(fmt::format("device list '{}': entry {} '{}': {}", list, index + 1, item, why));
     };
     if (item.empty()) fail("is empty");
     if (specs.size() == runtime::placement::kMaxDeviceEntries)
@@ -91,8 +85,6 @@ std::vector<DeviceSpec> parse_devices(const std::string& list) {
       if (!spec.cap_bytes) fail(fmt::format("cap '{}': {}", cap, why));
     }
     specs.push_back(spec);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return specs;
 }

@@ -26,17 +26,20 @@ std::optional<int64_t> largest_fitting(int64_t low, int64_t high, const std::fun
 
 }  // namespace
 
+std::string shortfall(const std::string& device, const MemoryEstimate& m, int64_t budget) {
+  return fmt::format(
+      "{} needs {} of its {} ({} short: weights {}, KV cache {}, activations {}, workspace {}, margin {})", device,
+      format_bytes(m.total()), format_bytes(budget), format_bytes(m.total() - budget), format_bytes(m.weights),
+      format_bytes(m.kv_cache), format_bytes(m.activations), format_bytes(m.workspace), format_bytes(m.margin));
+}
+
 std::string missing_bytes(const PartitionSearch& search, const Candidate& closest,
                           const std::vector<DeviceEntry>& entries) {
   std::string text;
   for (size_t i = 0; i < entries.size(); ++i) {
     const MemoryEstimate m = search.memory(closest, i);
     if (m.total() <= entries[i].budget) continue;
-    text += fmt::format(
-        "{}{} needs {} of its {} ({} short: weights {}, KV cache {}, activations {}, workspace {}, margin {})",
-        text.empty() ? "" : "; ", entries[i].spec.device, format_bytes(m.total()), format_bytes(entries[i].budget),
-        format_bytes(m.total() - entries[i].budget), format_bytes(m.weights), format_bytes(m.kv_cache),
-        format_bytes(m.activations), format_bytes(m.workspace), format_bytes(m.margin));
+    text += (text.empty() ? "" : "; ") + shortfall(entries[i].spec.device, m, entries[i].budget);
   }
   return text;
 }

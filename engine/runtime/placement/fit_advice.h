@@ -14,8 +14,10 @@
 
 namespace qwenvl::runtime::placement {
 
-// "cuda:0 needs 25.3 GiB of its 22.0 GiB (3.3 GiB short: weights ..., KV cache ...)" for every
-// device of `closest` over its budget.
+// "cuda:0 needs 25.3 GiB of its 22.0 GiB (3.3 GiB short: weights ..., KV cache ...)" for one device.
+std::string shortfall(const std::string& device, const MemoryEstimate& m, int64_t budget);
+
+// shortfall() for every device of `closest` over its budget, joined by "; ".
 std::string missing_bytes(const PartitionSearch& search, const Candidate& closest,
                           const std::vector<DeviceEntry>& entries);
 

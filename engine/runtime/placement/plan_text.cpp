@@ -1,4 +1,5 @@
-// qwenvl::to_text: a plan as a device map for a person (what qwenvl-cli --plan prints).
+// qwenvl::to_text: a plan as a device map for a person (what qwenvl-cli --plan prints); for a split
+// given by hand, also whether it fits and what each device over its budget needs.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 
 #include "qwenvl/placement.h"
 #include "runtime/placement/byte_size.h"
+#include "runtime/placement/fit_advice.h"
 
 namespace qwenvl {
 namespace {
@@ -65,7 +67,8 @@ std::string to_text(const Plan& plan) {
                        r.max_batch);
   } else {
     mode =
-        fmt::format("a pipeline of {} stage{} of layers{}, {} micro-batch{} of up to {} sequences", stages,
+        fmt::format("{} of {} stage{} of layers{}, {} micro-batch{} of up to {} sequences",
+                    plan.given ? "the pipeline given (a layer split, priced, not searched)" : "a pipeline", stages,
                     stages == 1 ? "" : "s", vision_alone ? " after the vision tower's device" : "", plan.micro_batches,
                     plan.micro_batches == 1 ? "" : "es", (r.max_batch + plan.micro_batches - 1) / plan.micro_batches);
   }
@@ -94,6 +97,14 @@ std::string to_text(const Plan& plan) {
                     ms(d.prefill_ms), ms(d.vision_ms), ms(d.step_ms)});
   }
   text += table(rows);
+  if (plan.given) {
+    std::string over;
+    for (const DevicePlan& d : plan.devices)
+      if (d.over_budget_bytes() > 0)
+        over += (over.empty() ? "" : "; ") + runtime::placement::shortfall(d.device, d.memory, d.budget_bytes);
+    text += over.empty() ? "\nthe split given fits every device's budget\n"
+                         : "\nthe split given does not fit: " + over + "\n";
+  }
 
   const DevicePlan* slowest = &plan.devices.front();
   for (const DevicePlan& d : plan.devices)

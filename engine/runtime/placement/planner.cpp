@@ -8,6 +8,7 @@
 
 #include "runtime/placement/device_list.h"
 #include "runtime/placement/fit_advice.h"
+#include "runtime/placement/layer_split.h"
 #include "runtime/placement/model_parts.h"
 #include "runtime/placement/partition_search.h"
 #include "runtime/placement/workload.h"
@@ -84,10 +85,19 @@ struct Attempt {
 Plan make_plan(const model::ModelConfig& config, const model::ProcessorConfig& image, const PlanRequest& request,
                const DeviceFacts& facts, const std::string& model_name) {
   const Attempt a(config, image, request, facts);
-  if (request.placement == Placement::kPipeline && !a.search.structural_problem().empty())
-    throw Error(a.search.structural_problem());
-  const std::optional<Candidate> chosen = a.choose(request.placement);
-  if (!chosen) nothing_fits(a, config, image, request, facts, model_name);
+  std::optional<Candidate> chosen;
+  if (request.split) {
+    // A split given by hand is priced, not searched: over a budget it is still the plan (Plan::fits).
+    if (request.placement == Placement::kReplicas)
+      throw Error("layer split: a split is a pipeline; placement replicas takes none (use auto or pipeline)");
+    chosen =
+        given_pipeline(*request.split, a.entries, static_cast<int64_t>(a.parts.layers.size()), a.workload.max_batch);
+  } else {
+    if (request.placement == Placement::kPipeline && !a.search.structural_problem().empty())
+      throw Error(a.search.structural_problem());
+    chosen = a.choose(request.placement);
+    if (!chosen) nothing_fits(a, config, image, request, facts, model_name);
+  }
 
   Plan plan;
   plan.mode = chosen->mode;
@@ -105,6 +115,7 @@ Plan make_plan(const model::ModelConfig& config, const model::ProcessorConfig& i
   plan.micro_batches = chosen->mode == Placement::kPipeline ? chosen->micro_batches : 1;
   plan.tokens_per_second = a.search.tokens_per_second(*chosen);
   plan.notes = a.notes;
+  plan.given = request.split.has_value();
   for (size_t i = 0; i < a.entries.size(); ++i) {
     const DeviceEntry& e = a.entries[i];
     const StageRoles& r = chosen->roles[i];
