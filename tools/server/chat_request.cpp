@@ -221,7 +221,7 @@ ChatRequest parse_chat_request(std::string_view body) {
   json request;
   try {
     request = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // a parse error, or a number past a double (out_of_range)
     throw invalid_request(std::string("the body is not valid JSON: ") + e.what(), {}, "invalid_json");
   }
   if (!request.is_object()) throw invalid_request("the body must be a JSON object", {}, "invalid_json");
