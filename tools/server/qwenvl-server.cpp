@@ -5,7 +5,8 @@
 // It prints one line on stdout once it serves ("qwenvl-server: serving NAME on http://HOST:PORT");
 // errors at start are one line on stderr and a non-zero exit (1 usage, 2 the model cannot be loaded,
 // 3 the address cannot be taken). SIGTERM or SIGINT: it stops taking requests (503), finishes those
-// running, then exits 0; a second signal stops at once.
+// running, then exits 0; a second signal stops at once, and one before it serves ends it (128 + the
+// signal) without waiting for the model to load.
 #include <httplib.h>
 #include <signal.h>
 #include <unistd.h>
@@ -14,7 +15,9 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -98,22 +101,55 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   return std::nullopt;
 }
 
-// Waits for SIGTERM / SIGINT (blocked in every thread, so they come here), then drains the routes and
-// stops the HTTP server; a second signal stops it at once.
-void watch_signals(const sigset_t& signals, server::Routes& routes, httplib::Server& http) {
-  int signal = 0;
-  sigwait(&signals, &signal);
-  std::fprintf(stderr, "qwenvl-server: %s: finishing %d request(s), taking no more\n", strsignal(signal),
-               routes.in_flight());
-  routes.start_draining();
-  const timespec poll{0, 20'000'000};
-  while (routes.in_flight() > 0)
-    if (sigtimedwait(&signals, nullptr, &poll) > 0) {
-      std::fprintf(stderr, "qwenvl-server: second signal: stopping now\n");
-      break;
+// Takes SIGTERM and SIGINT, blocked in every other thread. Before the server serves (a model can load
+// for minutes) a signal ends the process at once; once it serves, the first drains the routes and
+// stops the HTTP server, a second one stops it without waiting.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(const sigset_t& signals) : state_(std::make_shared<State>()) {
+    // Detached: a start that fails leaves it waiting, and the process ends around it.
+    std::thread([state = state_, signals] { watch(*state, signals); }).detach();
+  }
+  void serving(server::Routes& routes, httplib::Server& http) {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->routes = &routes;
+    state_->http = &http;
+  }
+  // Blocks until the watcher has stopped the HTTP server.
+  void wait_until_stopped() { state_->stopped.get_future().wait(); }
+
+ private:
+  struct State {
+    std::mutex mutex;
+    server::Routes* routes = nullptr;
+    httplib::Server* http = nullptr;
+    std::promise<void> stopped;
+  };
+
+  static void watch(State& state, sigset_t signals) {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    std::unique_lock<std::mutex> lock(state.mutex);
+    if (state.routes == nullptr) {
+      std::fprintf(stderr, "qwenvl-server: %s before serving: stopping\n", strsignal(signal));
+      std::_Exit(128 + signal);
     }
-  http.stop();
-}
+    lock.unlock();
+    std::fprintf(stderr, "qwenvl-server: %s: finishing %d request(s), taking no more\n", strsignal(signal),
+                 state.routes->in_flight());
+    state.routes->start_draining();
+    const timespec poll{0, 20'000'000};
+    while (state.routes->in_flight() > 0)
+      if (sigtimedwait(&signals, nullptr, &poll) > 0) {
+        std::fprintf(stderr, "qwenvl-server: second signal: stopping now\n");
+        break;
+      }
+    state.http->stop();
+    state.stopped.set_value();
+  }
+
+  std::shared_ptr<State> state_;
+};
 
 int run(int argc, char** argv) {
   // Before any thread starts (the engine's, the HTTP pool's): only the watcher takes these.
@@ -153,6 +189,7 @@ int run(int argc, char** argv) {
     throw CliError{kCannotListen, "cannot listen on " + s.host + ":" + std::to_string(s.port) +
                                       " (address in use, not an address of this host, or not allowed)"};
 
+  SignalWatcher watcher(signals);
   std::unique_ptr<Engine> engine;
   try {
     engine = Engine::create(cli::engine_options(o.engine));
@@ -171,13 +208,13 @@ int run(int argc, char** argv) {
                    req.path.c_str(), res.status);
     });
 
-  std::thread watcher([&] { watch_signals(signals, routes, *http); });
+  watcher.serving(routes, *http);
   std::printf("qwenvl-server: serving %s on %s://%s:%d\n", s.served_model_name.c_str(),
               s.ssl_cert.empty() ? "http" : "https", s.host.c_str(), port);
   std::fflush(stdout);
   const bool listened = http->listen_after_bind();  // returns once stopped and every connection is done
-  if (!listened) kill(getpid(), SIGTERM);           // the listener failed: wake the watcher, which waits for a signal
-  watcher.join();
+  if (!listened) kill(getpid(), SIGTERM);           // the listener failed: the watcher stops the rest
+  watcher.wait_until_stopped();
   engine.reset();  // nothing is left running: its threads end
   std::fprintf(stderr, "qwenvl-server: stopped\n");
   return listened ? 0 : kCannotListen;
