@@ -1,5 +1,6 @@
 // The parts of qwenvl-cli's media reading that do not depend on the decoder: file checks, the
-// engine's view of an image and transformers' video frame sampling.
+// header check of images in memory, the engine's view of an image and transformers' video frame
+// sampling.
 #include "media_reader.h"
 
 #include <algorithm>
@@ -24,6 +25,19 @@ FrameView Image::view(double timestamp_s) const {
   FrameView v = FrameView::packed(format, width, height, pixels.get(), timestamp_s);
   v.strides[0] = stride;
   return v;
+}
+
+ImageHeader check_image_header(const std::string& what, const std::string& bytes, uint64_t max_pixels) {
+  const std::optional<ImageHeader> header =
+      read_image_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (!header) throw CliError{kUsageError, what + ": not a PNG or JPEG image"};
+  const uint64_t pixels = uint64_t{header->width} * header->height;
+  if (header->width > kMaxImageSide || header->height > kMaxImageSide || pixels > max_pixels)
+    throw CliError{kUsageError, what + ": the " + format_name(header->format) + " header says " +
+                                    std::to_string(header->width) + " x " + std::to_string(header->height) +
+                                    " pixels, over the limit of " + std::to_string(max_pixels) + " pixels (" +
+                                    std::to_string(kMaxImageSide) + " a side)"};
+  return *header;
 }
 
 void check_readable_file(const std::string& what, const std::string& path) {

@@ -1,4 +1,5 @@
-// qwenvl-cli's media reading with OpenCV: any image imread decodes, videos through FFmpeg.
+// qwenvl-cli's media reading with OpenCV: any image imread decodes, videos through FFmpeg; PNG and
+// JPEG images from memory through imdecode.
 #include <cmath>
 #include <cstdio>
 #include <opencv2/core.hpp>
@@ -66,6 +67,20 @@ Image read_image(const std::string& path) {
     image.release();
   }
   if (image.empty()) throw CliError{kUsageError, "image '" + path + "': not an image OpenCV can decode"};
+  return bgr_image(image);
+}
+
+// imdecode applies the EXIF orientation as imread does.
+Image decode_image(const std::string& what, const std::string& bytes, uint64_t max_pixels) {
+  check_image_header(what, bytes, max_pixels);
+  cv::Mat image;
+  try {
+    const cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8UC1, const_cast<char*>(bytes.data()));
+    image = cv::imdecode(raw, cv::IMREAD_COLOR);
+  } catch (const cv::Exception&) {
+    image.release();
+  }
+  if (image.empty()) throw CliError{kUsageError, what + ": not an image OpenCV can decode"};
   return bgr_image(image);
 }
 

@@ -1,6 +1,7 @@
 // qwenvl-cli's media reading without OpenCV: PNG images through libpng, decoded to exactly the pixels
 // OpenCV 4.6's imread(IMREAD_COLOR) gives (the same libpng transforms as its grfmt_png.cpp, then the
-// EXIF orientation of an eXIf chunk, as its imread applies it). Other formats and videos are refused.
+// EXIF orientation of an eXIf chunk, as its imread applies it), from a file or from memory. Other
+// formats and videos are refused.
 #include <png.h>
 
 #include <cstdint>
@@ -17,10 +18,9 @@ namespace {
 
 constexpr const char* kWithoutOpenCv = "this qwenvl-cli was built without OpenCV, so only PNG images are read";
 
-// OpenCV's limit on a side (CV_IO_MAX_IMAGE_WIDTH), and PIL's decompression-bomb limit on the pixels
-// (2 x Image.MAX_IMAGE_PIXELS, over which transformers' load_image refuses an image): a few MB of PNG
-// can claim 30000 x 30000 pixels, 2.7 GB decoded, checked here before anything is allocated.
-constexpr uint64_t kMaxSide = uint64_t{1} << 20, kMaxPixels = 2 * uint64_t{89'478'485};
+// A few MB of PNG can claim 30000 x 30000 pixels, 2.7 GB decoded: the limits (media_reader.h) are
+// checked on the header, before anything is allocated.
+constexpr uint64_t kMaxSide = kMaxImageSide, kMaxPixels = kMaxImagePixels;
 
 struct Decoded {
   int width = 0;
@@ -131,18 +131,14 @@ void apply_orientation(int orientation, Decoded& d) {
   d.height = out_h;
 }
 
-}  // namespace
+using File = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
 
-void quiet_media_library() {}  // libpng's warnings are dropped by on_png_warning
-
-Image read_image(const std::string& path) {
-  check_readable_file("image", path);
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!file) throw CliError{kUsageError, "image '" + path + "': cannot be opened"};
+// The PNG `file` holds from its start; errors start with `label`.
+Image read_png(std::FILE* file, const std::string& label) {
   png_byte signature[8] = {};
-  if (std::fread(signature, 1, sizeof signature, file.get()) != sizeof signature ||
+  if (std::fread(signature, 1, sizeof signature, file) != sizeof signature ||
       png_sig_cmp(signature, 0, sizeof signature) != 0)
-    throw CliError{kUsageError, "image '" + path + "': not a PNG file; " + kWithoutOpenCv};
+    throw CliError{kUsageError, label + ": not a PNG file; " + kWithoutOpenCv};
 
   auto decoded = std::make_shared<Decoded>();
   png_structp png =
@@ -151,11 +147,11 @@ Image read_image(const std::string& path) {
   png_infop end_info = png ? png_create_info_struct(png) : nullptr;
   if (!png || !info || !end_info) {
     png_destroy_read_struct(&png, &info, &end_info);
-    throw CliError{kUsageError, "image '" + path + "': libpng cannot start (out of memory)"};
+    throw CliError{kUsageError, label + ": libpng cannot start (out of memory)"};
   }
   bool ok = false;
   try {
-    ok = decode(file.get(), png, info, end_info, decoded.get());
+    ok = decode(file, png, info, end_info, decoded.get());
     if (ok) apply_orientation(exif_orientation(decoded->exif, decoded->exif_size), *decoded);
   } catch (...) {  // std::bad_alloc for the pixels
     png_destroy_read_struct(&png, &info, &end_info);
@@ -165,7 +161,7 @@ Image read_image(const std::string& path) {
   decoded->exif = nullptr;
   decoded->rows.clear();
   if (!ok)
-    throw CliError{kUsageError, "image '" + path + "': not a PNG image libpng can decode (" + decoded->error + ")"};
+    throw CliError{kUsageError, label + ": not a PNG image libpng can decode (" + decoded->error + ")"};
 
   Image image;
   image.format = PixelFormat::kRGB;
@@ -175,6 +171,25 @@ Image read_image(const std::string& path) {
   image.pixels = std::shared_ptr<const uint8_t>(decoded, decoded->rgb.data());
   return image;
 }
+
+}  // namespace
+
+Image read_image(const std::string& path) {
+  check_readable_file("image", path);
+  File file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) throw CliError{kUsageError, "image '" + path + "': cannot be opened"};
+  return read_png(file.get(), "image '" + path + "'");
+}
+
+Image decode_image(const std::string& what, const std::string& bytes, uint64_t max_pixels) {
+  if (check_image_header(what, bytes, max_pixels).format != ImageFormat::kPng)
+    throw CliError{kUsageError, what + ": a JPEG image, but this build has no OpenCV and decodes PNG images only"};
+  File file(fmemopen(const_cast<char*>(bytes.data()), bytes.size(), "rb"), &std::fclose);
+  if (!file) throw CliError{kUsageError, what + ": cannot be read from memory"};
+  return read_png(file.get(), what);
+}
+
+void quiet_media_library() {}  // libpng's warnings are dropped by on_png_warning
 
 Clip read_video_clip(const std::string& path, int, double) {
   throw CliError{kUsageError, "video '" + path + "': " + kWithoutOpenCv + ", no videos"};

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "engine_flags.h"
 #include "media_reader.h"
 #include "plan_json.h"
 #include "qwenvl/engine.h"
@@ -28,15 +29,13 @@ namespace {
 using namespace qwenvl::cli;
 
 struct Options {
-  std::string model;
+  EngineFlags engine;  // model, device(s), dtype, context, image sizes
   std::vector<std::string> images;
   std::string video;
   int frames = 0;  // 0: sample by fps
   double fps = 2.0;
   std::string prompt;
   std::string system;
-  std::string device = "cpu";
-  std::string devices;  // a device list (qwenvl/placement.h); one entry without a cap runs, more are planned
   std::string placement = "auto";
   bool plan = false;
   int max_batch = 16;                // --plan only: the CLI itself answers one request
@@ -44,9 +43,6 @@ struct Options {
   int64_t prefill_chunk_tokens = 0;  // --plan only; 0: max_context
   std::string layers;                // --plan only: a layer split to price instead of searching
   int vision_on = 0;                 // with --layers: the position in the device list of the vision tower's device
-  std::string dtype = "auto";
-  int64_t max_context = 8192;
-  int64_t min_pixels = 0, max_pixels = 0;  // 0: the model's processor config
   bool json = false;
   qwenvl::SamplingParams sampling;
 };
@@ -121,9 +117,7 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   int max_new_tokens = 0, top_k = 0;
   double temperature = 0, top_p = 0, min_p = 0, repetition_penalty = 0;
   uint64_t seed = 0;
-  app.add_option("-m,--model", o.model, "Qwen2.5-VL model directory (config.json, safetensors, tokenizer)")
-      ->required()
-      ->type_name("DIR");
+  add_engine_flags(app, o.engine, "device list with caps, e.g. cuda:0=22GiB,cuda:1 (see below)");
   auto* image =
       app.add_option("-i,--image", o.images, "image file (repeat for several, in prompt order)")->type_name("FILE");
   auto* video = app.add_option("--video", o.video, "video file (one)")->type_name("FILE")->excludes(image);
@@ -146,10 +140,6 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   auto* seed_opt = app.add_option("--seed", seed, "random seed for sampling")->type_name("N");
   app.add_option("--stop", o.sampling.stop_strings, "stop when the answer ends with TEXT (repeatable)")
       ->type_name("TEXT");
-  app.add_option("--device", o.device, "cpu, cuda or cuda:N (default cpu)")->type_name("DEV");
-  auto* device = app.get_option("--device");
-  auto* devices = app.add_option("--devices", o.devices, "device list with caps, e.g. cuda:0=22GiB,cuda:1 (see below)")
-                      ->type_name("LIST");
   app.add_option("--placement", o.placement, "auto, pipeline or replicas over --devices (default auto)")
       ->type_name("MODE");
   app.add_flag("--plan", o.plan, "print the placement over --devices and exit (reads no weights, no GPU)");
@@ -166,12 +156,6 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   auto* vision_on =
       app.add_option("--vision-on", o.vision_on, "with --layers: position in --devices of the vision tower's device")
           ->type_name("N");
-  app.add_option("--dtype", o.dtype, "auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")->type_name("TYPE");
-  app.add_option("--max-context", o.max_context, "prompt + answer tokens at most (default 8192)")->type_name("N");
-  app.add_option("--min-pixels", o.min_pixels, "least pixels per image / frame after resizing (default: the model's)")
-      ->type_name("N");
-  app.add_option("--max-pixels", o.max_pixels, "most pixels per image / frame after resizing (default: the model's)")
-      ->type_name("N");
   app.add_flag("--json", o.json, "print one JSON object instead of the answer (with --plan: the plan)");
   (void)video;
   try {
@@ -199,22 +183,13 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
       fail(std::string("--layers / --vision-on: ") + e.what());
     }
   }
+  const std::string devices_label = o.engine.devices_option->count() ? "--devices / --placement: " : "--placement: ";
   try {
     qwenvl::parse_placement(o.placement);
-    if (devices->count()) {
-      const std::vector<qwenvl::DeviceSpec> specs = qwenvl::parse_devices(o.devices);
-      if (!o.plan && specs.size() > 1)
-        fail("--devices: the engine runs on one device for now; a list of several is planned with --plan");
-      if (!o.plan && specs.front().cap_bytes)
-        fail("--devices: caps are planned (--plan) but not yet enforced by the engine; leave the cap out to run");
-      if (!o.plan) {
-        if (device->count()) std::fprintf(stderr, "qwenvl-cli: warning: --devices wins over --device\n");
-        o.device = specs.front().device;
-      }
-    }
   } catch (const qwenvl::Error& e) {
-    fail(std::string(devices->count() ? "--devices / --placement: " : "--placement: ") + e.what());
+    fail(devices_label + e.what());
   }
+  check_engine_flags(o.engine, o.plan, "qwenvl-cli", devices_label);
   if (frames->count() && o.video.empty()) fail("--frames needs --video");
   if (fps->count() && o.video.empty()) fail("--fps needs --video");
   if (frames->count() && o.frames < 2) fail("--frames must be at least 2 (counts are rounded to even)");
@@ -229,17 +204,8 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   if (given_min_p && !(min_p >= 0 && min_p <= 1)) fail("--min-p must be in [0, 1]");
   if (given_penalty && (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty)))
     fail("--repetition-penalty must be > 0");
-  if (o.max_context < 2) fail("--max-context must be at least 2");
-  if (o.min_pixels < 0 || o.max_pixels < 0) fail("--min-pixels and --max-pixels must be positive");
-  if (o.min_pixels > 0 && o.max_pixels > 0 && o.min_pixels > o.max_pixels) fail("--min-pixels is above --max-pixels");
   for (const auto& s : o.sampling.stop_strings)
     if (s.empty()) fail("--stop needs a non-empty text");
-  const bool cuda = o.device == "cuda" || (o.device.rfind("cuda:", 0) == 0 && o.device.size() > 5 &&
-                                           o.device.find_first_not_of("0123456789", 5) == std::string::npos);
-  if (o.device != "cpu" && !cuda) fail("--device '" + o.device + "': use cpu, cuda or cuda:N");
-  const std::vector<std::string> dtypes = {"auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"};
-  if (std::find(dtypes.begin(), dtypes.end(), o.dtype) == dtypes.end())
-    fail("--dtype '" + o.dtype + "': use auto, float32, bfloat16 or float16");
 
   if (given_max_new_tokens) o.sampling.max_new_tokens = max_new_tokens;
   if (given_temperature) o.sampling.temperature = temperature;
@@ -254,13 +220,13 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
 // --plan: the device map, from the configuration files alone.
 int print_plan(const Options& o) {
   qwenvl::PlanRequest request;
-  request.model_dir = o.model;
-  request.devices = o.devices.empty() ? o.device : o.devices;
+  request.model_dir = o.engine.model;
+  request.devices = o.engine.devices.empty() ? o.engine.device : o.engine.devices;
   request.placement = qwenvl::parse_placement(o.placement);
-  request.dtype = o.dtype;
+  request.dtype = o.engine.dtype;
   request.max_batch = o.max_batch;
-  request.max_context = o.max_context;
-  request.max_pixels = o.max_pixels;
+  request.max_context = o.engine.max_context;
+  request.max_pixels = o.engine.max_pixels;
   request.images_per_step = o.images_per_step;
   request.prefill_chunk_tokens = o.prefill_chunk_tokens;
   if (!o.layers.empty()) request.split = qwenvl::parse_layer_split(o.layers, o.vision_on);
@@ -300,16 +266,12 @@ int run(int argc, char** argv) {
   Clip clip;
   if (!o.video.empty()) clip = read_video_clip(o.video, o.frames, o.fps);
 
-  qwenvl::EngineOptions engine_options;
-  engine_options.model_dir = o.model;
-  engine_options.device = o.device;
-  engine_options.dtype = o.dtype;
-  engine_options.max_context = o.max_context;
-  engine_options.max_batch = 1;  // one request: KV cache for one sequence
+  qwenvl::EngineOptions options = engine_options(o.engine);
+  options.max_batch = 1;  // one request: KV cache for one sequence
   const auto load_start = std::chrono::steady_clock::now();
   std::unique_ptr<qwenvl::Engine> engine;
   try {
-    engine = qwenvl::Engine::create(engine_options);
+    engine = qwenvl::Engine::create(options);
   } catch (const std::exception& e) {
     throw CliError{kModelError, "cannot load the model: " + std::string(e.what())};
   }
@@ -322,8 +284,8 @@ int run(int argc, char** argv) {
   request.prompt = o.prompt;
   request.system_prompt = o.system;
   request.sampling = o.sampling;
-  if (o.min_pixels > 0) request.min_pixels = o.min_pixels;
-  if (o.max_pixels > 0) request.max_pixels = o.max_pixels;
+  if (o.engine.min_pixels > 0) request.min_pixels = o.engine.min_pixels;
+  if (o.engine.max_pixels > 0) request.max_pixels = o.engine.max_pixels;
 
   const qwenvl::Result result = engine->submit(std::move(request)).result.get();
   if (result.status != qwenvl::Status::kAnswered)

@@ -162,6 +162,8 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     const Scheduler::Counts counts = scheduler_.counts();
     s.queued = submitted_.size() + counts.queued;
     s.running = counts.running;
+    s.kv_blocks_total = executor_.total_blocks();
+    s.kv_blocks_used = counts.kv_blocks_used;
     s.vision_forwards = static_cast<uint64_t>(model_.counters().vision);
     s.prefill_forwards = static_cast<uint64_t>(model_.counters().prefill);
     s.decode_forwards = static_cast<uint64_t>(model_.counters().decode);

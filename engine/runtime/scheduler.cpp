@@ -49,7 +49,9 @@ bool Scheduler::wait_for_work() {
 
 Scheduler::Counts Scheduler::counts() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return {ready_.size(), running_.size()};
+  int64_t blocks = 0;  // block tables change only under this lock (admit, retire)
+  for (const auto& [s, owner] : running_) blocks += static_cast<int64_t>(s->slot.blocks.size());
+  return {ready_.size(), running_.size(), blocks};
 }
 
 // Takes ready requests in arrival order while the batch has room for `room` more and the KV cache

@@ -50,6 +50,7 @@ class Scheduler {
   struct Counts {
     size_t queued = 0;   // ready, not yet admitted
     size_t running = 0;  // admitted, not yet retired
+    int64_t kv_blocks_used = 0;  // held by the running sequences
   };
   Counts counts() const;
 

@@ -159,6 +159,33 @@ TEST_F(EngineApi, LateRequestJoinsTheRunningBatch) {
   EXPECT_EQ(after.decode_forwards - before.decode_forwards, 119u) << "the late request's steps were not shared";
 }
 
+// EngineStats counts the KV blocks a running sequence holds (its whole answer's, from admission)
+// and gives them back when it ends.
+TEST_F(EngineApi, StatsCountTheKvBlocksOfRunningSequences) {
+  constexpr int kNewTokens = 40;
+  const int64_t prompt_tokens = one_image().t.at("input_ids").numel();
+  const int64_t block = engine_->options().kv_block_size;
+  std::promise<EngineStats> during;
+  std::atomic<bool> seen{false};
+  auto r = case_request(one_image());
+  r.request.sampling.max_new_tokens = kNewTokens;
+  r.request.sampling.ignore_eos = true;
+  r.request.on_partial = [&](RequestId, std::string_view) {
+    if (!seen.exchange(true)) during.set_value(engine_->stats());
+  };
+  ASSERT_EQ(engine_->submit(std::move(r.request)).result.get().status, Status::kAnswered);
+  const EngineStats running = during.get_future().get();
+  EXPECT_EQ(running.kv_blocks_used, (prompt_tokens + kNewTokens + block - 1) / block);
+  EXPECT_GE(running.kv_blocks_total, running.kv_blocks_used);
+  EngineStats after = engine_->stats();
+  for (int i = 0; i < 200 && after.kv_blocks_used != 0; ++i) {  // retired just after its answer
+    std::this_thread::sleep_for(10ms);
+    after = engine_->stats();
+  }
+  EXPECT_EQ(after.kv_blocks_used, 0);
+  EXPECT_EQ(after.kv_blocks_total, running.kv_blocks_total);
+}
+
 TEST_F(EngineApi, StreamedTextIsTheAnswerInWholeCharacters) {
   std::string streamed;
   int pieces = 0;

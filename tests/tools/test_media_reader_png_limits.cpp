@@ -3,42 +3,21 @@
 // 178956970 pixels (what transformers' load_image refuses) are refused from their header, naming the
 // file, before any pixel buffer exists.
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
+#include "claimed_png.h"
 #include "media_reader.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-void put32(std::string& out, uint32_t v) {
-  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((v >> shift) & 0xff);
-}
-
-void chunk(std::string& out, const char* type, const std::string& data) {
-  put32(out, static_cast<uint32_t>(data.size()));
-  const std::string body = type + data;
-  out += body;
-  put32(out, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
-}
-
-// A PNG whose header claims width x height RGB pixels, with a token of image data.
-std::string claimed_png(uint32_t width, uint32_t height) {
-  std::string png = "\x89PNG\r\n\x1a\n";
-  std::string ihdr;
-  put32(ihdr, width);
-  put32(ihdr, height);
-  ihdr += std::string{8, 2, 0, 0, 0};  // 8 bits, RGB, deflate, no filter, no interlace
-  chunk(png, "IHDR", ihdr);
-  chunk(png, "IDAT", std::string("\x78\x9c\x03\x00\x00\x00\x00\x01", 8));
-  chunk(png, "IEND", "");
-  return png;
-}
+using qwenvl::test::claimed_png;
 
 std::string error_reading(const std::string& png) {
   const fs::path path = fs::temp_directory_path() / "qwenvl_test_png_bomb.png";
@@ -68,6 +47,48 @@ TEST(PngReaderLimits, ASmallImageWithTooLittleDataIsAnErrorNotABomb) {
   const std::string message = error_reading(claimed_png(64, 64));
   EXPECT_EQ(message.find("larger than the limits"), std::string::npos) << message;
   EXPECT_NE(message.find("not a PNG image libpng can decode"), std::string::npos) << message;
+}
+
+// Images in memory (qwenvl-server's uploads): the header is checked against the limit given before
+// libpng sees the data, and the message starts with what the caller named.
+std::string error_decoding(const std::string& bytes, uint64_t max_pixels = qwenvl::cli::kMaxImagePixels) {
+  try {
+    qwenvl::cli::decode_image("upload 1", bytes, max_pixels);
+  } catch (const qwenvl::cli::CliError& e) {
+    return e.message;
+  }
+  return "<decoded>";
+}
+
+TEST(DecodeImageLimits, ThirtyThousandSquaredInMemoryIsRefusedFromItsHeader) {
+  EXPECT_EQ(error_decoding(claimed_png(30000, 30000)),
+            "upload 1: the PNG header says 30000 x 30000 pixels, over the limit of 178956970 pixels (1048576 a side)");
+}
+
+TEST(DecodeImageLimits, TheCallersLimitApplies) {
+  EXPECT_NE(error_decoding(claimed_png(64, 64), 64 * 63).find("over the limit of 4032 pixels"), std::string::npos);
+  EXPECT_EQ(error_decoding(claimed_png(64, 64), 64 * 64).find("over the limit"), std::string::npos);
+}
+
+TEST(DecodeImageLimits, NeitherPngNorJpegIsRefused) {
+  EXPECT_EQ(error_decoding("GIF89a......"), "upload 1: not a PNG or JPEG image");
+  EXPECT_EQ(error_decoding(""), "upload 1: not a PNG or JPEG image");
+}
+
+// The fixture PNG decodes from memory to exactly the pixels read_image gives from its file.
+TEST(DecodeImage, MemoryAndFileGiveTheSamePixels) {
+  const fs::path path = fs::path(QWENVL_TEST_SOURCE_ROOT) / "tests/fuzz/corpus/fuzz_png/exif_rotated_3x4.png";
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const qwenvl::cli::Image from_file = qwenvl::cli::read_image(path.string());
+  const qwenvl::cli::Image from_memory = qwenvl::cli::decode_image("upload", bytes);
+  ASSERT_EQ(from_memory.width, from_file.width);
+  ASSERT_EQ(from_memory.height, from_file.height);
+  ASSERT_EQ(from_memory.stride, from_file.stride);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(from_memory.pixels.get()),
+                        static_cast<size_t>(from_memory.stride) * from_memory.height),
+            std::string(reinterpret_cast<const char*>(from_file.pixels.get()),
+                        static_cast<size_t>(from_file.stride) * from_file.height));
 }
 
 }  // namespace

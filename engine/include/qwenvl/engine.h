@@ -132,6 +132,9 @@ struct EngineStats {
   uint64_t submitted = 0, answered = 0, cancelled = 0, expired = 0, failed = 0;
   uint64_t vision_forwards = 0, prefill_forwards = 0, decode_forwards = 0;
   size_t queued = 0, running = 0;
+  // The paged KV cache, in blocks of EngineOptions::kv_block_size tokens: all of them, and those held
+  // by running sequences (each holds its whole answer's blocks from admission to its end).
+  int64_t kv_blocks_total = 0, kv_blocks_used = 0;
   // Most device memory held by tensors at once since the engine was created (the caching allocator's
   // peak allocated bytes, as torch.cuda.max_memory_allocated() counts it); 0 on the CPU.
   int64_t peak_device_memory_bytes = 0;

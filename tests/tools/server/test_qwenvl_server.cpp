@@ -1,0 +1,615 @@
+// qwenvl-server on loopback, as clients use it: cpp-httplib's client against the built server (its own
+// process, QWENVL_SERVER) on the tiny fixture models. Its answers, whole and streamed, are
+// transformers' for the fixture's image cases (OUT/reference/cli) and qwenvl-cli's for the same
+// request; every bad request of issue 16 gets OpenAI's error object and a 4xx while the server goes
+// on serving; 16 clients at once are all answered; /metrics moves; a client gone mid-stream has its
+// request cancelled; SIGTERM lets the running requests finish, then the server exits 0.
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "claimed_png.h"
+#include "program_run.h"
+#include "server_process.h"
+#include "test_util.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace std::chrono_literals;
+using qwenvl::test::ServerProcess;
+
+constexpr const char kKey[] = "test-key";
+const bool kReadsJpeg =
+    std::string(std::getenv("QWENVL_CLI_READS_JPEG") ? std::getenv("QWENVL_CLI_READS_JPEG") : "0") == "1";
+
+fs::path fixtures() { return qwenvl::test::fixtures_dir(); }
+std::string model_dir(const std::string& model) { return (fixtures() / "models" / model).string(); }
+
+std::string base64(const std::string& bytes) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  size_t i = 0;
+  for (; i + 2 < bytes.size(); i += 3) {
+    const uint32_t v = uint32_t(uint8_t(bytes[i])) << 16 | uint32_t(uint8_t(bytes[i + 1])) << 8 | uint8_t(bytes[i + 2]);
+    for (int shift = 18; shift >= 0; shift -= 6) out += kAlphabet[v >> shift & 63];
+  }
+  if (i + 1 == bytes.size()) {
+    const uint32_t v = uint32_t(uint8_t(bytes[i])) << 16;
+    out += std::string{kAlphabet[v >> 18 & 63], kAlphabet[v >> 12 & 63], '=', '='};
+  } else if (i + 2 == bytes.size()) {
+    const uint32_t v = uint32_t(uint8_t(bytes[i])) << 16 | uint32_t(uint8_t(bytes[i + 1])) << 8;
+    out += std::string{kAlphabet[v >> 18 & 63], kAlphabet[v >> 12 & 63], kAlphabet[v >> 6 & 63], '='};
+  }
+  return out;
+}
+
+json image_part(const std::string& bytes, const std::string& media_type = "image/png") {
+  return {{"type", "image_url"}, {"image_url", {{"url", "data:" + media_type + ";base64," + base64(bytes)}}}};
+}
+
+// A fixture case of qwenvl-cli's reference (its CLI arguments) as a chat request.
+struct Case {
+  std::string model, name;
+  json reference;
+  json request;
+};
+
+Case load_case(const std::string& model, const std::string& name) {
+  Case c{model,
+         name,
+         json::parse(qwenvl::test::read_text(fixtures() / "reference" / "cli" / model / (name + ".json"))),
+         {}};
+  const auto args = c.reference.at("args").get<std::vector<std::string>>();
+  json content = json::array();
+  std::string system, prompt;
+  json request = {{"model", model}, {"return_token_ids", true}};
+  for (size_t i = 0; i + 1 < args.size(); i += 2) {
+    const std::string& flag = args[i];
+    const std::string& value = args[i + 1];
+    if (flag == "--image")
+      content.push_back(image_part(qwenvl::test::read_text(fixtures() / value)));
+    else if (flag == "--system")
+      system = value;
+    else if (flag == "--prompt")
+      prompt = value;
+    else if (flag == "--temperature")
+      request["temperature"] = std::stod(value);
+    else if (flag == "--repetition-penalty")
+      request["repetition_penalty"] = std::stod(value);
+    else if (flag == "--max-new-tokens")
+      request["max_tokens"] = std::stoi(value);
+    else
+      ADD_FAILURE() << "unexpected CLI argument " << flag;
+  }
+  content.push_back({{"type", "text"}, {"text", prompt}});
+  json messages = json::array();
+  if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
+  messages.push_back({{"role", "user"}, {"content", content}});
+  request["messages"] = messages;
+  c.request = request;
+  return c;
+}
+
+// qwenvl-cli --json for the case's arguments.
+json cli_answer(const Case& c) {
+  std::string command = qwenvl::test::shell_quote(qwenvl::test::env_path("QWENVL_CLI")) + " --json --model " +
+                        qwenvl::test::shell_quote(model_dir(c.model));
+  for (const auto& a : c.reference.at("args")) {
+    const std::string s = a.get<std::string>();
+    command += " " + qwenvl::test::shell_quote(s.rfind("media/", 0) == 0 ? (fixtures() / s).string() : s);
+  }
+  const auto run = qwenvl::test::run_shell(command);
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  return json::parse(run.out);
+}
+
+httplib::Headers auth(const std::string& key = kKey) { return {{"Authorization", "Bearer " + key}}; }
+
+struct Reply {
+  int status = 0;
+  json body;
+};
+
+Reply post(int port, const json& request, const httplib::Headers& headers = auth()) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(300, 0);
+  const auto res = client.Post("/v1/chat/completions", headers, request.dump(), "application/json");
+  if (!res) {
+    ADD_FAILURE() << "no answer: " << httplib::to_string(res.error());
+    return {};
+  }
+  return {res->status, json::parse(res->body, nullptr, false)};
+}
+
+// The events of a server-sent-event stream; `done`: it ended with [DONE].
+struct Stream {
+  int status = 0;
+  std::vector<json> events;
+  bool done = false;
+  std::string text;  // the content deltas joined
+};
+
+Stream parse_stream(int status, const std::string& body) {
+  Stream s;
+  s.status = status;
+  size_t at = 0;
+  while (at < body.size()) {
+    const size_t end = body.find("\n\n", at);
+    const std::string event = body.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    at = end == std::string::npos ? body.size() : end + 2;
+    EXPECT_EQ(event.rfind("data: ", 0), 0u) << event;
+    const std::string data = event.substr(6);
+    EXPECT_FALSE(s.done) << "an event after [DONE]: " << data;
+    if (data == "[DONE]") {
+      s.done = true;
+      continue;
+    }
+    s.events.push_back(json::parse(data));
+    const json& e = s.events.back();
+    if (e.contains("choices") && !e["choices"].empty() && e["choices"][0]["delta"].contains("content"))
+      s.text += e["choices"][0]["delta"]["content"].get<std::string>();
+  }
+  return s;
+}
+
+Stream post_stream(int port, json request) {
+  request["stream"] = true;
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(300, 0);
+  const auto res = client.Post("/v1/chat/completions", auth(), request.dump(), "application/json");
+  if (!res) {
+    ADD_FAILURE() << "no answer: " << httplib::to_string(res.error());
+    return {};
+  }
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/event-stream");
+  return parse_stream(res->status, res->body);
+}
+
+// A metric's value in /metrics' text (0 when absent).
+double metric(int port, const std::string& sample) {
+  httplib::Client client("127.0.0.1", port);
+  const auto res = client.Get("/metrics");
+  if (!res || res->status != 200) return -1;
+  const size_t at = res->body.find("\n" + sample + " ");
+  if (at == std::string::npos) return 0;
+  return std::stod(res->body.substr(at + 1 + sample.size() + 1));
+}
+
+json simple_request(int max_tokens = 4) {
+  return {{"model", "tiny-a"},
+          {"messages", {{{"role", "user"}, {"content", "Say something."}}}},
+          {"max_tokens", max_tokens},
+          {"temperature", 0}};
+}
+
+// A request that runs long: EOS ignored.
+json long_request(int max_tokens) {
+  json r = simple_request(max_tokens);
+  r["ignore_eos"] = true;
+  return r;
+}
+
+// --- Answers ---------------------------------------------------------------------------------------
+
+class Answers : public ::testing::TestWithParam<std::pair<std::string, std::string>> {
+ protected:
+  static void SetUpTestSuite() {
+    for (const char* model : {"tiny-a", "tiny-b"})
+      servers_[model] = new ServerProcess({"--model", model_dir(model), "--api-key", kKey, "--quiet"});
+  }
+  static void TearDownTestSuite() {
+    for (auto& [name, server] : servers_) delete server;
+    servers_.clear();
+  }
+  static std::map<std::string, ServerProcess*> servers_;
+};
+std::map<std::string, ServerProcess*> Answers::servers_;
+
+TEST_P(Answers, WholeAnswerIsTransformersAndTheClis) {
+  const Case c = load_case(GetParam().first, GetParam().second);
+  const Reply reply = post(servers_[c.model]->port(), c.request);
+  ASSERT_EQ(reply.status, 200) << reply.body.dump();
+  const json& choice = reply.body.at("choices").at(0);
+  EXPECT_EQ(choice.at("message").at("content"), c.reference.at("text"));
+  EXPECT_EQ(choice.at("token_ids"), c.reference.at("token_ids"));
+  EXPECT_EQ(reply.body.at("usage").at("prompt_tokens"), c.reference.at("prompt_tokens"));
+  EXPECT_EQ(reply.body.at("usage").at("completion_tokens"), c.reference.at("token_ids").size());
+  EXPECT_EQ(reply.body.at("model"), c.model);
+  const json cli = cli_answer(c);
+  EXPECT_EQ(choice.at("message").at("content"), cli.at("text"));
+  EXPECT_EQ(choice.at("token_ids"), cli.at("token_ids"));
+  EXPECT_EQ(choice.at("finish_reason"), cli.at("finish_reason") == "length" ? "length" : "stop");
+}
+
+TEST_P(Answers, StreamedAnswerIsTheSame) {
+  const Case c = load_case(GetParam().first, GetParam().second);
+  json request = c.request;
+  request["stream_options"] = {{"include_usage", true}};
+  const Stream s = post_stream(servers_[c.model]->port(), request);
+  ASSERT_EQ(s.status, 200);
+  ASSERT_TRUE(s.done) << "no [DONE]";
+  ASSERT_GE(s.events.size(), 3u);
+  EXPECT_EQ(s.events.front().at("choices")[0].at("delta").at("role"), "assistant") << "the role comes first";
+  EXPECT_EQ(s.text, c.reference.at("text"));
+  const json& finish = s.events[s.events.size() - 2];
+  EXPECT_FALSE(finish.at("choices")[0].at("finish_reason").is_null());
+  EXPECT_EQ(finish.at("choices")[0].at("token_ids"), c.reference.at("token_ids"));
+  const json& usage = s.events.back();
+  EXPECT_TRUE(usage.at("choices").empty());
+  EXPECT_EQ(usage.at("usage").at("prompt_tokens"), c.reference.at("prompt_tokens"));
+  EXPECT_EQ(usage.at("usage").at("completion_tokens"), c.reference.at("token_ids").size());
+  const std::string id = s.events.front().at("id");
+  for (const json& e : s.events) {
+    EXPECT_EQ(e.at("object"), "chat.completion.chunk");
+    EXPECT_EQ(e.at("id"), id) << "one id for every chunk";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Answers,
+                         ::testing::Values(std::pair<std::string, std::string>{"tiny-a", "one_image"},
+                                           std::pair<std::string, std::string>{"tiny-a", "two_images_system"},
+                                           std::pair<std::string, std::string>{"tiny-b", "one_image"},
+                                           std::pair<std::string, std::string>{"tiny-b", "two_images_system"}),
+                         [](const auto& info) {
+                           std::string n = info.param.first + "_" + info.param.second;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+// --- One server for the rest ----------------------------------------------------------------------
+
+class Server : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess(
+        {"--model", model_dir("tiny-a"), "--api-key", kKey, "--max-body-bytes", "400000", "--max-batch", "16"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static int port() { return server_->port(); }
+  static ServerProcess* server_;
+};
+ServerProcess* Server::server_ = nullptr;
+
+TEST_F(Server, SaysWhereItServesWhichModel) {
+  EXPECT_EQ(server_->first_line(),
+            "qwenvl-server: serving tiny-a on http://127.0.0.1:" + std::to_string(port()) + "\n");
+}
+
+TEST_F(Server, ModelsAndHealth) {
+  httplib::Client client("127.0.0.1", port());
+  auto res = client.Get("/v1/models", auth());
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200);
+  const json models = json::parse(res->body);
+  EXPECT_EQ(models.at("object"), "list");
+  ASSERT_EQ(models.at("data").size(), 1u);
+  EXPECT_EQ(models.at("data")[0].at("id"), "tiny-a");
+  EXPECT_EQ(models.at("data")[0].at("object"), "model");
+  res = client.Get("/v1/models/tiny-a", auth());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  res = client.Get("/v1/models/other", auth());
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+  res = client.Get("/health");  // no key needed
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(json::parse(res->body).at("status"), "ok");
+}
+
+TEST_F(Server, ImagesAsJpegToo) {
+  json request = simple_request();
+  const std::string jpeg =
+      qwenvl::test::read_text(fs::path(QWENVL_TEST_SOURCE_ROOT) / "tests/tools/server/sample_64x48.jpg");
+  request["messages"][0]["content"] = {image_part(jpeg, "image/jpeg"), {{"type", "text"}, {"text", "What is it?"}}};
+  const Reply reply = post(port(), request);
+  if (kReadsJpeg) {
+    EXPECT_EQ(reply.status, 200) << reply.body.dump();
+  } else {  // a build without OpenCV decodes PNG only, and says so
+    EXPECT_EQ(reply.status, 400);
+    EXPECT_NE(reply.body.at("error").at("message").get<std::string>().find("decodes PNG images only"),
+              std::string::npos);
+  }
+}
+
+// The bad requests of issue 16, item 2: OpenAI's error object, the status OpenAI gives, and the
+// server goes on serving.
+struct BadRequest {
+  std::string name;
+  int status;
+  std::string says;  // part of error.message
+  std::string code;  // error.code, "" for null
+};
+
+TEST_F(Server, BadRequestsGetOpenAisErrorAndTheServerGoesOn) {
+  const std::string png = qwenvl::test::read_text(fixtures() / "media" / "sample_small.png");
+  auto with_content = [](json content) {
+    json r = simple_request();
+    r["messages"][0]["content"] = std::move(content);
+    return r;
+  };
+  struct Sent {
+    BadRequest expect;
+    std::string body;
+    httplib::Headers headers;
+  };
+  json unknown_model = simple_request();
+  unknown_model["model"] = "gpt-4o";
+  json no_messages = simple_request();
+  no_messages.erase("messages");
+  json wrong_type = simple_request();
+  wrong_type["max_tokens"] = "many";
+  json two_choices = simple_request();
+  two_choices["n"] = 2;
+  const std::vector<Sent> cases = {
+      {{"malformed_json", 400, "not valid JSON", "invalid_json"}, "{\"model\": ", auth()},
+      {{"missing_messages", 400, "messages: is required", ""}, no_messages.dump(), auth()},
+      {{"wrong_typed_field", 400, "max_tokens: must be an integer", ""}, wrong_type.dump(), auth()},
+      {{"n_two", 400, "only n = 1", ""}, two_choices.dump(), auth()},
+      {{"unknown_model", 404, "The model 'gpt-4o' does not exist", "model_not_found"}, unknown_model.dump(), auth()},
+      {{"base64_not_an_image", 400, "not a PNG or JPEG image", "invalid_image"},
+       with_content({image_part("hello, not an image")}).dump(),
+       auth()},
+      {{"png_cut_short", 400, "messages[0].content[0].image_url", "invalid_image"},
+       with_content({image_part(png.substr(0, 400))}).dump(),
+       auth()},
+      {{"image_over_pixel_limit", 400, "30000 x 30000 pixels, over the limit", "invalid_image"},
+       with_content({image_part(qwenvl::test::claimed_png(30000, 30000))}).dump(),
+       auth()},
+      {{"images_together_over_pixel_limit", 400, "pixels together, over the limit", "image_too_large"},
+       with_content(
+           {image_part(qwenvl::test::claimed_png(10000, 10000)), image_part(qwenvl::test::claimed_png(10000, 10000))})
+           .dump(),
+       auth()},
+      {{"remote_image_url", 400, "remote image URLs are not fetched", ""},
+       with_content({{{"type", "image_url"}, {"image_url", {{"url", "https://example.com/cat.png"}}}}}).dump(),
+       auth()},
+      {{"body_over_limit", 413, "over the limit of 400000 bytes", "body_too_large"},
+       with_content({image_part(std::string(320000, 'x'))}).dump(),
+       auth()},
+      {{"wrong_api_key", 401, "Incorrect API key", "invalid_api_key"}, simple_request().dump(), auth("wrong")},
+      {{"no_api_key", 401, "Incorrect API key", "invalid_api_key"}, simple_request().dump(), {}},
+  };
+  const double rejected_before = metric(port(), "qwenvl_requests_total{outcome=\"rejected\"}");
+  for (const Sent& c : cases) {
+    httplib::Client client("127.0.0.1", port());
+    const auto res = client.Post("/v1/chat/completions", c.headers, c.body, "application/json");
+    ASSERT_TRUE(res) << c.expect.name << ": " << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, c.expect.status) << c.expect.name << ": " << res->body;
+    const json body = json::parse(res->body, nullptr, false);
+    ASSERT_TRUE(body.is_object() && body.contains("error")) << c.expect.name << ": " << res->body;
+    const json& e = body["error"];
+    for (const char* key : {"message", "type", "param", "code"})
+      EXPECT_TRUE(e.contains(key)) << c.expect.name << " " << key;
+    EXPECT_NE(e["message"].get<std::string>().find(c.expect.says), std::string::npos) << c.expect.name << ": " << e;
+    EXPECT_EQ(e["code"], c.expect.code.empty() ? json(nullptr) : json(c.expect.code)) << c.expect.name;
+    EXPECT_EQ(e["type"], "invalid_request_error") << c.expect.name;
+  }
+  EXPECT_EQ(metric(port(), "qwenvl_requests_total{outcome=\"rejected\"}") - rejected_before, cases.size());
+  // Still serving, and still right.
+  const Reply reply = post(port(), simple_request());
+  EXPECT_EQ(reply.status, 200) << reply.body.dump();
+  httplib::Client client("127.0.0.1", port());
+  const auto unknown_route = client.Get("/v2/nothing");
+  ASSERT_TRUE(unknown_route);
+  EXPECT_EQ(unknown_route->status, 404);
+  EXPECT_TRUE(json::parse(unknown_route->body).contains("error"));
+}
+
+TEST_F(Server, MetricsMoveWithAnAnswer) {
+  const double answered = metric(port(), "qwenvl_requests_total{outcome=\"answered\"}");
+  const double tokens = metric(port(), "qwenvl_generated_tokens_total");
+  const double ttft = metric(port(), "qwenvl_time_to_first_token_seconds_count");
+  const double latency = metric(port(), "qwenvl_request_latency_seconds_count");
+  const Reply reply = post(port(), long_request(6));
+  ASSERT_EQ(reply.status, 200);
+  EXPECT_EQ(metric(port(), "qwenvl_requests_total{outcome=\"answered\"}"), answered + 1);
+  EXPECT_EQ(metric(port(), "qwenvl_generated_tokens_total"), tokens + 6);
+  EXPECT_EQ(metric(port(), "qwenvl_time_to_first_token_seconds_count"), ttft + 1);
+  EXPECT_EQ(metric(port(), "qwenvl_request_latency_seconds_count"), latency + 1);
+  EXPECT_GT(metric(port(), "qwenvl_kv_blocks_total"), 0);
+  EXPECT_EQ(metric(port(), "qwenvl_http_requests_in_flight"), 0);
+}
+
+TEST_F(Server, SixteenClientsAtOnceAreAllAnswered) {
+  const Reply alone = post(port(), simple_request(8));
+  ASSERT_EQ(alone.status, 200);
+  const std::string expected = alone.body["choices"][0]["message"]["content"];
+  std::vector<std::future<std::string>> answers;
+  for (int i = 0; i < 16; ++i)
+    answers.push_back(std::async(std::launch::async, [i] {
+      if (i % 2 == 0) {
+        const Reply r = post(port(), simple_request(8));
+        return r.status == 200 ? r.body["choices"][0]["message"]["content"].get<std::string>()
+                               : "HTTP " + std::to_string(r.status);
+      }
+      const Stream s = post_stream(port(), simple_request(8));
+      return s.status == 200 && s.done ? s.text : "stream HTTP " + std::to_string(s.status);
+    }));
+  for (auto& a : answers) EXPECT_EQ(a.get(), expected) << "greedy answers do not depend on the batch";
+}
+
+// A client that reads the first chunks of a stream and hangs up: the engine ends its request as
+// cancelled (counted), long before the tokens it asked for.
+TEST_F(Server, AClientGoneMidStreamIsCancelledInTheEngine) {
+  const double cancelled = metric(port(), "qwenvl_requests_total{outcome=\"cancelled\"}");
+  const double tokens = metric(port(), "qwenvl_generated_tokens_total");
+  httplib::Client client("127.0.0.1", port());
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v1/chat/completions";
+  req.headers = auth();
+  req.headers.emplace("Content-Type", "application/json");
+  json body = long_request(4000);
+  body["stream"] = true;
+  req.body = body.dump();
+  int chunks = 0;
+  req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 3; };
+  const auto res = client.send(req);
+  EXPECT_FALSE(res) << "the client stopped reading";
+  EXPECT_EQ(chunks, 3);
+  double now = cancelled;
+  for (int i = 0; i < 500 && now == cancelled; ++i) {
+    std::this_thread::sleep_for(20ms);
+    now = metric(port(), "qwenvl_requests_total{outcome=\"cancelled\"}");
+  }
+  EXPECT_EQ(now, cancelled + 1) << "the request was not cancelled";
+  EXPECT_LT(metric(port(), "qwenvl_generated_tokens_total") - tokens, 4000);
+  EXPECT_EQ(metric(port(), "qwenvl_http_requests_in_flight"), 0);
+}
+
+// --- Shutdown --------------------------------------------------------------------------------------
+
+// SIGTERM: the running stream goes on to its last token, new requests are refused, then exit 0.
+TEST(Shutdown, SigtermFinishesTheRunningRequestsThenExitsZero) {
+  ServerProcess server({"--model", model_dir("tiny-a")});
+  const int port = server.port();
+  std::promise<void> first_chunk;
+  std::atomic<bool> signalled{false};
+  std::string streamed;
+  auto running = std::async(std::launch::async, [&] {
+    httplib::Client client("127.0.0.1", port);
+    client.set_read_timeout(300, 0);
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/chat/completions";
+    req.headers.emplace("Content-Type", "application/json");
+    json body = long_request(1500);
+    body["stream"] = true;
+    body["stream_options"] = {{"include_usage", true}};
+    req.body = body.dump();
+    req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+      streamed.append(data, n);
+      if (!signalled.exchange(true)) first_chunk.set_value();
+      return true;
+    };
+    const auto res = client.send(req);
+    return res ? res->status : -1;
+  });
+  first_chunk.get_future().wait();
+  server.signal(SIGTERM);
+  // Draining (the stream has ~1500 tokens to go): /health says so, and a new request is refused.
+  int health = 200;
+  for (int i = 0; i < 500 && health == 200; ++i) {
+    httplib::Client client("127.0.0.1", port);
+    const auto res = client.Get("/health");
+    health = res ? res->status : -1;
+    if (health == 200) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(health, 503);
+  {
+    httplib::Client client("127.0.0.1", port);
+    const auto res = client.Post("/v1/chat/completions", simple_request().dump(), "application/json");
+    ASSERT_TRUE(res) << "refused while the stream still runs: " << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, 503) << res->body;
+    EXPECT_EQ(json::parse(res->body)["error"]["code"], "shutting_down");
+  }
+  EXPECT_EQ(running.get(), 200);
+  const Stream s = parse_stream(200, streamed);
+  EXPECT_TRUE(s.done) << "the stream was cut";
+  ASSERT_FALSE(s.events.empty());
+  EXPECT_EQ(s.events.back().at("usage").at("completion_tokens"), 1500) << "every token of the running request";
+  EXPECT_EQ(server.wait_exit(60s), 0) << server.errors();
+  EXPECT_NE(server.errors().find("taking no more"), std::string::npos) << server.errors();
+}
+
+// --ssl-cert / --ssl-key: the same API over HTTPS (cpp-httplib as Debian builds it, with OpenSSL), with a
+// self-signed certificate made for the test by the openssl command.
+TEST(Startup, ServesHttpsWithACertificate) {
+  const fs::path dir = fs::temp_directory_path() / ("qwenvl_server_tls_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const auto made =
+      qwenvl::test::run_shell("openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -keyout " +
+                              qwenvl::test::shell_quote((dir / "key.pem").string()) + " -out " +
+                              qwenvl::test::shell_quote((dir / "cert.pem").string()));
+  if (made.exit_code != 0) {
+    fs::remove_all(dir);
+    GTEST_SKIP() << "no openssl command to make a certificate: " << made.err;
+  }
+  {
+    ServerProcess server({"--model", model_dir("tiny-a"), "--ssl-cert", (dir / "cert.pem").string(), "--ssl-key",
+                          (dir / "key.pem").string()});
+    EXPECT_NE(server.first_line().find("on https://127.0.0.1:"), std::string::npos) << server.first_line();
+    httplib::SSLClient client("127.0.0.1", server.port());
+    client.enable_server_certificate_verification(false);  // self-signed
+    client.set_read_timeout(300, 0);
+    const auto res = client.Post("/v1/chat/completions", simple_request().dump(), "application/json");
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    EXPECT_EQ(res->status, 200) << res->body;
+    EXPECT_EQ(json::parse(res->body)["usage"]["completion_tokens"], 4);
+    httplib::Client plain("127.0.0.1", server.port());
+    EXPECT_FALSE(plain.Get("/health")) << "plain HTTP on the HTTPS port";
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Startup, BadFlagsAndModelsSayWhyInOneLine) {
+  for (const auto& [args, code, says] : std::vector<std::tuple<std::vector<std::string>, int, std::string>>{
+           {{"--model", "/nonexistent/model"}, 2, "cannot load the model"},
+           {{"--model", model_dir("tiny-a"), "--max-batch", "0"}, 1, "--max-batch must be at least 1"},
+           {{"--model", model_dir("tiny-a"), "--dtype", "int3"}, 1, "--dtype 'int3'"},
+           {{"--model", model_dir("tiny-a"), "--devices", "cpu,cpu"}, 1, "qwenvl-cli --plan"},
+           {{"--model", model_dir("tiny-a"), "--ssl-cert", "/nonexistent.pem"}, 1, "--ssl-key"},
+           {{"--model", model_dir("tiny-a"), "--overlap-decode", "maybe"}, 1, "--overlap-decode 'maybe'"}}) {
+    std::string command = qwenvl::test::shell_quote(qwenvl::test::env_path("QWENVL_SERVER")) + " --port 0";
+    for (const auto& a : args) command += " " + qwenvl::test::shell_quote(a);
+    const auto run = qwenvl::test::run_shell(command);
+    EXPECT_EQ(run.exit_code, code) << says << ": " << run.err;
+    EXPECT_EQ(run.out, "");
+    EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+    EXPECT_NE(run.err.find(says), std::string::npos) << run.err;
+  }
+}
+
+TEST(Startup, HelpNamesEveryEngineOption) {
+  const auto run =
+      qwenvl::test::run_shell(qwenvl::test::shell_quote(qwenvl::test::env_path("QWENVL_SERVER")) + " --help");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  for (const char* flag : {"--model",
+                           "--host",
+                           "--port",
+                           "--served-model-name",
+                           "--api-key",
+                           "--ssl-cert",
+                           "--ssl-key",
+                           "--device",
+                           "--devices",
+                           "--dtype",
+                           "--max-context",
+                           "--min-pixels",
+                           "--max-pixels",
+                           "--max-batch",
+                           "--kv-cache-bytes",
+                           "--kv-block-size",
+                           "--default-max-new-tokens",
+                           "--no-cuda-graphs",
+                           "--overlap-decode",
+                           "--time-phases",
+                           "--max-body-bytes",
+                           "--max-image-pixels",
+                           "--http-threads"})
+    EXPECT_NE(run.out.find(flag), std::string::npos) << flag;
+}
+
+TEST(Startup, ServedModelNameAndAnyKey) {
+  ServerProcess server({"--model", model_dir("tiny-a") + "/", "--served-model-name", "vision"});
+  EXPECT_NE(server.first_line().find("serving vision on"), std::string::npos);
+  json request = simple_request();
+  request["model"] = "vision";
+  EXPECT_EQ(post(server.port(), request, {}).status, 200) << "no --api-key: no key asked";
+}
+
+}  // namespace

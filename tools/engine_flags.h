@@ -1,0 +1,52 @@
+// The engine's options as command-line flags, shared by qwenvl-cli and qwenvl-server: one spelling,
+// one check and one help line for each. add_engine_flags() gives what both programs take (the model,
+// the device, the precision, the context and the image sizes); add_serving_flags() the options that
+// matter only to an engine serving many requests (batch, KV cache, graphs, overlap).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+#include "qwenvl/engine.h"
+
+namespace qwenvl::cli {
+
+struct EngineFlags {
+  std::string model;
+  std::string device = "cpu";
+  std::string devices;  // a device list (qwenvl/placement.h); one entry without a cap runs, more are planned
+  std::string dtype = "auto";
+  int64_t max_context = 8192;
+  int64_t min_pixels = 0, max_pixels = 0;  // per image / frame; 0: the model's processor config
+  // add_serving_flags() only; the defaults are EngineOptions'.
+  int max_batch = 16;
+  int64_t kv_cache_bytes = 0;
+  int64_t kv_block_size = 64;
+  int default_max_new_tokens = 128;
+  bool no_cuda_graphs = false;
+  std::string overlap_decode = "auto";  // auto, on, off
+  bool time_phases = false;
+
+  CLI::Option* device_option = nullptr;   // set by add_engine_flags: was --device given?
+  CLI::Option* devices_option = nullptr;  // was --devices given?
+};
+
+// --model, --device, --devices (with `devices_help`), --dtype, --max-context, --min-pixels, --max-pixels.
+void add_engine_flags(CLI::App& app, EngineFlags& flags, const std::string& devices_help);
+// --max-batch, --kv-cache-bytes, --kv-block-size, --default-max-new-tokens, --no-cuda-graphs,
+// --overlap-decode, --time-phases.
+void add_serving_flags(CLI::App& app, EngineFlags& flags);
+
+// Checks what add_engine_flags() parsed, throwing a usage CliError that names the flag. Unless
+// `planning`, --devices must be one entry without a cap and becomes the device (a warning on stderr,
+// from `program`, when --device was given too); errors in the list are prefixed with `devices_label`.
+void check_engine_flags(EngineFlags& flags, bool planning, const std::string& program,
+                        const std::string& devices_label);
+// Checks what add_serving_flags() parsed.
+void check_serving_flags(const EngineFlags& flags);
+
+// The engine's options from the flags (the serving ones at EngineOptions' defaults unless given).
+EngineOptions engine_options(const EngineFlags& flags);
+
+}  // namespace qwenvl::cli
