@@ -14,6 +14,7 @@
 
 #include "clip_collector.h"
 #include "engine_registry.h"
+#include "frame_change.h"
 #include "gstqwenvl.h"
 #include "qwenvl/engine.h"
 #include "request_tracker.h"
@@ -56,6 +57,7 @@ struct Settings {
   std::string roi_labels;  // comma-separated filter; empty: every box
   guint history_size = 0;
   gint64 min_pixels = 0, max_pixels = 0;  // 0: the model's processor config
+  double change_threshold = 0;             // 0: every due frame is asked
 };
 
 // A question of the `ask` signal, waiting for the next frame.
@@ -87,6 +89,7 @@ struct Streaming {
   bool warned_overlay = false;
   ClipCollector clip;                // clip-frames >= 2: the clip being collected
   std::deque<qwenvl::Turn> history;  // history-size: this stream's earlier (prompt, answer) turns
+  LumaThumbnail change_reference;    // change-threshold: the frame the sampling policy last asked about
 };
 
 struct State {
