@@ -14,7 +14,8 @@
  * request id its answer will carry; roi=true asks about each GstVideoRegionOfInterestMeta box of a
  * frame (see qwenvlroitest). history-size keeps earlier answers of the stream as context.
  * change-threshold skips due frames that look like the last one asked (a static camera costs
- * nothing).
+ * nothing); alert-when marks answers that match a regex or a JSON field condition as alerts (a
+ * qwenvl-alert message, alert=true on the meta).
  *
  * ## Example launch line
  * |[
@@ -79,6 +80,7 @@ enum {
   PROP_MIN_PIXELS,
   PROP_MAX_PIXELS,
   PROP_CHANGE_THRESHOLD,
+  PROP_ALERT_WHEN,
 };
 
 guint qwenvl::gst::element_signals[N_SIGNALS];
@@ -422,10 +424,23 @@ static void close_engine(GstQwenVL* self) {
   // The last element holding the engine destroys it here.
 }
 
+// alert-when is parsed when set; a value that cannot be parsed stops the element from starting.
+static bool alert_when_valid(GstQwenVL* self) {
+  const Settings s = settings_snapshot(self);
+  if (s.alert_error.empty()) return true;
+  GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("qwenvl: %s", s.alert_error.c_str()),
+                    ("alert-when takes regex:PATTERN or field:PATH OP VALUE (OP: ==, !=, <, <=, >, >=)"));
+  return false;
+}
+
 static GstStateChangeReturn gst_qwenvl_change_state(GstElement* element, GstStateChange transition) {
   GstQwenVL* self = GST_QWENVL(element);
   switch (transition) {
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      if (!alert_when_valid(self)) return GST_STATE_CHANGE_FAILURE;
+      break;
     case GST_STATE_CHANGE_NULL_TO_READY:
+      if (!alert_when_valid(self)) return GST_STATE_CHANGE_FAILURE;
 #ifndef QWENVL_HAVE_OPENCV
       if (settings_snapshot(self).overlay) {
         GST_ELEMENT_ERROR(self, CORE, NOT_IMPLEMENTED, ("qwenvl was built without OpenCV, so overlay=true cannot draw"),
@@ -478,8 +493,39 @@ static std::string string_or_empty(const GValue* value) {
   return s ? s : "";
 }
 
+// alert-when: parsed here, so that a fault is known before the element starts (see alert_when_valid);
+// set on a running element, a bad value is a warning and no answer alerts until it is set again.
+static void set_alert_when(GstQwenVL* self, const std::string& text) {
+  std::shared_ptr<const AlertCondition> alert;
+  std::string error;
+  if (!text.empty()) {
+    try {
+      alert = AlertCondition::parse(text);
+    } catch (const AlertConditionError& e) {
+      error = e.what();
+    }
+  }
+  GST_OBJECT_LOCK(self);
+  Settings& s = self->state->settings;
+  s.alert_when = text;
+  s.alert = std::move(alert);
+  s.alert_error = error;
+  const bool running = GST_STATE(self) >= GST_STATE_PAUSED;
+  GST_OBJECT_UNLOCK(self);
+  if (error.empty()) return;
+  if (running)
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("qwenvl: %s; no answer alerts until alert-when is set again", error.c_str()),
+                        (nullptr));
+  else
+    GST_WARNING_OBJECT(self, "%s (the element will not start)", error.c_str());
+}
+
 static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* value, GParamSpec* pspec) {
   GstQwenVL* self = GST_QWENVL(object);
+  if (id == PROP_ALERT_WHEN) {
+    set_alert_when(self, string_or_empty(value));
+    return;
+  }
   GST_OBJECT_LOCK(self);
   Settings& s = self->state->settings;
   switch (id) {
@@ -582,6 +628,7 @@ static void gst_qwenvl_get_property(GObject* object, guint id, GValue* value, GP
     case PROP_MIN_PIXELS: g_value_set_int64(value, s.min_pixels); break;
     case PROP_MAX_PIXELS: g_value_set_int64(value, s.max_pixels); break;
     case PROP_CHANGE_THRESHOLD: g_value_set_double(value, s.change_threshold); break;
+    case PROP_ALERT_WHEN: g_value_set_string(value, nullable(s.alert_when)); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
   }
   GST_OBJECT_UNLOCK(self);
@@ -818,6 +865,22 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
           "first frame, and the first after a flush, a new stream or a change of size or format, is always asked. "
           "0: off, every due frame is asked",
           0.0, 255.0, 0.0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_ALERT_WHEN,
+      g_param_spec_string(
+          "alert-when", "Alert when",
+          "Which answers are alerts: each posts a qwenvl-alert element message (the answer's qwenvl-result fields "
+          "and alert-when) and carries alert=true in its meta, qwenvl-result message and result signal (false "
+          "otherwise). regex:PATTERN: a PCRE2 pattern (UTF-8) found anywhere in the answer's text, ^ and $ to "
+          "anchor, (?i) to ignore case; bounded by match, depth and heap limits (an answer that hits one is no "
+          "alert). field:PATH OP VALUE: the answer parsed as JSON, PATH a member, dotted for nested objects (a "
+          "number indexes an array), OP one of ==, !=, <, <=, >, >=, VALUE a JSON scalar (a number, true, false, "
+          "null or a \"quoted string\"); the ordering operators compare numbers only; an answer that is not JSON "
+          "or lacks the field is no alert. Examples: regex:(?i)^yes\\b, field:people>=3, field:scene.kind==\"car\" "
+          "(in a gst-launch-1.0 line a backslash escapes the next character: alert-when=\"regex:(?i)^yes\\\\b\"). "
+          "A value that cannot be parsed stops the element from starting (NULL->READY or READY->PAUSED) with an "
+          "error naming the fault; set while running, it posts a warning and no answer alerts. Empty: no alerts",
+          nullptr, live));
   g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "alert_condition.h"
 #include "clip_collector.h"
 #include "engine_registry.h"
 #include "frame_change.h"
@@ -58,6 +59,9 @@ struct Settings {
   guint history_size = 0;
   gint64 min_pixels = 0, max_pixels = 0;  // 0: the model's processor config
   double change_threshold = 0;             // 0: every due frame is asked
+  std::string alert_when;                  // as set; empty: no alerts
+  std::shared_ptr<const AlertCondition> alert;  // alert_when parsed; null when empty or bad
+  std::string alert_error;                 // why alert_when cannot be parsed; empty when it can
 };
 
 // A question of the `ask` signal, waiting for the next frame.
