@@ -50,10 +50,10 @@ std::vector<std::string> answers_without_alerts(const TestFrame& first, const Te
   return texts;
 }
 
-// Every message on the rig's bus so far, in order (the caller unrefs them).
-std::vector<GstMessage*> bus_messages(Rig& rig) {
+// Every message on `bus` so far, in order (the caller unrefs them).
+std::vector<GstMessage*> bus_messages(GstBus* bus) {
   std::vector<GstMessage*> out;
-  while (GstMessage* m = gst_bus_pop(rig.bus)) out.push_back(m);
+  while (GstMessage* m = gst_bus_pop(bus)) out.push_back(m);
   return out;
 }
 
@@ -119,7 +119,7 @@ TEST(ElementAlert, OnlyTheMatchingAnswerAlerts) {
   EXPECT_TRUE(flag(rig.signalled[0], GST_QWENVL_FIELD_ALERT));
   EXPECT_FALSE(flag(rig.signalled[1], GST_QWENVL_FIELD_ALERT));
 
-  std::vector<GstMessage*> messages = bus_messages(rig);
+  std::vector<GstMessage*> messages = bus_messages(rig.bus);
   EXPECT_EQ(element_message_names(messages), (std::vector<std::string>{"qwenvl-result", "qwenvl-alert", "qwenvl-result"}));
   const GstStructure* alert = first_named(messages, "qwenvl-alert");
   ASSERT_NE(alert, nullptr);
@@ -154,7 +154,7 @@ TEST(ElementAlert, FieldConditionsNeverMatchAnswersThatAreNotJson) {
     EXPECT_FALSE(flag(meta, GST_QWENVL_FIELD_ALERT)) << "the tiny model writes no JSON: " << str(meta, GST_QWENVL_FIELD_TEXT);
     gst_buffer_unref(out);
   }
-  std::vector<GstMessage*> messages = bus_messages(rig);
+  std::vector<GstMessage*> messages = bus_messages(rig.bus);
   EXPECT_EQ(element_message_names(messages), (std::vector<std::string>{"qwenvl-result", "qwenvl-result"}));
   unref_all(messages);
 }
@@ -173,8 +173,7 @@ TEST(ElementAlert, ABadConditionStopsTheElementFromStarting) {
 
   // NULL->READY: refused before the model is loaded.
   EXPECT_EQ(gst_element_set_state(element, GST_STATE_READY), GST_STATE_CHANGE_FAILURE);
-  std::vector<GstMessage*> messages;
-  while (GstMessage* m = gst_bus_pop(bus)) messages.push_back(m);
+  std::vector<GstMessage*> messages = bus_messages(bus);
   const std::string error = problems(messages, GST_MESSAGE_ERROR);
   EXPECT_NE(error.find("alert-when 'field:people=3': unknown operator '=' (use ==)"), std::string::npos) << error;
   unref_all(messages);
@@ -184,7 +183,7 @@ TEST(ElementAlert, ABadConditionStopsTheElementFromStarting) {
   ASSERT_EQ(gst_element_set_state(element, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS);
   g_object_set(element, "alert-when", "regex:(unclosed", nullptr);
   EXPECT_EQ(gst_element_set_state(element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
-  while (GstMessage* m = gst_bus_pop(bus)) messages.push_back(m);
+  messages = bus_messages(bus);
   const std::string paused_error = problems(messages, GST_MESSAGE_ERROR);
   EXPECT_NE(paused_error.find("alert-when 'regex:(unclosed': bad regex"), std::string::npos) << paused_error;
   unref_all(messages);
@@ -203,7 +202,7 @@ TEST(ElementAlert, ABadConditionSetWhileRunningWarnsAndAlertsNothing) {
   ASSERT_NE(out, nullptr);
   EXPECT_TRUE(flag(gst_buffer_get_qwenvl_meta(out), GST_QWENVL_FIELD_ALERT)) << "regex:^ matches every answer";
   gst_buffer_unref(out);
-  std::vector<GstMessage*> messages = bus_messages(rig);
+  std::vector<GstMessage*> messages = bus_messages(rig.bus);
   EXPECT_EQ(element_message_names(messages), (std::vector<std::string>{"qwenvl-result", "qwenvl-alert"}));
   unref_all(messages);
 
@@ -212,7 +211,7 @@ TEST(ElementAlert, ABadConditionSetWhileRunningWarnsAndAlertsNothing) {
   ASSERT_NE(out, nullptr);
   EXPECT_FALSE(flag(gst_buffer_get_qwenvl_meta(out), GST_QWENVL_FIELD_ALERT));
   gst_buffer_unref(out);
-  messages = bus_messages(rig);
+  messages = bus_messages(rig.bus);
   const std::string warning = problems(messages, GST_MESSAGE_WARNING);
   EXPECT_NE(warning.find("alert-when 'field:a..b==1'"), std::string::npos) << warning;
   EXPECT_NE(warning.find("empty name"), std::string::npos) << warning;

@@ -56,20 +56,27 @@ void expect_counts_add_up(Rig& rig) {
   EXPECT_EQ(rig.stat("asked"), rig.stat("answered") + rig.stat("dropped") + rig.stat("failed"));
 }
 
+// Plays `video` (caps of its first frame, 10 frames/s) into an element in sync mode with `properties`
+// and checks that the answers are about exactly the frames `asked` (by index) and that `skipped`
+// due frames were skipped as unchanged.
+void expect_asked_at(const std::string& properties, const std::vector<const TestFrame*>& video,
+                     std::initializer_list<int> asked, guint64 skipped) {
+  Rig rig("mode=sync temperature=0 max-new-tokens=1 " + properties);
+  gst_harness_set_src_caps_str(rig.video, video.front()->caps("10/1").c_str());
+  EXPECT_EQ(answered_pts(rig, video), frames_at(asked)) << properties;
+  EXPECT_EQ(rig.stat("asked"), asked.size()) << properties;
+  EXPECT_EQ(rig.stat("skipped-unchanged"), skipped) << properties;
+  EXPECT_EQ(rig.stat("dropped"), 0u) << properties;
+  expect_counts_add_up(rig);
+}
+
 TEST(ElementChange, EveryFrameAskedOnlyWhereThePictureChanges) {
   const TestFrame a = make_frame(GST_VIDEO_FORMAT_RGB, 32, 24, 2, 0);
   const TestFrame b = make_frame(GST_VIDEO_FORMAT_RGB, 32, 24, 2, 1);
   const TestFrame b_noisy = brightened(b, 2);  // differs by 2 at most: under the threshold
-  Rig rig("mode=sync temperature=0 max-new-tokens=1 interval=0 change-threshold=5");
-  gst_harness_set_src_caps_str(rig.video, a.caps("10/1").c_str());
-  //  frame:  0  1  2  3  4  5  6  7  8        9        10 11 12
-  const std::vector<const TestFrame*> video = {&a, &a, &a, &a, &b, &b, &b, &b, &b_noisy, &b_noisy, &a, &a, &a};
-  EXPECT_EQ(answered_pts(rig, video), frames_at({0, 4, 10}));
-  EXPECT_EQ(rig.stat("asked"), 3u);
-  EXPECT_EQ(rig.stat("answered"), 3u);
-  EXPECT_EQ(rig.stat("skipped-unchanged"), 10u);
-  EXPECT_EQ(rig.stat("dropped"), 0u);
-  expect_counts_add_up(rig);
+  //                  frame:  0   1   2   3   4   5   6   7   8         9         10  11  12
+  expect_asked_at("interval=0 change-threshold=5",
+                  {&a, &a, &a, &a, &b, &b, &b, &b, &b_noisy, &b_noisy, &a, &a, &a}, {0, 4, 10}, 10);
 }
 
 TEST(ElementChange, WithIntervalTheFirstChangedFrameAfterItIsAsked) {
@@ -77,37 +84,25 @@ TEST(ElementChange, WithIntervalTheFirstChangedFrameAfterItIsAsked) {
   const TestFrame b = make_frame(GST_VIDEO_FORMAT_NV12, 26, 18, 4, 2);
   // 300 ms interval at 10 frames/s: frames 1 and 2 are not due; 3 to 6 are due but unchanged, so
   // each is compared in turn until frame 7 changes; then 8, 9 not due, 10, 11 unchanged.
-  Rig rig("mode=sync temperature=0 max-new-tokens=1 interval=300000000 change-threshold=8");
-  gst_harness_set_src_caps_str(rig.video, a.caps("10/1").c_str());
-  const std::vector<const TestFrame*> video = {&a, &a, &a, &a, &a, &a, &a, &b, &b, &b, &b, &b};
-  EXPECT_EQ(answered_pts(rig, video), frames_at({0, 7}));
-  EXPECT_EQ(rig.stat("asked"), 2u);
-  EXPECT_EQ(rig.stat("skipped-unchanged"), 6u);
-  expect_counts_add_up(rig);
-}
-
-TEST(ElementChange, ZeroIsOffAndAsksEveryDueFrame) {
-  const TestFrame a = make_frame(GST_VIDEO_FORMAT_RGB, 16, 16, 0, 0);
-  Rig rig("mode=sync temperature=0 max-new-tokens=1 interval=0");
-  double threshold = -1;
-  g_object_get(rig.element, "change-threshold", &threshold, nullptr);
-  EXPECT_EQ(threshold, 0.0);
-  gst_harness_set_src_caps_str(rig.video, a.caps("10/1").c_str());
-  EXPECT_EQ(answered_pts(rig, {&a, &a, &a}), frames_at({0, 1, 2}));
-  EXPECT_EQ(rig.stat("skipped-unchanged"), 0u);
+  expect_asked_at("interval=300000000 change-threshold=8", {&a, &a, &a, &a, &a, &a, &a, &b, &b, &b, &b, &b}, {0, 7}, 6);
 }
 
 TEST(ElementChange, ClipsAreComparedByTheFrameThatStartsThem) {
   const TestFrame a = make_frame(GST_VIDEO_FORMAT_RGB, 24, 20, 0, 0);
   const TestFrame b = make_frame(GST_VIDEO_FORMAT_RGB, 24, 20, 0, 1);
-  // Two consecutive frames a clip: frames 0-1 asked; 2-5 due and like frame 0, skipped; 6-7 asked.
-  Rig rig("mode=sync temperature=0 max-new-tokens=1 interval=0 clip-frames=2 clip-duration=0 change-threshold=5");
-  gst_harness_set_src_caps_str(rig.video, a.caps("10/1").c_str());
-  const std::vector<const TestFrame*> video = {&a, &a, &a, &a, &a, &a, &b, &b};
-  EXPECT_EQ(answered_pts(rig, video), frames_at({0, 6}));  // a clip's pts is its first frame's
-  EXPECT_EQ(rig.stat("asked"), 2u);
-  EXPECT_EQ(rig.stat("skipped-unchanged"), 4u);
-  expect_counts_add_up(rig);
+  // Two consecutive frames a clip: frames 0-1 asked; 2-5 due and like frame 0, skipped; 6-7 asked
+  // (a clip's answer has its first frame's pts).
+  expect_asked_at("interval=0 clip-frames=2 clip-duration=0 change-threshold=5", {&a, &a, &a, &a, &a, &a, &b, &b}, {0, 6},
+                  4);
+}
+
+TEST(ElementChange, ZeroIsOffAndAsksEveryDueFrame) {
+  const TestFrame a = make_frame(GST_VIDEO_FORMAT_RGB, 16, 16, 0, 0);
+  Rig rig("");
+  double threshold = -1;
+  g_object_get(rig.element, "change-threshold", &threshold, nullptr);
+  EXPECT_EQ(threshold, 0.0) << "the default";
+  expect_asked_at("interval=0", {&a, &a, &a}, {0, 1, 2}, 0);
 }
 
 TEST(ElementChange, RoiFramesWithoutBoxesAreNeitherComparedNorKept) {
