@@ -31,6 +31,7 @@ specs=(
   "fuzz_tokenizer_json|plain|8192|tokenizer"
   "fuzz_bpe_encode|plain|2048|tokenizer"
   "fuzz_png|png|65536|tools/media_reader.cpp tools/media_reader_png.cpp engine/preprocessing/frame_view.cpp"
+  "fuzz_alert_condition|plain|4096|gst-plugin/alert_condition.cpp"
   "fuzz_stop_strings|torch|2048|tokenizer engine/runtime/stopping.cpp engine/runtime/generation_settings.cpp"
   "fuzz_safetensors|torch|4096|engine/model/safetensors.cpp"
   "fuzz_shard_index|torch|4096|engine/model/weights.cpp engine/model/weight_names.cpp engine/model/safetensors.cpp engine/model/config.cpp"
