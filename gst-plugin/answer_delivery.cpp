@@ -18,7 +18,7 @@ namespace qwenvl::gst {
 namespace {
 
 // One answer's fields: the message, the signal and the meta carry the same structure.
-GstStructure* answer_structure(const char* name, const Answer& a) {
+GstStructure* answer_structure(const char* name, const Answer& a, bool alert) {
   GValue ids = G_VALUE_INIT;
   gst_value_array_init(&ids, a.result.token_ids.size());
   for (int32_t id : a.result.token_ids) {
@@ -35,7 +35,8 @@ GstStructure* answer_structure(const char* name, const Answer& a) {
       static_cast<guint64>(std::llround(a.result.total_ms * 1e6)), GST_QWENVL_FIELD_TTFT, G_TYPE_UINT64,
       static_cast<guint64>(std::llround(a.result.ttft_ms * 1e6)), GST_QWENVL_FIELD_PROMPT_TOKENS, G_TYPE_INT,
       a.result.prompt_tokens, GST_QWENVL_FIELD_GENERATED_TOKENS, G_TYPE_INT, static_cast<int>(a.result.token_ids.size()),
-      GST_QWENVL_FIELD_FINISH_REASON, G_TYPE_STRING, a.result.finish_reason.c_str(), nullptr);
+      GST_QWENVL_FIELD_FINISH_REASON, G_TYPE_STRING, a.result.finish_reason.c_str(), GST_QWENVL_FIELD_ALERT,
+      G_TYPE_BOOLEAN, alert ? TRUE : FALSE, nullptr);
   gst_structure_take_value(s, GST_QWENVL_FIELD_TOKEN_IDS, &ids);
   const Ticket& t = a.ticket;
   if (t.clip_frames > 0)
@@ -49,6 +50,25 @@ GstStructure* answer_structure(const char* name, const Answer& a) {
                       G_TYPE_UINT, static_cast<guint>(t.roi_width), GST_QWENVL_FIELD_ROI_HEIGHT, G_TYPE_UINT,
                       static_cast<guint>(t.roi_height), nullptr);
   return s;
+}
+
+// alert-when: whether the answer is an alert. A regex that gives up on an answer (a match limit) is
+// no alert, and said in the log.
+bool is_alert(GstQwenVL* self, const Answer& a, const Settings& s) {
+  if (!s.alert) return false;
+  const AlertMatch match = s.alert->evaluate(a.result.text);
+  if (!match.error.empty())
+    GST_WARNING_OBJECT(self, "alert-when '%s' on request %" G_GUINT64_FORMAT ": %s", s.alert_when.c_str(),
+                       static_cast<guint64>(a.ticket.request_id), match.error.c_str());
+  return match.matched;
+}
+
+// The qwenvl-alert message: the answer's fields (alert=true) and the condition it met.
+GstMessage* alert_message(GstQwenVL* self, const GstStructure* answer, const Settings& s) {
+  GstStructure* fields = gst_structure_copy(answer);
+  gst_structure_set_name(fields, "qwenvl-alert");
+  gst_structure_set(fields, "alert-when", G_TYPE_STRING, s.alert_when.c_str(), nullptr);
+  return gst_message_new_element(GST_OBJECT(self), fields);
 }
 
 // Whether the latest answer still holds at `pts` (caption-duration); text_src and overlay agree.
@@ -121,10 +141,13 @@ void deliver_answers(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, GstC
       st.history.push_back({a.ticket.prompt, a.result.text});
       while (st.history.size() > s.history_size) st.history.pop_front();
     }
-    GstStructure* fields = answer_structure("qwenvl-result", a);
+    const bool alert = is_alert(self, a, s);
+    GstStructure* fields = answer_structure("qwenvl-result", a, alert);
     if (buffer != nullptr) gst_buffer_add_qwenvl_meta(buffer, fields);
     g_signal_emit(self, element_signals[SIGNAL_RESULT], 0, fields);
+    GstMessage* alerting = alert ? alert_message(self, fields, s) : nullptr;
     gst_element_post_message(GST_ELEMENT(self), gst_message_new_element(GST_OBJECT(self), fields));
+    if (alerting != nullptr) gst_element_post_message(GST_ELEMENT(self), alerting);
     st.caption = a.result.text;
     st.caption_start = pts;
     st.have_caption = true;

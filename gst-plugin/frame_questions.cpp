@@ -4,6 +4,7 @@
 #include <gst/video/video.h>
 
 #include <deque>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -149,12 +150,11 @@ std::vector<qwenvl::RequestId> ask_frame(GstQwenVL* self, const Runtime& rt, Gst
   return {id};
 }
 
-// roi mode: one request per region-of-interest box of the frame (roi-labels filters them); the
-// prompt's {label} becomes the box's label. Region answers stay out of the history.
-std::vector<qwenvl::RequestId> ask_regions(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, const Settings& s) {
+// roi mode: one request per region-of-interest box of the frame (`boxes`: roi-labels filtered
+// them); the prompt's {label} becomes the box's label. Region answers stay out of the history.
+std::vector<qwenvl::RequestId> ask_regions(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, const Settings& s,
+                                           const std::vector<RoiBox>& boxes) {
   Streaming& st = self->state->streaming;
-  const std::vector<RoiBox> boxes =
-      roi_boxes(buffer, st.info, parse_label_filter(s.roi_labels));
   if (boxes.empty()) return {};
   GstVideoFrame frame;
   if (!map_frame(self, st.info, buffer, &frame)) return {};
@@ -179,6 +179,24 @@ std::vector<qwenvl::RequestId> ask_regions(GstQwenVL* self, const Runtime& rt, G
   }
   gst_video_frame_unmap(&frame);
   return ids;
+}
+
+// change-threshold: whether the frame differs from the one the sampling policy last asked about by
+// more than the threshold (always, when off); `thumbnail` receives the frame's, to become the next
+// reference once the frame is asked. A frame that cannot be mapped counts as changed: asking it
+// says why.
+bool changed_enough(GstQwenVL* self, GstBuffer* buffer, const Settings& s, LumaThumbnail* thumbnail) {
+  if (s.change_threshold <= 0) return true;
+  Streaming& st = self->state->streaming;
+  GstVideoFrame frame;
+  if (!gst_video_frame_map(&frame, &st.info, buffer, GST_MAP_READ)) return true;
+  *thumbnail = luma_thumbnail(frame_view(st, frame, GST_BUFFER_PTS(buffer)));
+  gst_video_frame_unmap(&frame);
+  const std::optional<double> difference = mean_abs_difference(*thumbnail, st.change_reference);
+  if (difference)
+    GST_LOG_OBJECT(self, "frame at %" GST_TIME_FORMAT " differs by %.3f from the last asked (change-threshold %.3f)",
+                   GST_TIME_ARGS(GST_BUFFER_PTS(buffer)), *difference, s.change_threshold);
+  return differs_by_more_than(*thumbnail, st.change_reference, s.change_threshold);
 }
 
 // Copies the frame into the clip being collected.
@@ -247,6 +265,15 @@ std::vector<qwenvl::RequestId> ask_about_buffer(GstQwenVL* self, const Runtime& 
       }
     }
   } else if (frame_is_due(st, pts, s)) {
+    // roi mode asks nothing about a frame without boxes: such a frame is neither compared nor kept.
+    const std::vector<RoiBox> boxes =
+        s.roi ? roi_boxes(buffer, st.info, parse_label_filter(s.roi_labels)) : std::vector<RoiBox>{};
+    const bool has_question = !s.roi || !boxes.empty();
+    LumaThumbnail thumbnail;
+    if (has_question && !changed_enough(self, buffer, s, &thumbnail)) {
+      rt.tracker->count_skipped_unchanged();
+      return asked;  // still due: the next frame is compared in turn
+    }
     bool room = rt.tracker->in_flight() < s.max_pending;
     if (!room && s.mode == kModeAsync && s.drop_policy == kDropOldest && rt.tracker->cancel_oldest(*rt.shared.engine)) {
       post_drop(self, pts, "drop-oldest", *rt.tracker);
@@ -255,7 +282,7 @@ std::vector<qwenvl::RequestId> ask_about_buffer(GstQwenVL* self, const Runtime& 
     if (room || s.mode == kModeSync) {
       std::vector<qwenvl::RequestId> ids;
       if (s.roi) {
-        ids = ask_regions(self, rt, buffer, s);
+        ids = ask_regions(self, rt, buffer, s, boxes);
       } else if (s.clip_frames >= 2) {
         st.clip.start(pts, s.clip_frames, s.clip_duration);
         collect_clip_frame(self, buffer);
@@ -264,6 +291,7 @@ std::vector<qwenvl::RequestId> ask_about_buffer(GstQwenVL* self, const Runtime& 
       }
       asked.insert(asked.end(), ids.begin(), ids.end());
       st.last_asked_pts = pts;
+      if (has_question) st.change_reference = std::move(thumbnail);  // empty while change-threshold is off
     } else {
       rt.tracker->count_dropped();
       post_drop(self, pts, "skip-while-busy", *rt.tracker);

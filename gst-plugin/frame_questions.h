@@ -1,7 +1,7 @@
-// The qwenvl element turns frames into questions: which frame is due (interval, drop policy), the
-// questions of the `ask` signal waiting for it, the frame mapped and viewed as the engine takes it,
-// whole, as regions of interest (roi) or as part of a clip, and the engine Request built from the
-// element's settings. Runs on the streaming thread, except queue_ask().
+// The qwenvl element turns frames into questions: which frame is due (interval, change-threshold,
+// drop policy), the questions of the `ask` signal waiting for it, the frame mapped and viewed as the
+// engine takes it, whole, as regions of interest (roi) or as part of a clip, and the engine Request
+// built from the element's settings. Runs on the streaming thread, except queue_ask().
 #pragma once
 
 #include <gst/gst.h>
@@ -13,9 +13,10 @@
 namespace qwenvl::gst {
 
 // Submits every question about `buffer`: the pending `ask`s, then the clip being collected or, when
-// the frame is due, the frame itself (whole, its regions, or the start of a clip); a frame due with
-// no room under max-pending is dropped (drop-policy) with a qwenvl-dropped message. Returns the
-// engine's ids of what was submitted, for sync mode to wait on.
+// the frame is due, the frame itself (whole, its regions, or the start of a clip); a due frame no
+// more different than change-threshold from the last one asked is skipped (skipped-unchanged), one
+// with no room under max-pending is dropped (drop-policy) with a qwenvl-dropped message. Returns
+// the engine's ids of what was submitted, for sync mode to wait on.
 std::vector<qwenvl::RequestId> ask_about_buffer(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer,
                                                 const Settings& s);
 

@@ -13,6 +13,9 @@
  * clip (motion questions); the `ask` action signal asks about the next frame and returns the
  * request id its answer will carry; roi=true asks about each GstVideoRegionOfInterestMeta box of a
  * frame (see qwenvlroitest). history-size keeps earlier answers of the stream as context.
+ * change-threshold skips due frames that look like the last one asked (a static camera costs
+ * nothing); alert-when marks answers that match a regex or a JSON field condition as alerts (a
+ * qwenvl-alert message, alert=true on the meta).
  *
  * ## Example launch line
  * |[
@@ -76,6 +79,8 @@ enum {
   PROP_HISTORY_SIZE,
   PROP_MIN_PIXELS,
   PROP_MAX_PIXELS,
+  PROP_CHANGE_THRESHOLD,
+  PROP_ALERT_WHEN,
 };
 
 guint qwenvl::gst::element_signals[N_SIGNALS];
@@ -219,7 +224,10 @@ static gboolean gst_qwenvl_set_caps(GstBaseTransform* trans, GstCaps* incaps, Gs
   st.format = *format;
   st.have_info = true;
   st.caps_colorimetry = gst_structure_has_field(gst_caps_get_structure(incaps, 0), "colorimetry");
-  if (!same_layout) drop_partial_clip(self, runtime_snapshot(self), "caps-changed");  // its frames have the old layout
+  if (!same_layout) {
+    drop_partial_clip(self, runtime_snapshot(self), "caps-changed");  // its frames have the old layout
+    st.change_reference = {};  // another size or format: the next due frame is asked
+  }
   GST_DEBUG_OBJECT(self, "caps %" GST_PTR_FORMAT, incaps);
   return TRUE;
 }
@@ -231,6 +239,7 @@ static void reset_streaming(GstQwenVL* self) {
   st.have_caption = false;
   st.clip.reset();
   st.history.clear();  // flush and a new stream forget the conversation
+  st.change_reference = {};  // and the frame last asked: the next due frame is asked
 }
 
 static void cancel_pending(GstQwenVL* self, const Runtime& rt) {
@@ -245,6 +254,7 @@ static gboolean gst_qwenvl_sink_event(GstBaseTransform* trans, GstEvent* event) 
   switch (GST_EVENT_TYPE(event)) {
     case GST_EVENT_STREAM_START: {
       self->state->streaming.history.clear();
+      self->state->streaming.change_reference = {};
       drop_partial_clip(self, rt, "new-stream");  // a stream that ended without EOS
       gchar* id = gst_pad_create_stream_id(self->text_src, GST_ELEMENT(self), "text");
       gst_pad_push_event(self->text_src, gst_event_new_stream_start(id));
@@ -414,10 +424,23 @@ static void close_engine(GstQwenVL* self) {
   // The last element holding the engine destroys it here.
 }
 
+// alert-when is parsed when set; a value that cannot be parsed stops the element from starting.
+static bool alert_when_valid(GstQwenVL* self) {
+  const Settings s = settings_snapshot(self);
+  if (s.alert_error.empty()) return true;
+  GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("qwenvl: %s", s.alert_error.c_str()),
+                    ("alert-when takes regex:PATTERN or field:PATH OP VALUE (OP: ==, !=, <, <=, >, >=)"));
+  return false;
+}
+
 static GstStateChangeReturn gst_qwenvl_change_state(GstElement* element, GstStateChange transition) {
   GstQwenVL* self = GST_QWENVL(element);
   switch (transition) {
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      if (!alert_when_valid(self)) return GST_STATE_CHANGE_FAILURE;
+      break;
     case GST_STATE_CHANGE_NULL_TO_READY:
+      if (!alert_when_valid(self)) return GST_STATE_CHANGE_FAILURE;
 #ifndef QWENVL_HAVE_OPENCV
       if (settings_snapshot(self).overlay) {
         GST_ELEMENT_ERROR(self, CORE, NOT_IMPLEMENTED, ("qwenvl was built without OpenCV, so overlay=true cannot draw"),
@@ -459,6 +482,7 @@ static GstStructure* stats_structure(GstQwenVL* self) {
       t.dropped, "failed", G_TYPE_UINT64, t.failed, "cancelled", G_TYPE_UINT64, t.cancelled, "latency-mean", G_TYPE_UINT64,
       t.latency_mean_ns, "latency-p99", G_TYPE_UINT64, t.latency_p99_ns, "ttft-mean", G_TYPE_UINT64, t.ttft_mean_ns,
       "ttft-p99", G_TYPE_UINT64, t.ttft_p99_ns, "queue-depth", G_TYPE_UINT, static_cast<guint>(t.in_flight),
+      "skipped-unchanged", G_TYPE_UINT64, t.skipped_unchanged,
       "engine-instance", G_TYPE_UINT64, static_cast<guint64>(rt.shared.instance), "engine-submitted", G_TYPE_UINT64,
       static_cast<guint64>(e.submitted), "engine-queued", G_TYPE_UINT, static_cast<guint>(e.queued), "engine-running",
       G_TYPE_UINT, static_cast<guint>(e.running), nullptr);
@@ -469,8 +493,39 @@ static std::string string_or_empty(const GValue* value) {
   return s ? s : "";
 }
 
+// alert-when: parsed here, so that a fault is known before the element starts (see alert_when_valid);
+// set on a running element, a bad value is a warning and no answer alerts until it is set again.
+static void set_alert_when(GstQwenVL* self, const std::string& text) {
+  std::shared_ptr<const AlertCondition> alert;
+  std::string error;
+  if (!text.empty()) {
+    try {
+      alert = AlertCondition::parse(text);
+    } catch (const AlertConditionError& e) {
+      error = e.what();
+    }
+  }
+  GST_OBJECT_LOCK(self);
+  Settings& s = self->state->settings;
+  s.alert_when = text;
+  s.alert = std::move(alert);
+  s.alert_error = error;
+  const bool running = GST_STATE(self) >= GST_STATE_PAUSED;
+  GST_OBJECT_UNLOCK(self);
+  if (error.empty()) return;
+  if (running)
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("qwenvl: %s; no answer alerts until alert-when is set again", error.c_str()),
+                        (nullptr));
+  else
+    GST_WARNING_OBJECT(self, "%s (the element will not start)", error.c_str());
+}
+
 static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* value, GParamSpec* pspec) {
   GstQwenVL* self = GST_QWENVL(object);
+  if (id == PROP_ALERT_WHEN) {
+    set_alert_when(self, string_or_empty(value));
+    return;
+  }
   GST_OBJECT_LOCK(self);
   Settings& s = self->state->settings;
   switch (id) {
@@ -517,6 +572,7 @@ static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* val
     case PROP_HISTORY_SIZE: s.history_size = g_value_get_uint(value); break;
     case PROP_MIN_PIXELS: s.min_pixels = g_value_get_int64(value); break;
     case PROP_MAX_PIXELS: s.max_pixels = g_value_get_int64(value); break;
+    case PROP_CHANGE_THRESHOLD: s.change_threshold = g_value_get_double(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
   }
   GST_OBJECT_UNLOCK(self);
@@ -571,6 +627,8 @@ static void gst_qwenvl_get_property(GObject* object, guint id, GValue* value, GP
     case PROP_HISTORY_SIZE: g_value_set_uint(value, s.history_size); break;
     case PROP_MIN_PIXELS: g_value_set_int64(value, s.min_pixels); break;
     case PROP_MAX_PIXELS: g_value_set_int64(value, s.max_pixels); break;
+    case PROP_CHANGE_THRESHOLD: g_value_set_double(value, s.change_threshold); break;
+    case PROP_ALERT_WHEN: g_value_set_string(value, nullable(s.alert_when)); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
   }
   GST_OBJECT_UNLOCK(self);
@@ -794,10 +852,42 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
                          "the model's processor config",
                          0, G_MAXINT64, 0, live));
   g_object_class_install_property(
+      gobject_class, PROP_CHANGE_THRESHOLD,
+      g_param_spec_double(
+          "change-threshold", "Change threshold",
+          "Ask about a frame due by interval only when it differs by more than this from the frame last asked about: "
+          "the mean absolute difference (0-255) of 8-bit luma between 32x32 area-averaged copies of the two frames (the "
+          "Y plane of NV12/I420 as it is; R, G, B weighted as BT.601, alpha ignored), computed for due frames only. A "
+          "change over a fraction f of the picture, d levels deep, scores about f * d. A skipped frame is counted as "
+          "skipped-unchanged in stats and leaves the frame due, so the next frame is compared in turn: the first "
+          "frame that differs is asked. Clips are compared by the frame that starts them, roi mode by frames with "
+          "boxes (whole frames); questions of the ask signal are never skipped and never become the reference. The "
+          "first frame, and the first after a flush, a new stream or a change of size or format, is always asked. "
+          "0: off, every due frame is asked",
+          0.0, 255.0, 0.0, live));
+  g_object_class_install_property(
+      gobject_class, PROP_ALERT_WHEN,
+      g_param_spec_string(
+          "alert-when", "Alert when",
+          "Which answers are alerts: each posts a qwenvl-alert element message (the answer's qwenvl-result fields "
+          "and alert-when) and carries alert=true in its meta, qwenvl-result message and result signal (false "
+          "otherwise). regex:PATTERN: a PCRE2 pattern (UTF-8) found anywhere in the answer's text, ^ and $ to "
+          "anchor, (?i) to ignore case; bounded by match, depth and heap limits (an answer that hits one is no "
+          "alert). field:PATH OP VALUE: the answer parsed as JSON, PATH a member, dotted for nested objects (a "
+          "number indexes an array), OP one of ==, !=, <, <=, >, >=, VALUE a JSON scalar (a number, true, false, "
+          "null or a \"quoted string\"); the ordering operators compare numbers only; an answer that is not JSON "
+          "or lacks the field is no alert. Examples: regex:(?i)^yes\\b, field:people>=3, field:scene.kind==\"car\" "
+          "(in a gst-launch-1.0 line a backslash escapes the next character: alert-when=\"regex:(?i)^yes\\\\b\"). "
+          "A value that cannot be parsed stops the element from starting (NULL->READY or READY->PAUSED) with an "
+          "error naming the fault; set while running, it posts a warning and no answer alerts. Empty: no alerts",
+          nullptr, live));
+  g_object_class_install_property(
       gobject_class, PROP_STATS,
       g_param_spec_boxed("stats", "Statistics",
                          "qwenvl-stats: asked, answered, dropped, failed, cancelled, latency-mean, latency-p99, ttft-mean, "
-                         "ttft-p99 (ns), queue-depth (this element's requests in flight), engine-instance, "
+                         "ttft-p99 (ns), queue-depth (this element's requests in flight), skipped-unchanged (due frames "
+                         "not asked for want of change, see change-threshold; in neither asked nor dropped), "
+                         "engine-instance, "
                          "engine-submitted, engine-queued, engine-running (the shared engine's)",
                          GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 

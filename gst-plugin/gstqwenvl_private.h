@@ -12,8 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "alert_condition.h"
 #include "clip_collector.h"
 #include "engine_registry.h"
+#include "frame_change.h"
 #include "gstqwenvl.h"
 #include "qwenvl/engine.h"
 #include "request_tracker.h"
@@ -56,6 +58,10 @@ struct Settings {
   std::string roi_labels;  // comma-separated filter; empty: every box
   guint history_size = 0;
   gint64 min_pixels = 0, max_pixels = 0;  // 0: the model's processor config
+  double change_threshold = 0;             // 0: every due frame is asked
+  std::string alert_when;                  // as set; empty: no alerts
+  std::shared_ptr<const AlertCondition> alert;  // alert_when parsed; null when empty or bad
+  std::string alert_error;                 // why alert_when cannot be parsed; empty when it can
 };
 
 // A question of the `ask` signal, waiting for the next frame.
@@ -87,6 +93,7 @@ struct Streaming {
   bool warned_overlay = false;
   ClipCollector clip;                // clip-frames >= 2: the clip being collected
   std::deque<qwenvl::Turn> history;  // history-size: this stream's earlier (prompt, answer) turns
+  LumaThumbnail change_reference;    // change-threshold: the frame the sampling policy last asked about
 };
 
 struct State {

@@ -198,6 +198,11 @@ void RequestTracker::count_dropped() {
   ++counts_.dropped;
 }
 
+void RequestTracker::count_skipped_unchanged() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++counts_.skipped_unchanged;
+}
+
 TrackerStats RequestTracker::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   TrackerStats s = counts_;

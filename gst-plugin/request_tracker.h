@@ -51,6 +51,7 @@ struct Answer {
 
 struct TrackerStats {
   uint64_t asked = 0, answered = 0, dropped = 0, failed = 0, cancelled = 0;
+  uint64_t skipped_unchanged = 0;  // due frames not asked: no change since the last asked (change-threshold)
   uint64_t latency_mean_ns = 0, latency_p99_ns = 0, latency_max_ns = 0, ttft_mean_ns = 0, ttft_p99_ns = 0;
   size_t in_flight = 0;
 };
@@ -87,6 +88,7 @@ class RequestTracker : public std::enable_shared_from_this<RequestTracker> {
   void discard_ready();
 
   void count_dropped();
+  void count_skipped_unchanged();
   TrackerStats stats() const;
 
   // No partial message reaches the element once this returns.

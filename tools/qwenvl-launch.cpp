@@ -68,6 +68,9 @@ json answer_json(GstMessage* message, const GstStructure* s) {
   j["finish_reason"] = string_field(s, "finish-reason");
   j["latency"] = uint64_field(s, "latency");
   j["ttft"] = uint64_field(s, "ttft");
+  gboolean alert = FALSE;  // alert-when; an element without it sends false
+  gst_structure_get_boolean(s, "alert", &alert);
+  j["alert"] = alert != FALSE;
   // Only on clip answers (clip-frames) and region answers (roi=true).
   if (gst_structure_has_field(s, "window-start")) {
     j["window_start"] = uint64_field(s, "window-start");

@@ -15,6 +15,8 @@
  *   generated-tokens  (gint)     tokens generated
  *   token-ids         (GstValueArray of gint) the generated ids
  *   finish-reason     (string)   "eos", "length" or "stop_string"
+ *   alert             (gboolean) the answer met the element's alert-when (FALSE without one); an
+ *                                element older than alert-when leaves it out: read a missing one as FALSE
  *
  * Clips (clip-frames >= 2) add:
  *   window-start      (guint64)  pts of the clip's first frame
@@ -50,6 +52,7 @@ G_BEGIN_DECLS
 #define GST_QWENVL_FIELD_GENERATED_TOKENS "generated-tokens"
 #define GST_QWENVL_FIELD_TOKEN_IDS "token-ids"
 #define GST_QWENVL_FIELD_FINISH_REASON "finish-reason"
+#define GST_QWENVL_FIELD_ALERT "alert"
 #define GST_QWENVL_FIELD_WINDOW_START "window-start"
 #define GST_QWENVL_FIELD_WINDOW_END "window-end"
 #define GST_QWENVL_FIELD_CLIP_FRAMES "clip-frames"

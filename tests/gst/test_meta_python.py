@@ -4,7 +4,8 @@
 Runs videotestsrc ! qwenvl (tiny-a fixture, sync mode, greedy) ! fakesink, reads every meta from a
 pad probe on fakesink's sink pad with Gst.Buffer.get_custom_meta("GstQwenVLMeta"), and checks that
 each meta's fields agree with the qwenvl-result bus message of the same request (same request-id):
-text, prompt, stream id, pts, latency, ttft, token counts, finish reason and token ids. Also that
+text, prompt, stream id, pts, latency, ttft, token counts, finish reason, token ids and the alert
+flag (alert-when=regex:^ makes every answer an alert, each with its qwenvl-alert message). Also that
 the meta rides on the very buffer asked about (sync mode). Exits non-zero on any disagreement.
 Run by meson test (QWENVL_FIXTURES, GST_PLUGIN_PATH set by tests/gst/meson.build).
 """
@@ -20,6 +21,7 @@ from gi.repository import Gst  # noqa: E402
 FIELDS_STR = ["text", "prompt", "stream-id", "finish-reason"]
 FIELDS_U64 = ["request-id", "pts", "latency", "ttft"]
 FIELDS_INT = ["prompt-tokens", "generated-tokens"]
+FIELDS_BOOL = ["alert"]
 
 
 def token_ids(structure):
@@ -43,6 +45,9 @@ def fields(structure):
     for name in FIELDS_INT:
         ok, value = structure.get_int(name)
         out[name] = value if ok else None
+    for name in FIELDS_BOOL:
+        ok, value = structure.get_boolean(name)
+        out[name] = value if ok else None
     out["token-ids"] = token_ids(structure)
     return out
 
@@ -61,7 +66,7 @@ def main():
     pipeline = Gst.parse_launch(
         "videotestsrc num-buffers=4 ! video/x-raw,format=RGB,width=64,height=48,framerate=10/1 "
         '! qwenvl model="%s" stream-id=py mode=sync temperature=0 max-new-tokens=5 interval=200000000 '
-        "! fakesink name=sink" % model)
+        'alert-when="regex:^" ! fakesink name=sink' % model)
 
     metas = []  # (buffer pts, fields)
 
@@ -75,6 +80,7 @@ def main():
     pipeline.get_by_name("sink").get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, probe)
 
     messages = []
+    alerts = []  # request ids of the qwenvl-alert messages
     pipeline.set_state(Gst.State.PLAYING)
     bus = pipeline.get_bus()
     failure = None
@@ -92,6 +98,8 @@ def main():
         structure = msg.get_structure()
         if structure.get_name() == "qwenvl-result":
             messages.append(fields(structure))
+        elif structure.get_name() == "qwenvl-alert":
+            alerts.append(structure.get_uint64("request-id")[1])
     pipeline.set_state(Gst.State.NULL)
     if failure:
         print(failure, file=sys.stderr)
@@ -113,6 +121,10 @@ def main():
             errors.append("meta pts %s rides on the buffer at %s" % (meta["pts"], pts))
         if meta["stream-id"] != "py" or not meta["token-ids"] or meta["generated-tokens"] != len(meta["token-ids"]):
             errors.append("implausible meta %r" % meta)
+        if meta["alert"] is not True:
+            errors.append("meta of request %s: alert is %r, not True (alert-when=regex:^)" % (meta["request-id"], meta["alert"]))
+    if sorted(alerts) != sorted(by_id):
+        errors.append("qwenvl-alert messages for requests %s, results for %s" % (sorted(alerts), sorted(by_id)))
     for e in errors:
         print(e, file=sys.stderr)
     if not errors:

@@ -1,5 +1,5 @@
-// pipelines/ask.py and pipelines/region-captions.sh run end to end as a user runs them, with the
-// plugin of the build tree and the tiny-a fixture model.
+// pipelines/ask.py, pipelines/region-captions.sh and pipelines/alert.sh run end to end as a user
+// runs them, with the plugin of the build tree and the tiny-a fixture model.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -83,6 +83,28 @@ TEST(PipelineScripts, RegionCaptionsAnswerEveryBoxOfEveryAskedFrame) {
   }
   EXPECT_EQ(ids.size(), 4u);
   EXPECT_EQ(boxes_by_pts, (std::map<uint64_t, std::set<int>>{{0, {0, 1}}, {500000000, {0, 1}}}));
+}
+
+// alert.sh with ALERT_WHEN given: every answer carries alert, true when the condition holds.
+std::vector<json> alert_answers(const std::string& alert_when) {
+  // 10 frames 100 ms apart, asked every 500 ms: frames at 0 and 500 ms.
+  const std::string command = "FRAMES=10 INTERVAL_NS=500000000 ALERT_WHEN=" + shell_quote(alert_when) +
+                              " BUILD=" + shell_quote(env_path("QWENVL_BUILD_ROOT")) + " " +
+                              shell_quote(env_path("QWENVL_PIPELINES") + "/alert.sh") + " " + shell_quote(model_dir());
+  const auto run = run_shell(command);
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  const std::vector<json> answers = json_lines(run.out);
+  EXPECT_EQ(answers.size(), 2u) << run.out << run.err;
+  for (const json& a : answers) EXPECT_TRUE(a.contains("alert") && a["alert"].is_boolean()) << a;
+  return answers;
+}
+
+TEST(PipelineScripts, AlertMarksTheAnswersThatMeetTheCondition) {
+  // Matches every answer at its start, and only if the backslashes and the quote reach PCRE2 as
+  // written (without them the pattern does not compile and the element does not start).
+  for (const json& a : alert_answers(R"p(regex:\A|\)|")p")) EXPECT_EQ(a["alert"], true) << a;
+  // The tiny model writes no JSON: a field condition never holds.
+  for (const json& a : alert_answers("field:people>=1")) EXPECT_EQ(a["alert"], false) << a;
 }
 
 }  // namespace
