@@ -30,6 +30,7 @@
 #include "nn/kv_cache.h"
 #include "nn/qwen2_5_vl.h"
 #include "qwenvl/engine.h"
+#include "qwenvl/placement.h"
 #include "runtime/request_lifecycle.h"
 #include "runtime/request_preparation.h"
 #include "runtime/scheduler.h"
@@ -323,9 +324,29 @@ class EngineImpl final : public Engine, private RequestLifecycle {
 }  // namespace
 }  // namespace runtime
 
+namespace {
+
+// EngineOptions::devices over EngineOptions::device. The engine runs one device for now: a list of
+// several, or a cap, is refused with the reason rather than run on part of what was asked.
+EngineOptions with_one_device(EngineOptions options) {
+  parse_placement(options.placement);
+  if (options.devices.empty()) return options;
+  const std::vector<DeviceSpec> specs = parse_devices(options.devices);
+  if (specs.size() > 1)
+    throw Error("devices '" + options.devices + "': the engine runs on one device for now; a list of several " +
+                "is planned (qwenvl-cli --plan) but not yet run");
+  if (specs.front().cap_bytes)
+    throw Error("devices '" + options.devices + "': caps are planned (qwenvl-cli --plan) but not yet enforced by " +
+                "the engine; leave the cap out to run");
+  options.device = specs.front().device;
+  return options;
+}
+
+}  // namespace
+
 std::unique_ptr<Engine> Engine::create(const EngineOptions& options) {
   try {
-    return std::make_unique<runtime::EngineImpl>(options);
+    return std::make_unique<runtime::EngineImpl>(with_one_device(options));
   } catch (const kernels::Error& e) {
     throw Error(e.what());  // the kernels' own error (a device fault while loading), as the engine's
   }

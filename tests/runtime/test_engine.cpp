@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "../error_of.h"
 #include "../nn/network_reference.h"
 #include "qwenvl/engine.h"
 #include "tokenizer/utf8.h"
@@ -367,6 +368,22 @@ TEST(EngineCreate, ClearErrorsForBadModelDirectories) {
   o.model_dir = (test::fixtures_dir() / "models" / "tiny-a").string();
   o.device = "tpu";
   EXPECT_THROW(Engine::create(o), Error);
+}
+
+// EngineOptions::devices wins over device; what the engine cannot run yet is refused with the reason.
+TEST(EngineCreate, DevicesWinOverDeviceAndSayWhatIsNotRunYet) {
+  EngineOptions o;
+  o.model_dir = (test::fixtures_dir() / "models" / "tiny-a").string();
+  o.device = "tpu";
+  o.devices = "cpu";
+  EXPECT_EQ(Engine::create(o)->stats().answered, 0u);
+  o.devices = "cpu,cpu";
+  EXPECT_NE(test::error_of([&] { Engine::create(o); }).find("one device"), std::string::npos);
+  o.devices = "cpu=1GiB";
+  EXPECT_NE(test::error_of([&] { Engine::create(o); }).find("caps"), std::string::npos);
+  o.devices = "cpu";
+  o.placement = "sideways";
+  EXPECT_NE(test::error_of([&] { Engine::create(o); }).find("sideways"), std::string::npos);
 }
 
 }  // namespace

@@ -110,7 +110,11 @@ struct Submission {
 
 struct EngineOptions {
   std::string model_dir;
-  std::string device = "cpu";    // "cpu" or "cuda" / "cuda:N"
+  std::string device = "cpu";    // "cpu" or "cuda" / "cuda:N"; a one-device alias of `devices`
+  // A device list as qwenvl/placement.h reads it ("cuda:0=22GiB,cuda:1"); wins over `device` when
+  // set. For now the engine runs one entry without a cap; several are planned (qwenvl::plan).
+  std::string devices;
+  std::string placement = "auto";  // "auto", "pipeline" or "replicas" (qwenvl/placement.h)
   std::string dtype = "auto";    // "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16"
   int64_t max_context = 8192;    // prompt + generated tokens of one request
   int max_batch = 16;            // sequences decoded together
