@@ -44,20 +44,27 @@ uint64_t warm_up(Engine& engine) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
 }
 
+// What engines are shared by: the model, where it runs (the device list, else the one device), how
+// it is placed there and its dtype.
+std::string placement_key(const EngineOptions& o) {
+  return "model=" + o.model_dir + " devices=" + (o.devices.empty() ? o.device : o.devices) + " placement=" + o.placement +
+         " dtype=" + o.dtype;
+}
+
 }  // namespace
 
 SharedEngine acquire_shared_engine(const std::string& engine_id, const EngineOptions& options,
                                    EngineCreateFunction create) {
-  const std::string key = engine_id.empty() ? "model=" + options.model_dir + " device=" + options.device + " dtype=" + options.dtype
-                                            : "engine-id=" + engine_id;
+  const std::string key = engine_id.empty() ? placement_key(options) : "engine-id=" + engine_id;
   // Held while creating: a second element asking for the same engine waits for it, not a second copy.
   std::lock_guard<std::mutex> lock(registry_mutex);
   Entry& entry = registry()[key];
   if (auto engine = entry.engine.lock()) {
-    if (!engine_id.empty() && (entry.options.model_dir != options.model_dir || entry.options.device != options.device ||
-                               entry.options.dtype != options.dtype))
+    if (!engine_id.empty() && placement_key(entry.options) != placement_key(options))
       throw Error("engine-id '" + engine_id + "' already runs model '" + entry.options.model_dir + "' on " +
-                  entry.options.device + " (" + entry.options.dtype + "); give this element the same model, device and dtype or another engine-id");
+                  (entry.options.devices.empty() ? entry.options.device : entry.options.devices) + " (placement " +
+                  entry.options.placement + ", " + entry.options.dtype +
+                  "); give this element the same model, devices, placement and dtype or another engine-id");
     return SharedEngine{engine, entry.instance, entry.warmup_ns, key};
   }
   std::string error;

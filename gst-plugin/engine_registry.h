@@ -1,4 +1,4 @@
-// One engine per process for each model + device + dtype (or explicit engine-id), shared by every
+// One engine per process for each model + devices + placement + dtype (or explicit engine-id), shared by every
 // qwenvl element: several streams submit to it and its waiting requests run together as one batch.
 // The last element to let go of an engine destroys it.
 #pragma once

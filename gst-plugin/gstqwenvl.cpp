@@ -66,6 +66,8 @@ enum {
   PROP_DRAIN_ON_EOS,
   PROP_CAPTION_DURATION,
   PROP_DEVICE,
+  PROP_DEVICES,
+  PROP_PLACEMENT,
   PROP_DTYPE,
   PROP_ENGINE_ID,
   PROP_ENGINE_LIBRARY,
@@ -121,7 +123,26 @@ GType gst_qwenvl_dtype_get_type(void) {
   return type;
 }
 
+GType gst_qwenvl_placement_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {kPlacementAuto, "replicas where every device holds the model and that is faster, else a pipeline", "auto"},
+      {kPlacementPipeline, "contiguous ranges of the layers, one stage per device", "pipeline"},
+      {kPlacementReplicas, "a whole model per device, requests shared between them", "replicas"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstQwenVLPlacement", values));
+  return type;
+}
+
 namespace {
+
+const char* placement_name(Placement placement) {
+  switch (placement) {
+    case kPlacementPipeline: return "pipeline";
+    case kPlacementReplicas: return "replicas";
+    default: return "auto";
+  }
+}
 
 const char* dtype_name(Dtype dtype) {
   switch (dtype) {
@@ -385,13 +406,20 @@ static gboolean open_engine(GstQwenVL* self) {
   qwenvl::EngineOptions options;
   options.model_dir = s.model;
   options.device = s.device;
+  options.devices = s.devices;
+  options.placement = placement_name(s.placement);
   options.dtype = dtype_name(s.dtype);
+  if (!s.devices.empty() && s.device_set)
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("qwenvl: devices '%s' wins over device '%s'", s.devices.c_str(), s.device.c_str()),
+                        ("device is the one-device alias of devices; set one of them"));
+  const std::string where = s.devices.empty() ? s.device : s.devices;
   SharedEngine shared;
   try {
     shared = qwenvl::gst::acquire_shared_engine(s.engine_id, options, create);
   } catch (const std::exception& e) {
     GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
-                      ("qwenvl could not load the model '%s' on %s: %s", s.model.c_str(), s.device.c_str(), e.what()),
+                      ("qwenvl could not load the model '%s' on %s: %s", s.model.c_str(), where.c_str(), e.what()),
                       ("engine library %s", library.c_str()));
     return FALSE;
   }
@@ -558,8 +586,11 @@ static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* val
     case PROP_DEVICE: {
       std::string device = string_or_empty(value);
       s.device = device.empty() ? kDefaultDevice : device;
+      s.device_set = !device.empty();
       break;
     }
+    case PROP_DEVICES: s.devices = string_or_empty(value); break;
+    case PROP_PLACEMENT: s.placement = static_cast<Placement>(g_value_get_enum(value)); break;
     case PROP_DTYPE: s.dtype = static_cast<Dtype>(g_value_get_enum(value)); break;
     case PROP_ENGINE_ID: s.engine_id = string_or_empty(value); break;
     case PROP_ENGINE_LIBRARY: s.engine_library = string_or_empty(value); break;
@@ -615,6 +646,8 @@ static void gst_qwenvl_get_property(GObject* object, guint id, GValue* value, GP
     case PROP_DRAIN_ON_EOS: g_value_set_boolean(value, s.drain_on_eos); break;
     case PROP_CAPTION_DURATION: g_value_set_uint64(value, s.caption_duration); break;
     case PROP_DEVICE: g_value_set_string(value, s.device.c_str()); break;
+    case PROP_DEVICES: g_value_set_string(value, s.devices.c_str()); break;
+    case PROP_PLACEMENT: g_value_set_enum(value, s.placement); break;
     case PROP_DTYPE: g_value_set_enum(value, s.dtype); break;
     case PROP_ENGINE_ID: g_value_set_string(value, nullable(s.engine_id)); break;
     case PROP_ENGINE_LIBRARY: g_value_set_string(value, nullable(s.engine_library)); break;
@@ -775,14 +808,32 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
                           "How long an answer stays on text_src (ns); 0: until the next answer", 0, G_MAXUINT64, 0, live));
   g_object_class_install_property(
       gobject_class, PROP_DEVICE,
-      g_param_spec_string("device", "Device", "Where the model runs: cpu, cuda or cuda:N", kDefaultDevice, ready));
+      g_param_spec_string("device", "Device",
+                          "Where the model runs: cpu, cuda or cuda:N (one device; devices, when set, wins over it)",
+                          kDefaultDevice, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_DEVICES,
+      g_param_spec_string(
+          "devices", "Devices",
+          "Devices to run on, comma-separated entries DEVICE[@PROFILE][=CAP], e.g. cuda:0=22GiB,cuda:1: DEVICE cpu, "
+          "cuda or cuda:N (may repeat), PROFILE h100 (default for cuda), h200 or cpu, CAP the most the entry may use "
+          "(B, KiB, MiB, GiB, TiB or KB, MB, GB, TB; decimals allowed). Several entries or a cap are planned before "
+          "loading (qwenvl-cli --plan shows the plan); empty: device alone",
+          nullptr, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_PLACEMENT,
+      g_param_spec_enum("placement", "Placement",
+                        "How the model goes over devices: replicas (a whole model per device, requests shared) or a "
+                        "pipeline (layer ranges, one stage per device; not run yet over several devices)",
+                        GST_TYPE_QWENVL_PLACEMENT, kPlacementAuto, ready));
   g_object_class_install_property(
       gobject_class, PROP_DTYPE,
       g_param_spec_enum("dtype", "Data type", "Data type of the weights and activations", GST_TYPE_QWENVL_DTYPE, kDtypeAuto, ready));
   g_object_class_install_property(
       gobject_class, PROP_ENGINE_ID,
       g_param_spec_string("engine-id", "Engine id",
-                          "Elements with the same engine-id share one engine; empty: shared by model, device and dtype",
+                          "Elements with the same engine-id share one engine; empty: shared by model, devices (or device), "
+                          "placement and dtype",
                           nullptr, ready));
   g_object_class_install_property(
       gobject_class, PROP_ENGINE_LIBRARY,
@@ -951,4 +1002,5 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   gst_type_mark_as_plugin_api(GST_TYPE_QWENVL_MODE, static_cast<GstPluginAPIFlags>(0));
   gst_type_mark_as_plugin_api(GST_TYPE_QWENVL_DROP_POLICY, static_cast<GstPluginAPIFlags>(0));
   gst_type_mark_as_plugin_api(GST_TYPE_QWENVL_DTYPE, static_cast<GstPluginAPIFlags>(0));
+  gst_type_mark_as_plugin_api(GST_TYPE_QWENVL_PLACEMENT, static_cast<GstPluginAPIFlags>(0));
 }

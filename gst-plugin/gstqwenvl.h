@@ -15,6 +15,8 @@ GType gst_qwenvl_mode_get_type(void);
 GType gst_qwenvl_drop_policy_get_type(void);
 #define GST_TYPE_QWENVL_DTYPE (gst_qwenvl_dtype_get_type())
 GType gst_qwenvl_dtype_get_type(void);
+#define GST_TYPE_QWENVL_PLACEMENT (gst_qwenvl_placement_get_type())
+GType gst_qwenvl_placement_get_type(void);
 
 GST_ELEMENT_REGISTER_DECLARE(qwenvl);
 

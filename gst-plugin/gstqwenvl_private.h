@@ -25,6 +25,7 @@ namespace qwenvl::gst {
 enum Mode { kModeAsync, kModeSync };
 enum DropPolicy { kSkipWhileBusy, kDropOldest };
 enum Dtype { kDtypeAuto, kDtypeFloat32, kDtypeBfloat16, kDtypeFloat16 };
+enum Placement { kPlacementAuto, kPlacementPipeline, kPlacementReplicas };  // EngineOptions::placement
 
 constexpr const char* kDefaultPrompt = "Describe this image.";
 constexpr const char* kDefaultDevice = "cpu";
@@ -47,6 +48,9 @@ struct Settings {
   gboolean drain_on_eos = TRUE;
   GstClockTime caption_duration = 0;
   std::string device = kDefaultDevice;
+  bool device_set = false;  // device was given (devices, when also set, wins with a warning)
+  std::string devices;      // a device list (EngineOptions::devices); empty: device alone
+  Placement placement = kPlacementAuto;
   Dtype dtype = kDtypeAuto;
   std::string engine_id;
   std::string engine_library;

@@ -28,6 +28,8 @@ void add_engine_flags(CLI::App& app, EngineFlags& f, const std::string& devices_
       ->type_name("DIR");
   f.device_option = app.add_option("--device", f.device, "cpu, cuda or cuda:N (default cpu)")->type_name("DEV");
   f.devices_option = app.add_option("--devices", f.devices, devices_help)->type_name("LIST");
+  app.add_option("--placement", f.placement, "auto, pipeline or replicas over --devices (default auto)")
+      ->type_name("MODE");
   app.add_option("--dtype", f.dtype, "auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")->type_name("TYPE");
   app.add_option("--max-context", f.max_context, "prompt + answer tokens at most (default 8192)")->type_name("N");
   app.add_option("--min-pixels", f.min_pixels, "least pixels per image / frame after resizing (default: the model's)")
@@ -52,24 +54,19 @@ void add_serving_flags(CLI::App& app, EngineFlags& f) {
                "measure vision / prefill / decode time (synchronises the device: for benchmarks)");
 }
 
-void check_engine_flags(EngineFlags& f, bool planning, const std::string& program, const std::string& devices_label) {
-  const std::string plan_flag = program == "qwenvl-cli" ? "--plan" : "qwenvl-cli --plan";
-  if (f.devices_option != nullptr && f.devices_option->count()) {
-    try {
+void check_engine_flags(EngineFlags& f, const std::string& program) {
+  const bool devices_given = f.devices_option != nullptr && f.devices_option->count() > 0;
+  const std::string label = devices_given ? "--devices / --placement: " : "--placement: ";
+  try {
+    parse_placement(f.placement);
+    if (devices_given) {
       const std::vector<DeviceSpec> specs = parse_devices(f.devices);
-      if (!planning && specs.size() > 1)
-        fail("--devices: the engine runs on one device for now; a list of several is planned with " + plan_flag);
-      if (!planning && specs.front().cap_bytes)
-        fail("--devices: caps are planned (" + plan_flag +
-             ") but not yet enforced by the engine; leave the cap out to run");
-      if (!planning) {
-        if (f.device_option != nullptr && f.device_option->count())
-          std::fprintf(stderr, "%s: warning: --devices wins over --device\n", program.c_str());
-        f.device = specs.front().device;
-      }
-    } catch (const Error& e) {
-      fail(devices_label + e.what());
+      if (f.device_option != nullptr && f.device_option->count())
+        std::fprintf(stderr, "%s: warning: --devices wins over --device\n", program.c_str());
+      f.device = specs.front().device;  // what a list of one runs on
     }
+  } catch (const Error& e) {
+    fail(label + e.what());
   }
   if (f.max_context < 2) fail("--max-context must be at least 2");
   if (f.min_pixels < 0 || f.max_pixels < 0) fail("--min-pixels and --max-pixels must be positive");
@@ -93,6 +90,8 @@ EngineOptions engine_options(const EngineFlags& f) {
   EngineOptions o;
   o.model_dir = f.model;
   o.device = f.device;
+  o.devices = f.devices;
+  o.placement = f.placement;
   o.dtype = f.dtype;
   o.max_context = f.max_context;
   o.max_batch = f.max_batch;

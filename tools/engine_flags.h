@@ -15,7 +15,8 @@ namespace qwenvl::cli {
 struct EngineFlags {
   std::string model;
   std::string device = "cpu";
-  std::string devices;  // a device list (qwenvl/placement.h); one entry without a cap runs, more are planned
+  std::string devices;  // a device list (qwenvl/placement.h); several entries or a cap are planned by the engine
+  std::string placement = "auto";  // auto, pipeline, replicas
   std::string dtype = "auto";
   int64_t max_context = 8192;
   int64_t min_pixels = 0, max_pixels = 0;  // per image / frame; 0: the model's processor config
@@ -32,17 +33,18 @@ struct EngineFlags {
   CLI::Option* devices_option = nullptr;  // was --devices given?
 };
 
-// --model, --device, --devices (with `devices_help`), --dtype, --max-context, --min-pixels, --max-pixels.
+// --model, --device, --devices (with `devices_help`), --placement, --dtype, --max-context, --min-pixels,
+// --max-pixels.
 void add_engine_flags(CLI::App& app, EngineFlags& flags, const std::string& devices_help);
 // --max-batch, --kv-cache-bytes, --kv-block-size, --default-max-new-tokens, --no-cuda-graphs,
 // --overlap-decode, --time-phases.
 void add_serving_flags(CLI::App& app, EngineFlags& flags);
 
-// Checks what add_engine_flags() parsed, throwing a usage CliError that names the flag. Unless
-// `planning`, --devices must be one entry without a cap and becomes the device (a warning on stderr,
-// from `program`, when --device was given too); errors in the list are prefixed with `devices_label`.
-void check_engine_flags(EngineFlags& flags, bool planning, const std::string& program,
-                        const std::string& devices_label);
+// Checks what add_engine_flags() parsed, throwing a usage CliError that names the flag: the device
+// list's and placement's syntax (errors prefixed with "--devices / --placement: "); whether a list
+// fits is the planner's to say, when the engine is created. --devices wins over --device (a warning
+// on stderr, from `program`, when both are given).
+void check_engine_flags(EngineFlags& flags, const std::string& program);
 // Checks what add_serving_flags() parsed.
 void check_serving_flags(const EngineFlags& flags);
 

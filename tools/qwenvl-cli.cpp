@@ -36,7 +36,6 @@ struct Options {
   double fps = 2.0;
   std::string prompt;
   std::string system;
-  std::string placement = "auto";
   bool plan = false;
   int max_batch = 16;                // --plan only: the CLI itself answers one request
   int images_per_step = 0;           // --plan only; 0: max_batch
@@ -97,8 +96,9 @@ the plan as one JSON object (exact bytes) instead of the map.
   its profile's memory less 1 GiB for the CUDA context (no GPU is queried), cpu the host's available
   memory less 2 GiB. --placement auto picks replicas (a whole model per device) where every device
   holds one and that is faster, else a pipeline (contiguous layer ranges, one stage per device).
-  Without --plan the engine runs on one device: --devices then takes a single entry without a cap
-  (it wins over --device).
+  Without --plan the engine plans the same way before loading (several entries, or a cap) and runs
+  replicas, or one device within its cap; a pipeline over several devices is not run yet. --devices
+  wins over --device.
 
 Output: the answer and a newline on stdout, nothing else; --json prints one JSON object instead
 (text, token_ids, prompt_tokens, generated_tokens, finish_reason, ttft_ms, total_ms, load_ms).
@@ -140,8 +140,6 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   auto* seed_opt = app.add_option("--seed", seed, "random seed for sampling")->type_name("N");
   app.add_option("--stop", o.sampling.stop_strings, "stop when the answer ends with TEXT (repeatable)")
       ->type_name("TEXT");
-  app.add_option("--placement", o.placement, "auto, pipeline or replicas over --devices (default auto)")
-      ->type_name("MODE");
   app.add_flag("--plan", o.plan, "print the placement over --devices and exit (reads no weights, no GPU)");
   auto* max_batch = app.add_option("--max-batch", o.max_batch, "with --plan: sequences decoded together (default 16)")
                         ->type_name("N");
@@ -183,13 +181,7 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
       fail(std::string("--layers / --vision-on: ") + e.what());
     }
   }
-  const std::string devices_label = o.engine.devices_option->count() ? "--devices / --placement: " : "--placement: ";
-  try {
-    qwenvl::parse_placement(o.placement);
-  } catch (const qwenvl::Error& e) {
-    fail(devices_label + e.what());
-  }
-  check_engine_flags(o.engine, o.plan, "qwenvl-cli", devices_label);
+  check_engine_flags(o.engine, "qwenvl-cli");
   if (frames->count() && o.video.empty()) fail("--frames needs --video");
   if (fps->count() && o.video.empty()) fail("--fps needs --video");
   if (frames->count() && o.frames < 2) fail("--frames must be at least 2 (counts are rounded to even)");
@@ -222,7 +214,7 @@ int print_plan(const Options& o) {
   qwenvl::PlanRequest request;
   request.model_dir = o.engine.model;
   request.devices = o.engine.devices.empty() ? o.engine.device : o.engine.devices;
-  request.placement = qwenvl::parse_placement(o.placement);
+  request.placement = qwenvl::parse_placement(o.engine.placement);
   request.dtype = o.engine.dtype;
   request.max_batch = o.max_batch;
   request.max_context = o.engine.max_context;

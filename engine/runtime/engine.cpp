@@ -31,6 +31,8 @@
 #include "nn/qwen2_5_vl.h"
 #include "qwenvl/engine.h"
 #include "qwenvl/placement.h"
+#include "runtime/placement/engine_plan.h"
+#include "runtime/replicas/replicated_engine.h"
 #include "runtime/request_lifecycle.h"
 #include "runtime/request_preparation.h"
 #include "runtime/scheduler.h"
@@ -169,6 +171,9 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     s.prefill_forwards = static_cast<uint64_t>(model_.counters().prefill);
     s.decode_forwards = static_cast<uint64_t>(model_.counters().decode);
     if (device_.is_cuda()) s.peak_device_memory_bytes = kernels::peak_device_memory_bytes(device_.index());
+    s.devices.resize(1);
+    s.devices[0].device = options_.device;
+    s.devices[0].measured_peak_bytes = s.peak_device_memory_bytes;
     s.decode_graphs = decode_graphs_;
     const PhaseTimes phases = executor_.phase_times();
     s.vision_ms = phases.vision_ms;
@@ -326,19 +331,10 @@ class EngineImpl final : public Engine, private RequestLifecycle {
 
 namespace {
 
-// EngineOptions::devices over EngineOptions::device. The engine runs one device for now: a list of
-// several, or a cap, is refused with the reason rather than run on part of what was asked.
+// EngineOptions::devices (one entry without a cap: planned engines never come here) over
+// EngineOptions::device.
 EngineOptions with_one_device(EngineOptions options) {
-  parse_placement(options.placement);
-  if (options.devices.empty()) return options;
-  const std::vector<DeviceSpec> specs = parse_devices(options.devices);
-  if (specs.size() > 1)
-    throw Error("devices '" + options.devices + "': the engine runs on one device for now; a list of several " +
-                "is planned (qwenvl-cli --plan) but not yet run");
-  if (specs.front().cap_bytes)
-    throw Error("devices '" + options.devices + "': caps are planned (qwenvl-cli --plan) but not yet enforced by " +
-                "the engine; leave the cap out to run");
-  options.device = specs.front().device;
+  if (!options.devices.empty()) options.device = parse_devices(options.devices).front().device;
   return options;
 }
 
@@ -346,6 +342,16 @@ EngineOptions with_one_device(EngineOptions options) {
 
 std::unique_ptr<Engine> Engine::create(const EngineOptions& options) {
   try {
+    // Several devices or a cap: planned before anything loads. Replicas (or one capped device) run
+    // as engines of one device each; a pipeline over several is refused until it runs.
+    if (const std::optional<Plan> plan = runtime::placement::plan_for_engine(options)) {
+      if (plan->mode != Placement::kReplicas && plan->devices.size() > 1)
+        throw Error("devices '" + options.devices + "': the plan is a pipeline, which the engine does not run yet; " +
+                    "placement replicas runs a whole model per device where each holds one (qwenvl-cli --plan)");
+      return runtime::create_replicated_engine(options, *plan, [](const EngineOptions& one) -> std::unique_ptr<Engine> {
+        return std::make_unique<runtime::EngineImpl>(one);
+      });
+    }
     return std::make_unique<runtime::EngineImpl>(with_one_device(options));
   } catch (const kernels::Error& e) {
     throw Error(e.what());  // the kernels' own error (a device fault while loading), as the engine's

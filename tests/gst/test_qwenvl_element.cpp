@@ -518,7 +518,7 @@ TEST(QwenVLPlugin, GstInspectDocumentsItWithoutLoadingTheEngine) {
   ASSERT_EQ(status, 0) << inspect;
   for (const char* name : {"model", "prompt", "system-prompt", "max-new-tokens", "temperature", "top-k", "top-p", "min-p",
                            "repetition-penalty", "seed", "stop-strings", "interval", "mode", "drop-policy", "max-pending",
-                           "device", "dtype", "engine-id", "emit-partial", "stats", "engine-library", "text_src",
+                           "device", "devices", "placement", "DEVICE[@PROFILE][=CAP]", "replicas", "dtype", "engine-id", "emit-partial", "stats", "engine-library", "text_src",
                            "clip-frames", "clip-duration", "roi", "roi-labels", "history-size", "min-pixels",
                            "max-pixels", "overlay", "caption-duration", "\"ask\"",
                            "\"result\"", "gst-launch-1.0", "skip-while-busy", "drop-oldest", "NV12", "I420", "BGRx"})

@@ -147,6 +147,25 @@ TEST_P(OnCuda, GivesTransformersIds) {
   EXPECT_EQ(out.at("text"), ref["text"]);
 }
 
+// --devices cpu,cpu --placement replicas (and a capped device): the engine plans, loads a replica
+// per entry and answers as one device does, ids and all.
+TEST(Devices, ReplicasAndACapAnswerAsOneDevice) {
+  const json ref = load_reference("tiny-a", "one_image");
+  for (const std::vector<std::string>& devices :
+       {std::vector<std::string>{"--devices", "cpu,cpu", "--placement", "replicas"},
+        std::vector<std::string>{"--devices", "cpu=2GiB"}}) {
+    auto args = case_args(ref);
+    args.insert(args.end(), devices.begin(), devices.end());
+    args.push_back("--json");
+    const CliRun run = run_cli(args);
+    ASSERT_EQ(run.exit_code, 0) << devices[1] << ": " << run.err;
+    const json out = json::parse(run.out);
+    EXPECT_EQ(out.at("token_ids").get<std::vector<int>>(), ref["token_ids"].get<std::vector<int>>()) << devices[1];
+    EXPECT_EQ(out.at("text"), ref["text"]) << devices[1];
+    EXPECT_EQ(run.err, "") << devices[1];
+  }
+}
+
 // Image cases only, so that a build without OpenCV runs them too.
 INSTANTIATE_TEST_SUITE_P(Fixtures, OnCuda,
                          ::testing::Values(CaseName{"tiny-a", "one_image"}, CaseName{"tiny-b", "two_images_system"}),

@@ -58,7 +58,7 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   CLI::App app{"Serves a Qwen2.5-VL model directory over OpenAI's chat-completions API.", "qwenvl-server"};
   app.footer(std::string(kFooter) + "\n" + cli::kMediaSupport);
   app.get_formatter()->column_width(36);
-  cli::add_engine_flags(app, o.engine, "one device to run on, e.g. cuda:0 (wins over --device)");
+  cli::add_engine_flags(app, o.engine, "devices with caps, e.g. cuda:0=22GiB,cuda:1 (qwenvl-cli --help; wins over --device)");
   cli::add_serving_flags(app, o.engine);
   auto& s = o.server;
   app.add_option("--host", s.host, "address to listen on (default 127.0.0.1)")->type_name("ADDR");
@@ -84,7 +84,7 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   } catch (const CLI::ParseError& e) {
     throw CliError{cli::kUsageError, std::string(e.what()) + " (see --help)"};
   }
-  cli::check_engine_flags(o.engine, /*planning=*/false, "qwenvl-server", "--devices: ");
+  cli::check_engine_flags(o.engine, "qwenvl-server");
   cli::check_serving_flags(o.engine);
   auto fail = [](const std::string& m) { throw CliError{cli::kUsageError, m}; };
   if (s.port < 0 || s.port > 65535) fail("--port must be in [0, 65535]");

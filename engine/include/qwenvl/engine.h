@@ -112,13 +112,16 @@ struct EngineOptions {
   std::string model_dir;
   std::string device = "cpu";    // "cpu" or "cuda" / "cuda:N"; a one-device alias of `devices`
   // A device list as qwenvl/placement.h reads it ("cuda:0=22GiB,cuda:1"); wins over `device` when
-  // set. For now the engine runs one entry without a cap; several are planned (qwenvl::plan).
+  // set. Several entries, or a cap, are planned first (qwenvl::plan with this batch, context and
+  // dtype; nothing fits: create() throws the planner's reason): replicas run a whole engine per entry
+  // with the plan's KV cache each and share the requests (each to the replica with the fewest in
+  // flight); a pipeline over several devices is not run yet (create() says so).
   std::string devices;
   std::string placement = "auto";  // "auto", "pipeline" or "replicas" (qwenvl/placement.h)
   std::string dtype = "auto";    // "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16"
   int64_t max_context = 8192;    // prompt + generated tokens of one request
   int max_batch = 16;            // sequences decoded together
-  int64_t kv_cache_bytes = 0;    // KV memory budget; 0: enough for max_batch x max_context
+  int64_t kv_cache_bytes = 0;    // KV memory budget (of each replica); 0: enough for max_batch x max_context
   int64_t kv_block_size = 64;    // tokens per KV block
   int default_max_new_tokens = 128;  // when neither the request nor generation_config.json sets one
   bool cuda_graphs = true;       // CUDA: decode steps replayed as graphs, recorded when the engine starts
@@ -132,6 +135,20 @@ struct EngineOptions {
   std::optional<bool> overlap_decode;
 };
 
+// One entry of the device list as the engine runs it (EngineStats::devices).
+struct DeviceStats {
+  std::string device;  // "cpu", "cuda:0"
+  int replica = -1;    // placement replicas (and a capped single device): the replica on this entry
+  // The plan's total bytes for this entry (qwenvl::plan: weights, KV, activations, workspace and
+  // margin); 0 when the engine was not planned (one device without a cap).
+  int64_t predicted_peak_bytes = 0;
+  // The device's peak allocated bytes since this entry's engine was created, as
+  // peak_device_memory_bytes counts them; 0 on the CPU. The counter is the card's: entries sharing a
+  // card each report the card's peak, all of them together.
+  int64_t measured_peak_bytes = 0;
+  uint64_t requests = 0;  // replicas: requests handed to this entry's replica
+};
+
 struct EngineStats {
   uint64_t submitted = 0, answered = 0, cancelled = 0, expired = 0, failed = 0;
   uint64_t vision_forwards = 0, prefill_forwards = 0, decode_forwards = 0;
@@ -141,7 +158,12 @@ struct EngineStats {
   int64_t kv_blocks_total = 0, kv_blocks_used = 0;
   // Most device memory held by tensors at once since the engine was created (the caching allocator's
   // peak allocated bytes, as torch.cuda.max_memory_allocated() counts it); 0 on the CPU.
+  // Over several devices: the sum over distinct devices of each one's peak (entries sharing a card
+  // count it once); each entry's own is in `devices`.
   int64_t peak_device_memory_bytes = 0;
+  // One per entry of the device list, in its order (one device: that device): predicted and measured
+  // peaks side by side. With replicas the other counters here are the replicas' summed.
+  std::vector<DeviceStats> devices;
   bool decode_graphs = false;  // decode steps replay device graphs (EngineOptions::cuda_graphs, where the model allows)
   // With EngineOptions::time_phases: milliseconds spent in the vision tower, the language model's
   // prefill forwards and the decode steps since the engine was created (0 otherwise).

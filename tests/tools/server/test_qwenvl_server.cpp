@@ -561,7 +561,8 @@ TEST(Startup, BadFlagsAndModelsSayWhyInOneLine) {
            {{"--model", "/nonexistent/model"}, 2, "cannot load the model"},
            {{"--model", model_dir("tiny-a"), "--max-batch", "0"}, 1, "--max-batch must be at least 1"},
            {{"--model", model_dir("tiny-a"), "--dtype", "int3"}, 1, "--dtype 'int3'"},
-           {{"--model", model_dir("tiny-a"), "--devices", "cpu,cpu"}, 1, "qwenvl-cli --plan"},
+           {{"--model", model_dir("tiny-a"), "--devices", "cpu=1MiB"}, 2, "does not fit on cpu=1MiB"},
+           {{"--model", model_dir("tiny-a"), "--placement", "spread"}, 1, "--placement: unknown placement"},
            {{"--model", model_dir("tiny-a"), "--ssl-cert", "/nonexistent.pem"}, 1, "--ssl-key"},
            {{"--model", model_dir("tiny-a"), "--overlap-decode", "maybe"}, 1, "--overlap-decode 'maybe'"}}) {
     std::string command = qwenvl::test::shell_quote(qwenvl::test::env_path("QWENVL_SERVER")) + " --port 0";
@@ -587,6 +588,7 @@ TEST(Startup, HelpNamesEveryEngineOption) {
                            "--ssl-key",
                            "--device",
                            "--devices",
+                           "--placement",
                            "--dtype",
                            "--max-context",
                            "--min-pixels",
