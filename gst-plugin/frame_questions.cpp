@@ -275,7 +275,7 @@ std::vector<qwenvl::RequestId> ask_about_buffer(GstQwenVL* self, const Runtime& 
       return asked;  // still due: the next frame is compared in turn
     }
     bool room = rt.tracker->in_flight() < s.max_pending;
-    if (!room && s.mode == kModeAsync && s.drop_policy == kDropOldest && rt.tracker->cancel_oldest(*rt.shared.engine)) {
+    if (!room && s.mode == kModeAsync && s.drop_policy == kDropOldest && rt.tracker->cancel_oldest_queued(*rt.shared.engine)) {
       post_drop(self, pts, "drop-oldest", *rt.tracker);
       room = true;
     }

@@ -103,7 +103,10 @@ GType gst_qwenvl_drop_policy_get_type(void) {
   static const GEnumValue values[] = {
       {kSkipWhileBusy, "A frame due while max-pending requests are in flight is not asked (counted as dropped)",
        "skip-while-busy"},
-      {kDropOldest, "A frame due while max-pending requests are in flight cancels the oldest of them (counted as dropped)",
+      {kDropOldest,
+       "A frame due while max-pending requests are in flight replaces the oldest of them not yet admitted by the "
+       "engine (that one is cancelled and counted as dropped); a request already running is never cancelled, so when "
+       "all of them run the frame is not asked (counted as dropped): the stream is answered as fast as the engine allows",
        "drop-oldest"},
       {0, nullptr, nullptr}};
   if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstQwenVLDropPolicy", values));

@@ -42,6 +42,13 @@ void Scheduler::close() {
   ready_or_closed_.notify_all();
 }
 
+bool Scheduler::cancel_if_not_admitted(Sequence& s) {
+  std::lock_guard<std::mutex> lock(mutex_);  // admit() checks cancel_requested under it
+  if (running_.count(&s) > 0) return false;
+  s.cancel_requested = true;
+  return true;
+}
+
 bool Scheduler::wait_for_work() {
   std::unique_lock<std::mutex> lock(mutex_);
   ready_or_closed_.wait(lock, [&] { return closed_ || !ready_.empty(); });

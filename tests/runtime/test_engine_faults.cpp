@@ -1,6 +1,8 @@
-// Faults the engine survives (issue 15, item 3): a batch whose prefill runs out of memory (injected through the runtime's test hook) fails its
-// requests with the reason while the engine serves on; an engine destroyed with requests pending
-// or running ends each of them exactly once, as cancelled.
+// Faults the engine survives (issue 15, item 3), and the admission boundary that drop-oldest
+// relies on: a batch whose prefill runs out of memory (injected through the runtime's test hook)
+// fails its requests with the reason while the engine serves on; an engine destroyed with
+// requests pending or running ends each of them exactly once, as cancelled; cancel_queued()
+// withdraws a request only while it waits for admission.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -109,6 +111,29 @@ TEST(EngineFaults, DestroyedWithRequestsPendingEndsEachOnceAsCancelled) {
     ASSERT_EQ(f.wait_for(0s), std::future_status::ready);
     EXPECT_EQ(f.get().status, Status::kCancelled);
   }
+}
+
+TEST(EngineFaults, CancelQueuedWithdrawsOnlyRequestsNotYetAdmitted) {
+  const auto cases = test::load_network_cases("tiny-a");
+  auto engine = make_engine(1);  // one runs, the next waits
+  std::promise<void> started;
+  std::atomic<bool> once{false};
+  test::CaseRequest first = long_request(cases[0], 2000);
+  first.request.on_partial = [&](RequestId, std::string_view) {
+    if (!once.exchange(true)) started.set_value();
+  };
+  Submission running = engine->submit(std::move(first.request));
+  ASSERT_EQ(started.get_future().wait_for(60s), std::future_status::ready);
+  test::CaseRequest second = long_request(cases[0], 3);
+  Submission waiting = engine->submit(std::move(second.request));
+  EXPECT_FALSE(engine->cancel_queued(running.id)) << "a running request was withdrawn";
+  EXPECT_TRUE(engine->cancel_queued(waiting.id));
+  const Result withdrawn = waiting.result.get();
+  EXPECT_EQ(withdrawn.status, Status::kCancelled);
+  EXPECT_TRUE(withdrawn.token_ids.empty());
+  EXPECT_FALSE(engine->cancel_queued(waiting.id)) << "an ended request cannot be withdrawn";
+  EXPECT_TRUE(engine->cancel(running.id));
+  EXPECT_EQ(running.result.get().status, Status::kCancelled);
 }
 
 }  // namespace
