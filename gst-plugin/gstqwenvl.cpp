@@ -754,7 +754,11 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_INTERVAL,
       g_param_spec_uint64("interval", "Interval",
-                          "Least time between asked frames, by buffer timestamps (ns); 0: every frame", 0, G_MAXUINT64, 0, live));
+                          "Least time between asked frames, by buffer timestamps (ns); 0: every frame. A buffer "
+                          "without a timestamp is always due. GST_CLOCK_TIME_NONE (18446744073709551615, what -1 "
+                          "becomes on a gst-launch-1.0 line) is no interval at all: only the first frame of a stream "
+                          "is asked, and again after a flush or when timestamps go back",
+                          0, G_MAXUINT64, 0, live));
   g_object_class_install_property(
       gobject_class, PROP_MODE,
       g_param_spec_enum("mode", "Mode", "async: the video never waits; sync: every asked frame waits for its answer",

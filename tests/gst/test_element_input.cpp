@@ -125,5 +125,24 @@ TEST(ElementInput, BuffersWithoutTimestampsAreAskedAndAnswered) {
   EXPECT_EQ(rig.stat("answered"), 3u);
 }
 
+// interval=-1 is GST_CLOCK_TIME_NONE: no interval, only the first frame, as gst-inspect says.
+TEST(ElementInput, IntervalMinusOneAsksTheFirstFrameOnlyAsDocumented) {
+  const TestFrame frame = make_frame(GST_VIDEO_FORMAT_RGB, 32, 32, 0);
+  Rig rig(std::string(kQuick) + " interval=-1");
+  guint64 interval = 0;
+  g_object_get(rig.element, "interval", &interval, nullptr);
+  EXPECT_EQ(interval, GST_CLOCK_TIME_NONE);
+  const gchar* blurb = g_param_spec_get_blurb(g_object_class_find_property(G_OBJECT_GET_CLASS(rig.element), "interval"));
+  EXPECT_NE(std::string(blurb).find("what -1 becomes"), std::string::npos) << blurb;
+  EXPECT_NE(std::string(blurb).find("only the first frame"), std::string::npos) << blurb;
+  gst_harness_set_src_caps_str(rig.video, frame.caps().c_str());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(gst_harness_push(rig.video, frame.buffer(i * GST_SECOND * 1000, kFrame)), GST_FLOW_OK);
+    gst_buffer_unref(gst_harness_pull(rig.video));
+  }
+  EXPECT_EQ(rig.stat("asked"), 1u);
+  EXPECT_EQ(rig.stat("answered"), 1u);
+}
+
 }  // namespace
 }  // namespace qwenvl::test
