@@ -850,13 +850,16 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_MIN_PIXELS,
       g_param_spec_int64("min-pixels", "Min pixels",
-                         "Fewest pixels a frame is resized to before the vision encoder; 0: the model's processor config",
+                         "Fewest pixels a frame is resized to before the vision encoder; 0: the model's processor config. "
+                         "Not clamped: a value that would make a side of the resized frame exceed 65536 pixels fails "
+                         "that frame's request with the reason (a qwenvl-failed message and a warning)",
                          0, G_MAXINT64, 0, live));
   g_object_class_install_property(
       gobject_class, PROP_MAX_PIXELS,
       g_param_spec_int64("max-pixels", "Max pixels",
                          "Most pixels a frame is resized to before the vision encoder (fewer: fewer tokens, faster); 0: "
-                         "the model's processor config",
+                         "the model's processor config. Below one 28x28 cell (784) a frame still becomes one cell, as in "
+                         "transformers",
                          0, G_MAXINT64, 0, live));
   g_object_class_install_property(
       gobject_class, PROP_CHANGE_THRESHOLD,

@@ -77,11 +77,19 @@ TEST(ElementInput, ExtremePropertyValuesNeverCrashOrHang) {
   const TestFrame frame = make_frame(GST_VIDEO_FORMAT_RGB, 64, 48, 0);
   for (const char* extreme :
        {"max-pixels=1", "min-pixels=9223372036854775807", "max-pixels=9223372036854775807 min-pixels=9223372036854775807",
-        "max-new-tokens=65536 stop-strings=<\"\">", "seed=9223372036854775807 top-k=2147483647 repetition-penalty=100",
+        "stop-strings=<\"\">", "seed=9223372036854775807 top-k=2147483647 repetition-penalty=100",
         "temperature=100 top-p=0 min-p=1", "history-size=1024 max-pending=1024 caption-duration=18446744073709551615"}) {
     Rig rig(std::string(kQuick) + " " + extreme);
     expect_answered_or_failed_with_reason(rig, frame, extreme);
   }
+  // What these extremes do is in gst-inspect's text.
+  GstElement* e = gst_element_factory_make("qwenvl", nullptr);
+  const auto blurb = [&](const char* name) {
+    return std::string(g_param_spec_get_blurb(g_object_class_find_property(G_OBJECT_GET_CLASS(e), name)));
+  };
+  EXPECT_NE(blurb("min-pixels").find("fails that frame's request with the reason"), std::string::npos);
+  EXPECT_NE(blurb("max-pixels").find("still becomes one cell"), std::string::npos);
+  gst_object_unref(e);
 }
 
 TEST(ElementInput, ZeroLengthAndTruncatedBuffersAreCountedDropsWithAWarning) {
