@@ -73,7 +73,9 @@ after = [kb for t, kb in samples if t >= warmup]
 if len(after) >= 2:
     growth_mb = (max(after) - after[0]) / 1024
     print(f"resident memory: {after[0] / 1024:.0f} MB after warm-up ({warmup} s), peak {max(after) / 1024:.0f} MB, "
-          f"growth {growth_mb:.1f} MB (bound {bound_mb} MB), {len(samples)} samples")
+          f"at the end {after[-1] / 1024:.0f} MB, growth to the peak {growth_mb:.1f} MB (bound {bound_mb} MB), "
+          f"{len(samples)} samples")
+    print("resident memory by minute (MB):", " ".join(f"{kb / 1024:.0f}" for t, kb in samples if t % 60 < 5))
     ok &= growth_mb < bound_mb
 else:
     print("resident memory: too few samples after warm-up (raise DURATION_S or lower WARMUP_S)")
