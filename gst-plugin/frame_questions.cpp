@@ -85,11 +85,23 @@ qwenvl::FrameView frame_view(const Streaming& st, const GstVideoFrame& frame, Gs
   return view;
 }
 
+// A buffer too small for its caps (zero-length, truncated) is not asked: a warning naming the
+// sizes, and a drop (counted, with a qwenvl-dropped message), never a silent loss.
 bool map_frame(GstQwenVL* self, const GstVideoInfo& info, GstBuffer* buffer, GstVideoFrame* frame) {
   if (gst_video_frame_map(frame, &info, buffer, GST_MAP_READ)) return true;
-  GST_ELEMENT_WARNING(self, STREAM, FAILED, ("qwenvl: could not map a video buffer to read it"),
-                      ("buffer of %" G_GSIZE_FORMAT " bytes for caps %dx%d", gst_buffer_get_size(buffer),
-                       GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info)));
+  GST_ELEMENT_WARNING(self, STREAM, FAILED,
+                      ("qwenvl: could not read a video buffer of %" G_GSIZE_FORMAT " bytes as a %dx%d %s frame (%" G_GSIZE_FORMAT
+                       " bytes); it is not asked",
+                       gst_buffer_get_size(buffer), GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info),
+                       GST_VIDEO_INFO_NAME(&info), GST_VIDEO_INFO_SIZE(&info)),
+                      ("the buffer is smaller than its caps say (zero-length or truncated)"));
+  GST_OBJECT_LOCK(self);
+  const std::shared_ptr<RequestTracker> tracker = self->state->runtime.tracker;
+  GST_OBJECT_UNLOCK(self);
+  if (tracker) {
+    tracker->count_dropped();
+    post_drop(self, GST_BUFFER_PTS(buffer), "unreadable-buffer", *tracker);
+  }
   return false;
 }
 
@@ -275,7 +287,7 @@ std::vector<qwenvl::RequestId> ask_about_buffer(GstQwenVL* self, const Runtime& 
       return asked;  // still due: the next frame is compared in turn
     }
     bool room = rt.tracker->in_flight() < s.max_pending;
-    if (!room && s.mode == kModeAsync && s.drop_policy == kDropOldest && rt.tracker->cancel_oldest(*rt.shared.engine)) {
+    if (!room && s.mode == kModeAsync && s.drop_policy == kDropOldest && rt.tracker->cancel_oldest_queued(*rt.shared.engine)) {
       post_drop(self, pts, "drop-oldest", *rt.tracker);
       room = true;
     }

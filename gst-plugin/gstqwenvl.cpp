@@ -105,7 +105,10 @@ GType gst_qwenvl_drop_policy_get_type(void) {
   static const GEnumValue values[] = {
       {kSkipWhileBusy, "A frame due while max-pending requests are in flight is not asked (counted as dropped)",
        "skip-while-busy"},
-      {kDropOldest, "A frame due while max-pending requests are in flight cancels the oldest of them (counted as dropped)",
+      {kDropOldest,
+       "A frame due while max-pending requests are in flight replaces the oldest of them not yet admitted by the "
+       "engine (that one is cancelled and counted as dropped); a request already running is never cancelled, so when "
+       "all of them run the frame is not asked (counted as dropped): the stream is answered as fast as the engine allows",
        "drop-oldest"},
       {0, nullptr, nullptr}};
   if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstQwenVLDropPolicy", values));
@@ -784,7 +787,11 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_INTERVAL,
       g_param_spec_uint64("interval", "Interval",
-                          "Least time between asked frames, by buffer timestamps (ns); 0: every frame", 0, G_MAXUINT64, 0, live));
+                          "Least time between asked frames, by buffer timestamps (ns); 0: every frame. A buffer "
+                          "without a timestamp is always due. GST_CLOCK_TIME_NONE (18446744073709551615, what -1 "
+                          "becomes on a gst-launch-1.0 line) is no interval at all: only the first frame of a stream "
+                          "is asked, and again after a flush or when timestamps go back",
+                          0, G_MAXUINT64, 0, live));
   g_object_class_install_property(
       gobject_class, PROP_MODE,
       g_param_spec_enum("mode", "Mode", "async: the video never waits; sync: every asked frame waits for its answer",
@@ -894,13 +901,16 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_MIN_PIXELS,
       g_param_spec_int64("min-pixels", "Min pixels",
-                         "Fewest pixels a frame is resized to before the vision encoder; 0: the model's processor config",
+                         "Fewest pixels a frame is resized to before the vision encoder; 0: the model's processor config. "
+                         "Not clamped: a value that would make a side of the resized frame exceed 65536 pixels fails "
+                         "that frame's request with the reason (a qwenvl-failed message and a warning)",
                          0, G_MAXINT64, 0, live));
   g_object_class_install_property(
       gobject_class, PROP_MAX_PIXELS,
       g_param_spec_int64("max-pixels", "Max pixels",
                          "Most pixels a frame is resized to before the vision encoder (fewer: fewer tokens, faster); 0: "
-                         "the model's processor config",
+                         "the model's processor config. Below one 28x28 cell (784) a frame still becomes one cell, as in "
+                         "transformers",
                          0, G_MAXINT64, 0, live));
   g_object_class_install_property(
       gobject_class, PROP_CHANGE_THRESHOLD,

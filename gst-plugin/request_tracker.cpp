@@ -81,16 +81,17 @@ void RequestTracker::on_complete(const Result& result, const Ticket& ticket, uin
     if (it != in_flight_ids_.end()) in_flight_ids_.erase(it);
     else ended_early_.insert(result.id);
   }
+  // Marked dropped but ended otherwise (it failed while being withdrawn): no drop.
+  if (dropped && result.status != Status::kCancelled) --counts_.dropped;
   // A request of frames flushed away (cancelled then, but it may have finished first): its answer
   // would name frames that are gone, so it never reaches downstream.
   if (generation != generation_) {
-    if (!dropped) ++counts_.cancelled;
+    if (!dropped || result.status != Status::kCancelled) ++counts_.cancelled;
     changed_.notify_all();
     return;
   }
   switch (result.status) {
     case Status::kAnswered:
-      if (dropped) --counts_.dropped;  // the answer beat the cancel: it is no drop
       ++counts_.answered;
       push_window(latencies_ns_, ms_to_ns(result.total_ms));
       push_window(ttfts_ns_, ms_to_ns(result.ttft_ms));
@@ -136,18 +137,18 @@ size_t RequestTracker::cancel_all(Engine& engine) {
   return ids.size();
 }
 
-bool RequestTracker::cancel_oldest(Engine& engine) {
-  RequestId id = 0;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (in_flight_ids_.empty()) return false;
-    id = in_flight_ids_.front();
-    in_flight_ids_.pop_front();
-    dropped_ids_.insert(id);
+bool RequestTracker::cancel_oldest_queued(Engine& engine) {
+  // Under our lock: cancel_queued() runs no callback, and callbacks take the engine's lock never
+  // with ours held, so the order is safe; a request found running is left to run.
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto it = in_flight_ids_.begin(); it != in_flight_ids_.end(); ++it) {
+    if (!engine.cancel_queued(*it)) continue;
+    dropped_ids_.insert(*it);
+    in_flight_ids_.erase(it);
     ++counts_.dropped;
+    return true;
   }
-  engine.cancel(id);  // when it has just ended instead, on_complete sorts it out
-  return true;
+  return false;
 }
 
 size_t RequestTracker::in_flight() const {

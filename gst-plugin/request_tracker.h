@@ -66,8 +66,9 @@ class RequestTracker : public std::enable_shared_from_this<RequestTracker> {
   RequestId submit(Engine& engine, Request request, Ticket ticket);
   // Cancels every request still in flight; returns how many were.
   size_t cancel_all(Engine& engine);
-  // Cancels the oldest request in flight, counted as dropped (drop-oldest); false when none is.
-  bool cancel_oldest(Engine& engine);
+  // Cancels the oldest request that waits for admission, counted as dropped (drop-oldest); false
+  // when every request in flight already runs (a running request is never cancelled here).
+  bool cancel_oldest_queued(Engine& engine);
   // Requests in flight, those being dropped left out.
   size_t in_flight() const;
 

@@ -1,7 +1,9 @@
 // qwenvl-launch 'PIPELINE': runs a gst-launch-1.0 style pipeline description to EOS (or error) and
 // prints every "qwenvl-result" element message as one JSON line on stdout, so that scripts can read
 // a pipeline's answers without parsing gst-launch-1.0's -m output. Nothing else goes to stdout;
-// faults go to stderr as one line each and make the exit status non-zero. SIGINT sends EOS first so
+// faults go to stderr as one line each and make the exit status non-zero: errors, and a run whose
+// every request failed (qwenvl-failed, none answered). Warnings (the element posts one for each
+// failed request, with its reason) are stderr lines too, and alone leave the status 0. SIGINT sends EOS first so
 // that the elements drain their pending answers; a second SIGINT quits at once.
 //   qwenvl-launch [--stats] 'PIPELINE'   --stats: at the end, each qwenvl element's `stats` on stderr
 #include <glib-unix.h>
@@ -21,6 +23,7 @@ struct Run {
   GMainLoop* loop = nullptr;
   bool failed = false;
   bool interrupted = false;
+  uint64_t answered = 0, failed_requests = 0;  // qwenvl-result and qwenvl-failed messages
 };
 
 std::string string_field(const GstStructure* s, const char* name) {
@@ -117,7 +120,22 @@ gboolean on_bus_message(GstBus*, GstMessage* message, gpointer data) {
         const std::string line = answer_json(message, s).dump(-1, ' ', false, json::error_handler_t::replace);
         std::fprintf(stdout, "%s\n", line.c_str());
         std::fflush(stdout);
+        ++run.answered;
+      } else if (s != nullptr && gst_structure_has_name(s, "qwenvl-failed")) {
+        ++run.failed_requests;  // its reason reaches stderr as the element's warning
       }
+      break;
+    }
+    case GST_MESSAGE_WARNING: {
+      GError* error = nullptr;
+      gchar* debug = nullptr;
+      gst_message_parse_warning(message, &error, &debug);
+      const std::string detail = one_line(debug);
+      std::fprintf(stderr, "qwenvl-launch: warning from %s: %s%s%s\n", GST_OBJECT_NAME(GST_MESSAGE_SRC(message)),
+                   one_line(error != nullptr ? error->message : "unknown warning").c_str(), detail.empty() ? "" : " | ",
+                   detail.c_str());
+      g_clear_error(&error);
+      g_free(debug);
       break;
     }
     case GST_MESSAGE_ERROR:
@@ -231,6 +249,11 @@ int main(int argc, char** argv) {
   }
 
   g_source_remove(sigint_source);
+  if (!run.failed && run.failed_requests > 0 && run.answered == 0) {
+    std::fprintf(stderr, "qwenvl-launch: every request failed (%llu, none answered)\n",
+                 static_cast<unsigned long long>(run.failed_requests));
+    run.failed = true;
+  }
   if (stats) print_stats(pipeline);
   gst_element_set_state(pipeline, GST_STATE_NULL);
   gst_bus_remove_watch(bus);

@@ -159,6 +159,14 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     return true;
   }
 
+  bool cancel_queued(RequestId id) override {
+    std::lock_guard<std::mutex> lock(mutex_);  // mutex_ before the scheduler's, as everywhere
+    auto it = live_.find(id);
+    if (it == live_.end() || !scheduler_.cancel_if_not_admitted(*it->second)) return false;
+    wake_.notify_all();
+    return true;
+  }
+
   EngineStats stats() const override {
     std::lock_guard<std::mutex> lock(mutex_);
     EngineStats s = stats_;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "kernels/device/async_host_copy.h"
+#include "runtime/fault_injection.h"
 #include "runtime/queued_step.h"
 #include "runtime/sampling.h"
 #include "runtime/stopping.h"
@@ -39,6 +40,13 @@ void Scheduler::close() {
   std::lock_guard<std::mutex> lock(mutex_);
   closed_ = true;
   ready_or_closed_.notify_all();
+}
+
+bool Scheduler::cancel_if_not_admitted(Sequence& s) {
+  std::lock_guard<std::mutex> lock(mutex_);  // admit() checks cancel_requested under it
+  if (running_.count(&s) > 0) return false;
+  s.cancel_requested = true;
+  return true;
 }
 
 bool Scheduler::wait_for_work() {
@@ -124,6 +132,7 @@ void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Sequ
       prompts.push_back(&s->prompt);
       slots.push_back(&s->slot);
     }
+    throw_if_out_of_memory_injected();
     const at::Tensor fresh = executor_.prefill(prompts, slots);
     // A copy either way: decode logits live in graph memory that the next step overwrites.
     logits = live.empty() ? fresh : at::cat({logits, fresh});

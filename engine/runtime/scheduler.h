@@ -39,6 +39,9 @@ class Scheduler {
   void enqueue(std::shared_ptr<Sequence> s);
   // No request will be enqueued any more: wait_for_work() returns false once the queue is empty.
   void close();
+  // Marks `s` (not yet ended: the engine checks) cancelled if it has not been admitted; false once it runs. Atomic with
+  // admission: a sequence marked here is never admitted.
+  bool cancel_if_not_admitted(Sequence& s);
 
   // Blocks until a request is ready (true) or the scheduler is closed with none ready (false).
   bool wait_for_work();

@@ -121,6 +121,23 @@ TEST(QwenvlLaunch, ElementErrorGivesOneStderrLineAndNonZeroExit) {
   EXPECT_NE(err[0].find(missing.string()), std::string::npos) << err[0];
 }
 
+// A 1x300 stream: the model refuses every frame (aspect ratio). Each failure is a stderr line
+// with its reason, and a run with nothing but failures exits non-zero (issue 15: it printed
+// nothing and exited 0).
+TEST(QwenvlLaunch, EveryRequestFailedIsReportedAndNonZeroExit) {
+  const LaunchRun run = launch("videotestsrc num-buffers=3 ! video/x-raw,width=1,height=300,framerate=10/1 ! qwenvl model=" +
+                               model_dir() + " mode=sync max-new-tokens=2 ! fakesink");
+  EXPECT_NE(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "");
+  const auto err = lines_of(run.err);
+  ASSERT_EQ(err.size(), 4u) << run.err;  // the warnings of three failed requests, then the verdict
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(err[i].find("warning from qwenvl0"), std::string::npos) << err[i];
+    EXPECT_NE(err[i].find("aspect ratio 300"), std::string::npos) << err[i];
+  }
+  EXPECT_NE(err[3].find("every request failed (3"), std::string::npos) << err[3];
+}
+
 TEST(QwenvlLaunch, SigintSendsEosAndDrains) {
   // A live source that never ends by itself: only the SIGINT -> EOS path can end the run cleanly.
   const std::string pipeline = "videotestsrc is-live=true ! video/x-raw,width=64,height=64,framerate=10/1 ! qwenvl model=" +

@@ -180,6 +180,10 @@ class Engine {
   virtual Submission submit(Request request) = 0;
   // True when the request was still pending or running (it then ends as kCancelled).
   virtual bool cancel(RequestId id) = 0;
+  // Cancels the request only while it waits for admission (submitted or queued, never one that
+  // runs); true when it did (it then ends as kCancelled). Runs no callback itself, so it may be
+  // called under the caller's own lock.
+  virtual bool cancel_queued(RequestId id) = 0;
   virtual EngineStats stats() const = 0;
   virtual const EngineOptions& options() const = 0;
 };
