@@ -13,7 +13,8 @@
 // the GPU sat idle (tools/activity_summary.h defines the window and the steady cycles).
 // --overlap-decode 0|1: sets EngineOptions::overlap_decode (each decode step queued before the host
 // reads the previous step's tokens); without the flag, the engine's default (on for CUDA).
-// Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh).
+// Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh and,
+// with the prompt length and the phase times, scripts/bench/batch1_floor.py).
 //
 // Saturated mode (--in-flight 64,128 [--duration-s 30] [--warmup-s 5]), instead of the batches: for
 // each N, an engine with max_batch = N and N of the same requests kept in flight, each one
@@ -63,10 +64,11 @@ std::vector<int> parse_list(const std::string& text) {
 struct RunTimes {
   double latency_ms = 0;  // submit of the first request to the last answer
   double ttft_ms = 0;     // median over the requests
+  int prompt_tokens = 0;  // of the last request (the workload's prompts are all alike)
 };
 
 struct Row {
-  int batch = 0;
+  int batch = 0, prompt_tokens = 0;
   double latency_ms = 0, ttft_ms = 0, decode_tokens_per_s = 0, frames_per_s = 0, peak_gib = 0;
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;  // per run (--phases 1)
 };
@@ -106,6 +108,7 @@ RunTimes run_once(qwenvl::Engine& engine, int batch, const std::vector<uint8_t>&
   submissions.reserve(batch);
   const auto start = Clock::now();
   for (int i = 0; i < batch; ++i) submissions.push_back(engine.submit(caption_request(rgb, size, new_tokens)));
+  RunTimes t;
   std::vector<double> ttfts;
   for (auto& s : submissions) {
     qwenvl::Result r = s.result.get();
@@ -115,8 +118,8 @@ RunTimes run_once(qwenvl::Engine& engine, int batch, const std::vector<uint8_t>&
       throw qwenvl::Error("request generated " + std::to_string(r.token_ids.size()) + " tokens, not " +
                           std::to_string(new_tokens));
     ttfts.push_back(r.ttft_ms);
+    t.prompt_tokens = r.prompt_tokens;
   }
-  RunTimes t;
   t.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   t.ttft_ms = median(ttfts);
   return t;
@@ -311,13 +314,14 @@ int main(int argc, char** argv) {
       run_once(*engine, batch, rgb, size, new_tokens);  // warm-up
       std::vector<double> latencies, ttfts;
       const qwenvl::EngineStats before = engine->stats();
+      Row row;
       for (int r = 0; r < runs; ++r) {
         const RunTimes t = run_once(*engine, batch, rgb, size, new_tokens);
         latencies.push_back(t.latency_ms);
         ttfts.push_back(t.ttft_ms);
+        row.prompt_tokens = t.prompt_tokens;
       }
       const qwenvl::EngineStats after = engine->stats();
-      Row row;
       row.batch = batch;
       row.latency_ms = median(latencies);
       row.ttft_ms = median(ttfts);
@@ -440,7 +444,10 @@ int main(int argc, char** argv) {
       const Row& r = rows[i];
       out << (i ? ",\n" : "\n") << "{\"batch\": " << r.batch << ", \"latency_ms\": " << r.latency_ms
           << ", \"ttft_ms\": " << r.ttft_ms << ", \"decode_tokens_per_s\": " << r.decode_tokens_per_s
-          << ", \"frames_per_s\": " << r.frames_per_s << ", \"peak_gib\": " << r.peak_gib << "}";
+          << ", \"frames_per_s\": " << r.frames_per_s << ", \"peak_gib\": " << r.peak_gib
+          << ", \"prompt_tokens\": " << r.prompt_tokens << ", \"new_tokens\": " << new_tokens
+          << ", \"vision_ms\": " << r.vision_ms << ", \"prefill_ms\": " << r.prefill_ms
+          << ", \"decode_ms\": " << r.decode_ms << "}";
     }
     out << "\n]\n";
   }
