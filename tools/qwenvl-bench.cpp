@@ -179,7 +179,8 @@ int run_saturated_mode(const std::string& model_dir, const std::string& device, 
               utc_now().c_str(), command.c_str());
   std::printf("N requests in flight (each resubmitted as it ends), %.0f s warm-up, then a %.0f s window: "
               "frames/s = answers ending in the window / window; latency = submit to answer; mean decode batch = "
-              "answers x %d / decode steps.\n\n",
+              "decode rows in the window / decode steps (each answer's %d rows spread evenly from its first token to "
+              "its end).\n\n",
               warmup_s, duration_s, new_tokens - 1);
   std::printf("| in flight | frames/s | answers | latency p50 ms | latency p99 ms | decode steps | prefill forwards | "
               "mean decode batch | peak GiB |\n");
