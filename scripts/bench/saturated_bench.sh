@@ -21,6 +21,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 OUT=${OUT:-/tmp/qwenvl-saturated-out}
 mkdir -p "$OUT"
+rm -f "$OUT"/*.md "$OUT"/*.json  # an earlier run's tables must not be printed as this one's
 shape=${1:-7b}
 budget=${2:-470}
 device=${DEVICE:-cuda}
@@ -31,7 +32,7 @@ one_batch=${ONE_BATCH:-64}
 phase_duration=${PHASE_DURATION_S:-10}
 t0=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t0 )); }
-left() { echo $(( budget - $(elapsed) )); }
+left() { local l=$(( budget - $(elapsed) )); echo $(( l > 1 ? l : 1 )); }  # never 0: timeout 0 means no limit
 stamp() { echo "[$(elapsed) s] $*"; }
 
 if [ -z "${BUILD:-}" ]; then
