@@ -179,9 +179,8 @@ int run_saturated_mode(const std::string& model_dir, const std::string& device, 
               utc_now().c_str(), command.c_str());
   std::printf("N requests in flight (each resubmitted as it ends), %.0f s warm-up, then a %.0f s window: "
               "frames/s = answers ending in the window / window; latency = submit to answer; mean decode batch = "
-              "decode rows in the window / decode steps (each answer's %d rows spread evenly from its first token to "
-              "its end).\n\n",
-              warmup_s, duration_s, new_tokens - 1);
+              "the engine's decode rows / decode steps in the window.\n\n",
+              warmup_s, duration_s);
   std::printf("| in flight | frames/s | answers | latency p50 ms | latency p99 ms | decode steps | prefill forwards | "
               "mean decode batch | peak GiB |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");

@@ -21,7 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 struct Ended {
   Clock::time_point submitted, ended;
-  double ttft_ms = 0;
   Status status = Status::kFailed;
   size_t tokens = 0;
   std::string error;
@@ -32,17 +31,6 @@ double percentile(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
   const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
   return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
-}
-
-// The fraction of an answer's decode steps that ran inside [start, end), taking them as spread
-// evenly from its first token to its end.
-double share_in_window(const Ended& e, Clock::time_point start, Clock::time_point end) {
-  const Clock::time_point first = e.submitted + std::chrono::duration_cast<Clock::duration>(
-                                                    std::chrono::duration<double, std::milli>(e.ttft_ms));
-  const double span = std::chrono::duration<double>(e.ended - first).count();
-  const double inside = std::chrono::duration<double>(std::min(e.ended, end) - std::max(first, start)).count();
-  if (span <= 0) return e.ended >= start && e.ended < end ? 1.0 : 0.0;
-  return std::clamp(inside / span, 0.0, 1.0);
 }
 
 }  // namespace
@@ -61,7 +49,7 @@ SaturatedResult run_saturated(Engine& engine, const std::function<Request()>& ma
     const Clock::time_point submitted = Clock::now();
     request.on_complete = [&, submitted](const Result& r) {
       std::lock_guard<std::mutex> lock(mutex);
-      ended.push_back({submitted, Clock::now(), r.ttft_ms, r.status, r.token_ids.size(), r.error});
+      ended.push_back({submitted, Clock::now(), r.status, r.token_ids.size(), r.error});
       arrived.notify_one();
     };
     engine.submit(std::move(request));  // the future is not needed: on_complete reports
@@ -76,7 +64,6 @@ SaturatedResult run_saturated(Engine& engine, const std::function<Request()>& ma
   bool started = false, finished = false;
   std::string failure;
   std::vector<double> latencies_ms;
-  double decode_rows = 0;  // the window's share of every answer's decode rows
 
   int outstanding = 0;
   for (; outstanding < options.in_flight; ++outstanding) submit_one();
@@ -106,7 +93,6 @@ SaturatedResult run_saturated(Engine& engine, const std::function<Request()>& ma
         failure = "request generated " + std::to_string(e.tokens) + " tokens, not " + std::to_string(options.new_tokens);
       if (e.ended >= window_start && e.ended < window_end)
         latencies_ms.push_back(std::chrono::duration<double, std::milli>(e.ended - e.submitted).count());
-      decode_rows += (options.new_tokens - 1) * share_in_window(e, window_start, window_end);
       // Keep the load up until the window closes (a failure stops it: drain, then report).
       if (!finished && failure.empty()) {
         submit_one();
@@ -124,7 +110,8 @@ SaturatedResult run_saturated(Engine& engine, const std::function<Request()>& ma
   result.latency_p99_ms = percentile(latencies_ms, 0.99);
   result.decode_steps = after.decode_forwards - before.decode_forwards;
   result.prefill_forwards = after.prefill_forwards - before.prefill_forwards;
-  result.mean_decode_batch = result.decode_steps ? decode_rows / result.decode_steps : 0;
+  result.mean_decode_batch =
+      result.decode_steps ? static_cast<double>(after.decode_rows - before.decode_rows) / result.decode_steps : 0;
   result.vision_ms = after.vision_ms - before.vision_ms;
   result.prefill_ms = after.prefill_ms - before.prefill_ms;
   result.decode_ms = after.decode_ms - before.decode_ms;
