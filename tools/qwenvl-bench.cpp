@@ -5,7 +5,7 @@
 //
 //   qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] [--new-tokens 32]
 //                [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] [--overlap-decode 0|1]
-//                [--json FILE]
+//                [--in-flight 64,128 [--duration-s 30] [--warmup-s 5]] [--json FILE]
 // --phases 1: the engine times its vision, prefill and decode phases (synchronising the device after
 // each, which costs a little latency) and the table gains their split of a run.
 // --idle-profile 1 (CUDA, built with CUPTI): after the timed runs, one more run per batch size under
@@ -13,7 +13,15 @@
 // the GPU sat idle (tools/activity_summary.h defines the window and the steady cycles).
 // --overlap-decode 0|1: sets EngineOptions::overlap_decode (each decode step queued before the host
 // reads the previous step's tokens); without the flag, the engine's default (on for CUDA).
-// Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh).
+// Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh and,
+// with the prompt length and the phase times, scripts/bench/batch1_floor.py).
+//
+// Saturated mode (--in-flight 64,128 [--duration-s 30] [--warmup-s 5]), instead of the batches: for
+// each N, an engine with max_batch = N and N of the same requests kept in flight, each one
+// resubmitted as it ends; after the warm-up, the answers that end within the measured window give
+// the steady-state frames/s and their latency percentiles (tools/saturated_load.h). A camera
+// deployment's figure. With --phases 1 the table gains the window's phase split (time_phases
+// synchronises the device: take frames/s from a run without it).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -30,6 +38,7 @@
 
 #include "activity_summary.h"
 #include "qwenvl/engine.h"
+#include "saturated_load.h"
 #ifdef QWENVL_WITH_CUPTI
 #include "gpu_activity.h"
 #endif
@@ -55,10 +64,11 @@ std::vector<int> parse_list(const std::string& text) {
 struct RunTimes {
   double latency_ms = 0;  // submit of the first request to the last answer
   double ttft_ms = 0;     // median over the requests
+  int prompt_tokens = 0;  // of the last request (the workload's prompts are all alike)
 };
 
 struct Row {
-  int batch = 0;
+  int batch = 0, prompt_tokens = 0;
   double latency_ms = 0, ttft_ms = 0, decode_tokens_per_s = 0, frames_per_s = 0, peak_gib = 0;
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;  // per run (--phases 1)
 };
@@ -79,21 +89,26 @@ int cuda_index(const std::string& device) {
 }
 #endif
 
+// The workload's request: one size x size RGB frame, the caption prompt, greedy, exactly
+// `new_tokens` tokens.
+qwenvl::Request caption_request(const std::vector<uint8_t>& rgb, int size, int new_tokens) {
+  qwenvl::Request request;
+  request.images.push_back(qwenvl::FrameView::packed(qwenvl::PixelFormat::kRGB, size, size, rgb.data()));
+  request.prompt = "Describe this image.";
+  request.sampling.max_new_tokens = new_tokens;
+  request.sampling.temperature = 0.0;
+  request.sampling.ignore_eos = true;
+  return request;
+}
+
 // One run: B requests submitted together; fails loudly unless every request got exactly
 // `new_tokens` tokens.
 RunTimes run_once(qwenvl::Engine& engine, int batch, const std::vector<uint8_t>& rgb, int size, int new_tokens) {
   std::vector<qwenvl::Submission> submissions;
   submissions.reserve(batch);
   const auto start = Clock::now();
-  for (int i = 0; i < batch; ++i) {
-    qwenvl::Request request;
-    request.images.push_back(qwenvl::FrameView::packed(qwenvl::PixelFormat::kRGB, size, size, rgb.data()));
-    request.prompt = "Describe this image.";
-    request.sampling.max_new_tokens = new_tokens;
-    request.sampling.temperature = 0.0;
-    request.sampling.ignore_eos = true;
-    submissions.push_back(engine.submit(std::move(request)));
-  }
+  for (int i = 0; i < batch; ++i) submissions.push_back(engine.submit(caption_request(rgb, size, new_tokens)));
+  RunTimes t;
   std::vector<double> ttfts;
   for (auto& s : submissions) {
     qwenvl::Result r = s.result.get();
@@ -103,11 +118,107 @@ RunTimes run_once(qwenvl::Engine& engine, int batch, const std::vector<uint8_t>&
       throw qwenvl::Error("request generated " + std::to_string(r.token_ids.size()) + " tokens, not " +
                           std::to_string(new_tokens));
     ttfts.push_back(r.ttft_ms);
+    t.prompt_tokens = r.prompt_tokens;
   }
-  RunTimes t;
   t.latency_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   t.ttft_ms = median(ttfts);
   return t;
+}
+
+// The date and time now, for the tables' headings.
+std::string utc_now() {
+  char date[64];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+  return date;
+}
+
+// --in-flight: for each N, a fresh engine with max_batch = N under the saturated load
+// (saturated_load.h); one table, and --json writes one object per N.
+int run_saturated_mode(const std::string& model_dir, const std::string& device, int max_context, bool cuda_graphs,
+                       bool phases, std::optional<bool> overlap_decode, const std::vector<int>& in_flight,
+                       double duration_s, double warmup_s, int new_tokens, const std::vector<uint8_t>& rgb, int size,
+                       const std::string& json_path, const std::string& command) {
+  std::vector<qwenvl::tools::SaturatedResult> results;
+  std::vector<double> peaks_gib;
+  bool graphs_used = false;
+  try {
+    for (int n : in_flight) {
+      qwenvl::EngineOptions options;
+      options.model_dir = model_dir;
+      options.device = device;
+      options.dtype = "auto";
+      options.max_batch = n;
+      options.max_context = max_context;
+      options.cuda_graphs = cuda_graphs;
+      options.time_phases = phases;
+      options.overlap_decode = overlap_decode;
+      auto engine = qwenvl::Engine::create(options);
+      qwenvl::tools::SaturatedOptions load;
+      load.in_flight = n;
+      load.duration_s = duration_s;
+      load.warmup_s = warmup_s;
+      load.new_tokens = new_tokens;
+      results.push_back(qwenvl::tools::run_saturated(
+          *engine, [&] { return caption_request(rgb, size, new_tokens); }, load));
+      const qwenvl::EngineStats stats = engine->stats();
+      graphs_used = stats.decode_graphs;
+      peaks_gib.push_back(static_cast<double>(stats.peak_device_memory_bytes) / (1024.0 * 1024.0 * 1024.0));
+      const auto& r = results.back();
+      std::fprintf(stderr, "N=%d %.2f frames/s (%llu answers in %.0f s) p50 %.1f ms p99 %.1f ms\n", n, r.frames_per_s,
+                   static_cast<unsigned long long>(r.answers), r.duration_s, r.latency_p50_ms, r.latency_p99_ms);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "qwenvl-bench: " << e.what() << "\n";
+    return 1;
+  }
+
+  std::printf("qwenvl saturated caption benchmark (%s; device %s, dtype auto: bf16 on cuda; decode graphs %s; "
+              "time_phases %s), %s\ncommand: %s\n\n",
+              model_dir.c_str(), device.c_str(), graphs_used ? "on" : "off", phases ? "on (synchronises)" : "off",
+              utc_now().c_str(), command.c_str());
+  std::printf("N requests in flight (each resubmitted as it ends), %.0f s warm-up, then a %.0f s window: "
+              "frames/s = answers ending in the window / window; latency = submit to answer; mean decode batch = "
+              "the engine's decode rows / decode steps in the window.\n\n",
+              warmup_s, duration_s);
+  std::printf("| in flight | frames/s | answers | latency p50 ms | latency p99 ms | decode steps | prefill forwards | "
+              "mean decode batch | peak GiB |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& r = results[i];
+    std::printf("| %d | %.2f | %llu | %.1f | %.1f | %llu | %llu | %.1f | %.2f |\n", r.in_flight, r.frames_per_s,
+                static_cast<unsigned long long>(r.answers), r.latency_p50_ms, r.latency_p99_ms,
+                static_cast<unsigned long long>(r.decode_steps), static_cast<unsigned long long>(r.prefill_forwards),
+                r.mean_decode_batch, peaks_gib[i]);
+  }
+  if (phases) {
+    std::printf("\nWhere the window's time goes (the device synchronised after each phase; share of the window):\n\n");
+    std::printf("| in flight | vision ms | prefill ms | decode ms | other ms | vision | prefill | decode | other |\n");
+    std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (const auto& r : results) {
+      const double window_ms = r.duration_s * 1e3;
+      const double other = window_ms - r.vision_ms - r.prefill_ms - r.decode_ms;
+      std::printf("| %d | %.1f | %.1f | %.1f | %.1f | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n", r.in_flight, r.vision_ms,
+                  r.prefill_ms, r.decode_ms, other, 100 * r.vision_ms / window_ms, 100 * r.prefill_ms / window_ms,
+                  100 * r.decode_ms / window_ms, 100 * other / window_ms);
+    }
+  }
+  if (!json_path.empty()) {
+    std::ofstream out(json_path);
+    out << "[";
+    for (size_t i = 0; i < results.size(); ++i) {
+      const auto& r = results[i];
+      out << (i ? ",\n" : "\n") << "{\"in_flight\": " << r.in_flight << ", \"frames_per_s\": " << r.frames_per_s
+          << ", \"answers\": " << r.answers << ", \"duration_s\": " << r.duration_s
+          << ", \"latency_p50_ms\": " << r.latency_p50_ms << ", \"latency_p99_ms\": " << r.latency_p99_ms
+          << ", \"decode_steps\": " << r.decode_steps << ", \"prefill_forwards\": " << r.prefill_forwards
+          << ", \"mean_decode_batch\": " << r.mean_decode_batch << ", \"vision_ms\": " << r.vision_ms
+          << ", \"prefill_ms\": " << r.prefill_ms << ", \"decode_ms\": " << r.decode_ms
+          << ", \"peak_gib\": " << peaks_gib[i] << "}";
+    }
+    out << "\n]\n";
+  }
+  return 0;
 }
 
 }  // namespace
@@ -116,12 +227,14 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]).rfind("--", 0) == 0) {
     std::cerr << "usage: qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] "
                  "[--new-tokens 32] [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] "
-                 "[--overlap-decode 0|1] [--json FILE]\n";
+                 "[--overlap-decode 0|1] [--in-flight 64,128 [--duration-s 30] [--warmup-s 5]] [--json FILE]\n";
     return 1;
   }
   const std::string model_dir = argv[1];
   std::string device = "cuda", json_path;
   std::vector<int> batches = {1, 8, 32, 64};
+  std::vector<int> in_flight;  // saturated mode when set
+  double duration_s = 30, warmup_s = 5;
   int runs = 3, new_tokens = 32, max_context = 512;
   bool cuda_graphs = true, phases = false, idle_profile = false;
   std::optional<bool> overlap_decode;  // unset: the engine's default
@@ -139,6 +252,9 @@ int main(int argc, char** argv) {
     else if (flag == "--phases") phases = value != "0";
     else if (flag == "--overlap-decode") overlap_decode = value != "0";
     else if (flag == "--idle-profile") idle_profile = value != "0";
+    else if (flag == "--in-flight") in_flight = parse_list(value);
+    else if (flag == "--duration-s") duration_s = std::stod(value);
+    else if (flag == "--warmup-s") warmup_s = std::stod(value);
     else {
       std::cerr << "unknown option " << flag << "\n";
       return 1;
@@ -152,6 +268,15 @@ int main(int argc, char** argv) {
   std::mt19937 gen(1234);
   std::uniform_int_distribution<int> byte(0, 255);
   for (auto& b : rgb) b = static_cast<uint8_t>(byte(gen));
+
+  if (!in_flight.empty()) {
+    if (idle_profile) {
+      std::cerr << "qwenvl-bench: --idle-profile 1 profiles the batch runs, not --in-flight\n";
+      return 1;
+    }
+    return run_saturated_mode(model_dir, device, max_context, cuda_graphs, phases, overlap_decode, in_flight,
+                              duration_s, warmup_s, new_tokens, rgb, size, json_path, command);
+  }
 
   std::vector<Row> rows;
   std::vector<IdleRow> idle_rows;
@@ -189,13 +314,14 @@ int main(int argc, char** argv) {
       run_once(*engine, batch, rgb, size, new_tokens);  // warm-up
       std::vector<double> latencies, ttfts;
       const qwenvl::EngineStats before = engine->stats();
+      Row row;
       for (int r = 0; r < runs; ++r) {
         const RunTimes t = run_once(*engine, batch, rgb, size, new_tokens);
         latencies.push_back(t.latency_ms);
         ttfts.push_back(t.ttft_ms);
+        row.prompt_tokens = t.prompt_tokens;
       }
       const qwenvl::EngineStats after = engine->stats();
-      Row row;
       row.batch = batch;
       row.latency_ms = median(latencies);
       row.ttft_ms = median(ttfts);
@@ -245,11 +371,8 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  char date[64];
-  const std::time_t now = std::time(nullptr);
-  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
   std::printf("qwenvl caption benchmark (%s; device %s, dtype auto: bf16 on cuda; decode graphs %s), %s\ncommand: %s\n\n",
-              model_dir.c_str(), device.c_str(), graphs_used ? "on" : "off", date, command.c_str());
+              model_dir.c_str(), device.c_str(), graphs_used ? "on" : "off", utc_now().c_str(), command.c_str());
   std::printf("| batch | latency ms | TTFT ms (median) | decode tok/s | frames/s | peak GiB |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|\n");
   for (const Row& r : rows)
@@ -321,7 +444,10 @@ int main(int argc, char** argv) {
       const Row& r = rows[i];
       out << (i ? ",\n" : "\n") << "{\"batch\": " << r.batch << ", \"latency_ms\": " << r.latency_ms
           << ", \"ttft_ms\": " << r.ttft_ms << ", \"decode_tokens_per_s\": " << r.decode_tokens_per_s
-          << ", \"frames_per_s\": " << r.frames_per_s << ", \"peak_gib\": " << r.peak_gib << "}";
+          << ", \"frames_per_s\": " << r.frames_per_s << ", \"peak_gib\": " << r.peak_gib
+          << ", \"prompt_tokens\": " << r.prompt_tokens << ", \"new_tokens\": " << new_tokens
+          << ", \"vision_ms\": " << r.vision_ms << ", \"prefill_ms\": " << r.prefill_ms
+          << ", \"decode_ms\": " << r.decode_ms << "}";
     }
     out << "\n]\n";
   }

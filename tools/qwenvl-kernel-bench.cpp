@@ -10,7 +10,11 @@
 //   3. peak device memory of one prefill attention call (ours) at 1k, 4k and 16k tokens beside the
 //      score matrix it never materialises;
 //   4. the decode projections (gemv): kernels::linear against at::linear (cuBLAS) at the 7B's and
-//      the 3B's projection shapes with 1 and 8 rows of x, in TB/s beside the copy bandwidth.
+//      the 3B's projection shapes with 1 and 8 rows of x, in TB/s beside the copy bandwidth;
+//   5. the copy bandwidth alone (section copy): a 2 GiB bf16 device-to-device copy, best and median
+//      of the runs (scripts/bench/batch1_floor.py takes the best: the bandwidth a decode step could
+//      reach). A build without CUDA measures a 1 GiB host copy instead, so the tools that read the
+//      line can be tried on the CPU.
 // Times are device events around each call, the L2 cache cleared before each (as
 // triton.testing.do_bench does), after a warm-up; the median is printed. The bandwidth-bound
 // sections (decode, gemv) also read the clearing buffer back so that the L2 holds clean lines: the
@@ -18,12 +22,13 @@
 // checked once: our output against SDPA's (max abs difference and relative Frobenius error), and the
 // dispatch counters prove that our CUDA kernel, not the libtorch reference, served the call.
 //
-//   qwenvl-kernel-bench [--runs 30] [--warmup 5] [--sections prefill,decode,memory,matmul,gemv]
+//   qwenvl-kernel-bench [--runs 30] [--warmup 5] [--sections prefill,decode,memory,matmul,gemv,copy]
 // Exit status: 0 when every check held, 1 when one failed (the tables still print), 2 when there is
 // no GPU to measure (or the build has no CUDA kernels).
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -58,7 +63,7 @@ namespace {
 struct Options {
   int runs = 30;
   int warmup = 5;
-  std::string sections = "prefill,decode,memory,matmul,gemv";
+  std::string sections = "prefill,decode,memory,matmul,gemv";  // copy only when named
   bool wants(const std::string& section) const {
     std::stringstream in(sections);
     std::string item;
@@ -68,13 +73,37 @@ struct Options {
   }
 };
 
-#ifdef QWENVL_WITH_CUDA
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
 }
+
+// The copy bandwidth line, as batch1_floor.py reads it: bytes read plus written over the time.
+void print_copy_bandwidth(const char* what, double bytes, const std::vector<double>& ms) {
+  const double best = *std::min_element(ms.begin(), ms.end());
+  std::printf("## Copy bandwidth\n\nCopy bandwidth (%s, read + write, %zu runs): best **%.3f TB/s**, median %.3f TB/s\n\n",
+              what, ms.size(), 2.0 * bytes / (best * 1e-3) / 1e12, 2.0 * bytes / (median(ms) * 1e-3) / 1e12);
+  std::fflush(stdout);
+}
+
+#ifndef QWENVL_WITH_CUDA
+// Without CUDA: a 1 GiB bf16 host copy, timed on the host clock.
+void host_copy_section(int warmup, int runs) {
+  const at::Tensor src = at::ones({1LL << 29}, at::kBFloat16);
+  at::Tensor dst = at::empty_like(src);
+  for (int i = 0; i < warmup; ++i) dst.copy_(src);
+  std::vector<double> ms;
+  for (int i = 0; i < runs; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    dst.copy_(src);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  print_copy_bandwidth("1 GiB bf16 host copy, no CUDA in this build", static_cast<double>(src.nbytes()), ms);
+}
+#endif
+
+#ifdef QWENVL_WITH_CUDA
 
 std::string first_line(const std::string& text) {
   const std::string line = text.substr(0, text.find('\n'));
@@ -98,7 +127,10 @@ class EventTimer {
   // clean_l2: after the clearing write, read the buffer once more, so that the L2 holds clean lines;
   // otherwise the ~50 MB of dirty zeros left there are written back while `fn` runs, traffic that
   // a kernel reading only tens of MB (a decode projection) would be charged for.
-  double median_ms(const std::function<void()>& fn, bool clean_l2 = false) {
+  double median_ms(const std::function<void()>& fn, bool clean_l2 = false) { return median(times_ms(fn, clean_l2)); }
+
+  // Every timed run's ms, in order.
+  std::vector<double> times_ms(const std::function<void()>& fn, bool clean_l2 = false) {
     for (int i = 0; i < warmup_; ++i) fn();
     std::vector<c10::cuda::CUDAEvent> starts, stops;
     starts.reserve(runs_);
@@ -118,7 +150,7 @@ class EventTimer {
     C10_CUDA_CHECK(cudaGetLastError());
     std::vector<double> ms;
     for (int i = 0; i < runs_; ++i) ms.push_back(starts[i].elapsed_time(stops[i]));
-    return median(ms);
+    return ms;
   }
 
  private:
@@ -342,6 +374,14 @@ double copy_bandwidth_tbs(EventTimer& timer) {
   at::Tensor dst = at::empty_like(src);
   const double ms = timer.median_ms([&] { dst.copy_(src); });
   return 2.0 * src.nbytes() / (ms * 1e-3) / 1e12;
+}
+
+// The same copy, every run's time: its best and median (section copy).
+void copy_section(EventTimer& timer) {
+  const at::Tensor src = at::randn({1LL << 30}, on_gpu(at::kBFloat16));
+  at::Tensor dst = at::empty_like(src);
+  print_copy_bandwidth("2 GiB bf16 device-to-device copy", static_cast<double>(src.nbytes()),
+                       timer.times_ms([&] { dst.copy_(src); }));
 }
 
 // Decode as the engine's CUDA graphs call it: max_seq_len is the cache capacity (block-table width x
@@ -649,6 +689,7 @@ int run(const Options& options, const std::string& command) {
     if (options.wants("memory")) memory_section(summary);
     if (options.wants("matmul")) matmul_section(timer);
     if (options.wants("gemv")) gemv_section(timer, summary);
+    if (options.wants("copy")) copy_section(timer);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "qwenvl-kernel-bench: %s\n", e.what());
     return 1;
@@ -667,7 +708,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
     if (i + 1 >= argc) {
-      std::fprintf(stderr, "usage: qwenvl-kernel-bench [--runs 30] [--warmup 5] [--sections prefill,decode,memory,matmul,gemv]\n");
+      std::fprintf(stderr, "usage: qwenvl-kernel-bench [--runs 30] [--warmup 5] [--sections prefill,decode,memory,matmul,gemv,copy]\n");
       return 2;
     }
     const std::string value = argv[i + 1];
@@ -684,6 +725,10 @@ int main(int argc, char** argv) {
 #ifdef QWENVL_WITH_CUDA
   return run(options, command);
 #else
+  if (options.sections == "copy") {
+    host_copy_section(options.warmup, options.runs);
+    return 0;
+  }
   std::fprintf(stderr, "qwenvl-kernel-bench: built without the CUDA kernels (configure with -Dcuda=enabled on a "
                        "machine with nvcc); nothing to measure\n");
   return 2;

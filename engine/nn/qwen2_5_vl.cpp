@@ -42,6 +42,7 @@ at::Tensor Qwen25VL::embed(const at::Tensor& ids, const at::Tensor& image_featur
 at::Tensor Qwen25VL::forward(const at::Tensor& embeddings, const at::Tensor& positions, const AttentionBatch& batch,
                              nn::KvCache& cache) const {
   ++(batch.kind == AttentionBatch::Kind::kDecode ? counters_->decode : counters_->prefill);
+  if (batch.kind == AttentionBatch::Kind::kDecode) counters_->decode_rows += batch.seq_lens.numel();
   return language_model_.forward(embeddings, positions, batch, cache);
 }
 

@@ -23,6 +23,7 @@ struct ForwardCounters {
   std::atomic<int64_t> vision{0};
   std::atomic<int64_t> prefill{0};
   std::atomic<int64_t> decode{0};
+  std::atomic<int64_t> decode_rows{0};  // sequences, summed over the decode steps
 };
 
 class Qwen25VL {
@@ -45,12 +46,15 @@ class Qwen25VL {
   at::Tensor logits(const at::Tensor& hidden) const { return language_model_.logits(hidden); }
 
   // forward() of a decode step recorded into a device graph: not counted when recorded; each replay
-  // counts itself through count_replayed_decode().
+  // counts itself and its rows through count_replayed_decode().
   at::Tensor forward_to_record(const at::Tensor& embeddings, const at::Tensor& positions, const AttentionBatch& batch,
                                nn::KvCache& cache) const {
     return language_model_.forward(embeddings, positions, batch, cache);
   }
-  void count_replayed_decode() const { ++counters_->decode; }
+  void count_replayed_decode(int64_t rows) const {
+    ++counters_->decode;
+    counters_->decode_rows += rows;
+  }
 
   const model::ModelConfig& config() const { return config_; }
   at::ScalarType dtype() const { return dtype_; }

@@ -112,7 +112,7 @@ at::Tensor DecodeGraphs::run(const DecodeStep& step, const at::Tensor& device_id
   bucket.device_ints.copy_(host_ints, /*non_blocking=*/true);
   if (device_ids.defined()) bucket.device_longs.narrow(0, 0, s).copy_(device_ids, /*non_blocking=*/true);
   bucket.graph->replay();
-  model_.count_replayed_decode();
+  model_.count_replayed_decode(s);
   return bucket.logits.narrow(0, 0, s);
 }
 

@@ -178,6 +178,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     s.vision_forwards = static_cast<uint64_t>(model_.counters().vision);
     s.prefill_forwards = static_cast<uint64_t>(model_.counters().prefill);
     s.decode_forwards = static_cast<uint64_t>(model_.counters().decode);
+    s.decode_rows = static_cast<uint64_t>(model_.counters().decode_rows);
     if (device_.is_cuda()) s.peak_device_memory_bytes = kernels::peak_device_memory_bytes(device_.index());
     s.devices.resize(1);
     s.devices[0].device = options_.device;

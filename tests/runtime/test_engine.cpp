@@ -158,6 +158,7 @@ TEST_F(EngineApi, LateRequestJoinsTheRunningBatch) {
   const auto after = engine_->stats();
   EXPECT_EQ(after.prefill_forwards - before.prefill_forwards, 2u);
   EXPECT_EQ(after.decode_forwards - before.decode_forwards, 119u) << "the late request's steps were not shared";
+  EXPECT_EQ(after.decode_rows - before.decode_rows, 121u) << "119 steps of the first, 2 of the late one beside them";
 }
 
 // EngineStats counts the KV blocks a running sequence holds (its whole answer's, from admission)

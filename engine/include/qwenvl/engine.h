@@ -152,6 +152,9 @@ struct DeviceStats {
 struct EngineStats {
   uint64_t submitted = 0, answered = 0, cancelled = 0, expired = 0, failed = 0;
   uint64_t vision_forwards = 0, prefill_forwards = 0, decode_forwards = 0;
+  // Sequences summed over the decode steps (a step's mean batch: decode_rows / decode_forwards); with
+  // overlap_decode a sequence's last, dropped row counts too: the device ran it.
+  uint64_t decode_rows = 0;
   size_t queued = 0, running = 0;
   // The paged KV cache, in blocks of EngineOptions::kv_block_size tokens: all of them, and those held
   // by running sequences (each holds its whole answer's blocks from admission to its end).

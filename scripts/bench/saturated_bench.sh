@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Issue 18 items 2 and 3 in one device call per model (repository root, .device carried): builds
+# qwenvl-bench and qwenvl-kernel-bench (build-bench-dev, as caption_bench.sh does) while the
+# random-weight model of SHAPE is written (write_random_model.py), then, alone on the GPU:
+#   1. the copy bandwidth (qwenvl-kernel-bench --sections copy: 2 GiB, best of 20);
+#   2. the one-batch table at batch 1 and ONE_BATCH (qwenvl-bench --batches, median of 3);
+#   3. batch 1 with --phases 1 (vision and prefill time), and the batch-1 floor from 1-3
+#      (batch1_floor.py: latency / floor, the decode step's achieved bandwidth);
+#   4. the saturated mode, without time_phases (its frames/s are the figure): IN_FLIGHT requests
+#      kept in flight, WARMUP_S s of warm-up, then a DURATION_S s window (qwenvl-bench --in-flight);
+#   5. if the budget allows, the first IN_FLIGHT again with --phases 1 for a shorter window: the
+#      phase split of the steady state (synchronised, so slower; not the frames/s to report).
+# About 7 minutes for 7b with the defaults.
+#   scripts/bench/saturated_bench.sh [SHAPE (default 7b)] [BUDGET_S (default 470)]
+# Environment: IN_FLIGHT (64,128), DURATION_S (30), WARMUP_S (5), ONE_BATCH (64), PHASE_DURATION_S (10).
+# To try the tools on the CPU (figures mean nothing there), an existing build and model directory:
+#   BUILD=build MODEL_DIR=DIR DEVICE=cpu IN_FLIGHT=4 DURATION_S=5 WARMUP_S=2 ONE_BATCH=4 \
+#     scripts/bench/saturated_bench.sh tiny
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+OUT=${OUT:-/tmp/qwenvl-saturated-out}
+mkdir -p "$OUT"
+rm -f "$OUT"/*.md "$OUT"/*.json  # an earlier run's tables must not be printed as this one's
+shape=${1:-7b}
+budget=${2:-470}
+device=${DEVICE:-cuda}
+in_flight=${IN_FLIGHT:-64,128}
+duration=${DURATION_S:-30}
+warmup=${WARMUP_S:-5}
+one_batch=${ONE_BATCH:-64}
+phase_duration=${PHASE_DURATION_S:-10}
+t0=$(date +%s)
+elapsed() { echo $(( $(date +%s) - t0 )); }
+left() { local l=$(( budget - $(elapsed) )); echo $(( l > 1 ? l : 1 )); }  # never 0: timeout 0 means no limit
+stamp() { echo "[$(elapsed) s] $*"; }
+
+if [ -z "${BUILD:-}" ]; then
+  { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nvcc --version | tail -1; date -u; } \
+    > "$OUT/device.txt" 2>&1
+  source scripts/device/build_env.sh
+  build=build-bench-dev
+  model=$bench_models/$shape
+  write_bench_model "$shape" > "$OUT/models.log" 2>&1 &
+  writer_pid=$!
+  stamp "configure + build"
+  if [ ! -f "$build/build.ninja" ]; then
+    meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dtests=false > "$OUT/configure.log" 2>&1 \
+      || { tail -40 "$OUT/configure.log"; echo "saturated_bench: configure failed"; exit 1; }
+  fi
+  ninja -C "$build" -j "$(nproc)" tools/qwenvl-bench tools/qwenvl-kernel-bench > "$OUT/build.log" 2>&1 \
+    || { grep -E "error|FAILED" "$OUT/build.log" | head -40; echo "saturated_bench: build failed"; exit 1; }
+  stamp "built"
+  wait $writer_pid || { echo "saturated_bench: model writing failed:"; tail -5 "$OUT/models.log"; exit 1; }
+  stamp "model written"
+else
+  build=$BUILD
+  model=${MODEL_DIR:?MODEL_DIR must name a model directory when BUILD is set}
+  { echo "$device (BUILD=$build, on this machine)"; date -u; } > "$OUT/device.txt"
+fi
+cat "$OUT/device.txt"
+bench=$build/tools/qwenvl-bench
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
+
+stamp "copy bandwidth"
+"$build/tools/qwenvl-kernel-bench" --sections copy --runs 20 > "$OUT/copy.md" 2> "$OUT/copy.log" \
+  || { cat "$OUT/copy.log"; echo "saturated_bench: copy bandwidth failed"; exit 1; }
+grep "best" "$OUT/copy.md"
+
+stamp "one batch: 1 and $one_batch"
+timeout "$(left)" "$bench" "$model" --device "$device" --batches "1,$one_batch" --runs 3 --json "$OUT/batch.json" \
+  > "$OUT/batch.md" 2> "$OUT/batch.log" || { tail -5 "$OUT/batch.log"; echo "saturated_bench: one-batch run failed"; exit 1; }
+stamp "batch 1 with phases"
+timeout "$(left)" "$bench" "$model" --device "$device" --batches 1 --runs 3 --phases 1 --json "$OUT/batch1-phases.json" \
+  > "$OUT/batch1-phases.md" 2> "$OUT/batch1-phases.log" || { tail -5 "$OUT/batch1-phases.log"; echo "saturated_bench: phase run failed"; exit 1; }
+python3 scripts/bench/batch1_floor.py "$model" --label "$shape" --copy-from "$OUT/copy.md" \
+  --ours-json "$OUT/batch.json" --phases-json "$OUT/batch1-phases.json" > "$OUT/floor.md" || exit 1
+
+stamp "saturated: $in_flight in flight, ${warmup} s + ${duration} s each"
+timeout "$(left)" "$bench" "$model" --device "$device" --in-flight "$in_flight" --duration-s "$duration" \
+  --warmup-s "$warmup" --json "$OUT/saturated.json" > "$OUT/saturated.md" 2> "$OUT/saturated.log" \
+  || { tail -5 "$OUT/saturated.log"; echo "saturated_bench: saturated run failed"; }
+
+first=${in_flight%%,*}
+need=$(( warmup + phase_duration + 60 ))  # the engine's start and the drain
+if [ "$(left)" -ge "$need" ]; then
+  stamp "saturated phase split: $first in flight, ${phase_duration} s"
+  timeout "$(left)" "$bench" "$model" --device "$device" --in-flight "$first" --duration-s "$phase_duration" \
+    --warmup-s "$warmup" --phases 1 > "$OUT/saturated-phases.md" 2> "$OUT/saturated-phases.log" \
+    || { tail -5 "$OUT/saturated-phases.log"; echo "saturated_bench: phase split failed"; }
+else
+  stamp "skip the saturated phase split: $(left) s left"
+fi
+stamp "done"
+
+echo
+echo "device: $(head -1 "$OUT/device.txt"); command: scripts/bench/saturated_bench.sh $*"
+echo "in flight $in_flight, warm-up ${warmup} s, window ${duration} s"
+for part in batch floor saturated saturated-phases; do
+  [ -f "$OUT/$part.md" ] && { echo; cat "$OUT/$part.md"; }
+done
+exit 0
