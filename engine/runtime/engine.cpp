@@ -165,9 +165,10 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     s.running = counts.running;
     s.kv_blocks_total = executor_.total_blocks();
     s.kv_blocks_used = counts.kv_blocks_used;
-    s.vision_forwards = static_cast<uint64_t>(model_.counters().vision);
-    s.prefill_forwards = static_cast<uint64_t>(model_.counters().prefill);
-    s.decode_forwards = static_cast<uint64_t>(model_.counters().decode);
+    const ForwardTally forwards = executor_.forwards();
+    s.vision_forwards = static_cast<uint64_t>(forwards.vision);
+    s.prefill_forwards = static_cast<uint64_t>(forwards.prefill);
+    s.decode_forwards = static_cast<uint64_t>(forwards.decode);
     if (device_.is_cuda()) s.peak_device_memory_bytes = kernels::peak_device_memory_bytes(device_.index());
     s.decode_graphs = decode_graphs_;
     const PhaseTimes phases = executor_.phase_times();
