@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "../../nn/batch_run.h"
 #include "../../nn/network_reference.h"
 #include "qwenvl/placement.h"
-#include "runtime/sampling.h"
 #include "runtime/stages/pipeline_layout.h"
 #include "runtime/stages/staged_executor.h"
 
@@ -52,62 +52,17 @@ std::unique_ptr<StagedExecutor> make_executor(test::LoadedModel& m, const Plan& 
   return std::make_unique<StagedExecutor>(m.files.model, m.weights, at::kFloat, specs, shape, micro_batches, false);
 }
 
-struct BatchRun {
-  std::vector<std::vector<int64_t>> ids;
-  std::vector<double> worst_error;
-};
-
-// Every case as one batch through the executor: one prefill, then greedy decode steps until each
-// has its reference's number of ids (those done leave the batch).
-BatchRun run_batch(runtime::ModelExecutor& executor, const std::vector<NetworkCase>& cases) {
-  std::vector<runtime::PreparedPrompt> prompts;
-  std::vector<runtime::SequenceSlot> slots(cases.size());
-  std::vector<runtime::SequenceSampler> samplers;
-  std::vector<const runtime::PreparedPrompt*> prompt_ptrs;
-  std::vector<runtime::SequenceSlot*> slot_ptrs;
-  std::vector<std::vector<int64_t>> seen;
-  size_t steps = 0;
-  for (size_t i = 0; i < cases.size(); ++i) {
-    prompts.push_back(test::prepared_prompt(cases[i]));
-    const auto n = static_cast<size_t>(cases[i].t.at("greedy_ids").numel());
-    steps = std::max(steps, n);
-    EXPECT_TRUE(executor.allocate(executor.blocks_for(static_cast<int64_t>(prompts[i].ids.size() + n)), slots[i]));
-    samplers.emplace_back(runtime::SamplingConfig{});
-  }
-  for (size_t i = 0; i < cases.size(); ++i) {
-    prompt_ptrs.push_back(&prompts[i]);
-    slot_ptrs.push_back(&slots[i]);
-    seen.push_back(prompts[i].ids);
-  }
-  BatchRun out;
-  out.ids.resize(cases.size());
-  out.worst_error.assign(cases.size(), 0.0);
-  at::Tensor logits = executor.prefill(prompt_ptrs, slot_ptrs);
-  std::vector<size_t> live(cases.size());
-  for (size_t i = 0; i < live.size(); ++i) live[i] = i;
-  for (size_t step = 0; step < steps && !live.empty(); ++step) {
-    std::vector<int64_t> next;
-    std::vector<runtime::SequenceSlot*> next_slots;
-    std::vector<size_t> next_live;
-    for (size_t row = 0; row < live.size(); ++row) {
-      const size_t i = live[row];
-      const auto& c = cases[i];
-      if (c.has("greedy_step_logits") && step < static_cast<size_t>(c.t.at("greedy_step_logits").size(0)))
-        out.worst_error[i] = std::max(out.worst_error[i], test::relative_error(logits[row], c.t.at("greedy_step_logits")[step]));
-      const int64_t token = samplers[i].pick(logits[row].clone(), seen[i]);
-      out.ids[i].push_back(token);
-      seen[i].push_back(token);
-      if (out.ids[i].size() < static_cast<size_t>(c.t.at("greedy_ids").numel())) {
-        next.push_back(token);
-        next_slots.push_back(&slots[i]);
-        next_live.push_back(i);
-      }
-    }
-    live = next_live;
-    if (!live.empty()) logits = executor.decode(next, next_slots);
-  }
-  for (auto& s : slots) executor.release(s);
-  return out;
+// Every case as one batch through the executor.
+test::BatchRun run_batch(runtime::ModelExecutor& executor, const std::vector<NetworkCase>& cases) {
+  std::vector<const NetworkCase*> all;
+  for (const auto& c : cases) all.push_back(&c);
+  test::BatchNetwork net;
+  net.reserve = [&](runtime::SequenceSlot& slot, int64_t tokens) {
+    EXPECT_TRUE(executor.allocate(executor.blocks_for(tokens), slot)) << "test cache too small";
+  };
+  net.prefill = [&](const auto& prompts, const auto& slots) { return executor.prefill(prompts, slots); };
+  net.decode = [&](const std::vector<int64_t>& tokens, const auto& slots) { return executor.decode(tokens, slots); };
+  return test::run_cases_as_batch(net, all, 1.0, "greedy_ids");
 }
 
 struct Layout {
@@ -128,7 +83,7 @@ TEST_P(StagedParity, MixedBatchGivesTheReferenceIdsAndLogits) {
   auto executor = make_executor(m, p, {}, l.micro_batches);
   ASSERT_EQ(executor->micro_batches(cases.size()), std::min<int>(l.micro_batches, static_cast<int>(cases.size())));
   ASSERT_GE(executor->micro_batches(cases.size()), 2) << "the batch must be split";
-  const BatchRun run = run_batch(*executor, cases);
+  const test::BatchRun run = run_batch(*executor, cases);
   double worst = 0;
   for (size_t i = 0; i < cases.size(); ++i) {
     EXPECT_EQ(run.ids[i], test::ids_of(cases[i].t.at("greedy_ids"))) << cases[i].name;
