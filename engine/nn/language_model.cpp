@@ -15,8 +15,13 @@
 namespace qwenvl::nn {
 
 LanguageModel::LanguageModel(const model::TextConfig& config, const model::Weights& weights,
-                             at::ScalarType dtype, bool tie_word_embeddings, at::Device device)
-    : config_(config) {
+                             at::ScalarType dtype, bool tie_word_embeddings, at::Device device,
+                             const ModelPart& part)
+    : config_(config), part_(part) {
+  if (part_.end_layer < 0) part_.end_layer = config.num_hidden_layers;
+  if (part_.first_layer < 0 || part_.first_layer > part_.end_layer || part_.end_layer > config.num_hidden_layers)
+    throw Error("language model: layers [" + std::to_string(part_.first_layer) + ", " + std::to_string(part_.end_layer) +
+                ") are not within the model's " + std::to_string(config.num_hidden_layers));
   // transformers falls back to [16, 24, 24] when rope_parameters has no mrope_section.
   if (config_.mrope_section.empty()) config_.mrope_section = {16, 24, 24};
   const int64_t half = config_.head_dim() / 2;
@@ -37,10 +42,12 @@ LanguageModel::LanguageModel(const model::TextConfig& config, const model::Weigh
   // On the CPU .to() keeps a tensor already in dtype (no copy); on a CUDA device it copies there.
   auto w = [&](const std::string& name) { return weights.get(name).to(device, dtype); };
   const std::string lm = model::names::kLanguageModel;
-  embed_ = w(model::names::kEmbedTokens);
-  norm_ = w(lm + "norm.weight");
-  lm_head_ = tie_word_embeddings ? embed_ : w(model::names::kLmHead);
-  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+  if (part_.embeddings || (part_.lm_head && tie_word_embeddings)) embed_ = w(model::names::kEmbedTokens);
+  if (part_.lm_head) {
+    norm_ = w(lm + "norm.weight");
+    lm_head_ = tie_word_embeddings ? embed_ : w(model::names::kLmHead);
+  }
+  for (int64_t i = part_.first_layer; i < part_.end_layer; ++i) {
     const std::string p = model::names::text_layer(i), a = p + "self_attn.", m = p + "mlp.";
     Layer l;
     l.input_norm = w(p + "input_layernorm.weight");
@@ -55,6 +62,7 @@ LanguageModel::LanguageModel(const model::TextConfig& config, const model::Weigh
 }
 
 at::Tensor LanguageModel::embed(const at::Tensor& ids) const {
+  if (!part_.embeddings) throw Error("language model: this part holds no token embeddings");
   return embed_.index_select(0, ids.to(embed_.device()));
 }
 
@@ -95,13 +103,15 @@ at::Tensor LanguageModel::attention(int64_t layer, const Layer& l, const at::Ten
 
 // The residual stream lives in `residual`; every RMSNorm after the first adds the previous
 // sublayer's output to it (rounded to the model dtype) and normalises it, which is the reference's
-// add-then-norm order.
+// add-then-norm order. A part without the final norm ends with the plain add, the same add
+// rounded the same way, and hands the residual stream on: the next part's first norm is then the
+// norm this one would have fused.
 at::Tensor LanguageModel::forward(const at::Tensor& hidden, const at::Tensor& positions,
                                   const AttentionBatch& batch, nn::KvCache& cache) const {
   const double eps = config_.rms_norm_eps;
   const at::Tensor pos = positions.to(hidden.device(), at::kLong).contiguous();
   at::Tensor residual = hidden.clone(at::MemoryFormat::Contiguous);  // updated in place
-  if (layers_.empty()) return kernels::rms_norm(residual, norm_, eps);
+  if (layers_.empty()) return part_.lm_head ? kernels::rms_norm(residual, norm_, eps) : residual;
   at::Tensor h = kernels::rms_norm(residual, layers_.front().input_norm, eps);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
@@ -109,12 +119,16 @@ at::Tensor LanguageModel::forward(const at::Tensor& hidden, const at::Tensor& po
     h = kernels::fused_add_rms_norm(attn, residual, l.post_norm, eps);
     const std::vector<at::Tensor> gate_up = l.gate_up(h);
     const at::Tensor mlp = kernels::linear(kernels::silu_and_mul(gate_up[0], gate_up[1]), l.down_w);
+    if (i + 1 == layers_.size() && !part_.lm_head) return residual.add_(mlp);
     h = kernels::fused_add_rms_norm(mlp, residual, i + 1 < layers_.size() ? layers_[i + 1].input_norm : norm_, eps);
   }
   return h;
 }
 
 // Decode batches go through our matrix-vector kernel on CUDA; on the CPU it is at::linear.
-at::Tensor LanguageModel::logits(const at::Tensor& hidden) const { return kernels::linear(hidden, lm_head_); }
+at::Tensor LanguageModel::logits(const at::Tensor& hidden) const {
+  if (!part_.lm_head) throw Error("language model: this part holds no LM head");
+  return kernels::linear(hidden, lm_head_);
+}
 
 }  // namespace qwenvl::nn

@@ -15,21 +15,25 @@
 #include "nn/attention_batch.h"
 #include "nn/fused_projection.h"
 #include "nn/kv_cache.h"
+#include "nn/model_part.h"
 
 namespace qwenvl::nn {
 
 class LanguageModel {
  public:
   // On the CPU it holds references into `weights`, which must outlive it; on a CUDA device it holds
-  // its own copies there. dtype: the compute dtype.
+  // its own copies there. dtype: the compute dtype. part: the layers (and embeddings, final norm and
+  // LM head) it holds; a pipeline stage's cache holds its layers only, indexed from 0.
   LanguageModel(const model::TextConfig& config, const model::Weights& weights, at::ScalarType dtype,
-                bool tie_word_embeddings, at::Device device = at::kCPU);
+                bool tie_word_embeddings, at::Device device = at::kCPU, const ModelPart& part = {});
 
   // ids int64 [T] -> embeddings [T, hidden].
   at::Tensor embed(const at::Tensor& ids) const;
 
-  // hidden [T, hidden] (embeddings with vision features spliced in), positions int64 [3, T].
-  // Writes the new tokens' K/V into `cache` and returns the final-normed hidden states [T, hidden].
+  // hidden [T, hidden] (embeddings with vision features spliced in, or the residual stream a
+  // previous stage handed over), positions int64 [3, T]. Writes the new tokens' K/V of its layers
+  // into `cache` and returns the final-normed hidden states [T, hidden] where it holds the final
+  // norm, else the residual stream after its last layer (what the next stage takes as `hidden`).
   at::Tensor forward(const at::Tensor& hidden, const at::Tensor& positions, const AttentionBatch& batch,
                      nn::KvCache& cache) const;
 
@@ -49,6 +53,7 @@ class LanguageModel {
                        const AttentionBatch& batch, nn::KvCache& cache) const;
 
   model::TextConfig config_;
+  ModelPart part_;
   at::Tensor embed_, norm_, lm_head_;
   std::vector<Layer> layers_;
 };

@@ -7,20 +7,21 @@
 namespace qwenvl::nn {
 
 Qwen25VL::Qwen25VL(const model::ModelConfig& config, const model::Weights& weights, at::ScalarType dtype,
-                   at::Device device)
+                   at::Device device, const ModelPart& part)
     : config_(config),
       dtype_(dtype),
       device_(device),
-      vision_(config.vision, weights, dtype, device),
-      language_model_(config.text, weights, dtype, config.tie_word_embeddings, device) {
+      language_model_(config.text, weights, dtype, config.tie_word_embeddings, device, part) {
+  if (part.vision) vision_.emplace(config.vision, weights, dtype, device);
   if (config.vision.out_hidden_size != config.text.hidden_size)
     throw Error("config: vision out_hidden_size " + std::to_string(config.vision.out_hidden_size) +
                 " differs from the language model's hidden_size " + std::to_string(config.text.hidden_size));
 }
 
 at::Tensor Qwen25VL::encode_vision(const at::Tensor& pixel_values, const std::vector<GridTHW>& grids) const {
+  if (!vision_) throw Error("vision: this part of the model does not hold the vision tower");
   ++counters_->vision;
-  return vision_.forward(pixel_values, grids);
+  return vision_->forward(pixel_values, grids);
 }
 
 at::Tensor Qwen25VL::embed(const at::Tensor& ids, const at::Tensor& image_features,

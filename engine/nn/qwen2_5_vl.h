@@ -10,11 +10,13 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "model/config.h"
 #include "model/weights.h"
 #include "nn/language_model.h"
+#include "nn/model_part.h"
 #include "nn/vision_tower.h"
 
 namespace qwenvl::nn {
@@ -29,8 +31,9 @@ struct ForwardCounters {
 class Qwen25VL {
  public:
   // device: where the network runs (a CUDA device copies the weights there and runs the kernels).
+  // part: what of it this device holds (a pipeline stage's share; the whole model by default).
   Qwen25VL(const model::ModelConfig& config, const model::Weights& weights, at::ScalarType dtype,
-           at::Device device = at::kCPU);
+           at::Device device = at::kCPU, const ModelPart& part = {});
 
   // pixel_values of all items packed, their grids -> features [tokens, hidden], items in order.
   at::Tensor encode_vision(const at::Tensor& pixel_values, const std::vector<GridTHW>& grids) const;
@@ -65,7 +68,7 @@ class Qwen25VL {
   model::ModelConfig config_;
   at::ScalarType dtype_;
   at::Device device_;
-  VisionTower vision_;
+  std::optional<VisionTower> vision_;  // absent from a stage that does not run it
   LanguageModel language_model_;
   std::unique_ptr<ForwardCounters> counters_ = std::make_unique<ForwardCounters>();
 };

@@ -38,6 +38,9 @@
 #include "runtime/scheduler.h"
 #include "runtime/sequence.h"
 #include "runtime/single_device_executor.h"
+#include "runtime/stages/engine_with_tuning.h"
+#include "runtime/stages/pipeline_layout.h"
+#include "runtime/stages/staged_executor.h"
 
 namespace qwenvl {
 
@@ -83,17 +86,26 @@ at::Device with_peak_reset(at::Device device) {
   return device;
 }
 
+// The device a pipeline's requests are prepared on: where its vision tower runs.
+std::string vision_device(const std::optional<Plan>& plan, const std::string& device) {
+  if (plan)
+    for (const DevicePlan& d : plan->devices)
+      if (d.vision_tower) return d.device;
+  return device;
+}
+
 class EngineImpl final : public Engine, private RequestLifecycle {
  public:
-  explicit EngineImpl(const EngineOptions& options)
+  // plan: the pipeline to run, or none for one device (options.device).
+  EngineImpl(const EngineOptions& options, std::optional<Plan> plan, const stages::StageTuning& tuning)
       : options_(options),
-        device_(with_peak_reset(resolve_device(options.device))),
-        dtype_(resolve_dtype(options.dtype, device_)),
+        plan_(std::move(plan)),
+        device_(with_peak_reset(resolve_device(vision_device(plan_, options.device)))),
+        dtype_(resolve_dtype(plan_ ? plan_->dtype : options.dtype, device_)),
         assets_(load_assets(options.model_dir)),
         weights_(model::Weights::load(options.model_dir, assets_.files.model, weight_options())),
-        model_(assets_.files.model, weights_, dtype_, device_),
-        executor_(model_, cache_shape(), dtype_, device_),
-        scheduler_(executor_, *this, scheduler_options()) {
+        executor_(make_executor(tuning)),
+        scheduler_(*executor_, *this, scheduler_options()) {
     if (options.max_batch <= 0) throw Error("max_batch must be > 0");
 #ifdef __GLIBC__
     // Parsing tokenizer.json and the configs leaves tens of MB of freed heap behind; hand it back
@@ -103,9 +115,11 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     if (options.max_context <= 1) throw Error("max_context must be > 1");
     // Recorded before any request runs (and before the worker threads start), so the first answer
     // pays no recording.
-    executor_.time_phases(options.time_phases);
-    if (device_.is_cuda() && options.cuda_graphs)
-      decode_graphs_ = executor_.enable_decode_graphs(options.max_batch, options.max_context);
+    if (single_ != nullptr) {
+      single_->time_phases(options.time_phases);
+      if (device_.is_cuda() && options.cuda_graphs)
+        decode_graphs_ = single_->enable_decode_graphs(options.max_batch, options.max_context);
+    }
     prepare_thread_ = std::thread([this] { prepare_loop(); });
     infer_thread_ = std::thread([this] { inference_loop(); });
   }
@@ -173,18 +187,19 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     const Scheduler::Counts counts = scheduler_.counts();
     s.queued = submitted_.size() + counts.queued;
     s.running = counts.running;
-    s.kv_blocks_total = executor_.total_blocks();
+    s.kv_blocks_total = executor_->total_blocks();
     s.kv_blocks_used = counts.kv_blocks_used;
-    s.vision_forwards = static_cast<uint64_t>(model_.counters().vision);
-    s.prefill_forwards = static_cast<uint64_t>(model_.counters().prefill);
-    s.decode_forwards = static_cast<uint64_t>(model_.counters().decode);
-    s.decode_rows = static_cast<uint64_t>(model_.counters().decode_rows);
+    const ForwardTally forwards = executor_->forwards();
+    s.vision_forwards = static_cast<uint64_t>(forwards.vision);
+    s.prefill_forwards = static_cast<uint64_t>(forwards.prefill);
+    s.decode_forwards = static_cast<uint64_t>(forwards.decode);
+    s.decode_rows = static_cast<uint64_t>(forwards.decode_rows);
     if (device_.is_cuda()) s.peak_device_memory_bytes = kernels::peak_device_memory_bytes(device_.index());
     s.devices.resize(1);
     s.devices[0].device = options_.device;
     s.devices[0].measured_peak_bytes = s.peak_device_memory_bytes;
     s.decode_graphs = decode_graphs_;
-    const PhaseTimes phases = executor_.phase_times();
+    const PhaseTimes phases = executor_->phase_times();
     s.vision_ms = phases.vision_ms;
     s.prefill_ms = phases.prefill_ms;
     s.decode_ms = phases.decode_ms;
@@ -221,6 +236,21 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     shape.num_blocks = budget / per_block;
     if (shape.num_blocks <= 0) throw Error("kv_cache_bytes is smaller than one KV block (" + std::to_string(per_block) + " bytes)");
     return shape;
+  }
+
+  // One device: the whole model and its runner. A pipeline: the plan's stages, each on its device.
+  std::unique_ptr<ModelExecutor> make_executor(const stages::StageTuning& tuning) {
+    if (!plan_) {
+      model_ = std::make_unique<nn::Qwen25VL>(assets_.files.model, weights_, dtype_, device_);
+      auto single = std::make_unique<SingleDeviceExecutor>(*model_, cache_shape(), dtype_, device_);
+      single_ = single.get();
+      return single;
+    }
+    const std::vector<stages::StageSpec> specs = stages::stage_specs(*plan_, tuning, [](const std::string& name) {
+      return with_peak_reset(resolve_device(name));
+    });
+    return std::make_unique<stages::StagedExecutor>(assets_.files.model, weights_, dtype_, specs, cache_shape(),
+                                                     stages::micro_batches(*plan_, tuning), tuning.copy_through_host);
   }
 
   SchedulerOptions scheduler_options() const {
@@ -298,8 +328,8 @@ class EngineImpl final : public Engine, private RequestLifecycle {
       throw Error("the prompt has " + std::to_string(prompt_tokens) + " tokens, which leaves no room to answer within max_context " +
                   std::to_string(options_.max_context));
     s.settings.max_new_tokens = std::min(s.settings.max_new_tokens, options_.max_context - prompt_tokens);
-    const int64_t blocks = executor_.blocks_for(prompt_tokens + s.settings.max_new_tokens);
-    const int64_t total = executor_.total_blocks();
+    const int64_t blocks = executor_->blocks_for(prompt_tokens + s.settings.max_new_tokens);
+    const int64_t total = executor_->total_blocks();
     if (blocks > total)
       throw Error("the request needs " + std::to_string(blocks) + " KV blocks (" + std::to_string(prompt_tokens) +
                   " prompt tokens + " + std::to_string(s.settings.max_new_tokens) + " new) but the KV cache holds only " +
@@ -316,12 +346,14 @@ class EngineImpl final : public Engine, private RequestLifecycle {
   }
 
   EngineOptions options_;
-  at::Device device_;
+  std::optional<Plan> plan_;
+  at::Device device_;  // one device's, or where a pipeline prepares requests (its vision stage's)
   at::ScalarType dtype_;
   ModelAssets assets_;
   model::Weights weights_;
-  nn::Qwen25VL model_;
-  SingleDeviceExecutor executor_;
+  std::unique_ptr<nn::Qwen25VL> model_;      // one device: the whole model (a pipeline's stages hold theirs)
+  SingleDeviceExecutor* single_ = nullptr;   // one device: executor_, for its set-up
+  std::unique_ptr<ModelExecutor> executor_;
   Scheduler scheduler_;
   bool decode_graphs_ = false;
 
@@ -338,33 +370,46 @@ class EngineImpl final : public Engine, private RequestLifecycle {
 }  // namespace
 }  // namespace runtime
 
-namespace {
+namespace runtime::stages {
 
-// EngineOptions::devices (one entry without a cap: planned engines never come here) over
-// EngineOptions::device.
-EngineOptions with_one_device(EngineOptions options) {
-  if (!options.devices.empty()) options.device = parse_devices(options.devices).front().device;
-  return options;
-}
-
-}  // namespace
-
-std::unique_ptr<Engine> Engine::create(const EngineOptions& options) {
-  try {
-    // Several devices or a cap: planned before anything loads. Replicas (or one capped device) run
-    // as engines of one device each; a pipeline over several is refused until it runs.
-    if (const std::optional<Plan> plan = runtime::placement::plan_for_engine(options)) {
-      if (plan->mode != Placement::kReplicas && plan->devices.size() > 1)
-        throw Error("devices '" + options.devices + "': the plan is a pipeline, which the engine does not run yet; " +
-                    "placement replicas runs a whole model per device where each holds one (qwenvl-cli --plan)");
-      return runtime::create_replicated_engine(options, *plan, [](const EngineOptions& one) -> std::unique_ptr<Engine> {
-        return std::make_unique<runtime::EngineImpl>(one);
+// EngineOptions::devices over EngineOptions::device. One entry without a cap, placement not
+// pipeline: that device, as before, unplanned. Otherwise qwenvl::plan() from the same options
+// decides: replicas (or one capped device) run as engines of one device each behind one Engine;
+// a pipeline runs the plan's stages on their devices.
+std::unique_ptr<Engine> create_engine(EngineOptions options, const StageTuning& asked) {
+  const Placement placement = parse_placement(options.placement);
+  const StageTuning tuning = with_environment(asked);
+  std::optional<Plan> pipeline;
+  const std::string list = options.devices.empty() ? options.device : options.devices;
+  const std::vector<DeviceSpec> specs = parse_devices(list);
+  if (specs.size() == 1 && !specs.front().cap_bytes && placement != Placement::kPipeline) {
+    options.device = specs.front().device;
+  } else {
+    PlanRequest request = placement::plan_request(options);
+    request.devices = list;
+    request.split = tuning.split;
+    Plan planned = plan(request);
+    if (planned.mode == Placement::kReplicas || (specs.size() == 1 && placement != Placement::kPipeline)) {
+      return create_replicated_engine(options, planned, [](const EngineOptions& one) -> std::unique_ptr<Engine> {
+        return std::make_unique<EngineImpl>(one, std::nullopt, StageTuning{});
       });
     }
-    return std::make_unique<runtime::EngineImpl>(with_one_device(options));
+    request.cuda_graphs = false;  // a pipeline's stages replay no graphs yet
+    planned = plan(request);
+    if (!planned.fits()) throw Error("devices '" + list + "': the layer split given does not fit:\n" + to_text(planned));
+    pipeline = std::move(planned);
+  }
+  try {
+    return std::make_unique<EngineImpl>(options, std::move(pipeline), tuning);
   } catch (const kernels::Error& e) {
     throw Error(e.what());  // the kernels' own error (a device fault while loading), as the engine's
   }
+}
+
+}  // namespace runtime::stages
+
+std::unique_ptr<Engine> Engine::create(const EngineOptions& options) {
+  return runtime::stages::create_engine(options, {});
 }
 
 }  // namespace qwenvl

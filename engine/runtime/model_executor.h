@@ -1,7 +1,7 @@
 // What the scheduler asks of the network and its KV cache, and nothing of how or where it runs:
 // a prefill for the sequences it admitted, a decode step for the rows still running, and the KV
-// cache counted in blocks. One device runs it today (SingleDeviceExecutor); pipeline stages on
-// several devices, each with its own layers and its own layers' cache, plug in here.
+// cache counted in blocks. One device runs it (SingleDeviceExecutor), or pipeline stages on
+// several devices, each with its own layers and its own layers' cache (stages/staged_executor.h).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -12,6 +12,12 @@
 #include "runtime/model_runner.h"
 
 namespace qwenvl::runtime {
+
+// Forwards run since the executor was made (EngineStats): a pipeline counts its micro-batches' forwards.
+struct ForwardTally {
+  int64_t vision = 0, prefill = 0, decode = 0;
+  int64_t decode_rows = 0;  // sequences, summed over the decode steps
+};
 
 class ModelExecutor {
  public:
@@ -41,6 +47,10 @@ class ModelExecutor {
   // The same with the tokens ([S] int64) on device(), where they were picked: the step is queued
   // behind the pick without the host reading them.
   virtual at::Tensor decode(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) = 0;
+
+  // What the engine reports (thread-safe): forwards run, and the phase times where measured.
+  virtual ForwardTally forwards() const = 0;
+  virtual PhaseTimes phase_times() const { return {}; }
 };
 
 }  // namespace qwenvl::runtime

@@ -7,57 +7,14 @@
 #include "kernels/device/sync.h"
 #include "qwenvl/error.h"
 #include "runtime/host_upload.h"
+#include "runtime/step_inputs.h"
 
 namespace qwenvl::runtime {
-
-namespace {
-
-int64_t media_tokens(const std::vector<nn::GridTHW>& grids, int64_t unit) {
-  int64_t n = 0;
-  for (const auto& g : grids) n += g[0] * g[1] * g[2] / unit;
-  return n;
-}
-
-}  // namespace
 
 ModelRunner::ModelRunner(const nn::Qwen25VL& model, nn::KvCache& cache)
     : model_(model), cache_(cache), device_(cache.k(0).device()) {}
 
-int64_t ModelRunner::blocks_for(int64_t tokens) const {
-  const int64_t bs = cache_.shape().block_size;
-  return (tokens + bs - 1) / bs;
-}
-
-nn::AttentionBatch ModelRunner::attention_batch(nn::AttentionBatch::Kind kind, const std::vector<int64_t>& new_tokens,
-                                                const std::vector<SequenceSlot*>& slots) const {
-  const int64_t bs = cache_.shape().block_size;
-  const int64_t s = static_cast<int64_t>(slots.size());
-  std::vector<int32_t> cu{0}, seq_lens;
-  std::vector<int64_t> slot_mapping;
-  size_t max_blocks = 1;
-  nn::AttentionBatch b;
-  b.kind = kind;
-  for (int64_t i = 0; i < s; ++i) {
-    const SequenceSlot& slot = *slots[i];
-    const int64_t total = slot.length + new_tokens[i];
-    if (blocks_for(total) > static_cast<int64_t>(slot.blocks.size()))
-      throw Error("KV cache: sequence of " + std::to_string(total) + " tokens holds only " +
-                  std::to_string(slot.blocks.size()) + " blocks");
-    for (int64_t t = slot.length; t < total; ++t) slot_mapping.push_back(int64_t{slot.blocks[t / bs]} * bs + t % bs);
-    cu.push_back(cu.back() + static_cast<int32_t>(new_tokens[i]));
-    seq_lens.push_back(static_cast<int32_t>(total));
-    b.max_seqlen_q = std::max(b.max_seqlen_q, new_tokens[i]);
-    b.max_seq_len = std::max(b.max_seq_len, total);
-    max_blocks = std::max(max_blocks, slot.blocks.size());
-  }
-  std::vector<int32_t> tables(s * max_blocks, 0);
-  for (int64_t i = 0; i < s; ++i) std::copy(slots[i]->blocks.begin(), slots[i]->blocks.end(), tables.begin() + i * max_blocks);
-  b.cu_seqlens_q = upload(cu, at::kInt, device_);
-  b.seq_lens = upload(seq_lens, at::kInt, device_);
-  b.block_tables = upload(tables, at::kInt, device_).view({s, static_cast<int64_t>(max_blocks)});
-  b.slot_mapping = upload(slot_mapping, at::kLong, device_);
-  return b;
-}
+int64_t ModelRunner::blocks_for(int64_t tokens) const { return blocks_for_tokens(tokens, cache_.shape().block_size); }
 
 at::Tensor ModelRunner::prefill(const std::vector<const PreparedPrompt*>& prompts,
                                 const std::vector<SequenceSlot*>& slots) {
@@ -70,50 +27,25 @@ at::Tensor ModelRunner::decode(const std::vector<int64_t>& tokens, const std::ve
 
 at::Tensor ModelRunner::prefill_on_device(const std::vector<const PreparedPrompt*>& prompts,
                                           const std::vector<SequenceSlot*>& slots) {
-  const auto& config = model_.config();
-  const int64_t unit = config.vision.spatial_merge_size * config.vision.spatial_merge_size;
-
   // One vision forward for every item of the batch: all images (sequence order), then all clips.
-  std::vector<at::Tensor> pixels;
-  std::vector<nn::GridTHW> grids;
-  for (const auto* p : prompts)
-    if (!p->image_grids.empty()) {
-      pixels.push_back(p->image_pixels);
-      grids.insert(grids.end(), p->image_grids.begin(), p->image_grids.end());
-    }
-  int64_t image_tokens = media_tokens(grids, unit);
-  for (const auto* p : prompts)
-    if (!p->video_grids.empty()) {
-      pixels.push_back(p->video_pixels);
-      grids.insert(grids.end(), p->video_grids.begin(), p->video_grids.end());
-    }
+  const VisionInputs vision = vision_inputs(prompts, model_.config());
   at::Tensor image_features, video_features;
   auto start = std::chrono::steady_clock::now();
-  if (!grids.empty()) {
-    auto features = model_.encode_vision(at::cat(pixels), grids);
+  if (!vision.empty()) {
+    auto features = model_.encode_vision(at::cat(vision.pixels), vision.grids);
     add_phase_time(vision_us_, start);
     start = std::chrono::steady_clock::now();
-    image_features = features.narrow(0, 0, image_tokens);
-    video_features = features.narrow(0, image_tokens, features.size(0) - image_tokens);
+    image_features = features.narrow(0, 0, vision.image_tokens);
+    video_features = features.narrow(0, vision.image_tokens, features.size(0) - vision.image_tokens);
   }
 
   // One packed language-model forward for every prompt.
-  std::vector<int64_t> ids, lengths;
-  std::vector<at::Tensor> positions;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    const PreparedPrompt& p = *prompts[i];
-    if (p.ids.empty()) throw Error("prefill: empty prompt");
-    ids.insert(ids.end(), p.ids.begin(), p.ids.end());
-    lengths.push_back(static_cast<int64_t>(p.ids.size()));
-    nn::MropeInput mi{p.token_types, p.image_grids, p.video_grids, p.video_second_per_grid};
-    auto mp = nn::mrope_positions(mi, config.vision.spatial_merge_size, config.vision.tokens_per_second);
-    positions.push_back(mp.positions);
-    slots[i]->last_position = mp.last;
-  }
-  auto batch = attention_batch(nn::AttentionBatch::Kind::kPrefill, lengths, slots);
-  auto id_tensor = upload(ids, at::kLong, device_);
+  const PrefillInputs in = prefill_inputs(prompts, slots, model_.config());
+  const std::vector<int64_t>& lengths = in.lengths;
+  auto batch = attention_batch(nn::AttentionBatch::Kind::kPrefill, lengths, slots, cache_.shape().block_size, device_);
+  auto id_tensor = upload(in.ids, at::kLong, device_);
   auto embeddings = model_.embed(id_tensor, image_features, video_features);
-  auto hidden = model_.forward(embeddings, upload(at::cat(positions, 1), device_), batch, cache_);
+  auto hidden = model_.forward(embeddings, upload(in.positions, device_), batch, cache_);
   for (size_t i = 0; i < slots.size(); ++i) slots[i]->length += lengths[i];
 
   auto last_rows = batch.cu_seqlens_q.narrow(0, 1, static_cast<int64_t>(slots.size())).to(at::kLong) - 1;

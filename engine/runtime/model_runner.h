@@ -90,8 +90,6 @@ class ModelRunner {
   at::Tensor decode_eager(const DecodeStep& step, const at::Tensor& device_ids);
   at::Tensor run_decode_step(const DecodeStep& step, const at::Tensor& device_ids,
                              const std::vector<SequenceSlot*>& slots);
-  nn::AttentionBatch attention_batch(nn::AttentionBatch::Kind kind, const std::vector<int64_t>& new_tokens,
-                                     const std::vector<SequenceSlot*>& slots) const;
 
   const nn::Qwen25VL& model_;
   nn::KvCache& cache_;

@@ -5,7 +5,8 @@ namespace qwenvl::runtime {
 
 SingleDeviceExecutor::SingleDeviceExecutor(const nn::Qwen25VL& model, const nn::KvCacheShape& shape, at::ScalarType dtype,
                                            at::Device device)
-    : cache_(shape, dtype, device), allocator_(cache_.shape().num_blocks), total_blocks_(allocator_.num_blocks()),
+    : model_(model),
+      cache_(shape, dtype, device), allocator_(cache_.shape().num_blocks), total_blocks_(allocator_.num_blocks()),
       runner_(model, cache_) {}
 
 bool SingleDeviceExecutor::allocate(int64_t blocks, SequenceSlot& slot) { return allocator_.allocate(blocks, slot.blocks); }

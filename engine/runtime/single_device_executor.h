@@ -35,9 +35,14 @@ class SingleDeviceExecutor final : public ModelExecutor {
   bool enable_decode_graphs(int max_batch, int64_t max_context) {
     return runner_.enable_decode_graphs(max_batch, max_context);
   }
-  PhaseTimes phase_times() const { return runner_.phase_times(); }
+  PhaseTimes phase_times() const override { return runner_.phase_times(); }
+  ForwardTally forwards() const override {
+    const auto& c = model_.counters();
+    return {c.vision.load(), c.prefill.load(), c.decode.load(), c.decode_rows.load()};
+  }
 
  private:
+  const nn::Qwen25VL& model_;
   nn::KvCache cache_;
   BlockAllocator allocator_;
   const int64_t total_blocks_;  // read by the preparation thread while the allocator changes

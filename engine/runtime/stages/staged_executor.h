@@ -1,0 +1,89 @@
+// The ModelExecutor of a pipeline: each stage holds a contiguous range of the language model's
+// decoder layers on its device (the first also the embeddings, the last the final norm and LM
+// head; the vision tower on the stage the plan puts it, which may hold no layers), its layers' KV
+// cache and a worker thread of its own. One block allocator serves every cache: a sequence's block
+// ids are the same in each. A step is split into micro-batches of sequences that flow through the
+// stages in order, stage k on micro-batch i while stage k+1 is on micro-batch i-1; the hidden
+// states cross by device copies (hidden_handoff.h). Each call returns once every micro-batch has
+// left the last stage, so the scheduler above sees one device.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "model/config.h"
+#include "model/weights.h"
+#include "nn/kv_cache.h"
+#include "nn/model_part.h"
+#include "nn/qwen2_5_vl.h"
+#include "runtime/block_allocator.h"
+#include "runtime/model_executor.h"
+#include "runtime/stages/stage_tuning.h"
+#include "runtime/stages/stage_worker.h"
+
+namespace qwenvl::runtime::stages {
+
+struct StageSpec {
+  at::Device device = at::kCPU;
+  nn::ModelPart part;  // end_layer resolved (never -1)
+  std::chrono::microseconds delay_per_row{0};  // StageTuning::delay_per_row's entry
+  std::function<void()> before_forward;        // StageTuning::before_forward for this entry
+};
+
+class StagedExecutor final : public ModelExecutor {
+ public:
+  // stages: in the order of the device list; exactly one runs the vision tower, and the layer ranges
+  // of those holding layers cover the model's layers in order. shape.num_layers is ignored (each
+  // stage's cache holds its own layers). micro_batches: as StageTuning's, resolved (> 0).
+  StagedExecutor(const model::ModelConfig& config, const model::Weights& weights, at::ScalarType dtype,
+                 const std::vector<StageSpec>& stages, const nn::KvCacheShape& shape, int micro_batches,
+                 bool copy_through_host);
+  ~StagedExecutor() override;
+
+  int64_t blocks_for(int64_t tokens) const override;
+  int64_t total_blocks() const override { return total_blocks_; }
+  bool allocate(int64_t blocks, SequenceSlot& slot) override;
+  void release(SequenceSlot& slot) override;
+
+  at::Device device() const override;
+  at::Tensor prefill(const std::vector<const PreparedPrompt*>& prompts, const std::vector<SequenceSlot*>& slots) override;
+  at::Tensor decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) override;
+  at::Tensor decode(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) override;
+  ForwardTally forwards() const override;
+
+  // The device the vision tower runs on (where prompts' pixels are best prepared).
+  at::Device vision_device() const;
+  // Micro-batches a step of `rows` sequences is split into.
+  int micro_batches(size_t rows) const;
+
+ private:
+  struct Stage {
+    StageSpec spec;
+    std::unique_ptr<nn::Qwen25VL> model;
+    std::unique_ptr<nn::KvCache> cache;  // none without layers
+    std::unique_ptr<StageWorker> worker;
+  };
+  struct MicroBatch;
+
+  // Runs `mb` through the layer stages from position `from` on, then fulfils its promise.
+  void run_from(size_t from, const std::shared_ptr<MicroBatch>& mb);
+  // Launches every micro-batch and waits for all; returns their logits in row order.
+  at::Tensor run(const std::vector<std::shared_ptr<MicroBatch>>& batches);
+
+  const model::ModelConfig config_;
+  const int64_t block_size_;
+  const int micro_batches_;
+  const bool copy_through_host_;
+  std::vector<Stage> stages_;
+  std::vector<size_t> layer_order_;  // stages holding layers, first layers first
+  size_t vision_ = 0;                // the stage running the vision tower
+  BlockAllocator allocator_;
+  const int64_t total_blocks_;
+};
+
+}  // namespace qwenvl::runtime::stages

@@ -1,0 +1,141 @@
+// Pipeline stages on one GPU (issue 14, item 7; scripts/device/stages_on_one_gpu.sh runs it): at the
+// real 3B and 7B widths, cuda:0,cuda:0 and four capped stages on cuda:0 (and two stages with the
+// host-staged copy) give one stage's greedy ids; the device's measured peak is printed beside the
+// plan's prediction; at 7B batch 64 the frames/s of two stages on cuda:0 against one stage.
+//   QWENVL_REAL_WIDTH_MODELS=<dir holding 3b/ and 7b/>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "gpu_test_util.h"
+#include "qwenvl/engine.h"
+#include "qwenvl/placement.h"
+#include "runtime/stages/engine_with_tuning.h"
+
+namespace qwenvl {
+namespace {
+
+std::filesystem::path models_dir() {
+  const char* dir = std::getenv("QWENVL_REAL_WIDTH_MODELS");
+  return dir != nullptr ? std::filesystem::path(dir) : std::filesystem::path();
+}
+
+// A 448x448 picture that differs per request.
+std::vector<uint8_t> picture(int seed) {
+  std::vector<uint8_t> rgb(448 * 448 * 3);
+  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = static_cast<uint8_t>((i * (seed + 3) / 7 + seed * 31) % 251);
+  return rgb;
+}
+
+struct Answers {
+  std::vector<std::vector<int32_t>> ids;
+  double seconds = 0;
+  int64_t peak = 0;
+};
+
+Answers answer(const std::string& model, const std::string& devices, const std::string& placement, int requests,
+           int new_tokens, bool through_host = false) {
+  EngineOptions o;
+  o.model_dir = model;
+  o.devices = devices;
+  o.placement = placement;
+  o.max_batch = requests;
+  o.max_context = 1024;
+  runtime::stages::StageTuning tuning;
+  tuning.copy_through_host = through_host;
+  auto engine = runtime::stages::create_engine(o, tuning);
+  std::vector<std::vector<uint8_t>> pictures;
+  for (int i = 0; i < requests; ++i) pictures.push_back(picture(i));
+  std::vector<std::future<Result>> futures;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < requests; ++i) {
+    Request r;
+    r.images.push_back(FrameView::packed(PixelFormat::kRGB, 448, 448, pictures[i].data()));
+    r.prompt = "Describe this image.";
+    r.sampling.temperature = 0.0;
+    r.sampling.repetition_penalty = 1.0;
+    r.sampling.max_new_tokens = new_tokens;
+    r.sampling.ignore_eos = true;
+    futures.push_back(engine->submit(std::move(r)).result);
+  }
+  Answers run;
+  for (auto& f : futures) {
+    Result res = f.get();
+    EXPECT_EQ(res.status, Status::kAnswered) << devices << ": " << res.error;
+    run.ids.push_back(res.token_ids);
+  }
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  run.peak = engine->stats().peak_device_memory_bytes;
+  return run;
+}
+
+// The plan's predicted bytes for every entry on cuda:0, added up (the entries share the card).
+double predicted_gib(const std::string& model, const std::string& devices, int max_batch) {
+  PlanRequest r;
+  r.model_dir = model;
+  r.devices = devices;
+  r.placement = Placement::kPipeline;
+  r.max_batch = max_batch;
+  r.max_context = 1024;
+  r.cuda_graphs = false;
+  const Plan p = plan(r);
+  int64_t total = 0;
+  for (const DevicePlan& d : p.devices) {
+    total += d.memory.total();
+    std::printf("  %s: layers [%lld, %lld)%s predicted %.2f GiB of a %.2f GiB budget\n", d.device.c_str(),
+                static_cast<long long>(d.first_layer), static_cast<long long>(d.end_layer),
+                d.vision_tower ? " + vision tower," : "", d.memory.total() / 1073741824.0, d.budget_bytes / 1073741824.0);
+  }
+  return total / 1073741824.0;
+}
+
+class StagesOnOneGpu : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { QWENVL_SKIP_WITHOUT_GPU(); }
+};
+
+TEST_P(StagesOnOneGpu, SameIdsAsOneStage) {
+  ASSERT_FALSE(models_dir().empty()) << "set QWENVL_REAL_WIDTH_MODELS (scripts/device/make_real_width_models.py)";
+  const std::string model = (models_dir() / GetParam()).string();
+  constexpr int kRequests = 4, kTokens = 24;
+  const Answers one = answer(model, "cuda:0", "auto", kRequests, kTokens);
+  const std::string cap = GetParam() == "7b" ? "14GiB" : "8GiB";
+  const std::string four = "cuda:0=" + cap + ",cuda:0=" + cap + ",cuda:0=" + cap + ",cuda:0=" + cap;
+  struct Layout {
+    std::string devices;
+    bool through_host;
+  };
+  for (const Layout& l : {Layout{"cuda:0,cuda:0", false}, Layout{"cuda:0,cuda:0", true}, Layout{four, false}}) {
+    std::printf("[%s] %s%s:\n", GetParam().c_str(), l.devices.c_str(), l.through_host ? " (through host)" : "");
+    const double predicted = predicted_gib(model, l.devices, kRequests);
+    const Answers staged = answer(model, l.devices, "pipeline", kRequests, kTokens, l.through_host);
+    std::printf("  measured peak of cuda:0 %.2f GiB, predicted %.2f GiB for its entries together (one stage: %.2f GiB)\n",
+                staged.peak / 1073741824.0, predicted, one.peak / 1073741824.0);
+    for (int i = 0; i < kRequests; ++i) EXPECT_EQ(staged.ids[i], one.ids[i]) << l.devices << " request " << i;
+  }
+}
+
+TEST_P(StagesOnOneGpu, FramesPerSecondAtBatch64) {
+  if (GetParam() != "7b") GTEST_SKIP() << "measured at 7B";
+  const std::string model = (models_dir() / GetParam()).string();
+  constexpr int kBatch = 64, kTokens = 32;
+  answer(model, "cuda:0", "auto", 4, 4);  // warm-up: kernels loaded, allocator grown
+  const Answers one = answer(model, "cuda:0", "auto", kBatch, kTokens);
+  const Answers staged = answer(model, "cuda:0,cuda:0", "pipeline", kBatch, kTokens);
+  const double one_fps = kBatch / one.seconds, staged_fps = kBatch / staged.seconds;
+  std::printf("[7b] batch %d, %d new tokens: one stage %.2f frames/s, two stages on cuda:0 %.2f frames/s (%.1f%%)\n",
+              kBatch, kTokens, one_fps, staged_fps, 100.0 * staged_fps / one_fps);
+  EXPECT_GE(staged_fps, 0.9 * one_fps) << "the hand-offs and micro-batches cost more than 10%";
+}
+
+INSTANTIATE_TEST_SUITE_P(Widths, StagesOnOneGpu, ::testing::Values("3b", "7b"),
+                         [](const auto& info) { return info.param == "3b" ? "W3B" : "W7B"; });
+
+}  // namespace
+}  // namespace qwenvl
