@@ -318,7 +318,7 @@ class RemoteEngine final : public Engine {
     }
     const std::string where = remote_.base_url;
     if (!sent) {
-      if (!verdict) backoff_.failed(probe);
+      backoff_.failed(probe && !verdict);  // refused, timed out, or gone mid-answer: the server is down
       std::string why = httplib::to_string(error);
       if (error == httplib::Error::Read && status == 200) why = "the connection was lost during the answer";
       return end(pending, Status::kFailed, "failed", "the server at " + where + " failed: " + why);
