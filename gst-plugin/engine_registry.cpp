@@ -12,7 +12,7 @@ struct Entry {
   std::weak_ptr<Engine> engine;
   uint64_t instance = 0;
   uint64_t warmup_ns = 0;
-  EngineOptions options;
+  std::string identity, description;
 };
 
 std::mutex registry_mutex;
@@ -44,37 +44,28 @@ uint64_t warm_up(Engine& engine) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
 }
 
-// What engines are shared by: the model, where it runs (the device list, else the one device), how
-// it is placed there and its dtype.
-std::string placement_key(const EngineOptions& o) {
-  return "model=" + o.model_dir + " devices=" + (o.devices.empty() ? o.device : o.devices) + " placement=" + o.placement +
-         " dtype=" + o.dtype;
-}
-
 }  // namespace
 
-SharedEngine acquire_shared_engine(const std::string& engine_id, const EngineOptions& options,
-                                   EngineCreateFunction create) {
-  const std::string key = engine_id.empty() ? placement_key(options) : "engine-id=" + engine_id;
+SharedEngine acquire_shared_engine(const std::string& engine_id, const EngineRecipe& recipe) {
+  const std::string key = engine_id.empty() ? recipe.identity : "engine-id=" + engine_id;
   // Held while creating: a second element asking for the same engine waits for it, not a second copy.
   std::lock_guard<std::mutex> lock(registry_mutex);
   Entry& entry = registry()[key];
   if (auto engine = entry.engine.lock()) {
-    if (!engine_id.empty() && placement_key(entry.options) != placement_key(options))
-      throw Error("engine-id '" + engine_id + "' already runs model '" + entry.options.model_dir + "' on " +
-                  (entry.options.devices.empty() ? entry.options.device : entry.options.devices) + " (placement " +
-                  entry.options.placement + ", " + entry.options.dtype +
-                  "); give this element the same model, devices, placement and dtype or another engine-id");
+    if (!engine_id.empty() && entry.identity != recipe.identity)
+      throw Error("engine-id '" + engine_id + "' already runs " + entry.description +
+                  "; give this element the same model, devices, placement and dtype (or remote-url and remote-model) or another engine-id");
     return SharedEngine{engine, entry.instance, entry.warmup_ns, key};
   }
   std::string error;
-  Engine* raw = create(&options, &error);
+  Engine* raw = recipe.create(&error);
   if (raw == nullptr) throw Error(error.empty() ? "the engine could not be created" : error);
   std::shared_ptr<Engine> engine(raw, [](Engine* e) { delete e; });
   static uint64_t next_instance = 0;
   entry.engine = engine;
   entry.instance = ++next_instance;
-  entry.options = options;
+  entry.identity = recipe.identity;
+  entry.description = recipe.description;
   entry.warmup_ns = warm_up(*engine);
   return SharedEngine{engine, entry.instance, entry.warmup_ns, key};
 }

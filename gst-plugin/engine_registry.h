@@ -1,9 +1,11 @@
-// One engine per process for each model + devices + placement + dtype (or explicit engine-id), shared by every
-// qwenvl element: several streams submit to it and its waiting requests run together as one batch.
-// The last element to let go of an engine destroys it.
+// One engine per process for each model + devices + placement + dtype (a remote engine: each
+// remote-url + remote-model), or explicit engine-id, shared by every qwenvl element: several streams
+// submit to it and its waiting requests run together as one batch. The last element to let go of an
+// engine destroys it.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,9 +20,18 @@ struct SharedEngine {
   std::string key;             // what it is shared under
 };
 
-// The engine for `options` (or `engine_id` when not empty), created with `create` and warmed up
-// with one tiny request when no element holds it yet. Throws qwenvl::Error saying what to fix.
-SharedEngine acquire_shared_engine(const std::string& engine_id, const EngineOptions& options,
-                                   EngineCreateFunction create);
+// Which engine an element asks for: `identity` names it ("model=DIR device=cpu dtype=auto",
+// "remote-url=URL remote-model=NAME"), `description` says it to a person ("model 'DIR' on cpu
+// (auto)"), `create` makes it (nullptr and *error on failure).
+struct EngineRecipe {
+  std::string identity;
+  std::string description;
+  std::function<Engine*(std::string* error)> create;
+};
+
+// The engine of `recipe` (or of `engine_id` when not empty, which must then run the same one),
+// created and warmed up with one tiny request when no element holds it yet. Throws qwenvl::Error
+// saying what to fix.
+SharedEngine acquire_shared_engine(const std::string& engine_id, const EngineRecipe& recipe);
 
 }  // namespace qwenvl::gst

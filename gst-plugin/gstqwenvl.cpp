@@ -71,6 +71,12 @@ enum {
   PROP_DTYPE,
   PROP_ENGINE_ID,
   PROP_ENGINE_LIBRARY,
+  PROP_REMOTE_URL,
+  PROP_REMOTE_MODEL,
+  PROP_REMOTE_API_KEY,
+  PROP_REMOTE_IMAGE_FORMAT,
+  PROP_REMOTE_JPEG_QUALITY,
+  PROP_REMOTE_MAX_INFLIGHT,
   PROP_EMIT_PARTIAL,
   PROP_OVERLAY,
   PROP_STATS,
@@ -134,6 +140,16 @@ GType gst_qwenvl_placement_get_type(void) {
       {kPlacementReplicas, "a whole model per device, requests shared between them", "replicas"},
       {0, nullptr, nullptr}};
   if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstQwenVLPlacement", values));
+  return type;
+}
+
+GType gst_qwenvl_remote_image_format_get_type(void) {
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {kRemotePng, "PNG: lossless, the server sees the frame's exact pixels (answers equal the local engine's)", "png"},
+      {kRemoteJpeg, "JPEG at remote-jpeg-quality: several times fewer bytes on the wire, not the same pixels", "jpeg"},
+      {0, nullptr, nullptr}};
+  if (g_once_init_enter(&type)) g_once_init_leave(&type, g_enum_register_static("GstQwenVLRemoteImageFormat", values));
   return type;
 }
 
@@ -387,22 +403,23 @@ static gboolean gst_qwenvl_stop(GstBaseTransform* trans) {
   return TRUE;
 }
 
-// NULL->READY: load the engine library and the model (shared), warmed up before any buffer.
-static gboolean open_engine(GstQwenVL* self) {
-  const Settings s = settings_snapshot(self);
-  const std::string library = qwenvl::gst::engine_library_path(s.engine_library);
+// The local engine: libqwenvl-engine and a model directory. False after posting the error.
+static gboolean local_engine_recipe(GstQwenVL* self, const Settings& s, qwenvl::gst::EngineRecipe* recipe,
+                                    std::string* library) {
+  *library = qwenvl::gst::engine_library_path(s.engine_library);
   std::string error;
-  qwenvl::EngineCreateFunction create = qwenvl::gst::load_engine_library(library, &error);
+  qwenvl::EngineCreateFunction create = qwenvl::gst::load_engine_library(*library, &error);
   if (create == nullptr) {
     GST_ELEMENT_ERROR(self, LIBRARY, INIT,
-                      ("qwenvl could not load its engine library %s", library.c_str()),
+                      ("qwenvl could not load its engine library %s", library->c_str()),
                       ("%s. Set the engine-library property or QWENVL_ENGINE_LIBRARY to libqwenvl-engine.so, and check "
                        "that the libraries it needs (libtorch) are found",
                        error.c_str()));
     return FALSE;
   }
   if (s.model.empty()) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("qwenvl has no model: set model to a Qwen2.5-VL model directory"),
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS,
+                      ("qwenvl has no model: set model to a Qwen2.5-VL model directory (or remote-url to a server)"),
                       (nullptr));
     return FALSE;
   }
@@ -417,13 +434,60 @@ static gboolean open_engine(GstQwenVL* self) {
                         ("qwenvl: devices '%s' wins over device '%s'", s.devices.c_str(), s.device.c_str()),
                         ("device is the one-device alias of devices; set one of them"));
   const std::string where = s.devices.empty() ? s.device : s.devices;
+  // Shared by model, devices (else the one device), placement and dtype.
+  recipe->identity = "model=" + options.model_dir + " devices=" + where + " placement=" + options.placement +
+                     " dtype=" + options.dtype;
+  recipe->description = "model '" + options.model_dir + "' on " + where + " (placement " + options.placement + ", " +
+                        options.dtype + ")";
+  recipe->create = [create, options](std::string* why) { return create(&options, why); };
+  return TRUE;
+}
+
+// The remote engine: libqwenvl-remote and a server's base URL; shared by URL and model only.
+static gboolean remote_engine_recipe(GstQwenVL* self, const Settings& s, qwenvl::gst::EngineRecipe* recipe,
+                                     std::string* library) {
+  *library = qwenvl::gst::remote_library_path();
+  std::string error;
+  qwenvl::RemoteEngineCreateFunction create = qwenvl::gst::load_remote_library(*library, &error);
+  if (create == nullptr) {
+    GST_ELEMENT_ERROR(self, LIBRARY, INIT, ("qwenvl could not load its remote engine library %s", library->c_str()),
+                      ("%s. Set QWENVL_REMOTE_LIBRARY to libqwenvl-remote.so", error.c_str()));
+    return FALSE;
+  }
+  qwenvl::RemoteEngineOptions options;
+  options.base_url = s.remote_url;
+  options.model = s.remote_model;
+  options.api_key = s.remote_api_key;
+  options.image_format = s.remote_image_format == kRemoteJpeg ? qwenvl::RemoteImageFormat::kJpeg : qwenvl::RemoteImageFormat::kPng;
+  options.jpeg_quality = static_cast<int>(s.remote_jpeg_quality);
+  options.max_inflight = static_cast<int>(s.remote_max_inflight);
+  recipe->identity = "remote-url=" + options.base_url + " remote-model=" + options.model;
+  recipe->description = "model '" + (options.model.empty() ? std::string("(the server's first)") : options.model) +
+                        "' at " + options.base_url;
+  recipe->create = [create, options](std::string* why) { return create(&options, why); };
+  return TRUE;
+}
+
+// NULL->READY: load the engine library and the model (shared), warmed up before any buffer.
+static gboolean open_engine(GstQwenVL* self) {
+  const Settings s = settings_snapshot(self);
+  const bool remote = !s.remote_url.empty();
+  qwenvl::gst::EngineRecipe recipe;
+  std::string library;
+  if (!(remote ? remote_engine_recipe(self, s, &recipe, &library) : local_engine_recipe(self, s, &recipe, &library)))
+    return FALSE;
   SharedEngine shared;
   try {
-    shared = qwenvl::gst::acquire_shared_engine(s.engine_id, options, create);
+    shared = qwenvl::gst::acquire_shared_engine(s.engine_id, recipe);
   } catch (const std::exception& e) {
-    GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
-                      ("qwenvl could not load the model '%s' on %s: %s", s.model.c_str(), where.c_str(), e.what()),
-                      ("engine library %s", library.c_str()));
+    if (remote)
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                        ("qwenvl could not use the server at %s: %s", s.remote_url.c_str(), e.what()),
+                        ("remote engine library %s", library.c_str()));
+    else
+      GST_ELEMENT_ERROR(self, RESOURCE, OPEN_READ,
+                        ("qwenvl could not load the model '%s' on %s: %s", s.model.c_str(), (s.devices.empty() ? s.device : s.devices).c_str(), e.what()),
+                        ("engine library %s", library.c_str()));
     return FALSE;
   }
   GST_INFO_OBJECT(self, "engine %" G_GUINT64_FORMAT " (%s) ready, warm-up %" GST_TIME_FORMAT,
@@ -597,6 +661,12 @@ static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* val
     case PROP_DTYPE: s.dtype = static_cast<Dtype>(g_value_get_enum(value)); break;
     case PROP_ENGINE_ID: s.engine_id = string_or_empty(value); break;
     case PROP_ENGINE_LIBRARY: s.engine_library = string_or_empty(value); break;
+    case PROP_REMOTE_URL: s.remote_url = string_or_empty(value); break;
+    case PROP_REMOTE_MODEL: s.remote_model = string_or_empty(value); break;
+    case PROP_REMOTE_API_KEY: s.remote_api_key = string_or_empty(value); break;
+    case PROP_REMOTE_IMAGE_FORMAT: s.remote_image_format = static_cast<RemoteImageFormatValue>(g_value_get_enum(value)); break;
+    case PROP_REMOTE_JPEG_QUALITY: s.remote_jpeg_quality = g_value_get_uint(value); break;
+    case PROP_REMOTE_MAX_INFLIGHT: s.remote_max_inflight = g_value_get_uint(value); break;
     case PROP_EMIT_PARTIAL: s.emit_partial = g_value_get_boolean(value); break;
     case PROP_OVERLAY: s.overlay = g_value_get_boolean(value); break;
     case PROP_CLIP_FRAMES: s.clip_frames = g_value_get_uint(value); break;
@@ -654,6 +724,12 @@ static void gst_qwenvl_get_property(GObject* object, guint id, GValue* value, GP
     case PROP_DTYPE: g_value_set_enum(value, s.dtype); break;
     case PROP_ENGINE_ID: g_value_set_string(value, nullable(s.engine_id)); break;
     case PROP_ENGINE_LIBRARY: g_value_set_string(value, nullable(s.engine_library)); break;
+    case PROP_REMOTE_URL: g_value_set_string(value, nullable(s.remote_url)); break;
+    case PROP_REMOTE_MODEL: g_value_set_string(value, nullable(s.remote_model)); break;
+    case PROP_REMOTE_API_KEY: g_value_set_string(value, nullable(s.remote_api_key)); break;
+    case PROP_REMOTE_IMAGE_FORMAT: g_value_set_enum(value, s.remote_image_format); break;
+    case PROP_REMOTE_JPEG_QUALITY: g_value_set_uint(value, s.remote_jpeg_quality); break;
+    case PROP_REMOTE_MAX_INFLIGHT: g_value_set_uint(value, s.remote_max_inflight); break;
     case PROP_EMIT_PARTIAL: g_value_set_boolean(value, s.emit_partial); break;
     case PROP_OVERLAY: g_value_set_boolean(value, s.overlay); break;
     case PROP_CLIP_FRAMES: g_value_set_uint(value, s.clip_frames); break;
@@ -848,6 +924,44 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
                           "Path of libqwenvl-engine.so, loaded at NULL->READY; empty: $QWENVL_ENGINE_LIBRARY, else the one "
                           "installed beside this plugin (or the build tree's, when the plugin runs from it)",
                           nullptr, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_REMOTE_URL,
+      g_param_spec_string("remote-url", "Remote URL",
+                          "Base URL of an OpenAI-compatible server (vLLM, SGLang, llama-server, qwenvl-server), ending in "
+                          "/v1, e.g. http://gpu-pool:8000/v1: each question becomes a streamed POST /chat/completions "
+                          "(frames as image_url data URIs, a clip as its frames in order) through libqwenvl-remote "
+                          "($QWENVL_REMOTE_LIBRARY), and model, device, dtype and engine-library are not used. A timeout, "
+                          "refused connection or 5xx fails that request (qwenvl-failed, with the reason); later requests "
+                          "retry the server with a backoff (0.1 s doubling to 5 s). Elements share a remote engine when "
+                          "remote-url and remote-model match (the first one's other remote-* settings hold). Empty: the "
+                          "local engine",
+                          nullptr, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_REMOTE_MODEL,
+      g_param_spec_string("remote-model", "Remote model",
+                          "The served model's name sent as `model` (vLLM: --served-model-name, or the model path it was "
+                          "started with); empty: the first model of GET {remote-url}/models",
+                          nullptr, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_REMOTE_API_KEY,
+      g_param_spec_string("remote-api-key", "Remote API key",
+                          "Sent as Authorization: Bearer KEY to remote-url; empty: no header", nullptr, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_REMOTE_IMAGE_FORMAT,
+      g_param_spec_enum("remote-image-format", "Remote image format",
+                        "How frames travel to remote-url: png (lossless, the default: answers equal the local engine's) "
+                        "or jpeg (remote-jpeg-quality; fewer bytes, other pixels)",
+                        GST_TYPE_QWENVL_REMOTE_IMAGE_FORMAT, kRemotePng, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_REMOTE_JPEG_QUALITY,
+      g_param_spec_uint("remote-jpeg-quality", "Remote JPEG quality", "libjpeg quality of frames sent as JPEG (remote-image-format=jpeg)",
+                        1, 100, 90, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_REMOTE_MAX_INFLIGHT,
+      g_param_spec_uint("remote-max-inflight", "Remote max in flight",
+                        "Most requests on the wire to remote-url at once, each on its own kept-alive connection; more "
+                        "wait in the remote engine's queue",
+                        1, 1024, 4, ready));
   g_object_class_install_property(
       gobject_class, PROP_EMIT_PARTIAL,
       g_param_spec_boolean("emit-partial", "Emit partial",

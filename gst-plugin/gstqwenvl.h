@@ -17,6 +17,8 @@ GType gst_qwenvl_drop_policy_get_type(void);
 GType gst_qwenvl_dtype_get_type(void);
 #define GST_TYPE_QWENVL_PLACEMENT (gst_qwenvl_placement_get_type())
 GType gst_qwenvl_placement_get_type(void);
+#define GST_TYPE_QWENVL_REMOTE_IMAGE_FORMAT (gst_qwenvl_remote_image_format_get_type())
+GType gst_qwenvl_remote_image_format_get_type(void);
 
 GST_ELEMENT_REGISTER_DECLARE(qwenvl);
 

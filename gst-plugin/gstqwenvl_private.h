@@ -26,6 +26,7 @@ enum Mode { kModeAsync, kModeSync };
 enum DropPolicy { kSkipWhileBusy, kDropOldest };
 enum Dtype { kDtypeAuto, kDtypeFloat32, kDtypeBfloat16, kDtypeFloat16 };
 enum Placement { kPlacementAuto, kPlacementPipeline, kPlacementReplicas };  // EngineOptions::placement
+enum RemoteImageFormatValue { kRemotePng, kRemoteJpeg };
 
 constexpr const char* kDefaultPrompt = "Describe this image.";
 constexpr const char* kDefaultDevice = "cpu";
@@ -54,6 +55,11 @@ struct Settings {
   Dtype dtype = kDtypeAuto;
   std::string engine_id;
   std::string engine_library;
+  // remote-url set: the remote engine (libqwenvl-remote) asks that server instead of loading a model.
+  std::string remote_url, remote_model, remote_api_key;
+  RemoteImageFormatValue remote_image_format = kRemotePng;
+  guint remote_jpeg_quality = 90;
+  guint remote_max_inflight = 4;
   gboolean emit_partial = FALSE;
   gboolean overlay = FALSE;
   guint clip_frames = 0;  // 0 or 1: single frames

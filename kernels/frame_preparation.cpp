@@ -309,32 +309,4 @@ at::Tensor prepare_frames(const at::Tensor& bytes, const std::vector<FrameLayout
   return patchify_levels(resized, level_values, shape);
 }
 
-VideoconvertYuv videoconvert_yuv(YuvMatrix matrix, bool full_range, int64_t height) {
-  VideoconvertYuv out;
-  if (matrix == YuvMatrix::kAuto) {
-    const bool hd = height > 576;
-    matrix = hd ? YuvMatrix::kBT709 : YuvMatrix::kBT601;
-    out.chroma_h_cosited = hd;
-  }
-  double kr = 0.2990, kb = 0.1140;  // gst_video_color_matrix_get_Kr_Kb
-  if (matrix == YuvMatrix::kBT709) kr = 0.2126, kb = 0.0722;
-  if (matrix == YuvMatrix::kBT2020) kr = 0.2627, kb = 0.0593;
-  const double kg = 1.0 - kr - kb;
-  // color_matrix_YCbCr_to_RGB's entries; columns Y, Cb, Cr.
-  const double v_r = 2 * (1 - kr), u_g = -2 * kb * (1 - kb) / kg, v_g = -2 * kr * (1 - kr) / kg, u_b = 2 * (1 - kb);
-  // gst_video_color_range_offsets (8 bits), applied as 1 / (float) scale.
-  const double inv_y = 1 / static_cast<float>(full_range ? 255 : 219);
-  const double inv_c = 1 / static_cast<float>(full_range ? 255 : 224);
-  // Same order of products as the 4x4 matrix chain: (K * 1/scale) * 255 * 256, then rint.
-  auto coefficient = [](double k, double inv_scale) {
-    return static_cast<int16_t>(std::rint(256.0 * (255.0 * (k * inv_scale))));
-  };
-  out.coefficients.y = coefficient(1.0, inv_y);
-  out.coefficients.v_to_r = coefficient(v_r, inv_c);
-  out.coefficients.u_to_b = coefficient(u_b, inv_c);
-  out.coefficients.u_to_g = coefficient(u_g, inv_c);
-  out.coefficients.v_to_g = coefficient(v_g, inv_c);
-  return out;
-}
-
 }  // namespace qwenvl::kernels

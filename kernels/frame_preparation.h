@@ -19,20 +19,10 @@
 #include <vector>
 
 #include "kernels/frame_preparation_math.h"
+#include "kernels/videoconvert_yuv.h"
 #include "qwenvl/pixel_format.h"
 
 namespace qwenvl::kernels {
-
-// How GStreamer 1.22's videoconvert turns a YUV frame into RGB: the five 8.8 fixed-point
-// coefficients of its orc functions for the matrix and range, and whether NV12 chroma is
-// H-cosited. kAuto resolves as gst_video_info_from_caps does for caps without colorimetry: above
-// 576 lines BT.709 with H-cosited chroma, else BT.601; an explicit matrix acts as caps with that
-// colorimetry and no chroma site. The CPU reference and the CUDA kernels both take it from here.
-struct VideoconvertYuv {
-  frame_math::YuvCoefficients coefficients;
-  bool chroma_h_cosited = false;
-};
-VideoconvertYuv videoconvert_yuv(YuvMatrix matrix, bool full_range, int64_t height);
 
 // Where one frame's planes lie in a byte buffer, and how to read them. Planes as in
 // qwenvl::FrameView: RGB family 1; NV12 2 (Y, interleaved UV); I420 3 (Y, U, V); chroma planes of

@@ -3,7 +3,8 @@
 # libtorch), configures and builds. Safe to run again: each step is skipped when already done.
 #   scripts/setup.sh [BUILD_DIR]     (default: build)
 # Caches that later runs reuse: pip's (~/.cache/pip), ccache's (~/.cache/ccache) and the virtual
-# environment itself ($QWENVL_CACHE, default ~/.cache/qwenvl), keyed by scripts/requirements.txt.
+# environment itself ($QWENVL_CACHE, default ~/.cache/qwenvl), keyed by scripts/requirements.txt (and
+# the OpenAI client's, keyed by scripts/requirements-clients.txt).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
@@ -16,7 +17,7 @@ packages=(
   gstreamer1.0-plugins-good gstreamer1.0-x python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev libpng-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libfmt-dev
-  libspdlog-dev libcli11-dev libcpp-httplib-dev
+  libspdlog-dev libcli11-dev libcpp-httplib-dev libjpeg-dev
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -47,6 +48,18 @@ if [ ! -f "$venv/.complete" ]; then
   touch "$venv/.complete"
 fi
 ln -sfn "$venv" "$root/.venv"
+# The OpenAI Python client for the server's tests: a venv of its own, keyed by its own pins (about
+# 10 s to create from PyPI, once per change of scripts/requirements-clients.txt).
+clients_hash=$( (cat scripts/requirements-clients.txt; "$python" -c 'import sys; print(sys.version_info[:2])') | sha256sum | cut -c1-12)
+clients_venv=$cache/clients-$clients_hash
+if [ ! -f "$clients_venv/.complete" ]; then
+  echo "setup: creating $clients_venv"
+  rm -rf "$clients_venv"
+  "$python" -m venv "$clients_venv"
+  "$clients_venv/bin/python" -m pip install -q --no-deps -r scripts/requirements-clients.txt
+  touch "$clients_venv/.complete"
+fi
+ln -sfn "$clients_venv" "$root/.venv-clients"
 torch_dir=$("$venv/bin/python" -c 'import torch, os; print(os.path.dirname(torch.__file__))')
 
 # 3. Qwen2's real BPE ranks (151,643 tokens) ship inside the dashscope SDK wheel; keep the wheel.

@@ -23,9 +23,8 @@ bool is_cuda_device(const std::string& d) {
 }  // namespace
 
 void add_engine_flags(CLI::App& app, EngineFlags& f, const std::string& devices_help) {
-  app.add_option("-m,--model", f.model, "Qwen2.5-VL model directory (config.json, safetensors, tokenizer)")
-      ->required()
-      ->type_name("DIR");
+  f.model_option = app.add_option("-m,--model", f.model, "Qwen2.5-VL model directory (config.json, safetensors, tokenizer)")
+                       ->type_name("DIR");
   f.device_option = app.add_option("--device", f.device, "cpu, cuda or cuda:N (default cpu)")->type_name("DEV");
   f.devices_option = app.add_option("--devices", f.devices, devices_help)->type_name("LIST");
   app.add_option("--placement", f.placement, "auto, pipeline or replicas over --devices (default auto)")

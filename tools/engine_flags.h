@@ -29,6 +29,7 @@ struct EngineFlags {
   std::string overlap_decode = "auto";  // auto, on, off
   bool time_phases = false;
 
+  CLI::Option* model_option = nullptr;    // set by add_engine_flags (not required there: qwenvl-cli --remote has none)
   CLI::Option* device_option = nullptr;   // set by add_engine_flags: was --device given?
   CLI::Option* devices_option = nullptr;  // was --devices given?
 };

@@ -4,6 +4,7 @@
 //   qwenvl-cli --model DIR --image photo.jpg --prompt "Describe this image."
 //   qwenvl-cli --model DIR --video clip.mp4 --fps 2 --prompt "What happens?" --json
 //   qwenvl-cli --model DIR --devices cuda:0=22GiB,cuda:1=22GiB --plan    (the placement, nothing loaded)
+//   qwenvl-cli --remote http://gpu-pool:8000/v1 --image photo.jpg --prompt "..."   (a server answers)
 //   qwenvl-cli --model DIR --devices cuda:0=22GiB,cuda:1=22GiB --layers 0-10,11-27 --plan   (a split priced)
 // Files are read by media_reader_opencv.cpp, or by media_reader_png.cpp (PNG images only) in a build
 // without OpenCV's imgcodecs / videoio.
@@ -23,6 +24,7 @@
 #include "plan_json.h"
 #include "qwenvl/engine.h"
 #include "qwenvl/placement.h"
+#include "qwenvl/remote_engine.h"
 
 namespace {
 
@@ -44,6 +46,7 @@ struct Options {
   int vision_on = 0;                 // with --layers: the position in the device list of the vision tower's device
   bool json = false;
   qwenvl::SamplingParams sampling;
+  qwenvl::RemoteEngineOptions remote;  // base_url set: --remote, the remote engine instead of a model
 };
 
 void print_json(const qwenvl::Result& result, double load_ms) {
@@ -100,6 +103,13 @@ the plan as one JSON object (exact bytes) instead of the map.
   replicas, or one device within its cap; a pipeline over several devices is not run yet. --devices
   wins over --device.
 
+Remote: --remote URL sends the question to an OpenAI-compatible server (vLLM, SGLang, llama-server,
+qwenvl-server) at its base URL ending in /v1, through libqwenvl-remote, instead of loading a model:
+no --model then (nor --device, --devices, --dtype, --max-context, --plan). Images (and a video's
+sampled frames, in order, as images) travel as PNG; every sampling option travels; --remote-model
+names the served model (default: the first of GET URL/models); --remote-api-key is sent as a
+bearer token. Exit code 2 when the server cannot be asked, 3 when it fails the request.
+
 Output: the answer and a newline on stdout, nothing else; --json prints one JSON object instead
 (text, token_ids, prompt_tokens, generated_tokens, finish_reason, ttft_ms, total_ms, load_ms).
 
@@ -155,6 +165,12 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
       app.add_option("--vision-on", o.vision_on, "with --layers: position in --devices of the vision tower's device")
           ->type_name("N");
   app.add_flag("--json", o.json, "print one JSON object instead of the answer (with --plan: the plan)");
+  auto* remote = app.add_option("--remote", o.remote.base_url, "ask the server at this base URL instead of a model (below)")
+                     ->type_name("URL");
+  auto* remote_model =
+      app.add_option("--remote-model", o.remote.model, "with --remote: the served model's name")->type_name("NAME");
+  auto* remote_key =
+      app.add_option("--remote-api-key", o.remote.api_key, "with --remote: bearer API key")->type_name("KEY");
   (void)video;
   try {
     app.parse(argc, argv);
@@ -165,6 +181,17 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   }
 
   auto fail = [](const std::string& m) { throw CliError{kUsageError, m}; };
+  if (remote->count()) {
+    for (const CLI::Option* local_only :
+         {o.engine.model_option, o.engine.device_option, o.engine.devices_option, app.get_option("--dtype"),
+          app.get_option("--max-context")})
+      if (local_only->count()) fail(local_only->get_name() + " is for a local model, not --remote");
+    if (o.plan) fail("--plan is for a local model, not --remote");
+  } else {
+    if (o.engine.model_option->count() == 0) fail("--model is required (or --remote URL)");
+    for (const CLI::Option* remote_only : {remote_model, remote_key})
+      if (remote_only->count()) fail(remote_only->get_name() + " goes with --remote");
+  }
   if (!o.plan && prompt->count() == 0) fail("--prompt is required (unless --plan)");
   if (!o.plan && o.prompt.empty()) fail("--prompt is empty");
   if (max_batch->count() && !o.plan) fail("--max-batch is for --plan (qwenvl-cli answers one request)");
@@ -181,7 +208,7 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
       fail(std::string("--layers / --vision-on: ") + e.what());
     }
   }
-  check_engine_flags(o.engine, "qwenvl-cli");
+  if (!remote->count()) check_engine_flags(o.engine, "qwenvl-cli");
   if (frames->count() && o.video.empty()) fail("--frames needs --video");
   if (fps->count() && o.video.empty()) fail("--fps needs --video");
   if (frames->count() && o.frames < 2) fail("--frames must be at least 2 (counts are rounded to even)");
@@ -258,14 +285,25 @@ int run(int argc, char** argv) {
   Clip clip;
   if (!o.video.empty()) clip = read_video_clip(o.video, o.frames, o.fps);
 
-  qwenvl::EngineOptions options = engine_options(o.engine);
-  options.max_batch = 1;  // one request: KV cache for one sequence
   const auto load_start = std::chrono::steady_clock::now();
   std::unique_ptr<qwenvl::Engine> engine;
-  try {
-    engine = qwenvl::Engine::create(options);
-  } catch (const std::exception& e) {
-    throw CliError{kModelError, "cannot load the model: " + std::string(e.what())};
+  if (!o.remote.base_url.empty()) {
+    std::string error;
+    o.remote.max_inflight = 1;
+#ifdef QWENVL_NO_REMOTE_ENGINE
+    error = "this build has no remote engine (libqwenvl-remote needs cpp-httplib, libpng and libjpeg)";
+#else
+    engine.reset(qwenvl_remote_engine_create(&o.remote, &error));
+#endif
+    if (!engine) throw CliError{kModelError, "cannot use the server: " + error};
+  } else {
+    qwenvl::EngineOptions options = engine_options(o.engine);
+    options.max_batch = 1;  // one request: KV cache for one sequence
+    try {
+      engine = qwenvl::Engine::create(options);
+    } catch (const std::exception& e) {
+      throw CliError{kModelError, "cannot load the model: " + std::string(e.what())};
+    }
   }
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - load_start).count();

@@ -6,6 +6,8 @@
 - The engine includes no GStreamer header; engine/nn includes nothing of runtime/.
 - gst-plugin/ reaches the engine through its public headers (qwenvl/...) only, never the kernels.
 - tools/ use the public headers only, except the two benches that measure one part by name.
+- remote/ (the remote engine, no libtorch) uses the engine's public headers and, of kernels/, only
+  the header-only pixel arithmetic.
 
 Prints each breach as FILE:LINE: RULE and exits 1 if there is any.
 usage: check_boundaries.py SOURCE_ROOT
@@ -17,6 +19,8 @@ import sys
 ENGINE_PARTS = ("model/", "tokenizer/", "chat/", "preprocessing/", "nn/", "runtime/")
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 # tools that time one part of the engine by design (tools/meson.build says so for each)
+# kernels/ headers without ATen: videoconvert's YUV -> RGB arithmetic, shared with the remote engine
+REMOTE_KERNEL_HEADERS = ("kernels/frame_preparation_math.h", "kernels/videoconvert_yuv.h")
 PART_BENCHES = {"tools/qwenvl-tokenizer-bench.cpp": ("tokenizer/",), "tools/qwenvl-kernel-bench.cpp": ("kernels/",)}
 
 
@@ -32,6 +36,8 @@ def breaches(rel: str, header: str):
             yield "engine/nn includes nothing of runtime/"
     if rel.startswith("gst-plugin/") and (engine_part or header.startswith("kernels/")):
         yield "the element reaches the engine through qwenvl/ public headers only"
+    if rel.startswith("remote/") and (engine_part or (header.startswith("kernels/") and header not in REMOTE_KERNEL_HEADERS)):
+        yield "the remote engine uses the engine's public headers and kernels/' header-only pixel arithmetic only"
     if rel.startswith("tools/") and (engine_part or header.startswith("kernels/")):
         if not header.startswith(PART_BENCHES.get(rel, ())):
             yield "tools use the engine's public headers only"

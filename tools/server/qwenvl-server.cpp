@@ -59,6 +59,7 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   app.footer(std::string(kFooter) + "\n" + cli::kMediaSupport);
   app.get_formatter()->column_width(36);
   cli::add_engine_flags(app, o.engine, "devices with caps, e.g. cuda:0=22GiB,cuda:1 (qwenvl-cli --help; wins over --device)");
+  o.engine.model_option->required();
   cli::add_serving_flags(app, o.engine);
   auto& s = o.server;
   app.add_option("--host", s.host, "address to listen on (default 127.0.0.1)")->type_name("ADDR");

@@ -1,5 +1,6 @@
 // qwenvl-server started as a user starts it, for the tests: its own process on a free loopback port
-// (--port 0; the port is read from the line it prints once serving), stderr kept in a file for the
+// (--port 0, or the port given: a server restarted where it was; the port is read from the line it
+// prints once serving), stderr kept in a file for the
 // failure messages, SIGTERM and its exit code.
 #pragma once
 
@@ -22,7 +23,7 @@ namespace qwenvl::test {
 
 class ServerProcess {
  public:
-  explicit ServerProcess(const std::vector<std::string>& args) {
+  explicit ServerProcess(const std::vector<std::string>& args, int port = 0) {
     static int started = 0;
     err_file_ = std::filesystem::temp_directory_path() /
                 ("qwenvl_server_test_" + std::to_string(::getpid()) + "_" + std::to_string(++started) + ".err");
@@ -35,7 +36,7 @@ class ServerProcess {
       std::FILE* err = std::fopen(err_file_.c_str(), "w");
       if (err != nullptr) ::dup2(::fileno(err), STDERR_FILENO);
       ::close(out[0]);
-      std::vector<std::string> all = {program, "--port", "0"};
+      std::vector<std::string> all = {program, "--port", std::to_string(port)};
       all.insert(all.end(), args.begin(), args.end());
       std::vector<char*> argv;
       for (auto& a : all) argv.push_back(a.data());
