@@ -18,6 +18,7 @@ set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 source scripts/llama/env.sh
+source scripts/llama/server.sh
 OUT=${OUT:-/tmp/qwenvl-llama-bench-out}
 mkdir -p "$OUT"
 shapes=${1:-"3b 7b"}
@@ -37,19 +38,29 @@ else
   { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nvcc --version | tail -1; } > "$OUT/device.txt" 2>&1
   source scripts/device/build_env.sh
   models=$bench_models
-  ( for shape in $shapes; do write_bench_model "$shape" || exit 1; done ) > "$OUT/models.log" 2>&1 &
-  writer_pid=$!
 fi
+# Each model is written (GPU machine) and converted while llama-server builds.
+convert_one() {  # SHAPE
+  local gguf=$llama_cache/gguf-bench/$1
+  [ -f "$gguf/mmproj-$outtype.gguf" ] && return 0
+  stamp "$1: convert to GGUF ($outtype)"
+  PYTHON=${PYTHON:-python3} scripts/llama/convert.sh "$models/$1" "$gguf" "$outtype" && stamp "$1: converted"
+}
+(
+  for shape in $shapes; do
+    if [ "${CPU:-0}" != 1 ]; then stamp "$shape: write"; write_bench_model "$shape" || exit 1; fi
+    convert_one "$shape" || exit 1
+  done
+) > "$OUT/models.log" 2>&1 &
+writer_pid=$!
 python3 --version >> "$OUT/device.txt"; cat "$OUT/device.txt"
 
 stamp "build llama-server (${build_flags[*]:-CPU})"
 server_bin=$(scripts/llama/build.sh "${build_flags[@]}" --jobs "${JOBS:-$(nproc)}" 2> "$OUT/build.log") \
   || { grep -E "error|FAILED" "$OUT/build.log" | head -30; echo "llama_cpp_bench: build failed"; exit 1; }
 stamp "$(grep '^build:' "$OUT/build.log")"
-if [ -n "${writer_pid:-}" ]; then
-  wait "$writer_pid" || { tail -5 "$OUT/models.log"; echo "llama_cpp_bench: model writing failed"; exit 1; }
-fi
-stamp "models written"
+wait "$writer_pid" || { tail -5 "$OUT/models.log"; echo "llama_cpp_bench: model writing or conversion failed"; exit 1; }
+cat "$OUT/models.log"
 
 # The benchmark's frame: transformers_caption.py's random 448x448 RGB (seed 1234), as a PNG.
 frame=$OUT/frame-448.png
@@ -59,35 +70,21 @@ from PIL import Image
 Image.fromarray(np.random.default_rng(1234).integers(0, 256, size=(448, 448, 3), dtype=np.uint8), "RGB").save(sys.argv[1])
 PY
 
-for shape in $shapes; do
-  gguf=$llama_cache/gguf-bench/$shape
-  if [ ! -f "$gguf/mmproj-$outtype.gguf" ]; then
-    stamp "$shape: convert to GGUF ($outtype)"
-    PYTHON=python3 scripts/llama/convert.sh "$models/$shape" "$gguf" "$outtype" || continue
-  fi
-  stamp "$shape: GGUF $(du -h "$gguf/model-$outtype.gguf" | cut -f1) + mmproj $(du -h "$gguf/mmproj-$outtype.gguf" | cut -f1)"
-done
 [ "${PREPARE_ONLY:-0}" = 1 ] && { stamp "prepared (PREPARE_ONLY=1: no measurement)"; exit 0; }
 
 for shape in $shapes; do
   gguf=$llama_cache/gguf-bench/$shape
   [ -f "$gguf/mmproj-$outtype.gguf" ] || { echo "llama_cpp_bench: no GGUF for $shape"; continue; }
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   # One slot per request at the largest concurrency, the KV cache shared by them (a request is about
   # 256 image + 20 text + 32 new tokens).
-  "$server_bin" -m "$gguf/model-$outtype.gguf" --mmproj "$gguf/mmproj-$outtype.gguf" --host 127.0.0.1 --port "$port" \
-    -np "$max_parallel" -kvu -c $(( max_parallel * 512 )) "${gpu_flags[@]}" > "$OUT/server-$shape.log" 2>&1 &
-  server=$!
-  for _ in $(seq 900); do
-    curl -sf "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
-    kill -0 $server 2>/dev/null || break
-    sleep 0.2
-  done
-  if ! kill -0 $server 2>/dev/null; then tail -30 "$OUT/server-$shape.log"; echo "llama_cpp_bench: $shape server exited"; continue; fi
+  llama_server_start "$OUT/server-$shape.log" "$server_bin" -m "$gguf/model-$outtype.gguf" \
+    --mmproj "$gguf/mmproj-$outtype.gguf" -np "$max_parallel" -kvu -c $(( max_parallel * 512 )) "${gpu_flags[@]}" \
+    || { echo "llama_cpp_bench: $shape server did not start"; continue; }
+  port=$llama_port
   stamp "$shape: llama-server up ($max_parallel slots)"
   python3 scripts/llama/chat_client.py bench --port "$port" --image "$frame" --tokens "$tokens" \
     --parallel "$parallel" --json "$OUT/llama-$shape.json" | tee "$OUT/llama-$shape.md"
-  kill $server; wait $server 2>/dev/null
+  kill $llama_server_pid; wait $llama_server_pid 2>/dev/null
   stamp "$shape: done"
 done
 echo "device: $(head -1 "$OUT/device.txt"); $(date -u '+%Y-%m-%d %H:%M UTC'); command: scripts/bench/llama_cpp_bench.sh $*; llama.cpp from llama-cpp-python $llama_pkg_version, $outtype"

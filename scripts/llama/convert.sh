@@ -21,7 +21,9 @@ t0=$(date +%s)
 for part in model mmproj; do
   extra=(); [ $part = mmproj ] && extra=(--mmproj)
   PYTHONPATH=$pythonpath HF_HUB_OFFLINE=1 "$py" "$llama_src/convert_hf_to_gguf.py" "$model" \
-    --outtype "$outtype" "${extra[@]}" --outfile "$out/$part-$outtype.gguf" > "$out/convert-$part.log" 2>&1 \
+    --outtype "$outtype" "${extra[@]}" --outfile "$out/$part-$outtype.gguf.part" > "$out/convert-$part.log" 2>&1 \
     || { tail -20 "$out/convert-$part.log" >&2; echo "convert.sh: $part conversion failed" >&2; exit 1; }
+  # Renamed only when whole: the scripts take an existing mmproj-*.gguf as a finished conversion.
+  mv "$out/$part-$outtype.gguf.part" "$out/$part-$outtype.gguf"
 done
 echo "convert: $model -> $out/{model,mmproj}-$outtype.gguf in $(( $(date +%s) - t0 )) s" >&2

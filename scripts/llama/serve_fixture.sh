@@ -30,17 +30,12 @@ if [ ! -f "$gguf/mmproj-$outtype.gguf" ]; then
 fi
 step "converted $model -> $gguf/model-$outtype.gguf ($(du -h "$gguf/model-$outtype.gguf" | cut -f1)), mmproj-$outtype.gguf ($(du -h "$gguf/mmproj-$outtype.gguf" | cut -f1))"
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+source "$here/server.sh"
 log=$(mktemp)
-"$server_bin" -m "$gguf/model-$outtype.gguf" --mmproj "$gguf/mmproj-$outtype.gguf" --host 127.0.0.1 --port "$port" \
-  -np "$slots" -c $(( slots * 2048 )) -t "$(nproc)" > "$log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 600); do
-  curl -sf "http://127.0.0.1:$port/health" > /dev/null 2>&1 && break
-  kill -0 $server 2>/dev/null || { tail -30 "$log"; echo "serve_fixture: llama-server exited"; exit 1; }
-  sleep 0.2
-done
+trap 'kill $llama_server_pid 2>/dev/null || true; wait $llama_server_pid 2>/dev/null || true; rm -f "$log"' EXIT
+llama_server_start "$log" "$server_bin" -m "$gguf/model-$outtype.gguf" --mmproj "$gguf/mmproj-$outtype.gguf" \
+  -np "$slots" -c $(( slots * 2048 )) -t "$(nproc)" || exit 1
+port=$llama_port
 step "llama-server on 127.0.0.1:$port, $slots slots"
 
 t0=$(date +%s.%N)
