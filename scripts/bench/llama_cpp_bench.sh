@@ -64,7 +64,7 @@ cat "$OUT/models.log"
 
 # The benchmark's frame: transformers_caption.py's random 448x448 RGB (seed 1234), as a PNG.
 frame=$OUT/frame-448.png
-python3 - "$frame" <<'PY'
+"${PYTHON:-python3}" - "$frame" <<'PY' || { echo "llama_cpp_bench: could not write the frame (numpy, PIL)"; exit 1; }
 import sys, numpy as np
 from PIL import Image
 Image.fromarray(np.random.default_rng(1234).integers(0, 256, size=(448, 448, 3), dtype=np.uint8), "RGB").save(sys.argv[1])

@@ -31,9 +31,11 @@ def request_body(image_png, question, tokens, stream, ignore_eos):
     if stream:
         body["stream_options"] = {"include_usage": True}
     if ignore_eos:
-        # llama-server's own fields (its /completion options are accepted here): exactly `tokens`.
+        # llama-server's own fields (its /completion options are accepted here): exactly `tokens`,
+        # and no reuse of an earlier request's KV (image included), which would skip vision and prefill.
         body["ignore_eos"] = True
         body["n_predict"] = tokens
+        body["cache_prompt"] = False
     return json.dumps(body)
 
 
