@@ -18,4 +18,9 @@ fuzz_seconds=${QWENVL_FUZZ_SECONDS:-10}
 if [ "$fuzz_seconds" != skip ]; then
   FUZZ_BUILD="$build/fuzz" scripts/fuzz.sh "$fuzz_seconds" || status=1
 fi
+# llama.cpp's llama-server on the tiny fixture, the element against it (issue 16 item 5): opt-in,
+# QWENVL_LLAMA_SERVER=1; its build is kept in ~/.cache/qwenvl/llama (about 10 CPU-minutes cold).
+if [ "${QWENVL_LLAMA_SERVER:-0}" = 1 ]; then
+  BUILD="$(cd "$build" && pwd)" QWENVL_JOBS="${QWENVL_JOBS:-$(nproc)}" scripts/llama/serve_fixture.sh || status=1
+fi
 exit $status

@@ -1,8 +1,9 @@
 """Writes a random-weight Qwen2.5-VL model directory tensor by tensor, never holding the model.
 
 Speed and memory are measured on random weights at real shapes (they cost what trained ones cost),
-and a 3B or 7B model must not need its size in RAM to be written: the tensor names and shapes come
-from transformers 5.17's model built on the meta device, the safetensors header is written first,
+and a 3B or 7B model must not need its size in RAM to be written: the tensor shapes come from
+transformers 5.17's model built on the meta device, the names as the published checkpoints have
+them (visual.*, model.layers.*), the safetensors header is written first,
 then each tensor is drawn and written in slices of at most 64 MB.
 
   write_random_model.py OUT_DIR --shape 3b|7b|32b|72b|bench300 [--dtype bf16|fp32] [--layers N --vision-layers N]
@@ -55,14 +56,25 @@ def config_for(shape: str, layers: int | None, vision_layers: int | None) -> Qwe
     if vision_layers:
         vision["depth"] = vision_layers
         vision["fullatt_block_indexes"] = [i for i in vision["fullatt_block_indexes"] if i < vision_layers] or [vision_layers - 1]
-    return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=s["tie"])
+    # architectures as the published config.json names it: llama.cpp's converter picks its model by it
+    return Qwen2_5_VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=s["tie"],
+                            architectures=["Qwen2_5_VLForConditionalGeneration"])
+
+
+def published_name(name: str) -> str:
+    """The tensor's name in the published checkpoints (visual.*, model.layers.*, lm_head), which
+    transformers 5.17 maps to its own at load as the engine does; llama.cpp's converter knows only these."""
+    for new, old in (("model.visual.", "visual."), ("model.language_model.", "model.")):
+        if name.startswith(new):
+            return old + name[len(new):]
+    return name
 
 
 def write(out: Path, config: Qwen2_5_VLConfig, dtype: str, seed: int) -> int:
     torch_dtype, tag = DTYPES[dtype]
     with torch.device("meta"):
         model = Qwen2_5_VLForConditionalGeneration(config)
-    specs = [(name, list(p.shape)) for name, p in model.state_dict().items()
+    specs = [(published_name(name), list(p.shape)) for name, p in model.state_dict().items()
              if not (config.tie_word_embeddings and name == "lm_head.weight")]
     element = torch.tensor([], dtype=torch_dtype).element_size()
     header, offset = {"__metadata__": {"format": "pt"}}, 0
