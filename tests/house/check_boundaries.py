@@ -14,7 +14,7 @@ import pathlib
 import re
 import sys
 
-ENGINE_PARTS = ("model/", "tokenizer/", "chat/", "preprocessing/", "nn/", "runtime/")
+ENGINE_PARTS = ("model/", "tokenizer/", "chat/", "preprocessing/", "nn/", "runtime/", "structured/")
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 # tools that time one part of the engine by design (tools/meson.build says so for each)
 PART_BENCHES = {"tools/qwenvl-tokenizer-bench.cpp": ("tokenizer/",), "tools/qwenvl-kernel-bench.cpp": ("kernels/",)}
