@@ -13,6 +13,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -54,6 +56,7 @@ void print_json(const qwenvl::Result& result, double load_ms) {
       {"prompt_tokens", result.prompt_tokens},
       {"generated_tokens", result.token_ids.size()},
       {"finish_reason", result.finish_reason},
+      {"incomplete", result.incomplete},
       {"ttft_ms", result.ttft_ms},
       {"total_ms", result.total_ms},
       {"load_ms", load_ms},
@@ -101,7 +104,11 @@ the plan as one JSON object (exact bytes) instead of the map.
   (it wins over --device).
 
 Output: the answer and a newline on stdout, nothing else; --json prints one JSON object instead
-(text, token_ids, prompt_tokens, generated_tokens, finish_reason, ttft_ms, total_ms, load_ms).
+(text, token_ids, prompt_tokens, generated_tokens, finish_reason, incomplete, ttft_ms, total_ms, load_ms).
+
+Constrained answers: --json-schema makes the answer one compact JSON document valid against the
+schema (given inline, or as a file); --choice (repeatable) makes it exactly one of the texts. An
+answer cut by --max-new-tokens is incomplete ("incomplete": true with --json).
 
 Exit codes: 0 answered (or planned); 1 usage or input error; 2 the model cannot be loaded (or no
 placement fits: the message says what is missing where and what would fit); 3 the request failed.
@@ -140,6 +147,13 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   auto* seed_opt = app.add_option("--seed", seed, "random seed for sampling")->type_name("N");
   app.add_option("--stop", o.sampling.stop_strings, "stop when the answer ends with TEXT (repeatable)")
       ->type_name("TEXT");
+  std::string json_schema;
+  auto* json_schema_opt =
+      app.add_option("--json-schema", json_schema, "answer with one JSON document valid against this schema")
+          ->type_name("FILE|JSON");
+  app.add_option("--choice", o.sampling.choices, "answer with exactly one of these texts (repeatable)")
+      ->type_name("TEXT")
+      ->excludes(json_schema_opt);
   app.add_option("--placement", o.placement, "auto, pipeline or replicas over --devices (default auto)")
       ->type_name("MODE");
   app.add_flag("--plan", o.plan, "print the placement over --devices and exit (reads no weights, no GPU)");
@@ -206,6 +220,19 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
     fail("--repetition-penalty must be > 0");
   for (const auto& s : o.sampling.stop_strings)
     if (s.empty()) fail("--stop needs a non-empty text");
+  for (const auto& c : o.sampling.choices)
+    if (c.empty()) fail("--choice needs a non-empty text");
+  if (json_schema_opt->count()) {
+    // Inline when it looks like JSON, else the name of a file holding it.
+    const size_t first = json_schema.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && json_schema[first] == '{') {
+      o.sampling.json_schema = json_schema;
+    } else {
+      std::ifstream in(json_schema, std::ios::binary);
+      if (!in) fail("--json-schema: cannot read " + json_schema);
+      o.sampling.json_schema.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+  }
 
   if (given_max_new_tokens) o.sampling.max_new_tokens = max_new_tokens;
   if (given_temperature) o.sampling.temperature = temperature;
