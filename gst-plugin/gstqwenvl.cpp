@@ -509,6 +509,15 @@ static void append_strings(GValue* array, const std::vector<std::string>& string
   }
 }
 
+// A GstValueArray property of strings (stop-strings, choices).
+static GParamSpec* string_array_spec(const char* name, const char* nick, const char* blurb, const char* item_name,
+                                     const char* item_nick, const char* item_blurb, GParamFlags flags) {
+  return gst_param_spec_array(name, nick, blurb,
+                              g_param_spec_string(item_name, item_nick, item_blurb, nullptr,
+                                                  static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
+                              flags);
+}
+
 // json-schema's value: the schema itself, or @FILE for a file holding it (read when set). A file that
 // cannot be read leaves the value as given, which the engine refuses as not JSON on every request.
 static std::string schema_of_property(GstQwenVL* self, const std::string& value) {
@@ -773,10 +782,8 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
                          live));
   g_object_class_install_property(
       gobject_class, PROP_STOP_STRINGS,
-      gst_param_spec_array("stop-strings", "Stop strings", "Generation stops once the answer ends with one of these (kept out of it)",
-                           g_param_spec_string("stop-string", "Stop string", "One stop string", nullptr,
-                                               static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
-                           live));
+      string_array_spec("stop-strings", "Stop strings", "Generation stops once the answer ends with one of these (kept out of it)",
+                        "stop-string", "Stop string", "One stop string", live));
   g_object_class_install_property(
       gobject_class, PROP_JSON_SCHEMA,
       g_param_spec_string("json-schema", "JSON schema",
@@ -785,10 +792,8 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
                           nullptr, live));
   g_object_class_install_property(
       gobject_class, PROP_CHOICES,
-      gst_param_spec_array("choices", "Choices", "The answer is exactly one of these texts (an array: choices may hold commas)",
-                           g_param_spec_string("choice", "Choice", "One choice", nullptr,
-                                               static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
-                           live));
+      string_array_spec("choices", "Choices", "The answer is exactly one of these texts (an array: choices may hold commas)",
+                        "choice", "Choice", "One choice", live));
   g_object_class_install_property(
       gobject_class, PROP_INTERVAL,
       g_param_spec_uint64("interval", "Interval",
