@@ -19,7 +19,7 @@
 namespace qwenvl {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;  // keys in document order: the grammar keeps the schema's
 
 std::unique_ptr<Engine> make_engine(bool overlap) {
   EngineOptions o;
@@ -51,7 +51,7 @@ void expect_valid(const json& doc, const json& schema, const std::string& where)
       if (doc.contains(name)) order.push_back(name);
     std::vector<std::string> keys;
     for (const auto& [name, value] : doc.items()) keys.push_back(name);
-    EXPECT_EQ(keys.size(), order.size()) << where << ": a property the schema does not name";
+    EXPECT_EQ(keys, order) << where << ": properties in the schema's order, none it does not name";
     for (const auto& name : schema.value("required", json::array())) EXPECT_TRUE(doc.contains(name)) << where << "/" << name;
     for (const auto& [name, value] : doc.items())
       if (schema["properties"].contains(name)) expect_valid(value, schema["properties"][name], where + "/" + name);
