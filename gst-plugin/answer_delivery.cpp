@@ -10,6 +10,7 @@
 #include "caption_overlay.h"
 #endif
 #include "gstqwenvlmeta.h"
+#include "json_answer.h"
 
 GST_DEBUG_CATEGORY_EXTERN(gst_qwenvl_debug);
 #define GST_CAT_DEFAULT gst_qwenvl_debug
@@ -38,6 +39,10 @@ GstStructure* answer_structure(const char* name, const Answer& a, bool alert) {
       GST_QWENVL_FIELD_FINISH_REASON, G_TYPE_STRING, a.result.finish_reason.c_str(), GST_QWENVL_FIELD_ALERT,
       G_TYPE_BOOLEAN, alert ? TRUE : FALSE, nullptr);
   gst_structure_take_value(s, GST_QWENVL_FIELD_TOKEN_IDS, &ids);
+  gst_structure_set(s, GST_QWENVL_FIELD_INCOMPLETE, G_TYPE_BOOLEAN, a.result.incomplete ? TRUE : FALSE, nullptr);
+  GValue parsed = G_VALUE_INIT;
+  if (a.ticket.json_answer && !a.result.incomplete && json_answer_value(a.result.text, &parsed))
+    gst_structure_take_value(s, GST_QWENVL_FIELD_ANSWER, &parsed);
   const Ticket& t = a.ticket;
   if (t.clip_frames > 0)
     gst_structure_set(s, GST_QWENVL_FIELD_WINDOW_START, G_TYPE_UINT64, static_cast<guint64>(t.window_start),

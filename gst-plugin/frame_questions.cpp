@@ -123,6 +123,8 @@ qwenvl::Request base_request(GstQwenVL* self, const Settings& s, const std::stri
   if (s.repetition_penalty > 0) p.repetition_penalty = s.repetition_penalty;
   if (s.seed >= 0) p.seed = static_cast<uint64_t>(s.seed);
   p.stop_strings = s.stop_strings;
+  p.json_schema = s.json_schema;
+  p.choices = s.choices;
   if (s.min_pixels > 0) request.min_pixels = s.min_pixels;
   if (s.max_pixels > 0) request.max_pixels = s.max_pixels;
   const std::deque<qwenvl::Turn>& history = self->state->streaming.history;
@@ -140,6 +142,7 @@ qwenvl::Request base_request(GstQwenVL* self, const Settings& s, const std::stri
 
 qwenvl::RequestId submit(GstQwenVL* self, const Runtime& rt, qwenvl::Request request, Ticket ticket) {
   const GstClockTime pts = ticket.pts;
+  ticket.json_answer = !request.sampling.json_schema.empty();
   const qwenvl::RequestId id = rt.tracker->submit(*rt.shared.engine, std::move(request), std::move(ticket));
   GST_LOG_OBJECT(self, "asked about the frame at %" GST_TIME_FORMAT ": engine request %" G_GUINT64_FORMAT,
                  GST_TIME_ARGS(pts), static_cast<guint64>(id));

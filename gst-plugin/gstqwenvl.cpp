@@ -59,6 +59,8 @@ enum {
   PROP_REPETITION_PENALTY,
   PROP_SEED,
   PROP_STOP_STRINGS,
+  PROP_JSON_SCHEMA,
+  PROP_CHOICES,
   PROP_INTERVAL,
   PROP_MODE,
   PROP_DROP_POLICY,
@@ -583,6 +585,50 @@ static GstStructure* stats_structure(GstQwenVL* self) {
       G_TYPE_UINT, static_cast<guint>(e.running), nullptr);
 }
 
+// The non-empty strings of a GstValueArray property (stop-strings, choices).
+static std::vector<std::string> strings_of_array(const GValue* value) {
+  std::vector<std::string> strings;
+  for (guint i = 0; i < gst_value_array_get_size(value); ++i) {
+    const GValue* v = gst_value_array_get_value(value, i);
+    if (G_VALUE_HOLDS_STRING(v) && g_value_get_string(v) && *g_value_get_string(v)) strings.emplace_back(g_value_get_string(v));
+  }
+  return strings;
+}
+
+static void append_strings(GValue* array, const std::vector<std::string>& strings) {
+  for (const std::string& text : strings) {
+    GValue v = G_VALUE_INIT;
+    g_value_init(&v, G_TYPE_STRING);
+    g_value_set_string(&v, text.c_str());
+    gst_value_array_append_and_take_value(array, &v);
+  }
+}
+
+// A GstValueArray property of strings (stop-strings, choices).
+static GParamSpec* string_array_spec(const char* name, const char* nick, const char* blurb, const char* item_name,
+                                     const char* item_nick, const char* item_blurb, GParamFlags flags) {
+  return gst_param_spec_array(name, nick, blurb,
+                              g_param_spec_string(item_name, item_nick, item_blurb, nullptr,
+                                                  static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
+                              flags);
+}
+
+// json-schema's value: the schema itself, or @FILE for a file holding it (read when set). A file that
+// cannot be read leaves the value as given, which the engine refuses as not JSON on every request.
+static std::string schema_of_property(GstQwenVL* self, const std::string& value) {
+  if (value.empty() || value[0] != '@') return value;
+  gchar* contents = nullptr;
+  GError* error = nullptr;
+  if (!g_file_get_contents(value.c_str() + 1, &contents, nullptr, &error)) {
+    GST_WARNING_OBJECT(self, "json-schema: cannot read %s: %s", value.c_str() + 1, error->message);
+    g_error_free(error);
+    return value;
+  }
+  std::string schema(contents);
+  g_free(contents);
+  return schema;
+}
+
 static std::string string_or_empty(const GValue* value) {
   const gchar* s = g_value_get_string(value);
   return s ? s : "";
@@ -635,15 +681,12 @@ static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* val
     case PROP_MIN_P: s.min_p = g_value_get_double(value); break;
     case PROP_REPETITION_PENALTY: s.repetition_penalty = g_value_get_double(value); break;
     case PROP_SEED: s.seed = g_value_get_int64(value); break;
-    case PROP_STOP_STRINGS: {
-      std::vector<std::string> strings;
-      for (guint i = 0; i < gst_value_array_get_size(value); ++i) {
-        const GValue* v = gst_value_array_get_value(value, i);
-        if (G_VALUE_HOLDS_STRING(v) && g_value_get_string(v) && *g_value_get_string(v)) strings.emplace_back(g_value_get_string(v));
-      }
-      s.stop_strings = std::move(strings);
+    case PROP_STOP_STRINGS: s.stop_strings = strings_of_array(value); break;
+    case PROP_CHOICES: s.choices = strings_of_array(value); break;
+    case PROP_JSON_SCHEMA:
+      s.json_schema_property = string_or_empty(value);
+      s.json_schema = schema_of_property(self, s.json_schema_property);
       break;
-    }
     case PROP_INTERVAL: s.interval = g_value_get_uint64(value); break;
     case PROP_MODE: s.mode = static_cast<Mode>(g_value_get_enum(value)); break;
     case PROP_DROP_POLICY: s.drop_policy = static_cast<DropPolicy>(g_value_get_enum(value)); break;
@@ -704,14 +747,9 @@ static void gst_qwenvl_get_property(GObject* object, guint id, GValue* value, GP
     case PROP_MIN_P: g_value_set_double(value, s.min_p); break;
     case PROP_REPETITION_PENALTY: g_value_set_double(value, s.repetition_penalty); break;
     case PROP_SEED: g_value_set_int64(value, s.seed); break;
-    case PROP_STOP_STRINGS:
-      for (const std::string& stop : s.stop_strings) {
-        GValue v = G_VALUE_INIT;
-        g_value_init(&v, G_TYPE_STRING);
-        g_value_set_string(&v, stop.c_str());
-        gst_value_array_append_and_take_value(value, &v);
-      }
-      break;
+    case PROP_STOP_STRINGS: append_strings(value, s.stop_strings); break;
+    case PROP_CHOICES: append_strings(value, s.choices); break;
+    case PROP_JSON_SCHEMA: g_value_set_string(value, nullable(s.json_schema_property)); break;
     case PROP_INTERVAL: g_value_set_uint64(value, s.interval); break;
     case PROP_MODE: g_value_set_enum(value, s.mode); break;
     case PROP_DROP_POLICY: g_value_set_enum(value, s.drop_policy); break;
@@ -856,10 +894,18 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
                          live));
   g_object_class_install_property(
       gobject_class, PROP_STOP_STRINGS,
-      gst_param_spec_array("stop-strings", "Stop strings", "Generation stops once the answer ends with one of these (kept out of it)",
-                           g_param_spec_string("stop-string", "Stop string", "One stop string", nullptr,
-                                               static_cast<GParamFlags>(G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)),
-                           live));
+      string_array_spec("stop-strings", "Stop strings", "Generation stops once the answer ends with one of these (kept out of it)",
+                        "stop-string", "Stop string", "One stop string", live));
+  g_object_class_install_property(
+      gobject_class, PROP_JSON_SCHEMA,
+      g_param_spec_string("json-schema", "JSON schema",
+                          "Every complete answer is one compact JSON document valid against this schema (or @FILE: "
+                          "read from the file when set); empty: free text",
+                          nullptr, live));
+  g_object_class_install_property(
+      gobject_class, PROP_CHOICES,
+      string_array_spec("choices", "Choices", "The answer is exactly one of these texts (an array: choices may hold commas)",
+                        "choice", "Choice", "One choice", live));
   g_object_class_install_property(
       gobject_class, PROP_INTERVAL,
       g_param_spec_uint64("interval", "Interval",

@@ -42,6 +42,9 @@ struct Settings {
   int top_k = -1;
   gint64 seed = -1;
   std::vector<std::string> stop_strings;
+  std::string json_schema_property;  // as set: the schema or @FILE
+  std::string json_schema;           // the schema itself
+  std::vector<std::string> choices;
   GstClockTime interval = 0;
   Mode mode = kModeAsync;
   DropPolicy drop_policy = kSkipWhileBusy;

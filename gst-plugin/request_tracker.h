@@ -37,6 +37,7 @@ struct Ticket {
   std::string roi_type;
   int roi_x = 0, roi_y = 0, roi_width = 0, roi_height = 0;
   bool remember = false;  // the answer joins the stream's history (history-size)
+  bool json_answer = false;  // asked with a json-schema: the answer is delivered parsed too
 };
 
 // A new element request id: process-wide, so that ids never repeat across elements. The element

@@ -34,6 +34,7 @@ specs=(
   "fuzz_chat_request|plain|8192|tools/server/chat_request.cpp tools/server/data_uri.cpp tools/server/api_error.cpp tools/server/chat_response.cpp tools/image_header.cpp"
   "fuzz_alert_condition|plain|4096|gst-plugin/alert_condition.cpp"
   "fuzz_completion_events|plain|8192|remote/completion_events.cpp"
+  "fuzz_json_schema|xgrammar|4096|tokenizer engine/structured/schema_features.cpp engine/structured/token_constraint.cpp xgrammar"
   "fuzz_stop_strings|torch|2048|tokenizer engine/runtime/stopping.cpp engine/runtime/generation_settings.cpp"
   "fuzz_safetensors|torch|4096|engine/model/safetensors.cpp"
   "fuzz_shard_index|torch|4096|engine/model/weights.cpp engine/model/weight_names.cpp engine/model/safetensors.cpp engine/model/config.cpp"
@@ -42,6 +43,7 @@ specs=(
 declare -A groups=(
   [jinja]="engine/chat/jinja/value.cpp engine/chat/jinja/lexer.cpp engine/chat/jinja/parser.cpp engine/chat/jinja/builtins.cpp engine/chat/jinja/template.cpp"
   [chat]="engine/chat/chat_template.cpp"
+  [xgrammar]=""  # filled below from the unpacked source distribution
   [tokenizer]="engine/tokenizer/tokenizer.cpp engine/tokenizer/bpe.cpp engine/tokenizer/split_regex.cpp engine/tokenizer/utf8.cpp engine/tokenizer/incremental_decoder.cpp"
 )
 
@@ -66,6 +68,11 @@ if [ -z "$torch_dir" ] && [ -x .venv/bin/python ]; then
   torch_dir=$(.venv/bin/python -c 'import torch, os; print(os.path.dirname(torch.__file__))' 2>/dev/null || true)
 fi
 
+# xgrammar's C++ core, as scripts/setup.sh unpacks it (third_party/xgrammar/meson.build builds the same
+# sources): the schema fuzzer compiles it with the sanitizers too.
+xgrammar_dir=${QWENVL_XGRAMMAR_DIR:-${QWENVL_CACHE:-$HOME/.cache/qwenvl}/xgrammar-0.2.9}
+[ -d "$xgrammar_dir/cpp" ] && groups[xgrammar]=$(find "$xgrammar_dir/cpp" -name '*.cc' -not -path '*/tvm_ffi/*' | sort | tr '\n' ' ')
+
 # -O1 keeps the sanitizers' reports readable; UB aborts (-fno-sanitize-recover) so that it is a finding.
 sanitize=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer "${sanitize[@]}" -DFMT_HEADER_ONLY=1 -D_GLIBCXX_USE_CXX11_ABI=1
@@ -74,6 +81,7 @@ flavour_flags() {
   case $1 in
     torch) echo "-isystem $torch_dir/include -isystem $torch_dir/include/torch/csrc/api/include" ;;
     png) echo "$(pkg-config --cflags libpng)" ;;
+    xgrammar) echo "-isystem $xgrammar_dir/include -isystem $xgrammar_dir/cpp -isystem $xgrammar_dir/3rdparty/picojson -isystem $xgrammar_dir/3rdparty/dlpack/include -DXGRAMMAR_ENABLE_CPPTRACE=0 -w" ;;
     *) echo "" ;;
   esac
 }
@@ -90,6 +98,10 @@ selected=()
 for spec in "${specs[@]}"; do
   IFS='|' read -r name flavour max_len sources <<<"$spec"
   if [ ${#wanted[@]} -gt 0 ] && [[ ! " ${wanted[*]} " =~ " $name " ]]; then continue; fi
+  if [ "$flavour" = xgrammar ] && [ -z "${groups[xgrammar]}" ]; then
+    echo "fuzz: skipping $name (no xgrammar sources in $xgrammar_dir: run scripts/setup.sh)"
+    continue
+  fi
   if [ "$flavour" = torch ] && [ -z "$torch_dir" ]; then
     echo "fuzz: skipping $name (no libtorch: run scripts/setup.sh or set QWENVL_TORCH_DIR)"
     continue
@@ -117,7 +129,7 @@ compile_one() {
 }
 compile_flags="${flags[*]}"
 export -f object_of flavour_flags compile_one
-export build torch_dir cxx ccache compile_flags
+export build torch_dir xgrammar_dir cxx ccache compile_flags
 echo "fuzz: compiling $(wc -l <"$compile_list") sources with $cxx"
 xargs -P "$jobs" -L 1 bash -c 'compile_one "$@"' _ <"$compile_list" || { echo "fuzz: compilation failed"; exit 1; }
 

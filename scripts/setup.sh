@@ -4,7 +4,8 @@
 #   scripts/setup.sh [BUILD_DIR]     (default: build)
 # Caches that later runs reuse: pip's (~/.cache/pip), ccache's (~/.cache/ccache) and the virtual
 # environment itself ($QWENVL_CACHE, default ~/.cache/qwenvl), keyed by scripts/requirements.txt (and
-# the OpenAI client's, keyed by scripts/requirements-clients.txt).
+# the OpenAI client's, keyed by scripts/requirements-clients.txt), with xgrammar's unpacked source
+# distribution beside it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
@@ -68,12 +69,28 @@ if ! ls "$wheels"/dashscope-2.0.2-*.whl >/dev/null 2>&1; then
   "$venv/bin/python" -m pip download -q --no-deps -d "$wheels" dashscope==2.0.2
 fi
 
-# 4. Configure and build (ccache, one build for everything).
+# 4. xgrammar's C++ core (constrained decoding) from its source distribution on PyPI, unpacked once;
+#    meson compiles its sources into a static library (third_party/xgrammar), no Python bindings.
+xgrammar_version=0.2.9
+xgrammar_dir=$cache/xgrammar-$xgrammar_version
+if [ ! -f "$xgrammar_dir/.complete" ]; then
+  if ! ls "$wheels/xgrammar-$xgrammar_version.tar.gz" >/dev/null 2>&1; then
+    # --no-binary for xgrammar alone: its build tools come as wheels, only to read the metadata.
+    "$venv/bin/python" -m pip download -q --no-deps --no-binary xgrammar -d "$wheels" "xgrammar==$xgrammar_version"
+  fi
+  rm -rf "$xgrammar_dir"
+  tar -xzf "$wheels/xgrammar-$xgrammar_version.tar.gz" -C "$cache"
+  touch "$xgrammar_dir/.complete"
+fi
+
+# 5. Configure and build (ccache, one build for everything).
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 if [ ! -f "$build/build.ninja" ]; then
-  CC="ccache gcc" CXX="ccache g++" meson setup "$build" -Dtorch_dir="$torch_dir" ${QWENVL_MESON_ARGS:-}
+  CC="ccache gcc" CXX="ccache g++" meson setup "$build" -Dtorch_dir="$torch_dir" -Dxgrammar_dir="$xgrammar_dir" ${QWENVL_MESON_ARGS:-}
 else
-  meson configure "$build" -Dtorch_dir="$torch_dir" >/dev/null
+  # A build directory from before an option existed needs a reconfigure to learn it.
+  meson configure "$build" -Dtorch_dir="$torch_dir" -Dxgrammar_dir="$xgrammar_dir" >/dev/null 2>&1 ||
+    meson setup --reconfigure "$build" -Dtorch_dir="$torch_dir" -Dxgrammar_dir="$xgrammar_dir" >/dev/null
 fi
 flock -u 9
 ninja -C "$build" -j "${QWENVL_JOBS:-$(nproc)}"

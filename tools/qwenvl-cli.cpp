@@ -14,6 +14,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -56,6 +58,7 @@ void print_json(const qwenvl::Result& result, double load_ms) {
       {"prompt_tokens", result.prompt_tokens},
       {"generated_tokens", result.token_ids.size()},
       {"finish_reason", result.finish_reason},
+      {"incomplete", result.incomplete},
       {"ttft_ms", result.ttft_ms},
       {"total_ms", result.total_ms},
       {"load_ms", load_ms},
@@ -100,8 +103,7 @@ the plan as one JSON object (exact bytes) instead of the map.
   memory less 2 GiB. --placement auto picks replicas (a whole model per device) where every device
   holds one and that is faster, else a pipeline (contiguous layer ranges, one stage per device).
   Without --plan the engine plans the same way before loading (several entries, or a cap) and runs
-  replicas, or one device within its cap; a pipeline over several devices is not run yet. --devices
-  wins over --device.
+  it: replicas, a pipeline, or one device within its cap. --devices wins over --device.
 
 Remote: --remote URL sends the question to an OpenAI-compatible server (vLLM, SGLang, llama-server,
 qwenvl-server) at its base URL ending in /v1, through libqwenvl-remote, instead of loading a model:
@@ -111,7 +113,11 @@ names the served model (default: the first of GET URL/models); --remote-api-key 
 bearer token. Exit code 2 when the server cannot be asked, 3 when it fails the request.
 
 Output: the answer and a newline on stdout, nothing else; --json prints one JSON object instead
-(text, token_ids, prompt_tokens, generated_tokens, finish_reason, ttft_ms, total_ms, load_ms).
+(text, token_ids, prompt_tokens, generated_tokens, finish_reason, incomplete, ttft_ms, total_ms, load_ms).
+
+Constrained answers: --json-schema makes the answer one compact JSON document valid against the
+schema (given inline, or as a file); --choice (repeatable) makes it exactly one of the texts. An
+answer cut by --max-new-tokens is incomplete ("incomplete": true with --json).
 
 Exit codes: 0 answered (or planned); 1 usage or input error; 2 the model cannot be loaded (or no
 placement fits: the message says what is missing where and what would fit); 3 the request failed.
@@ -150,6 +156,13 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   auto* seed_opt = app.add_option("--seed", seed, "random seed for sampling")->type_name("N");
   app.add_option("--stop", o.sampling.stop_strings, "stop when the answer ends with TEXT (repeatable)")
       ->type_name("TEXT");
+  std::string json_schema;
+  auto* json_schema_opt =
+      app.add_option("--json-schema", json_schema, "answer with one JSON document valid against this schema")
+          ->type_name("FILE|JSON");
+  app.add_option("--choice", o.sampling.choices, "answer with exactly one of these texts (repeatable)")
+      ->type_name("TEXT")
+      ->excludes(json_schema_opt);
   app.add_flag("--plan", o.plan, "print the placement over --devices and exit (reads no weights, no GPU)");
   auto* max_batch = app.add_option("--max-batch", o.max_batch, "with --plan: sequences decoded together (default 16)")
                         ->type_name("N");
@@ -225,6 +238,19 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
     fail("--repetition-penalty must be > 0");
   for (const auto& s : o.sampling.stop_strings)
     if (s.empty()) fail("--stop needs a non-empty text");
+  for (const auto& c : o.sampling.choices)
+    if (c.empty()) fail("--choice needs a non-empty text");
+  if (json_schema_opt->count()) {
+    // Inline when it looks like JSON, else the name of a file holding it.
+    const size_t first = json_schema.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos && json_schema[first] == '{') {
+      o.sampling.json_schema = json_schema;
+    } else {
+      std::ifstream in(json_schema, std::ios::binary);
+      if (!in) fail("--json-schema: cannot read " + json_schema);
+      o.sampling.json_schema.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+  }
 
   if (given_max_new_tokens) o.sampling.max_new_tokens = max_new_tokens;
   if (given_temperature) o.sampling.temperature = temperature;

@@ -41,6 +41,7 @@
 #include "runtime/stages/engine_with_tuning.h"
 #include "runtime/stages/pipeline_layout.h"
 #include "runtime/stages/staged_executor.h"
+#include "structured/token_constraint.h"
 
 namespace qwenvl {
 
@@ -105,7 +106,8 @@ class EngineImpl final : public Engine, private RequestLifecycle {
         assets_(load_assets(options.model_dir)),
         weights_(model::Weights::load(options.model_dir, assets_.files.model, weight_options())),
         executor_(make_executor(tuning)),
-        scheduler_(*executor_, *this, scheduler_options()) {
+        scheduler_(*executor_, *this, scheduler_options()),
+        constraints_(assets_.tokenizer, assets_.files.model.text.vocab_size) {
     if (options.max_batch <= 0) throw Error("max_batch must be > 0");
 #ifdef __GLIBC__
     // Parsing tokenizer.json and the configs leaves tens of MB of freed heap behind; hand it back
@@ -143,6 +145,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     s->request = std::move(request);
     std::string error;
     try {
+      structured::check_constraint_request(s->request.sampling);  // an unsupported schema is refused here
       s->media = copy_media(s->request);  // the caller's frames may go once submit() returns
     } catch (const Error& e) {
       error = e.what();
@@ -335,6 +338,8 @@ class EngineImpl final : public Engine, private RequestLifecycle {
                   " prompt tokens + " + std::to_string(s.settings.max_new_tokens) + " new) but the KV cache holds only " +
                   std::to_string(total) + ": raise kv_cache_bytes or lower max_new_tokens");
     s.sampler = std::make_unique<SequenceSampler>(s.settings.sampling);
+    // Compiled here, off the caller's thread (a grammar over 152k ids takes milliseconds or more).
+    s.constraint = constraints_.compile(s.request.sampling, s.settings.eos_token_ids);
     s.decoder = std::make_unique<model::IncrementalDecoder>(assets_.tokenizer, /*skip_special_tokens=*/true);
     s.seen.assign(s.prompt.ids.begin(), s.prompt.ids.end());
   }
@@ -355,6 +360,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
   SingleDeviceExecutor* single_ = nullptr;   // one device: executor_, for its set-up
   std::unique_ptr<ModelExecutor> executor_;
   Scheduler scheduler_;
+  structured::ConstraintCompiler constraints_;
   bool decode_graphs_ = false;
 
   mutable std::mutex mutex_;

@@ -4,7 +4,9 @@
 // on the row alone (so a request's tokens never depend on what shares its batch). One entry point
 // for a batch of rows, pick_tokens(): on the CPU row by row with each sequence's own seeded torch
 // generator (as transformers draws, so seeded CPU answers match it), on a GPU every row in one
-// kernels::sample launch, whose draws come from a Philox stream keyed by (seed, step).
+// kernels::sample launch, whose draws come from a Philox stream keyed by (seed, step). Rows with a
+// constraint (json_schema / choices) first have every id their grammar forbids set to -inf in the
+// raw logits, before any processor, so no setting can leave no token.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -13,6 +15,8 @@
 #include <cstdint>
 #include <optional>
 #include <vector>
+
+#include "structured/token_constraint.h"
 
 namespace qwenvl::runtime {
 
@@ -46,6 +50,7 @@ struct SamplingRow {
   SequenceSampler* sampler = nullptr;
   const std::vector<int64_t>* seen = nullptr;  // the sequence's ids so far, prompt included
   uint64_t step = 0;                           // tokens it has generated before this one
+  structured::TokenConstraint* constraint = nullptr;  // null: every id allowed
 };
 
 // The next token of every row of `logits` (fp32 [rows, vocab], processed in place), int64 [rows] on

@@ -144,7 +144,7 @@ void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Sequ
 
 void Scheduler::step(std::vector<Sequence*>& live, at::Tensor& logits) {
   std::vector<SamplingRow> rows;
-  for (Sequence* s : live) rows.push_back({s->sampler.get(), &s->seen, s->generated.size()});
+  for (Sequence* s : live) rows.push_back({s->sampler.get(), &s->seen, s->generated.size(), s->constraint.get()});
   const at::Tensor tokens = pick_tokens(logits, rows);  // on a GPU, possibly not computed yet
   std::vector<int64_t> picked;
   QueuedStep ahead;

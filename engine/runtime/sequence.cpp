@@ -14,6 +14,7 @@ void finish(Sequence& s, Status status, std::string finish_reason, std::string e
   r.token_ids = s.generated;
   r.finish_reason = std::move(finish_reason);
   r.error = std::move(error);
+  r.incomplete = s.constraint && !s.constraint->complete();
   r.stream_id = s.request.stream_id;
   r.prompt_tokens = static_cast<int>(s.prompt.ids.size());
   r.ttft_ms = s.first_token ? ms(*s.first_token) : 0.0;

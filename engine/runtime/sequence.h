@@ -15,6 +15,7 @@
 #include "runtime/generation_settings.h"
 #include "runtime/model_runner.h"
 #include "runtime/request_preparation.h"
+#include "structured/token_constraint.h"
 #include "tokenizer/incremental_decoder.h"
 
 namespace qwenvl::runtime {
@@ -33,6 +34,7 @@ struct Sequence {
   PreparedPrompt prompt;
   GenerationSettings settings;
   std::unique_ptr<SequenceSampler> sampler;
+  std::unique_ptr<structured::TokenConstraint> constraint;  // null unless json_schema / choices
   std::unique_ptr<model::IncrementalDecoder> decoder;
 
   // Generation state.

@@ -53,6 +53,8 @@ G_BEGIN_DECLS
 #define GST_QWENVL_FIELD_TOKEN_IDS "token-ids"
 #define GST_QWENVL_FIELD_FINISH_REASON "finish-reason"
 #define GST_QWENVL_FIELD_ALERT "alert"
+#define GST_QWENVL_FIELD_INCOMPLETE "incomplete"  /* a json-schema / choices answer cut before it ended */
+#define GST_QWENVL_FIELD_ANSWER "answer"  /* a complete json-schema answer, parsed (GstStructure for objects) */
 #define GST_QWENVL_FIELD_WINDOW_START "window-start"
 #define GST_QWENVL_FIELD_WINDOW_END "window-end"
 #define GST_QWENVL_FIELD_CLIP_FRAMES "clip-frames"

@@ -16,7 +16,7 @@ import pathlib
 import re
 import sys
 
-ENGINE_PARTS = ("model/", "tokenizer/", "chat/", "preprocessing/", "nn/", "runtime/")
+ENGINE_PARTS = ("model/", "tokenizer/", "chat/", "preprocessing/", "nn/", "runtime/", "structured/")
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 # tools that time one part of the engine by design (tools/meson.build says so for each)
 # kernels/ headers without ATen: videoconvert's YUV -> RGB arithmetic, shared with the remote engine

@@ -171,6 +171,30 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, OnCuda,
                          ::testing::Values(CaseName{"tiny-a", "one_image"}, CaseName{"tiny-b", "two_images_system"}),
                          [](const auto& info) { return case_test_name(info.param); });
 
+// --json-schema (inline or a file) and --choice reach the engine: the answers are a document of the
+// schema and one of the choices, --json says whether the answer is complete, and an unsupported
+// schema fails the request saying which keyword.
+TEST(Constrained, SchemaInlineOrFileAndChoices) {
+  const std::string model = model_dir("tiny-a").string();
+  const std::string schema = R"({"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]})";
+  const fs::path file = fs::temp_directory_path() / ("qwenvl-cli-schema-" + std::to_string(::getpid()) + ".json");
+  { std::ofstream(file) << schema; }
+  for (const std::string& given : {schema, file.string()}) {
+    const CliRun run = run_cli({"--model", model, "--prompt", "Is it fine?", "--temperature", "0", "--json-schema", given, "--json"});
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    const json out = json::parse(run.out);
+    EXPECT_FALSE(out.at("incomplete").get<bool>());
+    EXPECT_TRUE(json::parse(out.at("text").get<std::string>()).at("ok").is_boolean()) << out.at("text");
+  }
+  fs::remove(file);
+  const CliRun choice = run_cli({"--model", model, "--prompt", "Yes or no?", "--choice", "yes", "--choice", "no, never"});
+  ASSERT_EQ(choice.exit_code, 0) << choice.err;
+  EXPECT_TRUE(choice.out == "yes\n" || choice.out == "no, never\n") << choice.out;
+  const CliRun refused = run_cli({"--model", model, "--prompt", "q", "--json-schema", R"({"type":"string","pattern":"a"})"});
+  EXPECT_EQ(refused.exit_code, 3);
+  EXPECT_NE(refused.err.find("pattern"), std::string::npos) << refused.err;
+}
+
 TEST(Help, DocumentsEveryOptionAndGreedy) {
   const CliRun run = run_cli({"--help"});
   ASSERT_EQ(run.exit_code, 0) << run.err;
@@ -186,7 +210,8 @@ TEST(Help, DocumentsEveryOptionAndGreedy) {
                              "--min-pixels",  "--max-pixels",
                              "--json",        "--devices",
                              "--placement",   "--plan",
-                             "--max-batch"})
+                             "--max-batch",   "--json-schema",
+                             "--choice"})
     EXPECT_NE(run.out.find(option), std::string::npos) << option;
   EXPECT_NE(run.out.find("--temperature 0 forces greedy"), std::string::npos);
   EXPECT_NE(run.out.find("generation_config.json"), std::string::npos);

@@ -74,10 +74,58 @@ void refuse_unsupported(const json& body) {
     if (const json* v = field(body, name); v != nullptr && !v->empty()) fail(name, "tool calls are not supported");
   if (const json* choice = field(body, "tool_choice"); choice != nullptr && *choice != "none")
     fail("tool_choice", "tool calls are not supported");
+}
+
+// The choices of vLLM's structured_outputs.choice (or the older guided_choice): non-empty strings.
+std::vector<std::string> choice_list(const json& value, const std::string& param) {
+  if (!value.is_array() || value.empty()) fail(param, "must be a non-empty array of strings");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (!value[i].is_string() || value[i].get<std::string>().empty())
+      fail(param + "[" + std::to_string(i) + "]", "must be a non-empty string");
+    out.push_back(value[i].get<std::string>());
+  }
+  return out;
+}
+
+std::string schema_text(const json& value, const std::string& param) {
+  if (!value.is_object()) fail(param, "must be a JSON schema object");
+  return value.dump();
+}
+
+// Constrained decoding in the forms clients send it: OpenAI's response_format {"type": "json_schema",
+// "json_schema": {"schema": ...}}, vLLM's structured_outputs {"choice": [...]} or {"json": ...}, and
+// vLLM's older guided_choice / guided_json. One constraint per request; the engine checks the schema.
+void parse_constraint(const json& body, SamplingParams& s) {
+  auto set_schema = [&](const json& value, const std::string& param) {
+    if (!s.json_schema.empty() || !s.choices.empty()) fail(param, "only one constraint per request");
+    s.json_schema = schema_text(value, param);
+  };
+  auto set_choices = [&](const json& value, const std::string& param) {
+    if (!s.json_schema.empty() || !s.choices.empty()) fail(param, "only one constraint per request");
+    s.choices = choice_list(value, param);
+  };
   if (const json* format = field(body, "response_format"); format != nullptr) {
     const json* type = format->is_object() ? field(*format, "type") : nullptr;
-    if (type == nullptr || *type != "text") fail("response_format", "only {\"type\": \"text\"} is supported");
+    if (type != nullptr && *type == "json_schema") {
+      const json* spec = field(*format, "json_schema");
+      const json* schema = spec != nullptr && spec->is_object() ? field(*spec, "schema") : nullptr;
+      if (schema == nullptr) fail("response_format.json_schema.schema", "is required");
+      set_schema(*schema, "response_format.json_schema.schema");
+    } else if (type == nullptr || *type != "text") {
+      fail("response_format", "only {\"type\": \"text\"} and {\"type\": \"json_schema\"} are supported");
+    }
   }
+  if (const json* outputs = field(body, "structured_outputs"); outputs != nullptr) {
+    if (!outputs->is_object()) fail("structured_outputs", "must be an object");
+    for (const auto& [key, value] : outputs->items()) {
+      if (key == "choice") set_choices(value, "structured_outputs.choice");
+      else if (key == "json") set_schema(value, "structured_outputs.json");
+      else fail("structured_outputs." + key, "is not supported (choice and json are)");
+    }
+  }
+  if (const json* choice = field(body, "guided_choice")) set_choices(*choice, "guided_choice");
+  if (const json* schema = field(body, "guided_json")) set_schema(*schema, "guided_json");
 }
 
 // One image_url part: a PNG or JPEG data URI. Remote URLs are not fetched.
@@ -213,6 +261,7 @@ void parse_sampling(const json& body, SamplingParams& s) {
       if (text.empty()) fail("stop", "stop strings must not be empty");
   }
   s.ignore_eos = boolean(body, "ignore_eos", false);  // vLLM's extension, for benchmarks
+  parse_constraint(body, s);
 }
 
 }  // namespace

@@ -53,6 +53,11 @@ struct SamplingParams {
   std::optional<uint64_t> seed;
   std::vector<std::string> stop_strings;  // generation stops once the text ends with one (kept out of the answer)
   bool ignore_eos = false;  // generate past EOS up to max_new_tokens (benchmarks: a fixed number of tokens)
+  // Constrained decoding (one of the two, or neither). json_schema: every complete answer is one
+  // compact JSON document valid against it (properties in the schema's order; README lists the
+  // supported keywords; others are refused at submit). choices: the answer is exactly one of them.
+  std::string json_schema;
+  std::vector<std::string> choices;
 };
 
 using RequestId = uint64_t;
@@ -75,6 +80,7 @@ struct Result {
   std::vector<int32_t> token_ids;   // generated ids (the stop token included when generation hit EOS)
   std::string finish_reason;        // "eos", "length", "stop_string"; or why it was not answered
   std::string error;                // for kFailed / kExpired / kCancelled: the reason, for a person
+  bool incomplete = false;          // constrained (json_schema / choices) but cut before the document ended
   std::string stream_id;
   int prompt_tokens = 0;
   double ttft_ms = 0;   // submit to first generated token

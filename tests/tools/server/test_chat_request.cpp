@@ -121,6 +121,26 @@ TEST(ChatRequest, MaxCompletionTokensWinsAndNullsAreLeftOut) {
   EXPECT_EQ(r.sampling.top_k, 0) << "vLLM's -1: every token";
 }
 
+TEST(ChatRequest, ConstraintsInOpenAIsAndVllmsForms) {
+  const json schema = {{"type", "object"}, {"properties", {{"n", {{"type", "integer"}}}}}};
+  json openai = body({user("q")});
+  openai["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "count"}, {"schema", schema}}}};
+  EXPECT_EQ(json::parse(parse(openai).sampling.json_schema), schema);
+  json vllm = body({user("q")});
+  vllm["structured_outputs"] = {{"choice", {"yes", "no, never"}}};
+  EXPECT_EQ(parse(vllm).sampling.choices, (std::vector<std::string>{"yes", "no, never"}));
+  json vllm_json = body({user("q")});
+  vllm_json["structured_outputs"] = {{"json", schema}};
+  EXPECT_EQ(json::parse(parse(vllm_json).sampling.json_schema), schema);
+  json older = body({user("q")});
+  older["guided_choice"] = {"a", "b"};
+  EXPECT_EQ(parse(older).sampling.choices, (std::vector<std::string>{"a", "b"}));
+  older.erase("guided_choice");
+  older["guided_json"] = schema;
+  EXPECT_EQ(json::parse(parse(older).sampling.json_schema), schema);
+  EXPECT_TRUE(parse(body({user("q")})).sampling.choices.empty());
+}
+
 struct Bad {
   std::string name;
   json body;
@@ -203,6 +223,15 @@ std::vector<Bad> bad_bodies() {
       {"tools", with(ok, {{"tools", {{{"type", "function"}}}}}), "tools", "not supported"},
       {"tool_choice", with(ok, {{"tool_choice", "auto"}}), "tool_choice", "not supported"},
       {"json_mode", with(ok, {{"response_format", {{"type", "json_object"}}}}), "response_format", "only"},
+      {"json_schema_without_schema", with(ok, {{"response_format", {{"type", "json_schema"}, {"json_schema", json::object()}}}}),
+       "response_format.json_schema.schema", "is required"},
+      {"choice_empty", with(ok, {{"structured_outputs", {{"choice", json::array()}}}}), "structured_outputs.choice",
+       "non-empty array"},
+      {"choice_a_number", with(ok, {{"structured_outputs", {{"choice", {"a", 2}}}}}), "structured_outputs.choice[1]",
+       "non-empty string"},
+      {"structured_regex", with(ok, {{"structured_outputs", {{"regex", "a+"}}}}), "structured_outputs.regex", "not supported"},
+      {"two_constraints", with(ok, {{"guided_choice", {"a"}}, {"guided_json", {{"type", "boolean"}}}}), "guided_json",
+       "only one constraint"},
       {"return_token_ids_a_number", with(ok, {{"return_token_ids", 1}}), "return_token_ids", "must be a boolean"},
   };
 }
