@@ -159,6 +159,15 @@ class RemoteEngine final : public Engine {
     return false;
   }
 
+  // Marks a request still in the queue: the worker that takes it ends it as cancelled before sending
+  // anything (no callback runs here).
+  bool cancel_queued(RequestId id) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& p : queue_)
+      if (p->id == id) return !p->cancelled.exchange(true);
+    return false;
+  }
+
   EngineStats stats() const override {
     std::lock_guard<std::mutex> lock(mutex_);
     EngineStats s = stats_;

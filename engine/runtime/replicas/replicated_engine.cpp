@@ -145,6 +145,14 @@ bool ReplicatedEngine::cancel(RequestId id) {
   return engine->cancel(*route.inner);
 }
 
+bool ReplicatedEngine::cancel_queued(RequestId id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = routes_.find(id);
+  if (it == routes_.end() || !it->second.inner) return false;  // unknown, or its replica's submit() is under way
+  Engine* engine = replicas_[it->second.replica].engine.get();
+  return engine != nullptr && engine->cancel_queued(*it->second.inner);
+}
+
 EngineStats ReplicatedEngine::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   EngineStats s;

@@ -33,6 +33,7 @@ class ReplicatedEngine final : public Engine {
 
   Submission submit(Request request) override;
   bool cancel(RequestId id) override;
+  bool cancel_queued(RequestId id) override;  // the owner's, once its id there is known
   EngineStats stats() const override;
   const EngineOptions& options() const override { return options_; }
 

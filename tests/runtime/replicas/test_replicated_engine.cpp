@@ -45,6 +45,7 @@ class FakeEngine final : public Engine {
     cancelled_.insert(id);
     return true;
   }
+  bool cancel_queued(RequestId) override { return false; }
   EngineStats stats() const override {
     EngineStats s;
     s.queued = pending_.size();
