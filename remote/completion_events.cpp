@@ -14,7 +14,8 @@ std::string error_message(const json& data) {
     if (e.is_object() && e.contains("message") && e["message"].is_string()) return e["message"].get<std::string>();
     return e.is_string() ? e.get<std::string>() : e.dump();
   }
-  if (data.value("object", "") == "error")  // vLLM's ErrorResponse
+  const auto object = data.find("object");
+  if (object != data.end() && object->is_string() && *object == "error")  // vLLM's ErrorResponse
     return data.contains("message") && data["message"].is_string() ? data["message"].get<std::string>() : data.dump();
   return {};
 }

@@ -74,7 +74,7 @@ void check_schema_features(const std::string& schema_json) {
   json schema;
   try {
     schema = json::parse(schema_json);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw Error(std::string("json_schema is not JSON: ") + e.what());
   }
   check(schema, "");
