@@ -14,6 +14,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 kind=${1:?usage: scripts/sanitize.sh address|thread [BUILD_DIR]}
+# xgrammar's unpacked source distribution, where scripts/setup.sh left it.
+xgrammar_dir=${QWENVL_XGRAMMAR_DIR:-${QWENVL_CACHE:-$HOME/.cache/qwenvl}/xgrammar-0.2.9}
 fixtures=$(readlink -f "${QWENVL_FIXTURES_DIR:-build/fixtures}")
 torch_dir=$(readlink -f .venv)/lib/$(basename "$(ls -d .venv/lib/python3*)")/site-packages/torch  # outside the tree: .venv is a link into the cache
 case "$kind" in
@@ -37,7 +39,7 @@ esac
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 if [ ! -f "$build/build.ninja" ]; then
   # b_lundef=false: the shared libraries leave the sanitizer runtime's symbols to the executable.
-  CC="ccache gcc" CXX="ccache g++" meson setup "$build" -Dtorch_dir="$torch_dir" -Dfixtures_dir="$fixtures" \
+  CC="ccache gcc" CXX="ccache g++" meson setup "$build" -Dtorch_dir="$torch_dir" -Dfixtures_dir="$fixtures" -Dxgrammar_dir="$xgrammar_dir" \
     -Dcuda=disabled -Dbuildtype=plain -Dc_args="-O1 -g1 -fno-omit-frame-pointer" \
     -Dcpp_args="-O1 -g1 -fno-omit-frame-pointer" -Db_sanitize="$sanitize" -Db_lundef=false >/dev/null
 fi
