@@ -11,6 +11,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -28,6 +29,8 @@ class DeviceGraph {
 
   // Launches the recorded work on the device's current stream.
   void replay();
+  // The bytes its memory pool (shared with the graphs that share it) reserves on the device.
+  int64_t pool_reserved_bytes() const;
 
  private:
   struct Impl;

@@ -11,5 +11,8 @@ namespace qwenvl::kernels {
 int64_t peak_device_memory_bytes(int index);
 // Starts the peak over from the bytes allocated now.
 void reset_peak_device_memory(int index);
+// Device memory in use on CUDA device `index` that is not the caching allocator's: the CUDA context,
+// the loaded kernel images, the driver's own (and other processes' use of the card).
+int64_t memory_outside_allocator_bytes(int index);
 
 }  // namespace qwenvl::kernels

@@ -7,11 +7,17 @@
 
 namespace qwenvl::kernels {
 
-void run_on_side_stream(const at::Device& device, const std::function<void()>& work) {
+SideStream::SideStream(const at::Device& device) : device_(device), stream_(c10::Stream::DEFAULT, device) {
 #ifdef QWENVL_WITH_CUDA
-  if (device.is_cuda()) {
-    const c10::cuda::CUDAGuard device_guard(device);
-    const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index());
+  if (device.is_cuda()) stream_ = c10::cuda::getStreamFromPool(/*isHighPriority=*/false, device.index()).unwrap();
+#endif
+}
+
+void SideStream::run(const std::function<void()>& work) const {
+#ifdef QWENVL_WITH_CUDA
+  if (device_.is_cuda()) {
+    const c10::cuda::CUDAGuard device_guard(device_);
+    const c10::cuda::CUDAStream side(stream_);
     const c10::cuda::CUDAStreamGuard stream_guard(side);
     work();
     // Waiting here (not with an event the consumer waits on) keeps the hand-over simple: the
@@ -20,10 +26,10 @@ void run_on_side_stream(const at::Device& device, const std::function<void()>& w
     side.synchronize();
     return;
   }
-#else
-  (void)device;
 #endif
   work();
 }
+
+void run_on_side_stream(const at::Device& device, const std::function<void()>& work) { SideStream(device).run(work); }
 
 }  // namespace qwenvl::kernels

@@ -14,4 +14,17 @@ namespace qwenvl::kernels {
 // produced may be read on any stream. A CPU device runs `work` alone.
 void run_on_side_stream(const at::Device& device, const std::function<void()>& work);
 
+// The same with one stream, taken from the pool when made, for every run: for a thread that works
+// on a device for long (a pipeline stage), so that the caching allocator reuses from one run to the
+// next what the work freed (it keeps freed blocks for the stream that allocated them).
+class SideStream {
+ public:
+  explicit SideStream(const at::Device& device);
+  void run(const std::function<void()>& work) const;
+
+ private:
+  at::Device device_;
+  c10::Stream stream_;  // the device's default stream on the CPU (unused)
+};
+
 }  // namespace qwenvl::kernels
