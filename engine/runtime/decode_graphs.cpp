@@ -24,8 +24,9 @@ int64_t ints_size(int64_t b, int64_t w) { return b + b * w; }
 
 }  // namespace
 
-DecodeGraphs::DecodeGraphs(const nn::Qwen25VL& model, nn::KvCache& cache, int max_batch, int64_t table_width)
-    : model_(model), cache_(cache), table_width_(table_width) {
+DecodeGraphs::DecodeGraphs(const nn::Qwen25VL& model, nn::KvCache& cache, int max_batch, int64_t table_width,
+                           DecodeGraphEnds ends)
+    : model_(model), cache_(cache), table_width_(table_width), ends_(ends) {
   if (max_batch <= 0 || table_width <= 0) throw Error("decode graphs: max_batch and table width must be > 0");
   const at::Device device = model.device();
   for (int64_t size : bucket_sizes_for(max_batch)) {
@@ -38,6 +39,8 @@ DecodeGraphs::DecodeGraphs(const nn::Qwen25VL& model, nn::KvCache& cache, int ma
     }
     b.device_longs = at::empty({longs_size(size)}, at::TensorOptions(device).dtype(at::kLong));
     b.device_ints = at::empty({ints_size(size, table_width)}, at::TensorOptions(device).dtype(at::kInt));
+    if (!ends.takes_ids)
+      b.device_hidden = at::zeros({size, model.config().text.hidden_size}, at::TensorOptions(device).dtype(model.dtype()));
     buckets_.push_back(std::move(b));
   }
   // Largest first: the smaller graphs then fit in the scratch memory the largest left in the pool.
@@ -70,8 +73,9 @@ void DecodeGraphs::record(Bucket& bucket, const kernels::DeviceGraph* share_pool
   const at::Tensor ids = bucket.device_longs.narrow(0, 0, b);
   const at::Tensor positions = bucket.device_longs.narrow(0, b, 3 * b).view({3, b});
   auto step = [&] {
-    const at::Tensor hidden = model_.forward_to_record(model_.embed_text(ids), positions, batch, cache_);
-    bucket.logits = model_.logits(hidden).to(at::kFloat);
+    const at::Tensor input = ends_.takes_ids ? model_.embed_text(ids) : bucket.device_hidden;
+    const at::Tensor hidden = model_.forward_to_record(input, positions, batch, cache_);
+    bucket.output = ends_.gives_logits ? model_.logits(hidden).to(at::kFloat) : hidden;
   };
   bucket.graph = std::make_unique<kernels::DeviceGraph>(model_.device(), step, share_pool_with);
 }
@@ -80,7 +84,9 @@ bool DecodeGraphs::covers(const DecodeStep& step) const {
   return step.sequences > 0 && step.sequences <= buckets_.back().size && step.table_width <= table_width_;
 }
 
-at::Tensor DecodeGraphs::run(const DecodeStep& step, const at::Tensor& device_ids) {
+int64_t DecodeGraphs::pool_reserved_bytes() const { return buckets_.back().graph->pool_reserved_bytes(); }
+
+at::Tensor DecodeGraphs::run(const DecodeStep& step, const at::Tensor& input) {
   if (!covers(step))
     throw Error("decode graphs: a step of " + std::to_string(step.sequences) + " sequences with " +
                 std::to_string(step.table_width) + "-block tables has no graph");
@@ -110,10 +116,16 @@ at::Tensor DecodeGraphs::run(const DecodeStep& step, const at::Tensor& device_id
   // of this step's logits: the engine queues at most one step ahead of what it has read).
   bucket.device_longs.copy_(host_longs, /*non_blocking=*/true);
   bucket.device_ints.copy_(host_ints, /*non_blocking=*/true);
-  if (device_ids.defined()) bucket.device_longs.narrow(0, 0, s).copy_(device_ids, /*non_blocking=*/true);
+  if (!ends_.takes_ids) {
+    if (!input.defined() || input.dim() != 2 || input.size(0) != s)
+      throw Error("decode graphs: a stage without the embeddings takes the residual stream of every row");
+    bucket.device_hidden.narrow(0, 0, s).copy_(input, /*non_blocking=*/true);
+  } else if (input.defined()) {
+    bucket.device_longs.narrow(0, 0, s).copy_(input, /*non_blocking=*/true);
+  }
   bucket.graph->replay();
   model_.count_replayed_decode(s);
-  return bucket.logits.narrow(0, 0, s);
+  return bucket.output.narrow(0, 0, s);
 }
 
 }  // namespace qwenvl::runtime

@@ -19,18 +19,30 @@
 
 namespace qwenvl::runtime {
 
+// What a graph's step takes and gives: the whole model takes the tokens' ids and gives fp32 logits;
+// a pipeline stage (stages/staged_executor.h) takes the residual stream [S, hidden] unless it holds
+// the embeddings, and hands the residual stream on unless it holds the LM head.
+struct DecodeGraphEnds {
+  bool takes_ids = true;
+  bool gives_logits = true;
+};
+
 class DecodeGraphs {
  public:
-  DecodeGraphs(const nn::Qwen25VL& model, nn::KvCache& cache, int max_batch, int64_t table_width);
+  DecodeGraphs(const nn::Qwen25VL& model, nn::KvCache& cache, int max_batch, int64_t table_width,
+               DecodeGraphEnds ends = {});
 
   // Whether run() takes this step (not too many sequences, tables not too wide).
   bool covers(const DecodeStep& step) const;
-  // The step's fp32 logits [S, vocab] on the device. They live in the graph's memory: read them
-  // (queue what reads them on the stream) before the next run(). The ids come from `device_ids`
-  // ([S] int64 on the device) when defined, else from step.ids.
-  at::Tensor run(const DecodeStep& step, const at::Tensor& device_ids = at::Tensor());
+  // The step's fp32 logits [S, vocab] on the device (or, for a stage without the LM head, its
+  // residual stream [S, hidden]). They live in the graph's memory: read them (queue what reads them
+  // on the stream) before the next run(). `input`: with takes_ids, the ids ([S] int64 on the device)
+  // when defined, else step.ids; without, the residual stream [S, hidden] on the device.
+  at::Tensor run(const DecodeStep& step, const at::Tensor& input = at::Tensor());
 
   std::vector<int64_t> bucket_sizes() const;
+  // The bytes the graphs' memory pool reserves on the device (fixed once they are recorded).
+  int64_t pool_reserved_bytes() const;
 
  private:
   struct Bucket {
@@ -40,7 +52,8 @@ class DecodeGraphs {
     at::Tensor host_longs[2], host_ints[2];
     int next_staging = 0;
     at::Tensor device_longs, device_ints;  // what the graph reads
-    at::Tensor logits;                     // what the graph writes
+    at::Tensor device_hidden;              // and the residual stream, where it takes no ids
+    at::Tensor output;                     // what the graph writes
     std::unique_ptr<kernels::DeviceGraph> graph;
   };
   void record(Bucket& bucket, const kernels::DeviceGraph* share_pool_with);
@@ -48,6 +61,7 @@ class DecodeGraphs {
   const nn::Qwen25VL& model_;
   nn::KvCache& cache_;
   int64_t table_width_;
+  DecodeGraphEnds ends_;
   std::vector<Bucket> buckets_;  // ascending sizes
 };
 

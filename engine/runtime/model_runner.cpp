@@ -73,32 +73,6 @@ bool ModelRunner::enable_decode_graphs(int max_batch, int64_t max_context) {
   return true;
 }
 
-DecodeStep ModelRunner::decode_step(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) const {
-  const int64_t s = static_cast<int64_t>(slots.size()), bs = cache_.shape().block_size;
-  DecodeStep step;
-  step.sequences = s;
-  step.ids = tokens;
-  step.positions.resize(3 * s);
-  step.table_width = 1;
-  for (int64_t i = 0; i < s; ++i) {
-    const SequenceSlot& slot = *slots[i];
-    const int64_t t = slot.length;  // the new token's index
-    if (blocks_for(t + 1) > static_cast<int64_t>(slot.blocks.size()))
-      throw Error("KV cache: sequence of " + std::to_string(t + 1) + " tokens holds only " +
-                  std::to_string(slot.blocks.size()) + " blocks");
-    step.slot_mapping.push_back(int64_t{slot.blocks[t / bs]} * bs + t % bs);
-    step.seq_lens.push_back(static_cast<int32_t>(t + 1));
-    step.max_seq_len = std::max(step.max_seq_len, t + 1);
-    step.table_width = std::max(step.table_width, static_cast<int64_t>(slot.blocks.size()));
-    // generate() places each new token at the previous token's position + 1, on every axis.
-    for (int64_t a = 0; a < 3; ++a) step.positions[a * s + i] = slot.last_position[a] + 1;
-  }
-  step.block_tables.assign(s * step.table_width, 0);
-  for (int64_t i = 0; i < s; ++i)
-    std::copy(slots[i]->blocks.begin(), slots[i]->blocks.end(), step.block_tables.begin() + i * step.table_width);
-  return step;
-}
-
 at::Tensor ModelRunner::decode_eager(const DecodeStep& step, const at::Tensor& device_ids) {
   const int64_t s = step.sequences;
   nn::AttentionBatch batch;
@@ -120,7 +94,7 @@ at::Tensor ModelRunner::decode_eager(const DecodeStep& step, const at::Tensor& d
 at::Tensor ModelRunner::decode_on_device(const std::vector<int64_t>& tokens,
                                          const std::vector<SequenceSlot*>& slots) {
   if (tokens.size() != slots.size()) throw Error("decode: one token per sequence");
-  return run_decode_step(decode_step(tokens, slots), at::Tensor(), slots);
+  return run_decode_step(decode_step(tokens, slots, cache_.shape().block_size), at::Tensor(), slots);
 }
 
 at::Tensor ModelRunner::decode_on_device(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) {
@@ -128,7 +102,8 @@ at::Tensor ModelRunner::decode_on_device(const at::Tensor& tokens, const std::ve
     throw Error("decode: one int64 token per sequence");
   if (tokens.device() != device_) throw Error("decode: the tokens are not on the network's device");
   // The host fills everything but the ids (zeros here), which the step takes from the device.
-  return run_decode_step(decode_step(std::vector<int64_t>(slots.size(), 0), slots), tokens, slots);
+  return run_decode_step(decode_step(std::vector<int64_t>(slots.size(), 0), slots, cache_.shape().block_size), tokens,
+                         slots);
 }
 
 at::Tensor ModelRunner::run_decode_step(const DecodeStep& step, const at::Tensor& device_ids,

@@ -85,7 +85,6 @@ class ModelRunner {
   // Adds the time since `start` to `total_us` after the device has finished (time_phases only).
   void add_phase_time(std::atomic<int64_t>& total_us, std::chrono::steady_clock::time_point start) const;
 
-  DecodeStep decode_step(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) const;
   // The step's logits; its ids from `device_ids` when defined, else from step.ids.
   at::Tensor decode_eager(const DecodeStep& step, const at::Tensor& device_ids);
   at::Tensor run_decode_step(const DecodeStep& step, const at::Tensor& device_ids,

@@ -76,4 +76,30 @@ nn::AttentionBatch attention_batch(nn::AttentionBatch::Kind kind, const std::vec
   return b;
 }
 
+DecodeStep decode_step(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots, int64_t block_size) {
+  const int64_t s = static_cast<int64_t>(slots.size()), bs = block_size;
+  DecodeStep step;
+  step.sequences = s;
+  step.ids = tokens;
+  step.positions.resize(3 * s);
+  step.table_width = 1;
+  for (int64_t i = 0; i < s; ++i) {
+    const SequenceSlot& slot = *slots[i];
+    const int64_t t = slot.length;  // the new token's index
+    if (blocks_for_tokens(t + 1, bs) > static_cast<int64_t>(slot.blocks.size()))
+      throw Error("KV cache: sequence of " + std::to_string(t + 1) + " tokens holds only " +
+                  std::to_string(slot.blocks.size()) + " blocks");
+    step.slot_mapping.push_back(int64_t{slot.blocks[t / bs]} * bs + t % bs);
+    step.seq_lens.push_back(static_cast<int32_t>(t + 1));
+    step.max_seq_len = std::max(step.max_seq_len, t + 1);
+    step.table_width = std::max(step.table_width, static_cast<int64_t>(slot.blocks.size()));
+    // generate() places each new token at the previous token's position + 1, on every axis.
+    for (int64_t a = 0; a < 3; ++a) step.positions[a * s + i] = slot.last_position[a] + 1;
+  }
+  step.block_tables.assign(s * step.table_width, 0);
+  for (int64_t i = 0; i < s; ++i)
+    std::copy(slots[i]->blocks.begin(), slots[i]->blocks.end(), step.block_tables.begin() + i * step.table_width);
+  return step;
+}
+
 }  // namespace qwenvl::runtime

@@ -38,6 +38,11 @@ PrefillInputs prefill_inputs(const std::vector<const PreparedPrompt*>& prompts, 
 nn::AttentionBatch attention_batch(nn::AttentionBatch::Kind kind, const std::vector<int64_t>& new_tokens,
                                    const std::vector<SequenceSlot*>& slots, int64_t block_size, const at::Device& device);
 
+// One decode step of `tokens[i]` appended to each slot (whose blocks must hold it), on the host:
+// the eager path and the decode graphs (decode_graphs.h) of one device or a pipeline stage start
+// from it.
+DecodeStep decode_step(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots, int64_t block_size);
+
 // Blocks a sequence of `tokens` tokens needs.
 inline int64_t blocks_for_tokens(int64_t tokens, int64_t block_size) { return (tokens + block_size - 1) / block_size; }
 
