@@ -1,7 +1,12 @@
-// A test hook of the runtime, not of the public API: makes the next prefills fail as the device
-// running out of memory would (c10::OutOfMemoryError), so that tests on the CPU reach the
-// scheduler's out-of-memory path. Inert unless a test arms it; one atomic load per prefill.
+// Test hooks of the runtime, not of the public API, so that tests on the CPU reach the paths of
+// device faults. Out of memory: the next prefills fail as the device running out of memory would
+// (c10::OutOfMemoryError): the scheduler fails that batch and serves on. A lost device: a forward
+// fails as a CUDA error that poisons the context would (c10::AcceleratorError with CUDA's
+// illegal-address code): the engine stops for good (device_lost.h). Inert unless a test arms them;
+// an atomic load per prefill or forward.
 #pragma once
+
+#include <cstddef>
 
 namespace qwenvl::runtime {
 
@@ -9,5 +14,11 @@ namespace qwenvl::runtime {
 void inject_prefill_out_of_memory(int count);
 // Throws c10::OutOfMemoryError when a failure is armed (and disarms one).
 void throw_if_out_of_memory_injected();
+
+// The forward of device-list entry `entry` (a one-device engine is entry 0) that comes after `skip`
+// more of its forwards throws as a context-poisoning CUDA error; then the hook is disarmed.
+void inject_device_lost(size_t entry, int skip);
+// Called by entry `entry` before each forward: throws when the armed fault is due there.
+void throw_if_device_lost_injected(size_t entry);
 
 }  // namespace qwenvl::runtime

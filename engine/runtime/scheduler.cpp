@@ -1,11 +1,13 @@
 // The ready queue, admission, retirement and the batch loop of scheduler.h.
 #include "runtime/scheduler.h"
 
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
 
 #include "kernels/device/async_host_copy.h"
+#include "runtime/device_lost.h"
 #include "runtime/fault_injection.h"
 #include "runtime/queued_step.h"
 #include "runtime/sampling.h"
@@ -31,9 +33,22 @@ Scheduler::Scheduler(ModelExecutor& executor, RequestLifecycle& lifecycle, const
     : executor_(executor), lifecycle_(lifecycle), options_(options) {}
 
 void Scheduler::enqueue(std::shared_ptr<Sequence> s) {
+  std::string error;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (lost_.empty()) {
+      ready_.push_back(std::move(s));
+      ready_or_closed_.notify_all();
+      return;
+    }
+    error = lost_;
+  }
+  lifecycle_.complete(*s, Status::kFailed, "failed", error);
+}
+
+std::string Scheduler::lost() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  ready_.push_back(std::move(s));
-  ready_or_closed_.notify_all();
+  return lost_;
 }
 
 void Scheduler::close() {
@@ -69,7 +84,7 @@ std::vector<Sequence*> Scheduler::admit(size_t room) {
   std::vector<std::shared_ptr<Sequence>> stopped;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    while (!ready_.empty() && admitted.size() < room) {
+    while (lost_.empty() && !ready_.empty() && admitted.size() < room) {
       auto s = ready_.front();
       if (s->cancel_requested || s->expired(Clock::now())) {
         stopped.push_back(s);
@@ -104,6 +119,32 @@ void Scheduler::fail_all(const std::vector<Sequence*>& batch, const std::string&
   retire(batch);
 }
 
+void Scheduler::failed(const std::vector<Sequence*>& batch, const std::exception& e) {
+  const std::optional<std::string> lost = device_lost_reason(e, executor_.device());
+  if (!lost) {
+    fail_all(batch, failure_reason(e, executor_.device()));
+    return;
+  }
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    first = lost_.empty();
+    if (first) lost_ = *lost;
+  }
+  if (first) lifecycle_.device_lost(*lost);  // new requests are refused before these fail
+  fail_all(batch, *lost);
+}
+
+void Scheduler::fail_ready(const std::string& error) {
+  std::deque<std::shared_ptr<Sequence>> ready;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ready.swap(ready_);
+  }
+  for (auto& s : ready)
+    if (!s->done) lifecycle_.complete(*s, Status::kFailed, "failed", error);
+}
+
 // Each turn: prefill what was admitted since the last turn (its logits rows join the running
 // ones), pick every row's next token, end the sequences that stop, then one decode step for the
 // rest. With overlap_decode the next step is queued before the host reads the picked tokens
@@ -114,13 +155,17 @@ void Scheduler::run_until_idle() {
   while (true) {
     const std::vector<Sequence*> admitted = admit(options_.max_batch - live.size());
     if (!admitted.empty()) prefill(admitted, live, logits);
-    if (live.empty()) return;
+    if (live.empty() || !lost().empty()) break;
     try {
       step(live, logits);
     } catch (const std::exception& e) {
-      fail_all(live, failure_reason(e, executor_.device()));
+      failed(live, e);
       live.clear();
     }
+  }
+  if (const std::string error = lost(); !error.empty()) {
+    fail_all(live, error);
+    fail_ready(error);
   }
 }
 
@@ -138,7 +183,7 @@ void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Sequ
     logits = live.empty() ? fresh : at::cat({logits, fresh});
     live.insert(live.end(), admitted.begin(), admitted.end());
   } catch (const std::exception& e) {
-    fail_all(admitted, failure_reason(e, executor_.device()));
+    failed(admitted, e);
   }
 }
 

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "runtime/model_executor.h"
@@ -47,7 +48,9 @@ class Scheduler {
   bool wait_for_work();
   // Runs the ready requests, admitting newly ready ones between decode steps, until none is left
   // running. A failed prefill fails only the sequences it admitted; a failed step (a kernel
-  // error, the device out of memory) fails the running batch; the scheduler keeps serving.
+  // error, the device out of memory) fails the running batch; the scheduler keeps serving. A fault
+  // that loses a device (device_lost.h) stops it for good: the lifecycle hears of it first, then
+  // every request it holds fails with the reason, and each enqueued later fails at once.
   void run_until_idle();
 
   struct Counts {
@@ -61,6 +64,11 @@ class Scheduler {
   std::vector<Sequence*> admit(size_t room);
   void retire(const std::vector<Sequence*>& gone);
   void fail_all(const std::vector<Sequence*>& batch, const std::string& error);
+  // Ends `batch` after `e`: failed with the reason, and the scheduler stopped when a device is lost.
+  void failed(const std::vector<Sequence*>& batch, const std::exception& e);
+  // Fails every ready request with `error`.
+  void fail_ready(const std::string& error);
+  std::string lost() const;  // why a device is lost; empty while serving
   // Prefills `admitted`; their logits rows join `logits` and they join `live`.
   void prefill(const std::vector<Sequence*>& admitted, std::vector<Sequence*>& live, at::Tensor& logits);
   // Picks every row's token, ends the sequences that stop and steps the rest.
@@ -75,6 +83,7 @@ class Scheduler {
   std::deque<std::shared_ptr<Sequence>> ready_;
   std::map<Sequence*, std::shared_ptr<Sequence>> running_;  // keeps admitted sequences alive until retired
   bool closed_ = false;
+  std::string lost_;  // set once, never cleared
 };
 
 }  // namespace qwenvl::runtime

@@ -1,6 +1,8 @@
 // ModelExecutor on one device: the runner's network calls that leave the logits where they are.
 #include "runtime/single_device_executor.h"
 
+#include "runtime/fault_injection.h"
+
 namespace qwenvl::runtime {
 
 SingleDeviceExecutor::SingleDeviceExecutor(const nn::Qwen25VL& model, const nn::KvCacheShape& shape, at::ScalarType dtype,
@@ -18,14 +20,17 @@ void SingleDeviceExecutor::release(SequenceSlot& slot) {
 
 at::Tensor SingleDeviceExecutor::prefill(const std::vector<const PreparedPrompt*>& prompts,
                                          const std::vector<SequenceSlot*>& slots) {
+  throw_if_device_lost_injected(0);
   return runner_.prefill_on_device(prompts, slots);
 }
 
 at::Tensor SingleDeviceExecutor::decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) {
+  throw_if_device_lost_injected(0);
   return runner_.decode_on_device(tokens, slots);
 }
 
 at::Tensor SingleDeviceExecutor::decode(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) {
+  throw_if_device_lost_injected(0);
   return runner_.decode_on_device(tokens, slots);
 }
 

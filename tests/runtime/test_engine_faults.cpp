@@ -2,7 +2,8 @@
 // relies on: a batch whose prefill runs out of memory (injected through the runtime's test hook)
 // fails its requests with the reason while the engine serves on; an engine destroyed with
 // requests pending or running ends each of them exactly once, as cancelled; cancel_queued()
-// withdraws a request only while it waits for admission.
+// withdraws a request only while it waits for admission. A device fault that poisons the context
+// (issue 14, item 4) stops the engine for good, failing every request with the reason.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "../nn/network_reference.h"
+#include "device_lost_scenario.h"
 #include "qwenvl/engine.h"
 #include "runtime/fault_injection.h"
 
@@ -77,9 +79,19 @@ TEST(EngineFaults, OutOfMemoryInAPrefillFailsItsBatchWithTheReasonAndTheEngineSe
   const Result after = engine->submit(std::move(next.request)).result.get();
   EXPECT_EQ(after.status, Status::kAnswered) << after.error;
   EXPECT_EQ(engine->stats().failed, static_cast<uint64_t>(failed));
+  EXPECT_TRUE(engine->stats().fault.empty()) << "out of memory fails one batch, never the engine";
   // Blocks go back just after the last callback: none is lost to the failed batch.
   for (int i = 0; i < 500 && engine->stats().kv_blocks_used != 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(engine->stats().kv_blocks_used, 0);
+}
+
+// A device fault that poisons the context (injected as CUDA's illegal address) is not one batch's:
+// every request running or waiting fails with the reason, later ones fail at once, and the engine
+// still shuts down cleanly.
+TEST(EngineFaults, ALostDeviceFailsEveryRequestWithTheReasonAndTheEngineStopsCleanly) {
+  const auto cases = test::load_network_cases("tiny-a");
+  runtime::inject_device_lost(0, 4);  // a prefill and some decode steps first
+  test::expect_device_lost_stops_the_engine(make_engine(2), cases[0], 5);
 }
 
 TEST(EngineFaults, DestroyedWithRequestsPendingEndsEachOnceAsCancelled) {

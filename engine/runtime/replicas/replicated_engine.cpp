@@ -15,7 +15,8 @@ ReplicatedEngine::ReplicatedEngine(EngineOptions options, std::vector<Replica> r
     : options_(std::move(options)),
       replicas_(std::move(replicas)),
       in_flight_(replicas_.size(), 0),
-      handed_(replicas_.size(), 0) {
+      handed_(replicas_.size(), 0),
+      lost_(replicas_.size(), false) {
   if (replicas_.empty()) throw Error("replicas: no device to run on");
 }
 
@@ -39,9 +40,15 @@ ReplicatedEngine::~ReplicatedEngine() {
 size_t ReplicatedEngine::least_loaded() {
   const size_t n = replicas_.size();
   size_t best = next_turn_ % n;
+  // A replica that has stopped (EngineStats::fault) fails at once, so it would look the least
+  // loaded: it gets requests only when every replica has stopped.
+  const auto better = [&](size_t i) {
+    if (lost_[i] != lost_[best]) return !lost_[i];
+    return in_flight_[i] < in_flight_[best];
+  };
   for (size_t k = 1; k < n; ++k) {
     const size_t i = (next_turn_ + k) % n;
-    if (in_flight_[i] < in_flight_[best]) best = i;
+    if (better(i)) best = i;
   }
   next_turn_ = best + 1;
   return best;
@@ -51,6 +58,8 @@ void ReplicatedEngine::ended(RequestId id, size_t replica, Status status) {
   std::lock_guard<std::mutex> lock(mutex_);
   routes_.erase(id);
   --in_flight_[replica];
+  if (status == Status::kFailed && !lost_[replica] && replicas_[replica].engine != nullptr)
+    lost_[replica] = !replicas_[replica].engine->stats().fault.empty();
   switch (status) {
     case Status::kAnswered: ++counts_.answered; break;
     case Status::kCancelled: ++counts_.cancelled; break;
@@ -192,6 +201,12 @@ EngineStats ReplicatedEngine::stats() const {
     s.devices.push_back(std::move(d));
   }
   for (const auto& [device, peak] : peak_by_device) s.peak_device_memory_bytes += peak;
+  if (std::all_of(lost_.begin(), lost_.end(), [](bool lost) { return lost; }))
+    for (size_t i = 0; i < replicas_.size(); ++i)
+      if (replicas_[i].engine != nullptr) {
+        const std::string fault = replicas_[i].engine->stats().fault;
+        s.fault += (s.fault.empty() ? "" : "; ") + ("replica " + std::to_string(i) + ": " + fault);
+      }
   return s;
 }
 

@@ -1,6 +1,6 @@
 // Placement replicas: a whole one-device engine per entry of the device list, one Engine to its
 // callers. Each request goes to the replica with the fewest requests in flight (queued or running;
-// ties in turn), under an id of this engine's own, unique across the replicas; cancel() reaches the
+// ties in turn; one whose device is lost only when all are), under an id of this engine's own, unique across the replicas; cancel() reaches the
 // replica that holds it; stats() adds the replicas' counters up and lists each entry's predicted and
 // measured peak. A plan of one device with a cap runs as one replica: the plan's KV cache keeps it
 // within its cap.
@@ -60,6 +60,7 @@ class ReplicatedEngine final : public Engine {
   size_t next_turn_ = 0;               // where the least-loaded search starts (ties in turn)
   std::vector<size_t> in_flight_;      // per replica
   std::vector<uint64_t> handed_;       // per replica, since creation
+  std::vector<bool> lost_;             // per replica: it has stopped (EngineStats::fault), seen as a request failed
   std::map<RequestId, Route> routes_;  // requests not yet ended
   EngineStats counts_;                 // submitted and how requests ended, as this engine saw them
 };

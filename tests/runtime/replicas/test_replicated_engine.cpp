@@ -53,6 +53,7 @@ class FakeEngine final : public Engine {
     s.kv_blocks_total = 100;
     s.peak_device_memory_bytes = peak;
     s.decode_graphs = true;
+    s.fault = fault;
     return s;
   }
   const EngineOptions& options() const override { return options_; }
@@ -69,6 +70,7 @@ class FakeEngine final : public Engine {
 
   bool fail_at_once = false;
   int64_t peak = 0;
+  std::string fault;  // EngineStats::fault: the replica has stopped
 
  private:
   void end(RequestId id, Status status) {
@@ -187,6 +189,26 @@ TEST(ReplicatedEngine, ARequestEndedInsideTheReplicasSubmitEndsOnce) {
   rig.submit();  // replica 0 holds none in flight again: the turn decides, replica 1
   rig.submit();  // then replica 0, which fails it at once again
   EXPECT_EQ(rig.pending(), (std::vector<size_t>{0, 1}));
+}
+
+// A replica whose device is lost fails at once and so holds none in flight: once a request has
+// failed there, the requests go to the replicas that serve; the engine reports the fault only when
+// every replica has stopped.
+TEST(ReplicatedEngine, AReplicaThatHasStoppedGetsRequestsOnlyWhenAllHave) {
+  Rig rig(2);
+  rig.fakes[0]->fail_at_once = true;
+  rig.fakes[0]->fault = "device lost";
+  EXPECT_EQ(rig.submit().result.get().status, Status::kFailed);  // replica 0's turn
+  for (int i = 0; i < 3; ++i) rig.submit();
+  EXPECT_EQ(rig.pending(), (std::vector<size_t>{0, 3}));
+  EXPECT_TRUE(rig.engine->stats().fault.empty()) << "replica 1 still serves";
+  rig.fakes[1]->settle();
+  rig.fakes[1]->fail_at_once = true;
+  rig.fakes[1]->fault = "device lost too";
+  EXPECT_EQ(rig.submit().result.get().status, Status::kFailed);
+  const std::string fault = rig.engine->stats().fault;
+  EXPECT_NE(fault.find("replica 0: device lost"), std::string::npos) << fault;
+  EXPECT_NE(fault.find("replica 1: device lost too"), std::string::npos) << fault;
 }
 
 TEST(ReplicatedEngine, DestructionEndsEveryPendingRequestOnce) {
