@@ -154,12 +154,13 @@ class EngineImpl final : public Engine, private RequestLifecycle {
       std::lock_guard<std::mutex> lock(mutex_);
       s->id = out.id = ++next_id_;
       ++stats_.submitted;
-      if (error.empty() && !stopping_) {
+      if (error.empty() && !stopping_ && lost_.empty()) {
         live_[s->id] = s;
         submitted_.push_back(s);
         wake_.notify_all();
         return out;
       }
+      if (error.empty()) error = lost_;  // empty while shutting down: cancelled below
       live_[s->id] = s;
     }
     if (!error.empty()) complete(*s, Status::kFailed, "failed", error);
@@ -198,10 +199,25 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     s.decode_forwards = static_cast<uint64_t>(forwards.decode);
     s.decode_rows = static_cast<uint64_t>(forwards.decode_rows);
     if (device_.is_cuda()) s.peak_device_memory_bytes = kernels::peak_device_memory_bytes(device_.index());
-    s.devices.resize(1);
-    s.devices[0].device = options_.device;
-    s.devices[0].measured_peak_bytes = s.peak_device_memory_bytes;
+    if (plan_) {
+      for (const DevicePlan& d : plan_->devices) {
+        DeviceStats entry;
+        entry.device = d.device;
+        entry.stage = d.stage;
+        entry.predicted_peak_bytes = d.memory.total();
+        s.devices.push_back(entry);
+      }
+      for (const StageMemory& m : executor_->stage_memory()) {
+        s.devices[m.entry].measured_peak_bytes = m.measured_peak_bytes;
+        s.devices[m.entry].context_bytes = m.context_bytes;
+      }
+    } else {
+      s.devices.resize(1);
+      s.devices[0].device = options_.device;
+      s.devices[0].measured_peak_bytes = s.peak_device_memory_bytes;
+    }
     s.decode_graphs = decode_graphs_;
+    s.fault = lost_;
     const PhaseTimes phases = executor_->phase_times();
     s.vision_ms = phases.vision_ms;
     s.prefill_ms = phases.prefill_ms;
@@ -252,8 +268,16 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     const std::vector<stages::StageSpec> specs = stages::stage_specs(*plan_, tuning, [](const std::string& name) {
       return with_peak_reset(resolve_device(name));
     });
-    return std::make_unique<stages::StagedExecutor>(assets_.files.model, weights_, dtype_, specs, cache_shape(),
-                                                     stages::micro_batches(*plan_, tuning), tuning.copy_through_host);
+    const int micro_batches = stages::micro_batches(*plan_, tuning);
+    stages::StageGraphs graphs;
+    graphs.record = tuning.decode_graphs && options_.cuda_graphs;
+    const int parts = std::max(1, std::min(options_.max_batch, micro_batches));
+    graphs.max_rows = (std::max(options_.max_batch, 1) + parts - 1) / parts;
+    graphs.max_context = options_.max_context;
+    auto staged = std::make_unique<stages::StagedExecutor>(assets_.files.model, weights_, dtype_, specs, cache_shape(),
+                                                           micro_batches, tuning.copy_through_host, graphs);
+    decode_graphs_ = staged->replays_graphs();
+    return staged;
   }
 
   SchedulerOptions scheduler_options() const {
@@ -293,10 +317,23 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     return false;
   }
 
+  // A device is lost: what waits for preparation fails now, what is being prepared fails in
+  // prepare_loop or the scheduler, and submit() refuses the rest.
+  void device_lost(const std::string& reason) override {
+    std::deque<std::shared_ptr<Sequence>> pending;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      lost_ = reason;
+      pending.swap(submitted_);
+    }
+    for (auto& s : pending) complete(*s, Status::kFailed, "failed", reason);
+  }
+
   // Preparation thread: everything about a request that needs no network.
   void prepare_loop() {
     while (true) {
       std::shared_ptr<Sequence> s;
+      std::string lost;
       {
         std::unique_lock<std::mutex> lock(mutex_);
         wake_.wait(lock, [&] { return stopping_ || !submitted_.empty(); });
@@ -306,12 +343,20 @@ class EngineImpl final : public Engine, private RequestLifecycle {
         }
         s = submitted_.front();
         submitted_.pop_front();
+        lost = lost_;
+      }
+      if (!lost.empty()) {
+        complete(*s, Status::kFailed, "failed", lost);
+        continue;
       }
       if (end_if_stopped(*s)) continue;
       try {
         prepare(*s);
       } catch (const std::exception& e) {
-        complete(*s, Status::kFailed, "failed", e.what());
+        std::unique_lock<std::mutex> lock(mutex_);
+        const std::string error = lost_.empty() ? e.what() : lost_;  // a lost device fails the frames' preparation too
+        lock.unlock();
+        complete(*s, Status::kFailed, "failed", error);
         continue;
       }
       if (end_if_stopped(*s)) continue;
@@ -358,10 +403,10 @@ class EngineImpl final : public Engine, private RequestLifecycle {
   model::Weights weights_;
   std::unique_ptr<nn::Qwen25VL> model_;      // one device: the whole model (a pipeline's stages hold theirs)
   SingleDeviceExecutor* single_ = nullptr;   // one device: executor_, for its set-up
+  bool decode_graphs_ = false;               // before executor_: a pipeline's make_executor() sets it
   std::unique_ptr<ModelExecutor> executor_;
   Scheduler scheduler_;
   structured::ConstraintCompiler constraints_;
-  bool decode_graphs_ = false;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -369,6 +414,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
   RequestId next_id_ = 0;
   std::map<RequestId, std::shared_ptr<Sequence>> live_;
   std::deque<std::shared_ptr<Sequence>> submitted_;  // not yet prepared
+  std::string lost_;  // why a device is lost (the engine serves no more); empty while it serves
   EngineStats stats_;
   std::thread prepare_thread_, infer_thread_;
 };
@@ -400,7 +446,7 @@ std::unique_ptr<Engine> create_engine(EngineOptions options, const StageTuning& 
         return std::make_unique<EngineImpl>(one, std::nullopt, StageTuning{});
       });
     }
-    request.cuda_graphs = false;  // a pipeline's stages replay no graphs yet
+    request.cuda_graphs = tuning.decode_graphs && options.cuda_graphs;  // stage graphs: off unless asked
     planned = plan(request);
     if (!planned.fits()) throw Error("devices '" + list + "': the layer split given does not fit:\n" + to_text(planned));
     pipeline = std::move(planned);

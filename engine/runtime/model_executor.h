@@ -19,6 +19,13 @@ struct ForwardTally {
   int64_t decode_rows = 0;  // sequences, summed over the decode steps
 };
 
+// A pipeline stage's memory as measured (EngineStats::devices).
+struct StageMemory {
+  size_t entry = 0;                 // its index in the device list
+  int64_t measured_peak_bytes = 0;  // DeviceStats::measured_peak_bytes
+  int64_t context_bytes = 0;        // DeviceStats::context_bytes
+};
+
 class ModelExecutor {
  public:
   virtual ~ModelExecutor() = default;
@@ -51,6 +58,8 @@ class ModelExecutor {
   // What the engine reports (thread-safe): forwards run, and the phase times where measured.
   virtual ForwardTally forwards() const = 0;
   virtual PhaseTimes phase_times() const { return {}; }
+  // A pipeline: each stage's memory; one device: none (the engine reports the device's peak).
+  virtual std::vector<StageMemory> stage_memory() const { return {}; }
 };
 
 }  // namespace qwenvl::runtime

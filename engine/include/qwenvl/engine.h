@@ -121,7 +121,8 @@ struct EngineOptions {
   // set. Several entries, or a cap, are planned first (qwenvl::plan with this batch, context and
   // dtype; nothing fits: create() throws the planner's reason): replicas run a whole engine per entry
   // with the plan's KV cache each and share the requests (each to the replica with the fewest in
-  // flight); a pipeline over several devices is not run yet (create() says so).
+  // flight); a pipeline runs the plan's stages, each on its device with its own thread, KV cache
+  // and (on a GPU) memory pool.
   std::string devices;
   std::string placement = "auto";  // "auto", "pipeline" or "replicas" (qwenvl/placement.h)
   std::string dtype = "auto";    // "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16"
@@ -145,13 +146,22 @@ struct EngineOptions {
 struct DeviceStats {
   std::string device;  // "cpu", "cuda:0"
   int replica = -1;    // placement replicas (and a capped single device): the replica on this entry
+  int stage = -1;      // a pipeline: the position of this entry's layers (qwenvl::DevicePlan::stage)
   // The plan's total bytes for this entry (qwenvl::plan: weights, KV, activations, workspace and
   // margin); 0 when the engine was not planned (one device without a cap).
   int64_t predicted_peak_bytes = 0;
-  // The device's peak allocated bytes since this entry's engine was created, as
-  // peak_device_memory_bytes counts them; 0 on the CPU. The counter is the card's: entries sharing a
-  // card each report the card's peak, all of them together.
+  // Replicas and one device: the device's peak allocated bytes since this entry's engine was
+  // created, as peak_device_memory_bytes counts them; 0 on the CPU. The counter is the card's:
+  // entries sharing a card each report the card's peak, all of them together.
+  // A pipeline: this entry's own. On a GPU the most bytes its stage's memory pool has reserved (every
+  // allocation of its worker thread goes there: its weights, KV cache, activations and workspaces;
+  // its decode graphs' pools beside it, where it records them); on the CPU the bytes its stage holds,
+  // the weights of its part and its KV cache (no activations). 0 for an entry holding nothing.
   int64_t measured_peak_bytes = 0;
+  // A pipeline on a GPU: this entry's share of the card's memory outside the caching allocator (the
+  // CUDA context and kernel images, which the plan keeps aside from every budget), measured when the
+  // stats are read: the card's used bytes less the allocator's reserved, over the stages on it.
+  int64_t context_bytes = 0;
   uint64_t requests = 0;  // replicas: requests handed to this entry's replica
 };
 
@@ -174,6 +184,11 @@ struct EngineStats {
   // peaks side by side. With replicas the other counters here are the replicas' summed.
   std::vector<DeviceStats> devices;
   bool decode_graphs = false;  // decode steps replay device graphs (EngineOptions::cuda_graphs, where the model allows)
+  // Why the engine serves no more: a device fault that leaves a device unusable (a CUDA error that
+  // poisons its context, such as an illegal address) failed every request it held, and every later
+  // one fails at once with this reason; create a new engine. Empty while it serves. Replicas: set
+  // when every replica has stopped (until then requests go to those that serve).
+  std::string fault;
   // With EngineOptions::time_phases: milliseconds spent in the vision tower, the language model's
   // prefill forwards and the decode steps since the engine was created (0 otherwise).
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;

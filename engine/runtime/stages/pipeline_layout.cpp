@@ -16,6 +16,7 @@ std::vector<StageSpec> stage_specs(const Plan& plan, const StageTuning& tuning,
     if (d.end_layer == d.first_layer && !d.vision_tower) continue;  // holds nothing of the model
     StageSpec s;
     s.device = resolve(d.device);
+    s.entry = i;
     s.part = nn::ModelPart{d.first_layer, d.end_layer, d.embeddings, d.lm_head, d.vision_tower};
     if (i < tuning.delay_per_row.size()) s.delay_per_row = tuning.delay_per_row[i];
     if (tuning.before_forward) s.before_forward = [hook = tuning.before_forward, i] { hook(i); };

@@ -27,6 +27,10 @@ struct StageTuning {
   std::function<void(size_t entry)> before_forward;
   // Run this split instead of the planner's choice (qwenvl::PlanRequest::split).
   std::optional<LayerSplit> split;
+  // Each stage on a GPU records and replays its own decode graphs (with EngineOptions::cuda_graphs;
+  // the plan then counts their pools). Off until tests/gpu/test_gpu_pipeline.cpp has passed with it
+  // on the GPU machine.
+  bool decode_graphs = false;
 };
 
 // The tuning with what the environment sets filled in where the fields leave it open.

@@ -12,8 +12,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "model/config.h"
@@ -22,6 +25,8 @@
 #include "nn/model_part.h"
 #include "nn/qwen2_5_vl.h"
 #include "runtime/block_allocator.h"
+#include "runtime/decode_graphs.h"
+#include "runtime/decode_step.h"
 #include "runtime/model_executor.h"
 #include "runtime/stages/stage_tuning.h"
 #include "runtime/stages/stage_worker.h"
@@ -30,9 +35,19 @@ namespace qwenvl::runtime::stages {
 
 struct StageSpec {
   at::Device device = at::kCPU;
+  size_t entry = 0;    // its index in the device list (fault_injection.h names stages by it)
   nn::ModelPart part;  // end_layer resolved (never -1)
   std::chrono::microseconds delay_per_row{0};  // StageTuning::delay_per_row's entry
   std::function<void()> before_forward;        // StageTuning::before_forward for this entry
+};
+
+// Decode graphs per stage (StageTuning::decode_graphs): each stage with layers on a GPU where
+// attention has a kernel records its decode micro-batches of up to max_rows sequences, as one device
+// does (runtime/decode_graphs.h), on its own thread into pools of its own, and replays them.
+struct StageGraphs {
+  bool record = false;
+  int max_rows = 0;         // the largest micro-batch of a decode step
+  int64_t max_context = 0;  // tokens of one sequence at most (the block tables' width)
 };
 
 class StagedExecutor final : public ModelExecutor {
@@ -42,7 +57,7 @@ class StagedExecutor final : public ModelExecutor {
   // stage's cache holds its own layers). micro_batches: as StageTuning's, resolved (> 0).
   StagedExecutor(const model::ModelConfig& config, const model::Weights& weights, at::ScalarType dtype,
                  const std::vector<StageSpec>& stages, const nn::KvCacheShape& shape, int micro_batches,
-                 bool copy_through_host);
+                 bool copy_through_host, const StageGraphs& graphs = {});
   ~StagedExecutor() override;
 
   int64_t blocks_for(int64_t tokens) const override;
@@ -55,7 +70,12 @@ class StagedExecutor final : public ModelExecutor {
   at::Tensor decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) override;
   at::Tensor decode(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) override;
   ForwardTally forwards() const override;
+  // On a GPU each stage's pool's peak (stage_worker.h) and its share of the memory outside the
+  // allocator; on the CPU the bytes each holds (its weights and KV cache).
+  std::vector<StageMemory> stage_memory() const override;
 
+  // Whether some stage replays decode graphs.
+  bool replays_graphs() const { return replays_graphs_; }
   // The device the vision tower runs on (where prompts' pixels are best prepared).
   at::Device vision_device() const;
   // Micro-batches a step of `rows` sequences is split into.
@@ -64,9 +84,11 @@ class StagedExecutor final : public ModelExecutor {
  private:
   struct Stage {
     StageSpec spec;
+    std::unique_ptr<StageWorker> worker;  // destroyed after the model and cache: its pool holds them
     std::unique_ptr<nn::Qwen25VL> model;
     std::unique_ptr<nn::KvCache> cache;  // none without layers
-    std::unique_ptr<StageWorker> worker;
+    std::unique_ptr<DecodeGraphs> graphs;  // StageGraphs; destroyed before the cache it writes
+    int64_t held_bytes = 0;              // its weights and KV cache (stage_memory.h)
   };
   struct MicroBatch;
 
@@ -74,6 +96,11 @@ class StagedExecutor final : public ModelExecutor {
   void run_from(size_t from, const std::shared_ptr<MicroBatch>& mb);
   // Launches every micro-batch and waits for all; returns their logits in row order.
   at::Tensor run(const std::vector<std::shared_ptr<MicroBatch>>& batches);
+  // Once a stage's device is lost (device_lost.h) every later job and step throws DeviceLost with
+  // the first reason, running nothing: the scheduler then stops the engine.
+  void throw_if_lost() const;
+  // What a stage's job fails its micro-batch with, for `e` thrown on `device` (the current exception).
+  std::exception_ptr failure(const std::exception& e, const at::Device& device);
 
   const model::ModelConfig config_;
   const int64_t block_size_;
@@ -84,6 +111,9 @@ class StagedExecutor final : public ModelExecutor {
   size_t vision_ = 0;                // the stage running the vision tower
   BlockAllocator allocator_;
   const int64_t total_blocks_;
+  bool replays_graphs_ = false;
+  mutable std::mutex lost_mutex_;
+  std::string lost_;  // why a device is lost; empty while all serve
 };
 
 }  // namespace qwenvl::runtime::stages

@@ -4,6 +4,7 @@
 // as stages, not replicas; cancellation and destruction with requests pending end each once.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
 #include <map>
 #include <mutex>
@@ -102,7 +103,11 @@ TEST(PlannedEngine, AKvCacheOverTheCapIsRefused) {
 // The same list with placement pipeline runs stages, not replicas (tests/runtime/stages/ check their answers).
 TEST(PlannedEngine, APipelineOverSeveralDevicesRunsAsStagesNotReplicas) {
   auto engine = Engine::create(options_for("tiny-a", "cpu,cpu", "pipeline"));
-  EXPECT_LE(engine->stats().devices.size(), 1u);
+  const EngineStats stats = engine->stats();
+  ASSERT_EQ(stats.devices.size(), 2u);  // one per entry of the list (an entry may run the vision tower alone: stage -1)
+  EXPECT_EQ(stats.devices[0].replica, -1);
+  EXPECT_EQ(stats.devices[1].replica, -1);
+  EXPECT_GE(std::max(stats.devices[0].stage, stats.devices[1].stage), 0);
 }
 
 TEST(PlannedEngine, CancellationAndDestructionEndEachPendingRequestOnce) {

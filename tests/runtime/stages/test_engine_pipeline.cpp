@@ -1,7 +1,9 @@
 // The engine running a pipeline on the CPU (placement pipeline over cpu,cpu and cpu,cpu,cpu, at
 // least two micro-batches forced): every parity case of both fixture models gives transformers'
 // ids and text as one device does, submitted together; and in a continuous batch a request that
-// joins late gets its ids while one that is cancelled mid-answer ends cancelled and the rest go on.
+// joins late gets its ids while one that is cancelled mid-answer ends cancelled and the rest go on;
+// each entry reports its stage's prediction and what it holds; a stage that fails fails its step,
+// and one whose device is lost stops the engine cleanly.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -14,6 +16,9 @@
 
 #include "../../error_of.h"
 #include "../../nn/network_reference.h"
+#include "../device_lost_scenario.h"
+#include "qwenvl/placement.h"
+#include "runtime/fault_injection.h"
 #include "runtime/stages/engine_with_tuning.h"
 
 namespace qwenvl {
@@ -140,6 +145,59 @@ TEST(EnginePipelineFailure, AFailedStageFailsItsStepAndServingGoesOn) {
   }
   EXPECT_EQ(stats.kv_blocks_used, 0) << "the blocks of the failed request went back";
   EXPECT_EQ(stats.failed, 1u);
+}
+
+// tiny-a over cpu,cpu,cpu as a pipeline.
+EngineOptions three_cpu_stages(int max_batch) {
+  EngineOptions o;
+  o.model_dir = (test::fixtures_dir() / "models" / "tiny-a").string();
+  o.devices = "cpu,cpu,cpu";
+  o.placement = "pipeline";
+  o.max_batch = max_batch;
+  o.max_context = 4096;
+  return o;
+}
+
+// Each entry's stats (issue 14, item 7, as the CPU measures it): the stage on it, the plan's
+// prediction, and the bytes the stage holds, which are exactly the plan's weights and KV cache for it.
+TEST(EnginePipelineStats, EachStageReportsItsPredictionAndWhatItHolds) {
+  const EngineOptions o = three_cpu_stages(/*max_batch=*/4);
+  runtime::stages::StageTuning tuning;
+  tuning.split = parse_layer_split("0,1,2", /*vision_device=*/1);
+  auto engine = runtime::stages::create_engine(o, tuning);
+  PlanRequest request;
+  request.model_dir = o.model_dir;
+  request.devices = o.devices;
+  request.placement = Placement::kPipeline;
+  request.max_batch = o.max_batch;
+  request.max_context = o.max_context;
+  request.cuda_graphs = false;
+  request.split = tuning.split;
+  const Plan plan = qwenvl::plan(request);
+  const EngineStats stats = engine->stats();
+  ASSERT_EQ(stats.devices.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const DeviceStats& d = stats.devices[i];
+    const DevicePlan& p = plan.devices[i];
+    EXPECT_EQ(d.device, "cpu");
+    EXPECT_EQ(d.stage, static_cast<int>(i));
+    EXPECT_EQ(d.predicted_peak_bytes, p.memory.total()) << "entry " << i;
+    EXPECT_EQ(d.measured_peak_bytes, p.memory.weights + p.memory.kv_cache) << "entry " << i;
+    EXPECT_EQ(d.context_bytes, 0);
+  }
+}
+
+// A lost device in the middle stage of cpu,cpu,cpu (a context-poisoning CUDA error, injected) stops
+// the engine: every request running or waiting fails once with the reason, later ones at once, and
+// no thread is left waiting on a stage.
+TEST(EnginePipelineFailure, ALostDeviceInTheMiddleStageStopsTheEngineCleanly) {
+  const EngineOptions o = three_cpu_stages(/*max_batch=*/2);
+  runtime::stages::StageTuning tuning;
+  tuning.micro_batches = 2;
+  tuning.split = parse_layer_split("0,1,2");
+  auto engine = runtime::stages::create_engine(o, tuning);
+  runtime::inject_device_lost(1, 5);  // the prefill's and a few decode steps' micro-batches first
+  test::expect_device_lost_stops_the_engine(std::move(engine), test::load_network_cases("tiny-a").front(), 5);
 }
 
 // Without tuning, placement pipeline over two entries plans and runs; a split over too little
