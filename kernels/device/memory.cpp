@@ -30,17 +30,20 @@ void reset_peak_device_memory(int index) {
   allocator::resetPeakStats(static_cast<c10::DeviceIndex>(index));
 }
 
+int64_t reserved_device_memory_bytes(int index) {
+  const auto stats = allocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
+  return stats.reserved_bytes[static_cast<size_t>(StatType::AGGREGATE)].current;
+}
+
 int64_t memory_outside_allocator_bytes(int index) {
   const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(index));
   size_t free = 0, total = 0;
   if (cudaMemGetInfo(&free, &total) != cudaSuccess) return 0;
-  const int64_t reserved = allocator::getDeviceStats(static_cast<c10::DeviceIndex>(index))
-                               .reserved_bytes[static_cast<size_t>(StatType::AGGREGATE)]
-                               .current;
-  return std::max<int64_t>(0, static_cast<int64_t>(total - free) - reserved);
+  return std::max<int64_t>(0, static_cast<int64_t>(total - free) - reserved_device_memory_bytes(index));
 }
 #else
 int64_t peak_device_memory_bytes(int) { return 0; }
+int64_t reserved_device_memory_bytes(int) { return 0; }
 int64_t memory_outside_allocator_bytes(int) { return 0; }
 void reset_peak_device_memory(int) {}
 #endif

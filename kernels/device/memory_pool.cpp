@@ -1,6 +1,8 @@
 // A thread's allocations routed to a pool of their own, and its peak (memory_pool.h).
 #include "kernels/device/memory_pool.h"
 
+#include "kernels/device/memory.h"
+
 #ifdef QWENVL_WITH_CUDA
 #include <ATen/cuda/MemPool.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -12,7 +14,6 @@ namespace qwenvl::kernels {
 
 #ifdef QWENVL_WITH_CUDA
 namespace allocator = c10::cuda::CUDACachingAllocator;
-using StatType = c10::CachingAllocator::StatType;
 
 struct ThreadMemoryPool::Impl {
   c10::DeviceIndex device;
@@ -39,8 +40,7 @@ ThreadMemoryPool::~ThreadMemoryPool() {
 
 void ThreadMemoryPool::sample() {
   if (!impl_) return;
-  const int64_t device_reserved =
-      allocator::getDeviceStats(impl_->device).reserved_bytes[static_cast<size_t>(StatType::AGGREGATE)].current;
+  const int64_t device_reserved = reserved_device_memory_bytes(impl_->device);
   std::lock_guard<std::mutex> lock(sample_mutex_);
   if (device_reserved == device_reserved_seen_) return;  // no segment came or went: the pool's bytes did not change
   device_reserved_seen_ = device_reserved;
