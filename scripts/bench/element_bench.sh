@@ -34,8 +34,7 @@ writer_pid=$!
 
 if [ ! -f "$build/build.ninja" ] || ! grep -q "gstreamer-video-1.0 found: YES" "$build/meson-logs/meson-log.txt"; then
   rm -rf "$build"
-  meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dtests=false > "$OUT/element_configure.log" 2>&1 \
-    || { tail -40 "$OUT/element_configure.log"; echo "element_bench: configure failed"; exit 1; }
+  configure_build "$build" "$OUT/element_configure.log" -Dtests=false || exit 1
 fi
 grep -iE "gstreamer|opencv" "$OUT/element_configure.log" | head -5
 ninja -C "$build" -j "$(nproc)" gst-plugin/libgstqwenvl.so tools/qwenvl-launch engine/libqwenvl-engine.so > "$OUT/element_build.log" 2>&1 \
