@@ -1,8 +1,8 @@
 // The element with remote-url: qwenvl-server (its own process, QWENVL_SERVER) on the tiny-a fixture
 // answers it through libqwenvl-remote with the same text, ids and prompt tokens as the local
 // engine asked directly (greedy, sync mode, RGB and NV12 frames with padded rows); partial text
-// streams; 16 requests in flight at once are all answered; the server killed mid-request and
-// restarted on its port: the element posts qwenvl-failed (with the reason) for each request it
+// streams; a stop string is named as the local engine names it; 16 requests in flight at once are
+// all answered; the server killed mid-request and restarted on its port: the element posts qwenvl-failed (with the reason) for each request it
 // lost and answers again once the server is back, without restarting the pipeline.
 #include <signal.h>
 
@@ -53,6 +53,36 @@ TEST(ElementRemote, SameAnswersAsTheLocalEngineInSyncMode) {
     gst_structure_free(meta);
     EXPECT_EQ(rig.stat("answered"), 1u);
   }
+}
+
+// stop-strings through the server: the answer ends before the stop string, and its meta and
+// message say which one ended it (finish-reason "stop_string", stop-string), read back from the
+// server's stop_reason.
+TEST(ElementRemote, AStopStringIsNamedInTheAnswer) {
+  ServerProcess server({"--model", tiny_a()});
+  const TestFrame frame = make_frame(GST_VIDEO_FORMAT_RGB, 30, 22, 0, 3);
+  Request request;
+  request.images.push_back(frame.view());
+  request.prompt = "Describe this image.";
+  const Result local = ask_engine(std::move(request), 8);
+  ASSERT_EQ(local.status, Status::kAnswered) << local.error;
+  size_t at = local.text.size() / 2;  // a letter from the second half of the answer
+  while (at < local.text.size() && !g_ascii_isalnum(local.text[at])) ++at;
+  ASSERT_LT(at, local.text.size()) << "no letter to stop at in '" << local.text << "'";
+  const std::string stop(1, local.text[at]);
+  Rig rig("mode=sync temperature=0 max-new-tokens=8 interval=0 remote-url=" + url_of(server));
+  rig.set("stop-strings=<\"" + stop + "\">");
+  gst_harness_set_src_caps_str(rig.video, frame.caps("10/1").c_str());
+  GstStructure* meta = answer_of(rig, frame, 0);
+  ASSERT_NE(meta, nullptr) << server.errors();
+  EXPECT_EQ(str(meta, GST_QWENVL_FIELD_FINISH_REASON), "stop_string");
+  EXPECT_EQ(str(meta, GST_QWENVL_FIELD_STOP_STRING), stop);
+  EXPECT_EQ(str(meta, GST_QWENVL_FIELD_TEXT), local.text.substr(0, local.text.find(stop)));
+  std::vector<GstStructure*> results = rig.messages("qwenvl-result");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(str(results[0], GST_QWENVL_FIELD_STOP_STRING), stop);
+  free_all(results);
+  gst_structure_free(meta);
 }
 
 TEST(ElementRemote, SixteenRequestsInFlightAreAllAnswered) {

@@ -106,6 +106,7 @@ TEST_P(ReferenceCase, JsonCarriesIdsAndPromptLength) {
   EXPECT_GT(ttft, 0);
   EXPECT_GE(total, ttft);
   EXPECT_TRUE(out.at("finish_reason") == "length" || out.at("finish_reason") == "eos") << out.at("finish_reason");
+  EXPECT_TRUE(out.at("stop_string").is_null()) << "no stop string ended it";
   EXPECT_EQ(run.err, "");
 }
 

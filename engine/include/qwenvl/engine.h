@@ -79,6 +79,7 @@ struct Result {
   std::string text;                 // the answer, decoded as transformers' decode(skip_special_tokens=True)
   std::vector<int32_t> token_ids;   // generated ids (the stop token included when generation hit EOS)
   std::string finish_reason;        // "eos", "length", "stop_string"; or why it was not answered
+  std::string stop_string;          // finish_reason "stop_string": the stop string that ended it (left out of text)
   std::string error;                // for kFailed / kExpired / kCancelled: the reason, for a person
   bool incomplete = false;          // constrained (json_schema / choices) but cut before the document ended
   std::string stream_id;
