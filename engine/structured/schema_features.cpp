@@ -42,7 +42,9 @@ void check_range(const json& s, const std::string& type, const std::string& wher
   const int64_t limit = type == "integer" ? kIntegerLimit : kNumberLimit;
   for (const char* key : {"minimum", "maximum"})
     if (s.contains(key) && !s[key].is_number()) refuse(where, std::string(key) + " must be a number");
-  if ((s.contains("minimum") && bound_value(s["minimum"]) > limit) || (s.contains("maximum") && bound_value(s["maximum"]) < -limit))
+  const bool past = (s.contains("minimum") && bound_value(s["minimum"]) > limit) ||
+                    (s.contains("maximum") && bound_value(s["maximum"]) < -limit);
+  if (past)
     refuse(where, "the range lies past the pinned grammar's bound for " + type + "s, |x| <= " +
                       std::to_string(limit) + (type == "integer" ? " (16 digits)" : " (10 digits and 6 decimals)"));
 }
