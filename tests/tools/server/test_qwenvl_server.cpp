@@ -427,6 +427,41 @@ TEST_F(Server, BadRequestsGetOpenAisErrorAndTheServerGoesOn) {
   EXPECT_TRUE(json::parse(unknown_route->body).contains("error"));
 }
 
+// response_format and structured_outputs reach the engine; a schema it does not support, or one whose
+// range lies past the numbers' digit bound, is the client's fault: 400 with the reason, and the server
+// goes on.
+TEST_F(Server, ConstrainedAnswersAndUnsupportedSchemasGet400) {
+  auto with_schema = [](const json& schema) {
+    json r = simple_request(40);
+    r["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "check"}, {"schema", schema}}}};
+    return r;
+  };
+  Reply reply = post(port(), with_schema({{"type", "object"}, {"properties", {{"ok", {{"type", "boolean"}}}}}, {"required", {"ok"}}}));
+  ASSERT_EQ(reply.status, 200) << reply.body.dump();
+  const std::string document = reply.body["choices"][0]["message"]["content"];
+  EXPECT_TRUE(json::parse(document).at("ok").is_boolean()) << document;
+  json choice = simple_request(16);
+  choice["structured_outputs"] = {{"choice", {"yes", "no, never"}}};
+  reply = post(port(), choice);
+  ASSERT_EQ(reply.status, 200) << reply.body.dump();
+  const std::string picked = reply.body["choices"][0]["message"]["content"];
+  EXPECT_TRUE(picked == "yes" || picked == "no, never") << picked;
+
+  const std::vector<std::pair<json, std::string>> refused = {
+      {{{"type", "string"}, {"pattern", "a+"}}, "'pattern'"},
+      {{{"type", "object"}, {"properties", {{"n", {{"anyOf", {{{"type", "null"}}}}}}}}}, "/properties/n"},
+      {{{"type", "integer"}, {"minimum", 1e17}}, "9999999999999999"},
+  };
+  for (const auto& [schema, says] : refused) {
+    reply = post(port(), with_schema(schema));
+    EXPECT_EQ(reply.status, 400) << schema << ": " << reply.body.dump();
+    ASSERT_TRUE(reply.body.contains("error")) << reply.body.dump();
+    EXPECT_EQ(reply.body["error"]["type"], "invalid_request_error");
+    EXPECT_NE(reply.body["error"]["message"].get<std::string>().find(says), std::string::npos) << reply.body.dump();
+  }
+  EXPECT_EQ(post(port(), simple_request()).status, 200) << "still serving";
+}
+
 TEST_F(Server, MetricsMoveWithAnAnswer) {
   const double answered = metric(port(), "qwenvl_requests_total{outcome=\"answered\"}");
   const double tokens = metric(port(), "qwenvl_generated_tokens_total");
