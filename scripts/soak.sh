@@ -32,7 +32,15 @@ DROP_POLICY=${DROP_POLICY:-skip-while-busy}
 MAX_NEW_TOKENS=${MAX_NEW_TOKENS:-8}
 DEVICE=${DEVICE:-cpu}
 FRAMES=$((DURATION_S * FPS))
-if [ -n "${SOAK_OUT:-}" ]; then OUT=$SOAK_OUT; mkdir -p "$OUT"; rm -f "$OUT/rss.txt" "$OUT/device.txt"; else OUT=$(mktemp -d); trap 'rm -rf "$OUT"' EXIT; fi
+if [ -n "${SOAK_OUT:-}" ]; then OUT=$SOAK_OUT; mkdir -p "$OUT"; rm -f "$OUT/rss.txt" "$OUT/device.txt"; else OUT=$(mktemp -d); fi
+PID=""
+# Stopped early (timeout, ^C): the pipeline goes too, not left holding the device.
+cleanup() {
+  if [ -n "$PID" ]; then kill "$PID" 2> /dev/null || true; fi
+  if [ -z "${SOAK_OUT:-}" ]; then rm -rf "$OUT"; fi
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
 
 patterns=(smpte ball snow checkers-8 circular zone-plate gamut spokes)
 PIPELINE=""
@@ -61,6 +69,7 @@ while kill -0 "$PID" 2> /dev/null; do  # every SAMPLE_S seconds: "seconds kB kB 
 done
 status=0
 wait "$PID" || status=$?
+PID=""
 
 python3 - "$OUT" "$FRAMES" "$STREAMS" "$WARMUP_S" "$RSS_BOUND_MB" "$status" "$DEVICE_BOUND_MB" "$REPORT_S" "$DROP_POLICY" << 'EOF'
 import os, re, sys, collections
