@@ -1,6 +1,7 @@
 // The ready queue, admission, retirement and the batch loop of scheduler.h.
 #include "runtime/scheduler.h"
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <tuple>
@@ -129,8 +130,10 @@ void Scheduler::run_until_idle() {
 // of its memory, the vision tower's activations and the packed prompt, grows with the batch); one
 // sequence that still runs out fails with the reason. Any other failure fails what it admitted.
 void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Sequence*>& live, at::Tensor& logits) {
-  std::vector<SequenceSlot> before;  // what a prefill changes in a slot besides the KV entries it writes
-  for (Sequence* s : admitted) before.push_back(s->slot);
+  // What a prefill changes in a slot besides the KV entries it writes (the block table changes only
+  // under the lock, and a prefill leaves it alone).
+  std::vector<std::pair<int64_t, std::array<int64_t, 3>>> before;
+  for (Sequence* s : admitted) before.emplace_back(s->slot.length, s->slot.last_position);
   bool out_of_memory = false;
   std::string reason;
   try {
@@ -156,7 +159,8 @@ void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Sequ
     fail_all(admitted, reason);
     return;
   }
-  for (size_t i = 0; i < admitted.size(); ++i) admitted[i]->slot = before[i];  // same blocks, written again
+  for (size_t i = 0; i < admitted.size(); ++i)  // the same blocks, written again
+    std::tie(admitted[i]->slot.length, admitted[i]->slot.last_position) = before[i];
   split_prefills_.fetch_add(1);
   const auto middle = admitted.begin() + static_cast<std::ptrdiff_t>(admitted.size() / 2);
   prefill({admitted.begin(), middle}, live, logits);
