@@ -53,11 +53,11 @@ status=0
 stamp "soak: $streams streams, $soak_s s"
 BUILD=$build MODEL=$bench_models/7b DEVICE=cuda STREAMS=$streams DURATION_S=$soak_s WIDTH=640 HEIGHT=480 \
   WARMUP_S=60 SAMPLE_S=10 REPORT_S=30 DROP_POLICY=drop-oldest MAX_NEW_TOKENS=16 SOAK_OUT=$OUT/soak OMP_NUM_THREADS=8 \
-  timeout $(( soak_s + 150 )) scripts/soak.sh > "$OUT/soak.txt" 2>&1 || status=1
+  timeout $(( soak_s + 100 )) scripts/soak.sh > "$OUT/soak.txt" 2>&1 || status=1
 cat "$OUT/soak.txt"
 
 stamp "out-of-memory burst"
-QWENVL_BURST_MODEL=$bench_models/7b OMP_NUM_THREADS=8 timeout 180 "$build/tests/gpu/test_gpu_engine" --gtest_color=no \
+QWENVL_BURST_MODEL=$bench_models/7b OMP_NUM_THREADS=8 timeout 120 "$build/tests/gpu/test_gpu_engine" --gtest_color=no \
   --gtest_filter='GpuEngineMemory.Burst*' > "$OUT/oom_burst.log" 2>&1 || status=1
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? from .* ran|\[burst\]|Failure|Expected|Which is|request [0-9]" "$OUT/oom_burst.log" | head -40
 stamp "done (status $status)"
