@@ -192,6 +192,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     s.running = counts.running;
     s.kv_blocks_total = executor_->total_blocks();
     s.kv_blocks_used = counts.kv_blocks_used;
+    s.split_prefills = counts.split_prefills;
     const ForwardTally forwards = executor_->forwards();
     s.vision_forwards = static_cast<uint64_t>(forwards.vision);
     s.prefill_forwards = static_cast<uint64_t>(forwards.prefill);

@@ -33,3 +33,16 @@ write_bench_model() {
   python3 scripts/bench/write_random_model.py "$bench_models/$1" --shape "$1" --tokenizer-from .device/bench-tok \
     && touch "$bench_models/$1.done"
 }
+
+# GLib's and GStreamer's .pc files name private requirements (libffi, libdw, libunwind, mount, ...)
+# whose -dev packages are not carried; only static linking needs them, but pkg-config's --cflags
+# refuses to answer without them: stand-in .pc files for the ones this machine lacks, so that meson
+# finds GStreamer and builds the element.
+gstreamer_pkgconfig_stubs() {
+  local stubs=/opt/deps/stub-pkgconfig m
+  mkdir -p "$stubs"
+  for m in libffi libdw libunwind libselinux mount zlib orc-0.4 libpcre2-8 gmodule-no-export-2.0; do
+    pkg-config --exists "$m" 2>/dev/null || printf 'Name: %s\nDescription: stand-in (private requirement)\nVersion: 99\nLibs:\nCflags:\n' "$m" > "$stubs/$m.pc"
+  done
+  export PKG_CONFIG_PATH=$PKG_CONFIG_PATH:$stubs
+}
