@@ -37,8 +37,7 @@ writer_pid=$!
 stamp "configure"
 if [ ! -f "$build/build.ninja" ] || ! grep -q "gstreamer-video-1.0 found: YES" "$build/meson-logs/meson-log.txt"; then
   rm -rf "$build"
-  meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled > "$OUT/configure.log" 2>&1 \
-    || { tail -40 "$OUT/configure.log"; echo "soak_and_oom: configure failed"; wait $writer_pid; exit 1; }
+  configure_build "$build" "$OUT/configure.log" || { wait $writer_pid; exit 1; }
 fi
 grep -iE "gstreamer-video" "$OUT/configure.log" | head -2
 stamp "build"
