@@ -48,6 +48,8 @@ bool Scheduler::cancel_if_not_admitted(Sequence& s) {
   std::lock_guard<std::mutex> lock(mutex_);  // admit() checks cancel_requested under it
   if (running_.count(&s) > 0) return false;
   s.cancel_requested = true;
+  for (const auto& waiting : ready_)
+    if (waiting.get() == &s) s.prompt = PreparedPrompt{};  // admit() ends it unread
   return true;
 }
 
@@ -65,19 +67,24 @@ Scheduler::Counts Scheduler::counts() const {
 }
 
 // Takes ready requests in arrival order while the batch has room for `room` more and the KV cache
-// has their blocks; those cancelled or past their deadline meanwhile end here, after the lock.
+// has their blocks. Those cancelled or past their deadline meanwhile, wherever they wait in the
+// queue and even when the batch is full, end here, after the lock: their callers hear at once.
 std::vector<Sequence*> Scheduler::admit(size_t room) {
   std::vector<Sequence*> admitted;
   std::vector<std::shared_ptr<Sequence>> stopped;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    const Clock::time_point now = Clock::now();
+    for (auto it = ready_.begin(); it != ready_.end();) {
+      if ((*it)->cancel_requested || (*it)->expired(now)) {
+        stopped.push_back(std::move(*it));
+        it = ready_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     while (!ready_.empty() && admitted.size() < room) {
       auto s = ready_.front();
-      if (s->cancel_requested || s->expired(Clock::now())) {
-        stopped.push_back(s);
-        ready_.pop_front();
-        continue;
-      }
       const int64_t need = executor_.blocks_for(static_cast<int64_t>(s->prompt.ids.size()) + s->settings.max_new_tokens);
       if (!executor_.allocate(need, s->slot)) break;
       ready_.pop_front();

@@ -41,7 +41,9 @@ class Scheduler {
   // No request will be enqueued any more: wait_for_work() returns false once the queue is empty.
   void close();
   // Marks `s` (not yet ended: the engine checks) cancelled if it has not been admitted; false once it runs. Atomic with
-  // admission: a sequence marked here is never admitted.
+  // admission: a sequence marked here is never admitted. One waiting in the ready queue gives its prepared
+  // inputs (the pixels) back at once: a stream that keeps replacing its oldest request does not pile them up
+  // while the batch is full.
   bool cancel_if_not_admitted(Sequence& s);
 
   // Blocks until a request is ready (true) or the scheduler is closed with none ready (false).

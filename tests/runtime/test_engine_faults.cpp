@@ -2,7 +2,8 @@
 // relies on: a batch whose prefill runs out of memory (injected through the runtime's test hook)
 // is retried in halves, and a request that runs out alone fails with the reason while the engine
 // serves on; an engine destroyed with requests pending or running ends each of them exactly once,
-// as cancelled; cancel_queued() withdraws a request only while it waits for admission.
+// as cancelled; cancel_queued() withdraws a request only while it waits for admission, and at once
+// even while the batch is full.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -178,6 +179,9 @@ TEST(EngineFaults, CancelQueuedWithdrawsOnlyRequestsNotYetAdmitted) {
   Submission waiting = engine->submit(std::move(second.request));
   EXPECT_FALSE(engine->cancel_queued(running.id)) << "a running request was withdrawn";
   EXPECT_TRUE(engine->cancel_queued(waiting.id));
+  // Withdrawn at the next step, though the batch stays full: not when the running request ends.
+  ASSERT_EQ(waiting.result.wait_for(30s), std::future_status::ready);
+  EXPECT_NE(running.result.wait_for(0s), std::future_status::ready) << "the withdrawal waited for a free row";
   const Result withdrawn = waiting.result.get();
   EXPECT_EQ(withdrawn.status, Status::kCancelled);
   EXPECT_TRUE(withdrawn.token_ids.empty());
