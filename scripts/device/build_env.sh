@@ -8,8 +8,13 @@ source .device/device-env.sh .device/debs
 find /opt/deps -name '*.pc' -exec sed -i -E 's#^(libdir|includedir)=/usr#\1=/opt/deps/usr#' {} +
 export CUDA_PATH=$(dirname "$(dirname "$(command -v nvcc)")")
 torch_dir=$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__))')
-xgrammar_dir=$PWD/.device/xgrammar-0.2.9
-[ -d "$xgrammar_dir/cpp" ] || echo "build_env: $xgrammar_dir is missing: run scripts/device/pack_xgrammar.sh here first" >&2
+# Copied out of the checkout: meson refuses an include directory inside the source tree that is
+# not named relative to it.
+xgrammar_dir=/opt/deps/xgrammar-0.2.9
+if [ ! -d "$xgrammar_dir/cpp" ]; then
+  if [ -d .device/xgrammar-0.2.9/cpp ]; then mkdir -p /opt/deps && cp -r .device/xgrammar-0.2.9 /opt/deps/
+  else echo "build_env: .device/xgrammar-0.2.9 is missing: run scripts/device/pack_xgrammar.sh here first" >&2; fi
+fi
 
 # configure_build BUILD LOG [MESON_ARGS...]: sets up BUILD for CUDA against this machine's torch,
 # unless an earlier script on the machine did; on failure prints the log's tail and returns 1. Run in

@@ -64,7 +64,7 @@ TEST(ElementRemote, AStopStringIsNamedInTheAnswer) {
   Rig rig("mode=sync temperature=0 max-new-tokens=8 interval=0 remote-url=" + url_of(server));
   rig.set("stop-strings=<\"" + stop + "\">");
   gst_harness_set_src_caps_str(rig.video, frame.caps("10/1").c_str());
-  GstStructure* meta = answer_of(rig, frame, 0);
+  GstStructure* meta = rig.answer_of(frame, 0);
   ASSERT_NE(meta, nullptr) << server.errors();
   EXPECT_EQ(str(meta, GST_QWENVL_FIELD_FINISH_REASON), "stop_string");
   EXPECT_EQ(str(meta, GST_QWENVL_FIELD_STOP_STRING), stop);
