@@ -2,6 +2,7 @@
 #include "runtime/sampling.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include <limits>
 
@@ -66,8 +67,14 @@ void apply_constraints(at::Tensor& logits, const std::vector<SamplingRow>& rows)
   const int64_t words = structured::mask_words(vocab);
   at::Tensor masks = at::empty({static_cast<int64_t>(constrained.size()), words},
                                at::TensorOptions().dtype(at::kInt).pinned_memory(logits.is_cuda()));
-  for (size_t i = 0; i < constrained.size(); ++i)
-    rows[static_cast<size_t>(constrained[i])].constraint->fill_mask(masks[static_cast<int64_t>(i)].data_ptr<int32_t>());
+  // Rows apart, on libtorch's intra-op threads (each row's matcher is its own; xgrammar's batch
+  // matcher fills matchers side by side the same way): a row costs tens of µs over 152k ids, and
+  // serially 64 of them were 2.7 ms of a 6.6 ms 7B step on an H100.
+  int32_t* const first = masks.data_ptr<int32_t>();
+  at::parallel_for(0, static_cast<int64_t>(constrained.size()), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      rows[static_cast<size_t>(constrained[static_cast<size_t>(i)])].constraint->fill_mask(first + i * words);
+  });
   const at::Tensor bits = upload(masks, logits.device());
   const at::Tensor shifts = at::arange(32, bits.options());
   const at::Tensor forbidden = at::bitwise_and(at::bitwise_right_shift(bits.unsqueeze(-1), shifts), 1)
