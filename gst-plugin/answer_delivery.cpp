@@ -40,6 +40,8 @@ GstStructure* answer_structure(const char* name, const Answer& a, bool alert) {
       G_TYPE_BOOLEAN, alert ? TRUE : FALSE, nullptr);
   gst_structure_take_value(s, GST_QWENVL_FIELD_TOKEN_IDS, &ids);
   gst_structure_set(s, GST_QWENVL_FIELD_INCOMPLETE, G_TYPE_BOOLEAN, a.result.incomplete ? TRUE : FALSE, nullptr);
+  if (a.result.finish_reason == "stop_string")
+    gst_structure_set(s, GST_QWENVL_FIELD_STOP_STRING, G_TYPE_STRING, a.result.stop_string.c_str(), nullptr);
   GValue parsed = G_VALUE_INIT;
   if (a.ticket.json_answer && !a.result.incomplete && json_answer_value(a.result.text, &parsed))
     gst_structure_take_value(s, GST_QWENVL_FIELD_ANSWER, &parsed);

@@ -34,7 +34,7 @@ json chat_body(const Request& request, const std::string& model, const std::vect
   if (s.seed) body["seed"] = static_cast<int64_t>(*s.seed);  // OpenAI's seed is signed: the same 64 bits
   if (!s.stop_strings.empty()) body["stop"] = s.stop_strings;
   if (s.ignore_eos) body["ignore_eos"] = true;
-  // vLLM's per-request processor arguments (qwenvl-server takes its own --min-pixels / --max-pixels).
+  // vLLM's per-request processor arguments, which qwenvl-server reads too.
   if (request.min_pixels || request.max_pixels) {
     json kwargs = json::object();
     if (request.min_pixels) kwargs["min_pixels"] = *request.min_pixels;

@@ -20,16 +20,36 @@ std::string error_message(const json& data) {
   return {};
 }
 
-// OpenAI's "stop" says only that the model stopped; vLLM's stop_reason names the stop string (a
-// string) or token (a number), absent or null for the end-of-sequence token.
-std::string finish_reason_of(const json& choice) {
+// OpenAI's "stop" says only that the model stopped. vLLM's stop_reason names the stop string (a
+// string), or the stop token (a number: vLLM lists the model's other end ids of generation_config.json
+// as stop tokens, end of sequence to us), and is null or absent for the end-of-sequence token.
+void read_finish(const json& choice, CompletionSoFar& out) {
   const auto reason = choice.find("finish_reason");
-  if (reason == choice.end() || !reason->is_string()) return {};
+  if (reason == choice.end() || !reason->is_string()) return;
   const std::string r = reason->get<std::string>();
-  if (r == "length") return "length";
-  if (r != "stop") return r;
+  out.finish_reason = r == "stop" ? "eos" : r;
   const auto stop = choice.find("stop_reason");
-  return stop != choice.end() && stop->is_string() ? "stop_string" : "eos";
+  if (r == "stop" && stop != choice.end() && stop->is_string()) {
+    out.finish_reason = "stop_string";
+    out.stop_string = stop->get<std::string>();
+  }
+}
+
+// llama-server started with --verbose adds its own result as `__verbose`: stop_type "word" and the
+// stopping_word when a stop string ended the answer (its OpenAI fields say only "stop").
+std::optional<std::string> llama_stopping_word(const json& data) {
+  const auto verbose = data.find("__verbose");
+  if (verbose == data.end() || !verbose->is_object()) return std::nullopt;
+  const auto type = verbose->find("stop_type");
+  const auto word = verbose->find("stopping_word");
+  if (type == verbose->end() || *type != "word" || word == verbose->end() || !word->is_string()) return std::nullopt;
+  return word->get<std::string>();
+}
+
+void settle_stop(const std::optional<std::string>& stopping_word, CompletionSoFar& out) {
+  if (out.finish_reason != "eos" || !stopping_word) return;
+  out.finish_reason = "stop_string";
+  out.stop_string = *stopping_word;
 }
 
 void read_usage(const json& data, CompletionSoFar& out) {
@@ -109,6 +129,12 @@ void CompletionEvents::chunk(const json& data) {
     return;
   }
   read_usage(data, so_far_);
+  if (auto word = llama_stopping_word(data)) stopping_word_ = std::move(word);
+  read_choices(data);
+  settle_stop(stopping_word_, so_far_);
+}
+
+void CompletionEvents::read_choices(const json& data) {
   const auto choices = data.find("choices");
   if (choices == data.end() || !choices->is_array()) return;
   for (const json& choice : *choices) {
@@ -125,7 +151,7 @@ void CompletionEvents::chunk(const json& data) {
       }
     }
     read_token_ids(choice, so_far_);
-    if (std::string reason = finish_reason_of(choice); !reason.empty()) so_far_.finish_reason = std::move(reason);
+    read_finish(choice, so_far_);
   }
 }
 
@@ -143,8 +169,9 @@ CompletionSoFar read_completion(const json& body) {
     if (message != choice.end() && message->is_object() && message->contains("content") && (*message)["content"].is_string())
       out.text = (*message)["content"].get<std::string>();
     read_token_ids(choice, out);
-    out.finish_reason = finish_reason_of(choice);
+    read_finish(choice, out);
   }
+  settle_stop(llama_stopping_word(body), out);
   out.done = true;
   return out;
 }

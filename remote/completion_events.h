@@ -3,7 +3,8 @@
 // object. Reads the shapes vLLM, llama-server and qwenvl-server write: content deltas, token ids
 // per chunk (vLLM's return_token_ids) or all in the last chunk (qwenvl-server), usage in a last
 // chunk of its own (OpenAI, vLLM) or beside the finish reason (llama-server, with its `timings`),
-// vLLM's stop_reason, and error objects in the stream.
+// which stop ended the answer (vLLM's stop_reason; llama-server's stop_type and stopping_word, which
+// it sends in `__verbose` when started with --verbose), and error objects in the stream.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,7 @@ struct CompletionSoFar {
   std::vector<int32_t> token_ids;
   std::optional<int> prompt_tokens;  // from a usage object
   std::string finish_reason;         // as qwenvl::Result names it: "eos", "length", "stop_string"; empty: not yet
+  std::string stop_string;           // "stop_string": the one that matched (a server that says only "stop": "eos")
   std::string error;                 // an error object the server sent (its message)
   bool done = false;                 // `data: [DONE]` came
 };
@@ -40,11 +42,13 @@ class CompletionEvents {
   void chunk(const nlohmann::json& data);
 
  private:
+  void read_choices(const nlohmann::json& data);
   void line(std::string_view text);
   void dispatch();
 
   TextCallback on_text_;
   CompletionSoFar so_far_;
+  std::optional<std::string> stopping_word_;  // llama-server's, which may come before the finish reason
   std::string partial_line_;
   std::string data_;
   bool have_data_ = false;

@@ -358,6 +358,7 @@ class RemoteEngine final : public Engine {
     result.text = std::move(answer.text);
     result.token_ids = std::move(answer.token_ids);
     result.finish_reason = answer.finish_reason;
+    result.stop_string = answer.stop_string;
     result.prompt_tokens = answer.prompt_tokens.value_or(0);
     if (result.ttft_ms == 0) result.ttft_ms = ms_since(pending.submitted);
     end(pending, Status::kAnswered, "", "", std::move(result));

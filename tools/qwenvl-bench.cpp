@@ -5,7 +5,7 @@
 //
 //   qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] [--new-tokens 32]
 //                [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] [--overlap-decode 0|1]
-//                [--in-flight 64,128 [--duration-s 30] [--warmup-s 5]] [--json FILE]
+//                [--in-flight 64,128 [--duration-s 30] [--warmup-s 5]] [--json-schema SCHEMA] [--json FILE]
 // --phases 1: the engine times its vision, prefill and decode phases (synchronising the device after
 // each, which costs a little latency) and the table gains their split of a run.
 // --idle-profile 1 (CUDA, built with CUPTI): after the timed runs, one more run per batch size under
@@ -13,6 +13,11 @@
 // the GPU sat idle (tools/activity_summary.h defines the window and the steady cycles).
 // --overlap-decode 0|1: sets EngineOptions::overlap_decode (each decode step queued before the host
 // reads the previous step's tokens); without the flag, the engine's default (on for CUDA).
+// --json-schema SCHEMA: every request's answer constrained to the schema (SamplingParams::json_schema),
+// to measure what the mask costs a step beside the same run without it. EOS stays allowed where the
+// document is complete (the engine refuses ignore_eos with a schema), so pick a schema whose
+// documents cannot end within --new-tokens (say an array with minItems 50): a run in which a request
+// ends early fails loudly, as any run with fewer tokens does.
 // Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh and,
 // with the prompt length and the phase times, scripts/bench/batch1_floor.py).
 //
@@ -91,13 +96,17 @@ int cuda_index(const std::string& device) {
 
 // The workload's request: one size x size RGB frame, the caption prompt, greedy, exactly
 // `new_tokens` tokens.
+// The --json-schema text, empty when unconstrained.
+std::string g_json_schema;
+
 qwenvl::Request caption_request(const std::vector<uint8_t>& rgb, int size, int new_tokens) {
   qwenvl::Request request;
   request.images.push_back(qwenvl::FrameView::packed(qwenvl::PixelFormat::kRGB, size, size, rgb.data()));
   request.prompt = "Describe this image.";
   request.sampling.max_new_tokens = new_tokens;
   request.sampling.temperature = 0.0;
-  request.sampling.ignore_eos = true;
+  request.sampling.ignore_eos = g_json_schema.empty();
+  request.sampling.json_schema = g_json_schema;
   return request;
 }
 
@@ -227,7 +236,8 @@ int main(int argc, char** argv) {
   if (argc < 2 || std::string(argv[1]).rfind("--", 0) == 0) {
     std::cerr << "usage: qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] "
                  "[--new-tokens 32] [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] "
-                 "[--overlap-decode 0|1] [--in-flight 64,128 [--duration-s 30] [--warmup-s 5]] [--json FILE]\n";
+                 "[--overlap-decode 0|1] [--in-flight 64,128 [--duration-s 30] [--warmup-s 5]] [--json-schema SCHEMA] "
+                 "[--json FILE]\n";
     return 1;
   }
   const std::string model_dir = argv[1];
@@ -255,6 +265,7 @@ int main(int argc, char** argv) {
     else if (flag == "--in-flight") in_flight = parse_list(value);
     else if (flag == "--duration-s") duration_s = std::stod(value);
     else if (flag == "--warmup-s") warmup_s = std::stod(value);
+    else if (flag == "--json-schema") g_json_schema = value;
     else {
       std::cerr << "unknown option " << flag << "\n";
       return 1;

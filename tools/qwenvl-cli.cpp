@@ -58,6 +58,7 @@ void print_json(const qwenvl::Result& result, double load_ms) {
       {"prompt_tokens", result.prompt_tokens},
       {"generated_tokens", result.token_ids.size()},
       {"finish_reason", result.finish_reason},
+      {"stop_string", result.finish_reason == "stop_string" ? nlohmann::json(result.stop_string) : nullptr},
       {"incomplete", result.incomplete},
       {"ttft_ms", result.ttft_ms},
       {"total_ms", result.total_ms},
@@ -113,7 +114,7 @@ names the served model (default: the first of GET URL/models); --remote-api-key 
 bearer token. Exit code 2 when the server cannot be asked, 3 when it fails the request.
 
 Output: the answer and a newline on stdout, nothing else; --json prints one JSON object instead
-(text, token_ids, prompt_tokens, generated_tokens, finish_reason, incomplete, ttft_ms, total_ms, load_ms).
+(text, token_ids, prompt_tokens, generated_tokens, finish_reason, stop_string, incomplete, ttft_ms, total_ms, load_ms).
 
 Constrained answers: --json-schema makes the answer one compact JSON document valid against the
 schema (given inline, or as a file); --choice (repeatable) makes it exactly one of the texts. An

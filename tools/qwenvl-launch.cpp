@@ -69,6 +69,7 @@ json answer_json(GstMessage* message, const GstStructure* s) {
   j["prompt_tokens"] = int_field(s, "prompt-tokens");
   j["generated_tokens"] = int_field(s, "generated-tokens");
   j["finish_reason"] = string_field(s, "finish-reason");
+  j["stop_string"] = gst_structure_has_field(s, "stop-string") ? json(string_field(s, "stop-string")) : json(nullptr);
   j["latency"] = uint64_field(s, "latency");
   j["ttft"] = uint64_field(s, "ttft");
   gboolean alert = FALSE;  // alert-when; an element without it sends false

@@ -172,6 +172,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     auto it = live_.find(id);
     if (it == live_.end()) return false;
     it->second->cancel_requested = true;
+    release_frames_if_unprepared(*it->second);
     wake_.notify_all();
     return true;
   }
@@ -180,6 +181,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     std::lock_guard<std::mutex> lock(mutex_);  // mutex_ before the scheduler's, as everywhere
     auto it = live_.find(id);
     if (it == live_.end() || !scheduler_.cancel_if_not_admitted(*it->second)) return false;
+    release_frames_if_unprepared(*it->second);
     wake_.notify_all();
     return true;
   }
@@ -192,6 +194,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     s.running = counts.running;
     s.kv_blocks_total = executor_->total_blocks();
     s.kv_blocks_used = counts.kv_blocks_used;
+    s.split_prefills = counts.split_prefills;
     const ForwardTally forwards = executor_->forwards();
     s.vision_forwards = static_cast<uint64_t>(forwards.vision);
     s.prefill_forwards = static_cast<uint64_t>(forwards.prefill);
@@ -281,6 +284,14 @@ class EngineImpl final : public Engine, private RequestLifecycle {
   }
 
   // Ends a request that was cancelled or ran past its deadline; false when it may go on.
+  // A cancelled request still waiting for the preparation thread gives its copied frames back now,
+  // not when that thread reaches it (seconds, when it falls behind a fast source). Called with
+  // mutex_ held, under which the thread takes requests from submitted_.
+  void release_frames_if_unprepared(Sequence& s) {
+    for (const auto& waiting : submitted_)
+      if (waiting.get() == &s) s.media = RequestMedia{};  // prepare_loop ends it unread
+  }
+
   bool end_if_stopped(Sequence& s) override {
     if (s.cancel_requested) {
       complete(s, Status::kCancelled, "cancelled", stopping_ ? "the engine is shutting down" : "cancelled by the caller");

@@ -1,6 +1,8 @@
 // The ready queue, admission, retirement and the batch loop of scheduler.h.
 #include "runtime/scheduler.h"
 
+#include <array>
+#include <cstddef>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -46,6 +48,8 @@ bool Scheduler::cancel_if_not_admitted(Sequence& s) {
   std::lock_guard<std::mutex> lock(mutex_);  // admit() checks cancel_requested under it
   if (running_.count(&s) > 0) return false;
   s.cancel_requested = true;
+  for (const auto& waiting : ready_)
+    if (waiting.get() == &s) s.prompt = PreparedPrompt{};  // admit() ends it unread
   return true;
 }
 
@@ -59,23 +63,28 @@ Scheduler::Counts Scheduler::counts() const {
   std::lock_guard<std::mutex> lock(mutex_);
   int64_t blocks = 0;  // block tables change only under this lock (admit, retire)
   for (const auto& [s, owner] : running_) blocks += static_cast<int64_t>(s->slot.blocks.size());
-  return {ready_.size(), running_.size(), blocks};
+  return {ready_.size(), running_.size(), blocks, split_prefills_.load()};
 }
 
 // Takes ready requests in arrival order while the batch has room for `room` more and the KV cache
-// has their blocks; those cancelled or past their deadline meanwhile end here, after the lock.
+// has their blocks. Those cancelled or past their deadline meanwhile, wherever they wait in the
+// queue and even when the batch is full, end here, after the lock: their callers hear at once.
 std::vector<Sequence*> Scheduler::admit(size_t room) {
   std::vector<Sequence*> admitted;
   std::vector<std::shared_ptr<Sequence>> stopped;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    const Clock::time_point now = Clock::now();
+    for (auto it = ready_.begin(); it != ready_.end();) {
+      if ((*it)->cancel_requested || (*it)->expired(now)) {
+        stopped.push_back(std::move(*it));
+        it = ready_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     while (!ready_.empty() && admitted.size() < room) {
       auto s = ready_.front();
-      if (s->cancel_requested || s->expired(Clock::now())) {
-        stopped.push_back(s);
-        ready_.pop_front();
-        continue;
-      }
       const int64_t need = executor_.blocks_for(static_cast<int64_t>(s->prompt.ids.size()) + s->settings.max_new_tokens);
       if (!executor_.allocate(need, s->slot)) break;
       ready_.pop_front();
@@ -124,7 +133,16 @@ void Scheduler::run_until_idle() {
   }
 }
 
+// A prefill that runs out of device memory with more than one sequence is retried in halves (most
+// of its memory, the vision tower's activations and the packed prompt, grows with the batch); one
+// sequence that still runs out fails with the reason. Any other failure fails what it admitted.
 void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Sequence*>& live, at::Tensor& logits) {
+  // What a prefill changes in a slot besides the KV entries it writes (the block table changes only
+  // under the lock, and a prefill leaves it alone).
+  std::vector<std::pair<int64_t, std::array<int64_t, 3>>> before;
+  for (Sequence* s : admitted) before.emplace_back(s->slot.length, s->slot.last_position);
+  bool out_of_memory = false;
+  std::string reason;
   try {
     std::vector<const PreparedPrompt*> prompts;
     std::vector<SequenceSlot*> slots;
@@ -137,9 +155,23 @@ void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Sequ
     // A copy either way: decode logits live in graph memory that the next step overwrites.
     logits = live.empty() ? fresh : at::cat({logits, fresh});
     live.insert(live.end(), admitted.begin(), admitted.end());
+    return;
+  } catch (const c10::OutOfMemoryError& e) {
+    out_of_memory = true;
+    reason = failure_reason(e, executor_.device());
   } catch (const std::exception& e) {
-    fail_all(admitted, failure_reason(e, executor_.device()));
+    reason = failure_reason(e, executor_.device());
   }
+  if (!out_of_memory || admitted.size() < 2) {
+    fail_all(admitted, reason);
+    return;
+  }
+  for (size_t i = 0; i < admitted.size(); ++i)  // the same blocks, written again
+    std::tie(admitted[i]->slot.length, admitted[i]->slot.last_position) = before[i];
+  split_prefills_.fetch_add(1);
+  const auto middle = admitted.begin() + static_cast<std::ptrdiff_t>(admitted.size() / 2);
+  prefill({admitted.begin(), middle}, live, logits);
+  prefill({middle, admitted.end()}, live, logits);
 }
 
 void Scheduler::step(std::vector<Sequence*>& live, at::Tensor& logits) {

@@ -11,6 +11,7 @@
 // (whose calls take the engine's lock), so where both are held the engine's comes first.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -40,13 +41,16 @@ class Scheduler {
   // No request will be enqueued any more: wait_for_work() returns false once the queue is empty.
   void close();
   // Marks `s` (not yet ended: the engine checks) cancelled if it has not been admitted; false once it runs. Atomic with
-  // admission: a sequence marked here is never admitted.
+  // admission: a sequence marked here is never admitted. One waiting in the ready queue gives its prepared
+  // inputs (the pixels) back at once: a stream that keeps replacing its oldest request does not pile them up
+  // while the batch is full.
   bool cancel_if_not_admitted(Sequence& s);
 
   // Blocks until a request is ready (true) or the scheduler is closed with none ready (false).
   bool wait_for_work();
   // Runs the ready requests, admitting newly ready ones between decode steps, until none is left
-  // running. A failed prefill fails only the sequences it admitted; a failed step (a kernel
+  // running. A prefill of several sequences that runs out of device memory is retried in halves;
+  // otherwise a failed prefill fails only the sequences it admitted; a failed decode step (a kernel
   // error, the device out of memory) fails the running batch; the scheduler keeps serving.
   void run_until_idle();
 
@@ -54,6 +58,7 @@ class Scheduler {
     size_t queued = 0;   // ready, not yet admitted
     size_t running = 0;  // admitted, not yet retired
     int64_t kv_blocks_used = 0;  // held by the running sequences
+    uint64_t split_prefills = 0;  // prefills out of memory retried in halves, since the start
   };
   Counts counts() const;
 
@@ -75,6 +80,7 @@ class Scheduler {
   std::deque<std::shared_ptr<Sequence>> ready_;
   std::map<Sequence*, std::shared_ptr<Sequence>> running_;  // keeps admitted sequences alive until retired
   bool closed_ = false;
+  std::atomic<uint64_t> split_prefills_{0};
 };
 
 }  // namespace qwenvl::runtime

@@ -13,6 +13,7 @@ void finish(Sequence& s, Status status, std::string finish_reason, std::string e
   r.text = s.text;
   r.token_ids = s.generated;
   r.finish_reason = std::move(finish_reason);
+  r.stop_string = s.matched_stop;
   r.error = std::move(error);
   r.incomplete = s.constraint && !s.constraint->complete();
   r.stream_id = s.request.stream_id;

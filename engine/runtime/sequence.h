@@ -43,6 +43,7 @@ struct Sequence {
   std::vector<int32_t> generated;
   std::string text;                // decoded so far (whole characters)
   size_t streamed = 0;             // bytes of `text` already given to on_partial
+  std::string matched_stop;        // the stop string that ended generation, if one did
   std::optional<Clock::time_point> first_token;
   bool done = false;
 

@@ -64,10 +64,17 @@ StopReason accept_token(Sequence& s, int32_t token, int64_t max_context) {
     size_t longest = 0;
     for (const auto& stop : stops) longest = std::max(longest, stop.size());
     const size_t from = before >= longest ? before - longest + 1 : 0;
+    // The earliest match ends the answer; of two at the same place, the first one listed names it.
     size_t cut = std::string::npos;
-    for (const auto& stop : stops) cut = std::min(cut, s.text.find(stop, from));
-    if (cut != std::string::npos) {
+    const std::string* matched = nullptr;
+    for (const auto& stop : stops)
+      if (const size_t at = s.text.find(stop, from); at < cut) {
+        cut = at;
+        matched = &stop;
+      }
+    if (matched != nullptr) {
       s.text.resize(cut);  // the stop string stays out of the answer
+      s.matched_stop = *matched;
       reason = StopReason::kStopString;
     }
   }

@@ -6,12 +6,13 @@
 #include <set>
 
 #include "qwenvl/error.h"
+#include "structured/number_bounds.h"
 
 namespace qwenvl::structured {
 
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 const std::set<std::string>& keywords_of(const std::string& type) {
   static const std::map<std::string, std::set<std::string>> allowed = {
@@ -36,6 +37,18 @@ bool annotation(const std::string& key) { return key == "title" || key == "descr
               "items, minItems, maxItems, minLength, maxLength, minimum, maximum, enum, const)");
 }
 
+// minimum and maximum are numbers, and the range meets the digit bound (number_bounds.h).
+void check_range(const json& s, const std::string& type, const std::string& where) {
+  const int64_t limit = type == "integer" ? kIntegerLimit : kNumberLimit;
+  for (const char* key : {"minimum", "maximum"})
+    if (s.contains(key) && !s[key].is_number()) refuse(where, std::string(key) + " must be a number");
+  const bool past = (s.contains("minimum") && bound_value(s["minimum"]) > limit) ||
+                    (s.contains("maximum") && bound_value(s["maximum"]) < -limit);
+  if (past)
+    refuse(where, "the range lies past the pinned grammar's bound for " + type + "s, |x| <= " +
+                      std::to_string(limit) + (type == "integer" ? " (16 digits)" : " (10 digits and 6 decimals)"));
+}
+
 void check(const json& s, const std::string& where) {
   if (!s.is_object()) refuse(where, "a schema must be an object");
   if (s.contains("enum") || s.contains("const")) {
@@ -51,6 +64,7 @@ void check(const json& s, const std::string& where) {
     if (key == "type" || annotation(key)) continue;
     if (!keywords_of(type).count(key)) refuse(where, "unsupported keyword '" + key + "' for type " + type);
   }
+  if (type == "integer" || type == "number") check_range(s, type, where);
   if (type == "object") {
     if (s.contains("additionalProperties") && s["additionalProperties"] != false)
       refuse(where, "additionalProperties must be false");

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "qwenvl/error.h"
+#include "structured/number_bounds.h"
 #include "structured/schema_features.h"
 #include "tokenizer/tokenizer.h"
 
@@ -110,8 +111,9 @@ std::unique_ptr<TokenConstraint> ConstraintCompiler::compile(const SamplingParam
     const xgrammar::CompiledGrammar grammar =
         params.json_schema.empty()
             ? compiler.CompileGrammar(choices_grammar(params.choices))
-            : compiler.CompileJSONSchema(params.json_schema, /*any_whitespace=*/false, /*indent=*/std::nullopt,
-                                         std::make_pair(std::string(","), std::string(":")), /*strict_mode=*/true);
+            : compiler.CompileJSONSchema(bound_number_ranges(params.json_schema), /*any_whitespace=*/false,
+                                         /*indent=*/std::nullopt, std::make_pair(std::string(","), std::string(":")),
+                                         /*strict_mode=*/true);
     return std::make_unique<XgrammarConstraint>(grammar, stop_ids, impl_->width);
   } catch (const std::exception& e) {
     throw Error(std::string(params.json_schema.empty() ? "choices" : "json_schema") + ": " + e.what());

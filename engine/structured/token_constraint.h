@@ -5,7 +5,8 @@
 // logits' width, never). EOS is allowed exactly where the document is complete.
 //
 // The grammar is pinned: compact JSON (no whitespace, separators "," and ":"), properties in the
-// schema's order (xgrammar's strict mode: no property the schema does not name).
+// schema's order (xgrammar's strict mode: no property the schema does not name), numbers with at most
+// 16 significant digits (number_bounds.h).
 #pragma once
 
 #include <cstdint>

@@ -15,6 +15,8 @@
  *   generated-tokens  (gint)     tokens generated
  *   token-ids         (GstValueArray of gint) the generated ids
  *   finish-reason     (string)   "eos", "length" or "stop_string"
+ *   stop-string       (string)   with finish-reason "stop_string" only: the stop string that ended the
+ *                                answer (left out of text)
  *   alert             (gboolean) the answer met the element's alert-when (FALSE without one); an
  *                                element older than alert-when leaves it out: read a missing one as FALSE
  *
@@ -52,6 +54,7 @@ G_BEGIN_DECLS
 #define GST_QWENVL_FIELD_GENERATED_TOKENS "generated-tokens"
 #define GST_QWENVL_FIELD_TOKEN_IDS "token-ids"
 #define GST_QWENVL_FIELD_FINISH_REASON "finish-reason"
+#define GST_QWENVL_FIELD_STOP_STRING "stop-string"
 #define GST_QWENVL_FIELD_ALERT "alert"
 #define GST_QWENVL_FIELD_INCOMPLETE "incomplete"  /* a json-schema / choices answer cut before it ended */
 #define GST_QWENVL_FIELD_ANSWER "answer"  /* a complete json-schema answer, parsed (GstStructure for objects) */

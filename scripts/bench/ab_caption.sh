@@ -29,7 +29,7 @@ writer_pid=$!
 
 # Both builds at once, each with half the cores.
 build_one() {  # SRC BUILD LOG
-  (cd "$1" && { [ -f "$2/build.ninja" ] || meson setup "$2" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dtests=false; } &&
+  (cd "$1" && configure_build "$2" "$3.configure" -Dtests=false &&
     ninja -C "$2" -j $(( $(nproc) / 2 )) tools/qwenvl-bench) > "$3" 2>&1
 }
 stamp "build base and ours"

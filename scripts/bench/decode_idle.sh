@@ -21,10 +21,7 @@ build=${BUILD_DIR:-build-bench-dev}
 models=$bench_models
 write_bench_model "$shape" > "$OUT/idle_models.log" 2>&1 &
 writer=$!
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dtests=false > "$OUT/idle_configure.log" 2>&1 \
-    || { tail -20 "$OUT/idle_configure.log"; exit 1; }
-fi
+configure_build "$build" "$OUT/idle_configure.log" -Dtests=false || exit 1
 ninja -C "$build" -j "$(nproc)" tools/qwenvl-bench > "$OUT/idle_build.log" 2>&1 \
   || { grep -E "error|FAILED" "$OUT/idle_build.log" | head -20; exit 1; }
 grep -h "idle-profile: CUPTI" "$build/meson-logs/meson-log.txt" | tail -1 | grep . \

@@ -17,15 +17,7 @@ t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
 source scripts/device/build_env.sh
-# GLib's and GStreamer's .pc files name private requirements (libffi, libdw, libunwind, mount, ...)
-# whose -dev packages are not carried; only static linking needs them, but pkg-config's --cflags
-# refuses to answer without them: stand-in .pc files for the ones this machine lacks.
-stubs=/opt/deps/stub-pkgconfig
-mkdir -p "$stubs"
-for m in libffi libdw libunwind libselinux mount zlib orc-0.4 libpcre2-8 gmodule-no-export-2.0; do
-  pkg-config --exists "$m" 2>/dev/null || printf 'Name: %s\nDescription: stand-in (private requirement)\nVersion: 99\nLibs:\nCflags:\n' "$m" > "$stubs/$m.pc"
-done
-export PKG_CONFIG_PATH=$PKG_CONFIG_PATH:$stubs
+gstreamer_pkgconfig_stubs
 build=build-element-dev
 models=$bench_models
 
@@ -34,8 +26,7 @@ writer_pid=$!
 
 if [ ! -f "$build/build.ninja" ] || ! grep -q "gstreamer-video-1.0 found: YES" "$build/meson-logs/meson-log.txt"; then
   rm -rf "$build"
-  meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dtests=false > "$OUT/element_configure.log" 2>&1 \
-    || { tail -40 "$OUT/element_configure.log"; echo "element_bench: configure failed"; exit 1; }
+  configure_build "$build" "$OUT/element_configure.log" -Dtests=false || exit 1
 fi
 grep -iE "gstreamer|opencv" "$OUT/element_configure.log" | head -5
 ninja -C "$build" -j "$(nproc)" gst-plugin/libgstqwenvl.so tools/qwenvl-launch engine/libqwenvl-engine.so > "$OUT/element_build.log" 2>&1 \

@@ -24,10 +24,7 @@ source scripts/device/build_env.sh
 build=build-bench-dev
 
 stamp "configure + build"
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dtests=false > "$OUT/configure.log" 2>&1 \
-    || { tail -40 "$OUT/configure.log"; echo "kernel_bench: configure failed"; exit 1; }
-fi
+configure_build "$build" "$OUT/configure.log" -Dtests=false || exit 1
 ninja -C "$build" -j "$(nproc)" tools/qwenvl-kernel-bench > "$OUT/build.log" 2>&1 \
   || { grep -E "error|FAILED" "$OUT/build.log" | head -40; echo "kernel_bench: build failed"; exit 1; }
 stamp "built"

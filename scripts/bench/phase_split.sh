@@ -15,9 +15,7 @@ build=build-bench-dev
 models=$bench_models
 write_bench_model "$shape" > "$OUT/phase_models.log" 2>&1 &
 writer=$!
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dtests=false > "$OUT/phase_configure.log" 2>&1 || exit 1
-fi
+configure_build "$build" "$OUT/phase_configure.log" -Dtests=false || exit 1
 ninja -C "$build" -j "$(nproc)" tools/qwenvl-bench tools/qwenvl-kernel-bench > "$OUT/phase_build.log" 2>&1 \
   || { grep -E "error|FAILED" "$OUT/phase_build.log" | head -20; exit 1; }
 "$build/tools/qwenvl-kernel-bench" --sections matmul --runs 10 2>&1 | sed -n '/^## bf16 matmul/,$p' | grep -v "^checks"

@@ -13,10 +13,7 @@ OUT=${OUT:-/tmp/qwenvl-gpu-out}
 mkdir -p "$OUT"
 source scripts/device/build_env.sh
 build=build-dev
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled > "$OUT/preprocessing_configure.log" 2>&1 \
-    || { tail -40 "$OUT/preprocessing_configure.log"; exit 1; }
-fi
+configure_build "$build" "$OUT/preprocessing_configure.log" || exit 1
 ninja -C "$build" -j "$(nproc)" tests/test_device_preprocessing > "$OUT/preprocessing_build.log" 2>&1 \
   || { grep -E "error|FAILED" "$OUT/preprocessing_build.log" | head -40; echo "device_preprocessing: build failed"; exit 1; }
 OMP_NUM_THREADS=8 timeout 300 "$build/tests/test_device_preprocessing" --gtest_color=no \

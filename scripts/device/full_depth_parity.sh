@@ -27,10 +27,7 @@ full=$build/full-depth
 ) > "$OUT/full_depth_python.log" 2>&1 &
 python_pid=$!
 
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dfixtures_dir="$root/$fixtures" > "$OUT/configure.log" 2>&1 \
-    || { tail -40 "$OUT/configure.log"; echo "full_depth: configure failed"; wait $python_pid; exit 1; }
-fi
+configure_build "$build" "$OUT/configure.log" -Dfixtures_dir="$root/$fixtures" || { wait $python_pid; exit 1; }
 ninja -C "$build" -j "$(nproc)" tests/gpu/test_gpu_real_width > "$OUT/full_depth_build.log" 2>&1 \
   || { grep -E "error|FAILED" "$OUT/full_depth_build.log" | head -40; echo "full_depth: build failed"; wait $python_pid; exit 1; }
 stamp "built"

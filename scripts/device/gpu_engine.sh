@@ -38,10 +38,7 @@ real=$build/real-width
 python_pid=$!
 
 stamp "configure"
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dfixtures_dir="$root/$fixtures" > "$OUT/configure.log" 2>&1 \
-    || { tail -40 "$OUT/configure.log"; echo "gpu_engine: configure failed"; wait $python_pid; exit 1; }
-fi
+configure_build "$build" "$OUT/configure.log" -Dfixtures_dir="$root/$fixtures" || { wait $python_pid; exit 1; }
 tail -12 "$OUT/configure.log"
 stamp "build"
 targets="tests/gpu/test_gpu_network tests/gpu/test_gpu_real_width tests/gpu/test_gpu_engine tests/gpu/test_decode_graphs"

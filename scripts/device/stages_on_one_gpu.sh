@@ -38,10 +38,7 @@ real=$build/real-width
 python_pid=$!
 
 stamp "configure"
-if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" -Dtorch_dir="$torch_dir" -Dcuda=enabled -Dfixtures_dir="$root/$fixtures" > "$OUT/configure.log" 2>&1 \
-    || { tail -40 "$OUT/configure.log"; echo "stages_on_one_gpu: configure failed"; wait $python_pid; exit 1; }
-fi
+configure_build "$build" "$OUT/configure.log" -Dfixtures_dir="$root/$fixtures" || { wait $python_pid; exit 1; }
 stamp "build"
 ninja -C "$build" -j "$(nproc)" tests/gpu/test_gpu_pipeline > "$OUT/build.log" 2>&1 \
   || { grep -E "error|FAILED" "$OUT/build.log" | head -40; echo "stages_on_one_gpu: build failed"; wait $python_pid; exit 1; }

@@ -30,7 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const remote::CompletionSoFar whole = read(body, body.size() + 1, &whole_partials);
   fuzz::require(partials == pieces.text, "the partial texts do not add up to the text");
   fuzz::require(pieces.text == whole.text && pieces.token_ids == whole.token_ids &&
-                    pieces.finish_reason == whole.finish_reason && pieces.prompt_tokens == whole.prompt_tokens &&
+                    pieces.finish_reason == whole.finish_reason && pieces.stop_string == whole.stop_string &&
+                    pieces.prompt_tokens == whole.prompt_tokens &&
                     pieces.error == whole.error && pieces.done == whole.done,
                 "reading in pieces of " + std::to_string(piece) + " bytes differs from reading whole");
   const nlohmann::json parsed = nlohmann::json::parse(body, nullptr, false);

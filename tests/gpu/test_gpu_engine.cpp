@@ -1,12 +1,18 @@
 // The engine API on a CUDA device: requests built from raw frames give transformers' greedy ids
 // (fixture models in fp32: the GPU path, sampling on the GPU); a request that runs the device out of
-// memory fails with that reason, gives its KV blocks back, and the engine keeps answering; device
-// names the machine cannot serve fail at creation, saying why.
+// memory fails with that reason, gives its KV blocks back, and the engine keeps answering (and a
+// burst of large frames at real width under a small KV budget: each ends answered or failed with
+// the reason); device names the machine cannot serve fail at creation, saying why.
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../nn/network_reference.h"
@@ -102,6 +108,80 @@ TEST(GpuEngineMemory, OutOfMemoryFailsTheBatchAndTheEngineGoesOn) {
   const EngineStats stats = engine->stats();
   EXPECT_EQ(stats.failed, 1u);
   EXPECT_EQ(stats.answered, 1u);
+}
+
+// A burst of large frames into a model at real width (QWENVL_BURST_MODEL: a 7B directory, random
+// weights will do) with a small KV budget and the caching allocator capped 3 GiB above what the
+// engine holds once warm: prefills of several frames run out of memory and are retried in halves,
+// a frame that runs out alone fails saying so, frames over the whole KV budget fail saying that (or
+// out of memory, should preparing them run out first); the engine then answers again with every KV
+// block back. Run by scripts/device/soak_and_oom.sh.
+TEST(GpuEngineMemory, BurstOfLargeFramesUnderASmallKvBudgetEndsEachWithAReasonAndTheEngineGoesOn) {
+  QWENVL_SKIP_WITHOUT_GPU();
+  const char* model = std::getenv("QWENVL_BURST_MODEL");
+  if (model == nullptr) GTEST_SKIP() << "QWENVL_BURST_MODEL (a model directory at real width) is not set";
+  EngineOptions o;
+  o.model_dir = model;
+  o.device = "cuda";
+  o.max_batch = 16;
+  o.max_context = 32768;
+  o.kv_cache_bytes = int64_t{1} << 30;  // 7B: about 18,700 tokens, 4 to 6 frames of 1920x1080
+  auto engine = Engine::create(o);
+  const auto frame = [](int width, int height) {
+    std::vector<uint8_t> pixels(static_cast<size_t>(width) * height * 3);
+    for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>((i * 2654435761u) >> 24);
+    return pixels;
+  };
+  const auto request = [](const std::vector<uint8_t>& pixels, int width, int height) {
+    Request r;
+    r.images.push_back(FrameView::packed(PixelFormat::kRGB, width, height, pixels.data()));
+    r.prompt = "Describe this image.";
+    r.max_pixels = int64_t{width} * height;
+    r.sampling.max_new_tokens = 8;
+    r.sampling.ignore_eos = true;
+    return r;
+  };
+  const std::vector<uint8_t> small = frame(640, 480), hd = frame(1920, 1080), uhd = frame(3840, 2160),
+                             huge = frame(4096, 4096);
+  ASSERT_EQ(engine->submit(request(small, 640, 480)).result.get().status, Status::kAnswered);  // warm
+
+  int answered = 0, out_of_memory = 0, over_kv = 0;
+  uint64_t splits = 0;
+  {
+    const auto stat = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    c10::cuda::CUDACachingAllocator::emptyCache();
+    const double held = static_cast<double>(c10::cuda::CUDACachingAllocator::getDeviceStats(0).reserved_bytes[stat].current);
+    MemoryCap cap(held + 3.0 * 1024 * 1024 * 1024);  // queued frames, prepared on the device, count too
+    std::vector<Submission> burst;
+    for (int i = 0; i < 12; ++i) burst.push_back(engine->submit(request(hd, 1920, 1080)));
+    for (int i = 0; i < 3; ++i) burst.push_back(engine->submit(request(uhd, 3840, 2160)));
+    for (int i = 0; i < 2; ++i) burst.push_back(engine->submit(request(huge, 4096, 4096)));  // ~21,500 tokens
+    for (size_t i = 0; i < burst.size(); ++i) {
+      const Result r = burst[i].result.get();
+      if (r.status == Status::kAnswered) {
+        ++answered;
+      } else {
+        EXPECT_EQ(r.status, Status::kFailed) << "request " << i;
+        const bool memory = r.error.find("out of memory") != std::string::npos;
+        const bool kv = r.error.find("KV blocks") != std::string::npos;
+        EXPECT_TRUE(memory || kv) << "request " << i << ": " << r.error;
+        out_of_memory += memory;
+        over_kv += kv;
+      }
+      if (i >= 15) {
+        EXPECT_EQ(r.status, Status::kFailed) << "a 4096x4096 frame is over the whole KV budget";
+      }
+    }
+    splits = engine->stats().split_prefills;
+  }
+  std::printf("[burst] 12 x 1920x1080, 3 x 3840x2160, 2 x 4096x4096 under a 1 GiB KV budget and 3 GiB of headroom: "
+              "%d answered, %d failed out of memory, %d failed over the KV budget; %llu prefills split\n",
+              answered, out_of_memory, over_kv, static_cast<unsigned long long>(splits));
+  EXPECT_GT(splits + static_cast<uint64_t>(out_of_memory), 0u) << "the cap left room for everything: the out-of-memory path was not reached";
+  // The engine answers again, with every KV block available.
+  ASSERT_EQ(engine->submit(request(small, 640, 480)).result.get().status, Status::kAnswered);
+  for (int i = 0; i < 500 && engine->stats().kv_blocks_used != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(engine->stats().kv_blocks_used, 0);
 }
 
 TEST(GpuEngineCreate, DeviceThatIsNotThereFailsSayingWhy) {

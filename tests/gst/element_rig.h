@@ -163,6 +163,15 @@ struct Rig {
     if (gst_harness_push(video, in) != GST_FLOW_OK) return nullptr;
     return gst_harness_pull(video);
   }
+  // Pushes `frame` at `pts` (sync mode) and returns the meta of the buffer that comes out (copied;
+  // the caller frees it), or nullptr unless it carries exactly one.
+  GstStructure* answer_of(const TestFrame& frame, GstClockTime pts, GstClockTime duration = GST_SECOND / 10) {
+    GstBuffer* out = push_pull(frame.buffer(pts, duration));
+    if (out == nullptr) return nullptr;
+    GstStructure* s = gst_buffer_count_qwenvl_meta(out) == 1 ? gst_structure_copy(gst_buffer_get_qwenvl_meta(out)) : nullptr;
+    gst_buffer_unref(out);
+    return s;
+  }
 };
 
 inline std::vector<uint8_t> buffer_bytes(GstBuffer* buffer) {

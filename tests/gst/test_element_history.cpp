@@ -17,18 +17,6 @@ Result direct(const TestFrame& frame, const std::vector<Turn>& history) {
   return ask_engine(std::move(request), 4);
 }
 
-// Pushes one frame and returns its single answer (copied; the caller frees it).
-GstStructure* answer_of(Rig& rig, const TestFrame& frame, GstClockTime pts) {
-  GstBuffer* out = rig.push_pull(frame.buffer(pts, kFrame));
-  if (out == nullptr || gst_buffer_count_qwenvl_meta(out) != 1) {
-    if (out) gst_buffer_unref(out);
-    return nullptr;
-  }
-  GstStructure* s = gst_structure_copy(gst_buffer_get_qwenvl_meta(out));
-  gst_buffer_unref(out);
-  return s;
-}
-
 TEST(ElementHistory, EarlierTurnsAreSentAndForgottenOnFlushAndStreamStart) {
   const TestFrame frame = make_frame(GST_VIDEO_FORMAT_RGB, 28, 20, 0, 1);
   Rig rig("mode=sync temperature=0 max-new-tokens=4 interval=0 history-size=2");
@@ -39,7 +27,7 @@ TEST(ElementHistory, EarlierTurnsAreSentAndForgottenOnFlushAndStreamStart) {
   int first_prompt_tokens = -1;
   for (int i = 0; i < 4; ++i) {
     SCOPED_TRACE("frame " + std::to_string(i));
-    GstStructure* meta = answer_of(rig, frame, i * kFrame);
+    GstStructure* meta = rig.answer_of(frame, i * kFrame);
     ASSERT_NE(meta, nullptr);
     const std::vector<Turn> expected_history(turns.size() > 2 ? turns.end() - 2 : turns.begin(), turns.end());
     const Result d = direct(frame, expected_history);
@@ -58,11 +46,11 @@ TEST(ElementHistory, EarlierTurnsAreSentAndForgottenOnFlushAndStreamStart) {
   GstSegment segment;
   gst_segment_init(&segment, GST_FORMAT_TIME);
   ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_segment(&segment)));
-  GstStructure* meta = answer_of(rig, frame, 0);
+  GstStructure* meta = rig.answer_of(frame, 0);
   ASSERT_NE(meta, nullptr);
   EXPECT_EQ(i32(meta, GST_QWENVL_FIELD_PROMPT_TOKENS), first_prompt_tokens);
   gst_structure_free(meta);
-  meta = answer_of(rig, frame, kFrame);  // one turn again
+  meta = rig.answer_of(frame, kFrame);  // one turn again
   ASSERT_NE(meta, nullptr);
   EXPECT_GT(i32(meta, GST_QWENVL_FIELD_PROMPT_TOKENS), first_prompt_tokens);
   gst_structure_free(meta);
@@ -70,7 +58,7 @@ TEST(ElementHistory, EarlierTurnsAreSentAndForgottenOnFlushAndStreamStart) {
   // A new stream: forgotten too.
   ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_stream_start("another")));
   ASSERT_TRUE(gst_harness_push_event(rig.video, gst_event_new_segment(&segment)));
-  meta = answer_of(rig, frame, 0);
+  meta = rig.answer_of(frame, 0);
   ASSERT_NE(meta, nullptr);
   EXPECT_EQ(i32(meta, GST_QWENVL_FIELD_PROMPT_TOKENS), first_prompt_tokens);
   gst_structure_free(meta);
@@ -81,15 +69,15 @@ TEST(ElementHistory, ZeroKeepsNoneAndTheSizeCanChangeWhilePlaying) {
   Rig rig("mode=sync temperature=0 max-new-tokens=4 interval=0");
   g_object_set(rig.element, "prompt", kPrompt, nullptr);
   gst_harness_set_src_caps_str(rig.video, frame.caps("10/1").c_str());
-  GstStructure* a = answer_of(rig, frame, 0);
-  GstStructure* b = answer_of(rig, frame, kFrame);
+  GstStructure* a = rig.answer_of(frame, 0);
+  GstStructure* b = rig.answer_of(frame, kFrame);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   EXPECT_EQ(i32(a, GST_QWENVL_FIELD_PROMPT_TOKENS), i32(b, GST_QWENVL_FIELD_PROMPT_TOKENS));
   // Turned on while playing: remembered from the next answer on.
   rig.set("history-size=1");
-  GstStructure* c = answer_of(rig, frame, 2 * kFrame);
-  GstStructure* d = answer_of(rig, frame, 3 * kFrame);
+  GstStructure* c = rig.answer_of(frame, 2 * kFrame);
+  GstStructure* d = rig.answer_of(frame, 3 * kFrame);
   ASSERT_NE(c, nullptr);
   ASSERT_NE(d, nullptr);
   EXPECT_EQ(i32(c, GST_QWENVL_FIELD_PROMPT_TOKENS), i32(a, GST_QWENVL_FIELD_PROMPT_TOKENS));

@@ -1,8 +1,8 @@
 // The element with remote-url: qwenvl-server (its own process, QWENVL_SERVER) on the tiny-a fixture
 // answers it through libqwenvl-remote with the same text, ids and prompt tokens as the local
 // engine asked directly (greedy, sync mode, RGB and NV12 frames with padded rows); partial text
-// streams; 16 requests in flight at once are all answered; the server killed mid-request and
-// restarted on its port: the element posts qwenvl-failed (with the reason) for each request it
+// streams; a stop string is named as the local engine names it; 16 requests in flight at once are
+// all answered; the server killed mid-request and restarted on its port: the element posts qwenvl-failed (with the reason) for each request it
 // lost and answers again once the server is back, without restarting the pipeline.
 #include <signal.h>
 
@@ -19,15 +19,6 @@ constexpr GstClockTime kFrame = GST_SECOND / 10;
 
 std::string url_of(const ServerProcess& server) { return "http://127.0.0.1:" + std::to_string(server.port()) + "/v1"; }
 
-// Pushes one frame in sync mode; its meta (copied; the caller frees it), or nullptr when it has none.
-GstStructure* answer_of(Rig& rig, const TestFrame& frame, GstClockTime pts) {
-  GstBuffer* out = rig.push_pull(frame.buffer(pts, kFrame));
-  if (out == nullptr) return nullptr;
-  GstStructure* s = gst_buffer_count_qwenvl_meta(out) == 1 ? gst_structure_copy(gst_buffer_get_qwenvl_meta(out)) : nullptr;
-  gst_buffer_unref(out);
-  return s;
-}
-
 TEST(ElementRemote, SameAnswersAsTheLocalEngineInSyncMode) {
   ServerProcess server({"--model", tiny_a()});
   for (GstVideoFormat format : {GST_VIDEO_FORMAT_RGB, GST_VIDEO_FORMAT_NV12}) {
@@ -35,7 +26,7 @@ TEST(ElementRemote, SameAnswersAsTheLocalEngineInSyncMode) {
     const TestFrame frame = make_frame(format, 30, 22, 4, 3);
     Rig rig("mode=sync temperature=0 max-new-tokens=8 interval=0 emit-partial=true remote-url=" + url_of(server));
     gst_harness_set_src_caps_str(rig.video, frame.caps("10/1").c_str());
-    GstStructure* meta = answer_of(rig, frame, 0);
+    GstStructure* meta = rig.answer_of(frame, 0);
     ASSERT_NE(meta, nullptr) << server.errors();
     Request request;
     request.images.push_back(frame.view());
@@ -53,6 +44,36 @@ TEST(ElementRemote, SameAnswersAsTheLocalEngineInSyncMode) {
     gst_structure_free(meta);
     EXPECT_EQ(rig.stat("answered"), 1u);
   }
+}
+
+// stop-strings through the server: the answer ends before the stop string, and its meta and
+// message say which one ended it (finish-reason "stop_string", stop-string), read back from the
+// server's stop_reason.
+TEST(ElementRemote, AStopStringIsNamedInTheAnswer) {
+  ServerProcess server({"--model", tiny_a()});
+  const TestFrame frame = make_frame(GST_VIDEO_FORMAT_RGB, 30, 22, 0, 3);
+  Request request;
+  request.images.push_back(frame.view());
+  request.prompt = "Describe this image.";
+  const Result local = ask_engine(std::move(request), 8);
+  ASSERT_EQ(local.status, Status::kAnswered) << local.error;
+  size_t at = local.text.size() / 2;  // a letter from the second half of the answer
+  while (at < local.text.size() && !g_ascii_isalnum(local.text[at])) ++at;
+  ASSERT_LT(at, local.text.size()) << "no letter to stop at in '" << local.text << "'";
+  const std::string stop(1, local.text[at]);
+  Rig rig("mode=sync temperature=0 max-new-tokens=8 interval=0 remote-url=" + url_of(server));
+  rig.set("stop-strings=<\"" + stop + "\">");
+  gst_harness_set_src_caps_str(rig.video, frame.caps("10/1").c_str());
+  GstStructure* meta = answer_of(rig, frame, 0);
+  ASSERT_NE(meta, nullptr) << server.errors();
+  EXPECT_EQ(str(meta, GST_QWENVL_FIELD_FINISH_REASON), "stop_string");
+  EXPECT_EQ(str(meta, GST_QWENVL_FIELD_STOP_STRING), stop);
+  EXPECT_EQ(str(meta, GST_QWENVL_FIELD_TEXT), local.text.substr(0, local.text.find(stop)));
+  std::vector<GstStructure*> results = rig.messages("qwenvl-result");
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_EQ(str(results[0], GST_QWENVL_FIELD_STOP_STRING), stop);
+  free_all(results);
+  gst_structure_free(meta);
 }
 
 TEST(ElementRemote, SixteenRequestsInFlightAreAllAnswered) {
@@ -82,7 +103,7 @@ TEST(ElementRemote, AServerKilledMidRequestAndRestartedIsUsedAgain) {
   Rig rig("mode=sync temperature=0 max-new-tokens=4 interval=0 remote-url=" + url);
   gst_harness_set_src_caps_str(rig.video, frame.caps("10/1").c_str());
   GstClockTime pts = 0;
-  GstStructure* meta = answer_of(rig, frame, pts);
+  GstStructure* meta = rig.answer_of(frame, pts);
   ASSERT_NE(meta, nullptr) << server->errors();
   gst_structure_free(meta);
 
@@ -93,7 +114,7 @@ TEST(ElementRemote, AServerKilledMidRequestAndRestartedIsUsedAgain) {
     server->signal(SIGKILL);
   });
   int unanswered = 0;
-  meta = answer_of(rig, frame, pts += kFrame);
+  meta = rig.answer_of(frame, pts += kFrame);
   killer.join();
   EXPECT_EQ(meta, nullptr) << "answered before the kill: make the answer longer";
   if (meta) gst_structure_free(meta);
@@ -103,7 +124,7 @@ TEST(ElementRemote, AServerKilledMidRequestAndRestartedIsUsedAgain) {
 
   // While it is down: failed at once or after the backoff, never hanging the stream.
   g_object_set(rig.element, "max-new-tokens", 4, nullptr);
-  meta = answer_of(rig, frame, pts += kFrame);
+  meta = rig.answer_of(frame, pts += kFrame);
   EXPECT_EQ(meta, nullptr);
   if (meta) gst_structure_free(meta);
   else ++unanswered;
@@ -111,7 +132,7 @@ TEST(ElementRemote, AServerKilledMidRequestAndRestartedIsUsedAgain) {
   server = std::make_unique<ServerProcess>(std::vector<std::string>{"--model", tiny_a()}, port);
   int tries = 0;
   for (meta = nullptr; meta == nullptr && tries < 20; ++tries) {
-    meta = answer_of(rig, frame, pts += kFrame);
+    meta = rig.answer_of(frame, pts += kFrame);
     if (meta == nullptr) ++unanswered;
   }
   ASSERT_NE(meta, nullptr) << "no answer once the server was back: " << server->errors();

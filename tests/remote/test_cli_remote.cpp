@@ -1,9 +1,10 @@
 // qwenvl-cli --remote against qwenvl-server (its own process) on the tiny fixtures: the image cases
 // of transformers' reference (OUT/reference/cli) answered through the remote engine with
-// transformers' text and ids; --remote refuses the local engine's flags; a server that cannot be
+// transformers' text and ids, and a --stop string ends the answer and is named; --remote refuses the local engine's flags; a server that cannot be
 // reached is exit code 2 with the reason, a request it refuses exit code 3.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <nlohmann/json.hpp>
 
 #include "program_run.h"
@@ -39,6 +40,19 @@ TEST(CliRemote, TransformersAnswersThroughTheServer) {
       EXPECT_EQ(out["text"], reference["text"]);
       EXPECT_EQ(out["token_ids"], reference["token_ids"]);
       EXPECT_EQ(out["prompt_tokens"], reference["prompt_tokens"]);
+      EXPECT_TRUE(out["stop_string"].is_null());
+      // --stop with a letter from the second half of the answer: it ends there, and says so.
+      const std::string text = reference["text"];
+      size_t at = text.size() / 2;
+      while (at < text.size() && !std::isalnum(static_cast<unsigned char>(text[at]))) ++at;
+      if (at == text.size()) continue;
+      const std::string stop(1, text[at]);
+      const ProgramRun stopped = run_shell(remote_command(reference, url) + " --stop " + shell_quote(stop));
+      ASSERT_EQ(stopped.exit_code, 0) << stopped.err << server.errors();
+      const json cut = json::parse(stopped.out);
+      EXPECT_EQ(cut["text"], text.substr(0, text.find(stop)));
+      EXPECT_EQ(cut["finish_reason"], "stop_string");
+      EXPECT_EQ(cut["stop_string"], stop);
     }
   }
 }

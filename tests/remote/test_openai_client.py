@@ -4,8 +4,10 @@
 The server runs on the tiny fixtures (its own process, QWENVL_SERVER); each image case of
 transformers' reference (OUT/reference/cli/MODEL/*.json whose args hold no --video) is asked through
 client.chat.completions.create, whole and streamed, and must give transformers' text, generated ids
-(vLLM's return_token_ids, read from the objects' extra fields) and prompt tokens; an unknown model is
-the client's NotFoundError. Prints one line per case; exits 1 on the first difference.
+(vLLM's return_token_ids, read from the objects' extra fields) and prompt tokens; a stop string
+given as create(stop=[...]) ends the answer before it with finish_reason "stop" and vLLM's
+stop_reason naming it, whole and streamed; an unknown model is the client's NotFoundError. Prints one
+line per case; exits 1 on the first difference.
 """
 import base64
 import json
@@ -69,6 +71,30 @@ def check(case: str, what: str, got, want) -> None:
         sys.exit(1)
 
 
+def check_stop_string(client, case: str, request: dict, text: str) -> None:
+    """stop=[...] with a letter from the middle of the known answer: the answer ends before it."""
+    letters = [i for i in range(len(text) // 2, len(text)) if text[i].isascii() and text[i].isalnum()]
+    if not letters:
+        print(f"{case}: no letter in the second half of the answer to stop at")
+        return
+    stop = text[letters[0]]
+    request = dict(request, stop=["never in the answer", stop])
+    whole = client.chat.completions.create(**request).choices[0]
+    check(case, "finish_reason at a stop string", whole.finish_reason, "stop")
+    check(case, "stop_reason", extra_field(whole, "stop_reason"), stop)
+    check(case, "text before the stop string", whole.message.content, text[:text.index(stop)])
+    streamed, finish, stop_reason = "", None, None
+    for chunk in client.chat.completions.create(stream=True, **request):
+        for c in chunk.choices:
+            streamed += c.delta.content or ""
+            if c.finish_reason is not None:
+                finish, stop_reason = c.finish_reason, extra_field(c, "stop_reason")
+    check(case, "streamed finish_reason at a stop string", finish, "stop")
+    check(case, "streamed stop_reason", stop_reason, stop)
+    check(case, "streamed text before the stop string", streamed, text[:text.index(stop)])
+    print(f"{case}: stop={stop!r} -> finish_reason 'stop', stop_reason {stop!r}, whole and streamed")
+
+
 def run_model(model: str) -> int:
     server = subprocess.Popen([SERVER, "--model", str(FIXTURES / "models" / model), "--port", "0"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -100,6 +126,7 @@ def run_model(model: str) -> int:
             check(case, "streamed token_ids", ids, reference["token_ids"])
             check(case, "streamed usage", usage.prompt_tokens if usage else None, reference["prompt_tokens"])
             print(f"{case}: transformers' answer, whole and streamed")
+            check_stop_string(client, case, request, reference["text"])
             cases += 1
         try:
             client.chat.completions.create(model="not-served", messages=[{"role": "user", "content": "hi"}])

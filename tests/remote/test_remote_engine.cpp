@@ -125,6 +125,7 @@ TEST(RemoteEngine, AStopStringAndAnErrorInTheStream) {
   Result result = engine->submit(q.request()).result.get();
   ASSERT_EQ(result.status, Status::kAnswered) << result.error;
   EXPECT_EQ(result.finish_reason, "stop_string");
+  EXPECT_EQ(result.stop_string, "STOP");
   server.reply_with({200, transcript("vllm_stream_error.sse")});
   result = engine->submit(q.request()).result.get();
   EXPECT_EQ(result.status, Status::kFailed);

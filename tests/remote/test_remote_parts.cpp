@@ -221,6 +221,7 @@ void expect_same(const CompletionSoFar& a, const CompletionSoFar& b) {
   EXPECT_EQ(a.token_ids, b.token_ids);
   EXPECT_EQ(a.prompt_tokens, b.prompt_tokens);
   EXPECT_EQ(a.finish_reason, b.finish_reason);
+  EXPECT_EQ(a.stop_string, b.stop_string);
   EXPECT_EQ(a.error, b.error);
   EXPECT_EQ(a.done, b.done);
 }
@@ -241,7 +242,36 @@ TEST(RemoteEvents, VllmStopReasonNamesTheStopString) {
   const CompletionSoFar c = read_in_pieces(transcript("vllm_stream_stop_string.sse"), 7);
   EXPECT_EQ(c.text, "The image shows a cat");
   EXPECT_EQ(c.finish_reason, "stop_string");
+  EXPECT_EQ(c.stop_string, "STOP");
   EXPECT_EQ(c.prompt_tokens, 94);
+}
+
+// vLLM names a stop token by its id: one of the model's end ids from generation_config.json, which
+// the engine counts as end of sequence.
+TEST(RemoteEvents, VllmStopTokenIdIsTheEndOfSequence) {
+  CompletionEvents events;
+  events.feed("data: {\"choices\": [{\"index\": 0, \"delta\": {}, \"finish_reason\": \"stop\", \"stop_reason\": 151643}]}\n\n");
+  EXPECT_EQ(events.so_far().finish_reason, "eos");
+  EXPECT_EQ(events.so_far().stop_string, "");
+}
+
+// llama-server --verbose: its stop_type and stopping_word, a chunk before the finish reason.
+TEST(RemoteEvents, LlamaServerVerboseNamesTheStopWord) {
+  const std::string body = transcript("llama_server_stream_verbose_stop_word.sse");
+  const CompletionSoFar whole = read_in_pieces(body, body.size());
+  EXPECT_EQ(whole.text, "A red car parked");
+  EXPECT_EQ(whole.finish_reason, "stop_string");
+  EXPECT_EQ(whole.stop_string, " END");
+  EXPECT_EQ(whole.prompt_tokens, 287);
+  for (size_t piece = 1; piece < 64; ++piece) expect_same(read_in_pieces(body, piece), whole);
+
+  json completion = json::parse(R"({"object": "chat.completion", "choices": [{"index": 0, "finish_reason": "stop",
+      "message": {"role": "assistant", "content": "A red car"}}], "__verbose": {"stop_type": "word", "stopping_word": "!"}})");
+  EXPECT_EQ(read_completion(completion).finish_reason, "stop_string");
+  EXPECT_EQ(read_completion(completion).stop_string, "!");
+  completion["__verbose"]["stop_type"] = "eos";
+  EXPECT_EQ(read_completion(completion).finish_reason, "eos");
+  EXPECT_EQ(read_completion(completion).stop_string, "");
 }
 
 TEST(RemoteEvents, LlamaServerStreamWithTimingsAndCrlf) {

@@ -219,6 +219,7 @@ TEST_F(EngineApi, StopStringEndsTheAnswerBeforeIt) {
   Result res = engine_->submit(std::move(r.request)).result.get();
   ASSERT_EQ(res.status, Status::kAnswered);
   EXPECT_EQ(res.finish_reason, "stop_string");
+  EXPECT_EQ(res.stop_string, stop);
   EXPECT_EQ(res.text, full.substr(0, full.find(stop)));
   EXPECT_EQ(streamed, res.text) << "text a stop string claims must never be streamed";
 }

@@ -1,15 +1,19 @@
 // Faults the engine survives (issue 15, item 3), and the admission boundary that drop-oldest
 // relies on: a batch whose prefill runs out of memory (injected through the runtime's test hook)
-// fails its requests with the reason while the engine serves on; an engine destroyed with
-// requests pending or running ends each of them exactly once, as cancelled; cancel_queued()
-// withdraws a request only while it waits for admission.
+// is retried in halves, and a request that runs out alone fails with the reason while the engine
+// serves on; an engine destroyed with requests pending or running ends each of them exactly once,
+// as cancelled; cancel_queued() withdraws a request only while it waits for admission, and at once
+// even while the batch is full.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -50,34 +54,81 @@ struct Callbacks {
   }
 };
 
-TEST(EngineFaults, OutOfMemoryInAPrefillFailsItsBatchWithTheReasonAndTheEngineServesOn) {
+// Holds the inference thread in the first partial text of a running request until released, so
+// that requests submitted meanwhile are all admitted together, as one prefill.
+struct HeldInference {
+  std::promise<void> held, release;
+  std::future<void> held_future = held.get_future();
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> once{false};
+  std::function<void(RequestId, std::string_view)> hook() {
+    return [this](RequestId, std::string_view) {
+      if (once.exchange(true)) return;
+      held.set_value();
+      released.wait_for(60s);
+    };
+  }
+};
+
+// Waits until every request submitted so far has been prepared (is in the scheduler's ready queue):
+// the preparation thread works in order, and a prompt longer than max_context fails there.
+void wait_until_prepared(Engine& engine) {
+  Request too_long;
+  for (int i = 0; i < 5000; ++i) too_long.prompt += "word ";
+  const Result r = engine.submit(std::move(too_long)).result.get();
+  ASSERT_EQ(r.status, Status::kFailed);
+  ASSERT_NE(r.error.find("max_context"), std::string::npos) << r.error;
+}
+
+// The three requests of one prefill, its first `failures` attempts out of memory (the injected
+// hook), beside a running one.
+std::vector<Result> batch_with_failed_prefills(Engine& engine, const test::NetworkCase& c, int failures) {
+  HeldInference hold;
+  test::CaseRequest first = long_request(c, 200);
+  first.request.on_partial = hold.hook();
+  Submission running = engine.submit(std::move(first.request));
+  EXPECT_EQ(hold.held_future.wait_for(60s), std::future_status::ready);
+  std::vector<Submission> batch;
+  for (int i = 0; i < 3; ++i) {
+    test::CaseRequest r = long_request(c, 3);
+    batch.push_back(engine.submit(std::move(r.request)));
+  }
+  wait_until_prepared(engine);
+  runtime::inject_prefill_out_of_memory(failures);
+  hold.release.set_value();
+  std::vector<Result> results;
+  for (auto& s : batch) results.push_back(s.result.get());
+  EXPECT_EQ(running.result.get().status, Status::kAnswered);
+  return results;
+}
+
+TEST(EngineFaults, OutOfMemoryInABatchedPrefillIsRetriedInHalvesAndEveryRequestIsAnswered) {
   const auto cases = test::load_network_cases("tiny-a");
   auto engine = make_engine(4);
-  runtime::inject_prefill_out_of_memory(1);
-  std::vector<Submission> subs;
-  std::vector<test::CaseRequest> requests;
-  for (int i = 0; i < 3; ++i) requests.push_back(long_request(cases[0], 3));
-  for (auto& r : requests) subs.push_back(engine->submit(std::move(r.request)));
-  int failed = 0, answered = 0;
-  for (auto& s : subs) {
-    const Result r = s.result.get();
-    if (r.status == Status::kFailed) {
-      ++failed;
-      EXPECT_NE(r.error.find("out of memory on cpu"), std::string::npos) << r.error;
-      EXPECT_NE(r.error.find("injected by a test"), std::string::npos) << r.error;
-    } else {
-      EXPECT_EQ(r.status, Status::kAnswered) << r.error;
-      ++answered;
-    }
-  }
-  EXPECT_GE(failed, 1) << "the injected failure reached no request";
-  EXPECT_EQ(failed + answered, 3);
+  const std::vector<Result> results = batch_with_failed_prefills(*engine, cases[0], 1);
+  for (const Result& r : results) EXPECT_EQ(r.status, Status::kAnswered) << r.error;
+  const EngineStats stats = engine->stats();
+  EXPECT_EQ(stats.split_prefills, 1u);  // [3] out of memory, then [1] and [2]
+  EXPECT_EQ(stats.failed, 1u);          // wait_until_prepared's prompt only
+}
+
+TEST(EngineFaults, ARequestOutOfMemoryAloneFailsWithTheReasonAndTheEngineServesOn) {
+  const auto cases = test::load_network_cases("tiny-a");
+  auto engine = make_engine(4);
+  // [3] out of memory, then [1] again: that one fails; the other two, [2], are answered.
+  const std::vector<Result> results = batch_with_failed_prefills(*engine, cases[0], 2);
+  ASSERT_EQ(results[0].status, Status::kFailed);
+  EXPECT_NE(results[0].error.find("out of memory on cpu"), std::string::npos) << results[0].error;
+  EXPECT_NE(results[0].error.find("injected by a test"), std::string::npos) << results[0].error;
+  EXPECT_EQ(results[1].status, Status::kAnswered) << results[1].error;
+  EXPECT_EQ(results[2].status, Status::kAnswered) << results[2].error;
+  EXPECT_EQ(engine->stats().split_prefills, 1u);
   // The engine goes on: its KV blocks came back and the next request is answered.
   test::CaseRequest next = long_request(cases[0], 3);
   const Result after = engine->submit(std::move(next.request)).result.get();
   EXPECT_EQ(after.status, Status::kAnswered) << after.error;
-  EXPECT_EQ(engine->stats().failed, static_cast<uint64_t>(failed));
-  // Blocks go back just after the last callback: none is lost to the failed batch.
+  EXPECT_EQ(engine->stats().failed, 2u);  // that one and wait_until_prepared's
+  // Blocks go back just after the last callback: none is lost to the failed prefills.
   for (int i = 0; i < 500 && engine->stats().kv_blocks_used != 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(engine->stats().kv_blocks_used, 0);
 }
@@ -128,6 +179,9 @@ TEST(EngineFaults, CancelQueuedWithdrawsOnlyRequestsNotYetAdmitted) {
   Submission waiting = engine->submit(std::move(second.request));
   EXPECT_FALSE(engine->cancel_queued(running.id)) << "a running request was withdrawn";
   EXPECT_TRUE(engine->cancel_queued(waiting.id));
+  // Withdrawn at the next step, though the batch stays full: not when the running request ends.
+  ASSERT_EQ(waiting.result.wait_for(30s), std::future_status::ready);
+  EXPECT_NE(running.result.wait_for(0s), std::future_status::ready) << "the withdrawal waited for a free row";
   const Result withdrawn = waiting.result.get();
   EXPECT_EQ(withdrawn.status, Status::kCancelled);
   EXPECT_TRUE(withdrawn.token_ids.empty());

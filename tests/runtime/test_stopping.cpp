@@ -1,5 +1,6 @@
 // When a sequence stops: on an EOS id unless the request sets ignore_eos (benchmarks force a fixed
-// number of tokens, as transformers' min_new_tokens does), and at max_new_tokens either way.
+// number of tokens, as transformers' min_new_tokens does), at max_new_tokens either way, and on a
+// stop string, which the sequence then names.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -13,7 +14,7 @@ namespace qwenvl::runtime {
 namespace {
 
 constexpr int32_t kEos = 151645;  // <|im_end|> in Qwen2's vocabulary (tiny-a's tokenizer)
-constexpr int32_t kWord = 9707;   // an ordinary token
+constexpr int32_t kWord = 9707;   // an ordinary token: "Hello"
 
 class Stopping : public ::testing::Test {
  protected:
@@ -49,6 +50,23 @@ TEST_F(Stopping, IgnoreEosGoesOnToMaxNewTokens) {
   EXPECT_EQ(accept_token(*s, kEos, 4096), StopReason::kNone);
   EXPECT_EQ(accept_token(*s, kWord, 4096), StopReason::kLength);
   EXPECT_EQ(s->generated.size(), 4u);
+}
+
+// The earliest match ends the answer and is the one named; of two matching at the same place, the
+// one listed first.
+TEST_F(Stopping, AStopStringEndsTheSequenceAndIsNamed) {
+  auto s = sequence(/*ignore_eos=*/false, 8);
+  s->settings.stop_strings = {"xyz", "ll", "ello", "el"};
+  EXPECT_EQ(accept_token(*s, kWord, 4096), StopReason::kStopString);
+  EXPECT_EQ(s->text, "H");
+  EXPECT_EQ(s->matched_stop, "ello");
+}
+
+TEST_F(Stopping, NoStopStringIsNamedAtEos) {
+  auto s = sequence(/*ignore_eos=*/false, 8);
+  s->settings.stop_strings = {"xyz"};
+  EXPECT_EQ(accept_token(*s, kEos, 4096), StopReason::kEos);
+  EXPECT_EQ(s->matched_stop, "");
 }
 
 }  // namespace

@@ -106,6 +106,7 @@ TEST_P(ReferenceCase, JsonCarriesIdsAndPromptLength) {
   EXPECT_GT(ttft, 0);
   EXPECT_GE(total, ttft);
   EXPECT_TRUE(out.at("finish_reason") == "length" || out.at("finish_reason") == "eos") << out.at("finish_reason");
+  EXPECT_TRUE(out.at("stop_string").is_null()) << "no stop string ended it";
   EXPECT_EQ(run.err, "");
 }
 
@@ -173,7 +174,8 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, OnCuda,
 
 // --json-schema (inline or a file) and --choice reach the engine: the answers are a document of the
 // schema and one of the choices, --json says whether the answer is complete, and an unsupported
-// schema fails the request saying which keyword.
+// schema (or one past the numbers' digit bound) fails the request saying why; an empty choice is a
+// usage error.
 TEST(Constrained, SchemaInlineOrFileAndChoices) {
   const std::string model = model_dir("tiny-a").string();
   const std::string schema = R"({"type":"object","properties":{"ok":{"type":"boolean"}},"required":["ok"]})";
@@ -193,6 +195,12 @@ TEST(Constrained, SchemaInlineOrFileAndChoices) {
   const CliRun refused = run_cli({"--model", model, "--prompt", "q", "--json-schema", R"({"type":"string","pattern":"a"})"});
   EXPECT_EQ(refused.exit_code, 3);
   EXPECT_NE(refused.err.find("pattern"), std::string::npos) << refused.err;
+  const CliRun past_bound = run_cli({"--model", model, "--prompt", "q", "--json-schema", R"({"type":"integer","minimum":1e17})"});
+  EXPECT_EQ(past_bound.exit_code, 3);
+  EXPECT_NE(past_bound.err.find("9999999999999999"), std::string::npos) << past_bound.err;
+  const CliRun empty_choice = run_cli({"--model", model, "--prompt", "q", "--choice", "yes", "--choice", ""});
+  EXPECT_EQ(empty_choice.exit_code, 1) << "a usage error, before the model loads";
+  EXPECT_NE(empty_choice.err.find("--choice needs a non-empty text"), std::string::npos) << empty_choice.err;
 }
 
 TEST(Help, DocumentsEveryOptionAndGreedy) {

@@ -55,6 +55,10 @@ std::vector<json> parse_answers(const std::string& out) {
       EXPECT_TRUE(j.contains(key) && j[key].is_number_integer()) << key << " in " << line;
     EXPECT_TRUE(j.contains("token_ids") && j["token_ids"].is_array()) << line;
     EXPECT_TRUE(j.contains("alert") && j["alert"].is_boolean()) << line;
+    // A string exactly when a stop string ended the answer, null otherwise.
+    EXPECT_TRUE(j.contains("stop_string") && (j["finish_reason"] == "stop_string" ? j["stop_string"].is_string()
+                                                                                   : j["stop_string"].is_null()))
+        << line;
     if (j.value("token_ids", json::array()).is_array() && j["generated_tokens"].is_number_integer()) {
       EXPECT_EQ(j["token_ids"].size(), j["generated_tokens"].get<size_t>()) << line;
       for (const auto& id : j["token_ids"]) EXPECT_TRUE(id.is_number_integer() && id.get<int64_t>() >= 0) << line;

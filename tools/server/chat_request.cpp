@@ -42,14 +42,16 @@ std::optional<double> number(const json& body, const char* name) {
   return d;
 }
 
-std::optional<int64_t> integer(const json& body, const char* name) {
+// `param` names the field in errors where it is not `name` (a field of a nested object).
+std::optional<int64_t> integer(const json& body, const char* name, const std::string& param = {}) {
+  const std::string& at = param.empty() ? std::string(name) : param;
   const json* v = field(body, name);
   if (v == nullptr) return std::nullopt;
   if (v->is_number_unsigned()) {
-    if (v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) fail(name, "is too large");
+    if (v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) fail(at, "is too large");
     return static_cast<int64_t>(v->get<uint64_t>());
   }
-  if (!v->is_number_integer()) fail(name, "must be an integer");
+  if (!v->is_number_integer()) fail(at, "must be an integer");
   return v->get<int64_t>();
 }
 
@@ -70,6 +72,8 @@ void refuse_unsupported(const json& body) {
     if (const auto v = number(body, name); v && *v != 0) fail(name, "is not supported (repetition_penalty is)");
   if (const json* bias = field(body, "logit_bias"); bias != nullptr && !bias->empty())
     fail("logit_bias", "is not supported");
+  if (const json* ids = field(body, "stop_token_ids"); ids != nullptr && !ids->empty())  // vLLM's
+    fail("stop_token_ids", "is not supported (stop strings are)");
   for (const char* name : {"tools", "functions"})
     if (const json* v = field(body, name); v != nullptr && !v->empty()) fail(name, "tool calls are not supported");
   if (const json* choice = field(body, "tool_choice"); choice != nullptr && *choice != "none")
@@ -126,6 +130,24 @@ void parse_constraint(const json& body, SamplingParams& s) {
   }
   if (const json* choice = field(body, "guided_choice")) set_choices(*choice, "guided_choice");
   if (const json* schema = field(body, "guided_json")) set_schema(*schema, "guided_json");
+}
+
+// vLLM's per-request processor arguments. Qwen2.5-VL's image processor takes min_pixels and
+// max_pixels; fps samples videos, which this server does not take; any other key is refused by name.
+void parse_processor_kwargs(const json& body, ChatRequest& out) {
+  const json* kwargs = field(body, "mm_processor_kwargs");
+  if (kwargs == nullptr) return;
+  if (!kwargs->is_object()) fail("mm_processor_kwargs", "must be an object");
+  for (const auto& [key, value] : kwargs->items()) {
+    const std::string param = "mm_processor_kwargs." + key;
+    if (key == "fps") fail(param, "samples video frames, and this server takes images only");
+    if (key != "min_pixels" && key != "max_pixels") fail(param, "is not supported (min_pixels and max_pixels are)");
+    const std::optional<int64_t> pixels = integer(*kwargs, key.c_str(), param);
+    if (pixels && *pixels < 1) fail(param, "must be at least 1");
+    (key == "min_pixels" ? out.min_pixels : out.max_pixels) = pixels;
+  }
+  if (out.min_pixels && out.max_pixels && *out.min_pixels > *out.max_pixels)
+    fail("mm_processor_kwargs.min_pixels", "is above max_pixels");
 }
 
 // One image_url part: a PNG or JPEG data URI. Remote URLs are not fetched.
@@ -288,6 +310,7 @@ ChatRequest parse_chat_request(std::string_view body) {
     out.include_usage = boolean(*options, "include_usage", false);
   }
   out.return_token_ids = boolean(request, "return_token_ids", false);
+  parse_processor_kwargs(request, out);
   return out;
 }
 

@@ -9,6 +9,8 @@
 // ApiError (400) that names the field, never ignored in silence.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +36,8 @@ struct ChatRequest {
   bool stream = false;
   bool include_usage = false;     // stream_options.include_usage: a last chunk with the usage
   bool return_token_ids = false;  // vLLM's extension: each choice's generated ids as "token_ids"
+  // vLLM's mm_processor_kwargs: this request's resizing bounds (at least 1, min <= max); unset: the server's.
+  std::optional<int64_t> min_pixels, max_pixels;
 };
 
 // Throws ApiError (400, invalid_request_error) naming the field at fault.

@@ -16,8 +16,12 @@ json chunk(const CompletionHeader& h, json choices, bool with_usage_field) {
   return out;
 }
 
-json delta_choice(json delta, json reason) {
-  return json::array({{{"index", 0}, {"delta", std::move(delta)}, {"logprobs", nullptr}, {"finish_reason", reason}}});
+json delta_choice(json delta, json reason, json stop = nullptr) {
+  return json::array({{{"index", 0},
+                       {"delta", std::move(delta)},
+                       {"logprobs", nullptr},
+                       {"finish_reason", std::move(reason)},
+                       {"stop_reason", std::move(stop)}}});
 }
 
 }  // namespace
@@ -32,6 +36,11 @@ std::string new_completion_id() {
 
 const char* finish_reason(const Result& result) { return result.finish_reason == "length" ? "length" : "stop"; }
 
+json stop_reason(const Result& result) {
+  if (result.finish_reason == "stop_string") return result.stop_string;
+  return nullptr;
+}
+
 json usage(const Result& result) {
   const auto completion_tokens = static_cast<int64_t>(result.token_ids.size());
   return {{"prompt_tokens", result.prompt_tokens},
@@ -43,7 +52,8 @@ json completion(const CompletionHeader& h, const Result& result, bool token_ids)
   json choice = {{"index", 0},
                  {"message", {{"role", "assistant"}, {"content", result.text}, {"refusal", nullptr}}},
                  {"logprobs", nullptr},
-                 {"finish_reason", finish_reason(result)}};
+                 {"finish_reason", finish_reason(result)},
+                 {"stop_reason", stop_reason(result)}};
   if (token_ids) choice["token_ids"] = result.token_ids;
   return {{"id", h.id},
           {"object", "chat.completion"},
@@ -63,7 +73,7 @@ json content_chunk(const CompletionHeader& h, const std::string& text, bool with
 }
 
 json finish_chunk(const CompletionHeader& h, const Result& result, bool token_ids, bool with_usage_field) {
-  json choices = delta_choice(json::object(), finish_reason(result));
+  json choices = delta_choice(json::object(), finish_reason(result), stop_reason(result));
   if (token_ids) choices[0]["token_ids"] = result.token_ids;
   return chunk(h, std::move(choices), with_usage_field);
 }

@@ -1,7 +1,7 @@
 // What POST /v1/chat/completions answers, in OpenAI's shapes: the chat.completion object, and for
 // stream=true the chat.completion.chunk events of a server-sent-event stream (the role first, then
 // the content as it comes, a last chunk with the finish reason, optionally one with the usage, then
-// "data: [DONE]"). With return_token_ids, vLLM's extension: each choice carries "token_ids", the
+// "data: [DONE]"). Each choice carries vLLM's stop_reason beside finish_reason. With return_token_ids, vLLM's extension: each choice carries "token_ids", the
 // generated ids (EOS included where generation hit it); in a stream they all ride on the chunk with
 // the finish reason (the engine streams text, not ids), so that the chunks' lists joined are the answer's.
 #pragma once
@@ -25,6 +25,8 @@ std::string new_completion_id();
 
 // OpenAI's finish reason for an answered request: "length", else "stop" (EOS or a stop string).
 const char* finish_reason(const Result& result);
+// vLLM's stop_reason beside it: the stop string that ended the answer, else null (EOS, length).
+nlohmann::json stop_reason(const Result& result);
 
 nlohmann::json usage(const Result& result);
 

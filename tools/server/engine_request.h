@@ -15,6 +15,9 @@ namespace qwenvl::server {
 struct RequestLimits {
   uint64_t max_image_pixels = cli::kMaxImagePixels;  // all the images of one request together
   int64_t min_pixels = 0, max_pixels = 0;            // the engine's resizing; 0: the model's
+  // The largest min_pixels a request may ask for (mm_processor_kwargs): an image resized up past it
+  // could not fit the context anyway, and the resizing alone would cost memory. 0: no bound.
+  int64_t max_request_min_pixels = 0;
 };
 
 struct EngineRequest {
@@ -23,7 +26,8 @@ struct EngineRequest {
 };
 
 // Throws ApiError (400, naming the image's field) for an image that is not a PNG or JPEG, that is
-// over the limit, or that cannot be decoded.
+// over the limit, or that cannot be decoded; and (naming the mm_processor_kwargs field) for resizing
+// bounds past max_request_min_pixels or that cross the server's own.
 EngineRequest make_engine_request(ChatRequest chat, const RequestLimits& limits);
 
 }  // namespace qwenvl::server

@@ -201,6 +201,8 @@ int run(int argc, char** argv) {
   limits.max_image_pixels = s.max_image_pixels;
   limits.min_pixels = o.engine.min_pixels;
   limits.max_pixels = o.engine.max_pixels;
+  // Qwen2.5-VL spends a token on each 28x28 pixels (14-pixel patches merged 2x2).
+  limits.max_request_min_pixels = engine->options().max_context * 28 * 28;
   server::Routes routes(*engine, s, limits);
   routes.install(*http);
   if (!s.quiet)

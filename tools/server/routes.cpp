@@ -4,10 +4,12 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <future>
 #include <memory>
 
 #include "chat_request.h"
 #include "chat_response.h"
+#include "client_connection.h"
 #include "completion_stream.h"
 
 namespace qwenvl::server {
@@ -19,6 +21,9 @@ using nlohmann::json;
 int64_t unix_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
+
+// How often a handler waiting for a whole answer looks at its client.
+constexpr std::chrono::milliseconds kClientPoll{50};
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
@@ -188,6 +193,13 @@ void Routes::chat_completions(const httplib::Request& req, httplib::Response& re
         res, channel, stream_options, [this, id] { engine_.cancel(id); }, [in_flight]() mutable { in_flight.reset(); });
     return;
   }
+  // The whole answer: a client that hangs up while the engine works has its request cancelled.
+  ClientConnection client(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+  while (submission.result.wait_for(kClientPoll) != std::future_status::ready)
+    if (!client.connected()) {
+      engine_.cancel(submission.id);
+      break;
+    }
   const Result result = submission.result.get();
   if (result.status != Status::kAnswered) return reply_error(res, unanswered(result));
   res.set_content(dump(completion(stream_options.header, result, stream_options.token_ids)), "application/json");

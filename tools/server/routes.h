@@ -4,7 +4,8 @@
 //   GET  /health                200 while serving, 503 once draining
 //   GET  /metrics               Prometheus text (metrics.h)
 // With an API key, the /v1/ routes ask for "Authorization: Bearer KEY" (401 otherwise); /health
-// and /metrics never do. Every error is OpenAI's error object with a 4xx or 5xx status.
+// and /metrics never do. Every error is OpenAI's error object with a 4xx or 5xx status. A client
+// that goes away before its answer, whole or streamed, has its request cancelled in the engine.
 #pragma once
 
 #include <atomic>

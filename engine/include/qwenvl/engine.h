@@ -79,6 +79,7 @@ struct Result {
   std::string text;                 // the answer, decoded as transformers' decode(skip_special_tokens=True)
   std::vector<int32_t> token_ids;   // generated ids (the stop token included when generation hit EOS)
   std::string finish_reason;        // "eos", "length", "stop_string"; or why it was not answered
+  std::string stop_string;          // finish_reason "stop_string": the stop string that ended it (left out of text)
   std::string error;                // for kFailed / kExpired / kCancelled: the reason, for a person
   bool incomplete = false;          // constrained (json_schema / choices) but cut before the document ended
   std::string stream_id;
@@ -162,6 +163,9 @@ struct EngineStats {
   // overlap_decode a sequence's last, dropped row counts too: the device ran it.
   uint64_t decode_rows = 0;
   size_t queued = 0, running = 0;
+  // Prefills of several requests that ran out of device memory and were retried in halves (one
+  // request that still runs out alone fails with the reason and counts in `failed`).
+  uint64_t split_prefills = 0;
   // The paged KV cache, in blocks of EngineOptions::kv_block_size tokens: all of them, and those held
   // by running sequences (each holds its whole answer's blocks from admission to its end).
   int64_t kv_blocks_total = 0, kv_blocks_used = 0;

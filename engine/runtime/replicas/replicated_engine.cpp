@@ -179,6 +179,7 @@ EngineStats ReplicatedEngine::stats() const {
       s.running += r.running;
       s.kv_blocks_total += r.kv_blocks_total;
       s.kv_blocks_used += r.kv_blocks_used;
+      s.split_prefills += r.split_prefills;
       s.decode_graphs = s.decode_graphs && r.decode_graphs;
       s.vision_ms += r.vision_ms;
       s.prefill_ms += r.prefill_ms;

@@ -95,6 +95,7 @@ TEST(ChatRequest, SamplingFieldsAndExtensions) {
             {"presence_penalty", 0},
             {"logprobs", false},
             {"tool_choice", "none"},
+            {"stop_token_ids", json::array()},
             {"response_format", {{"type", "text"}}}});
   const ChatRequest r = parse(b);
   EXPECT_EQ(r.sampling.max_new_tokens, 7);
@@ -109,6 +110,19 @@ TEST(ChatRequest, SamplingFieldsAndExtensions) {
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
   EXPECT_TRUE(r.return_token_ids);
+}
+
+// vLLM's mm_processor_kwargs: Qwen2.5-VL's min_pixels / max_pixels, for this request only.
+TEST(ChatRequest, ProcessorKwargsSetThePixelBounds) {
+  json b = body({user("q")});
+  EXPECT_FALSE(parse(b).min_pixels);
+  EXPECT_FALSE(parse(b).max_pixels);
+  b["mm_processor_kwargs"] = {{"min_pixels", 3136}, {"max_pixels", 200704}};
+  EXPECT_EQ(parse(b).min_pixels, 3136);
+  EXPECT_EQ(parse(b).max_pixels, 200704);
+  b["mm_processor_kwargs"] = {{"max_pixels", 1000}, {"min_pixels", nullptr}};
+  EXPECT_FALSE(parse(b).min_pixels);
+  EXPECT_EQ(parse(b).max_pixels, 1000);
 }
 
 TEST(ChatRequest, MaxCompletionTokensWinsAndNullsAreLeftOut) {
@@ -220,6 +234,7 @@ std::vector<Bad> bad_bodies() {
       {"top_logprobs", with(ok, {{"top_logprobs", 2}}), "top_logprobs", "not supported"},
       {"frequency_penalty", with(ok, {{"frequency_penalty", 0.5}}), "frequency_penalty", "not supported"},
       {"logit_bias", with(ok, {{"logit_bias", {{"42", 10}}}}), "logit_bias", "not supported"},
+      {"stop_token_ids", with(ok, {{"stop_token_ids", {151643}}}), "stop_token_ids", "not supported"},
       {"tools", with(ok, {{"tools", {{{"type", "function"}}}}}), "tools", "not supported"},
       {"tool_choice", with(ok, {{"tool_choice", "auto"}}), "tool_choice", "not supported"},
       {"json_mode", with(ok, {{"response_format", {{"type", "json_object"}}}}), "response_format", "only"},
@@ -233,6 +248,17 @@ std::vector<Bad> bad_bodies() {
       {"two_constraints", with(ok, {{"guided_choice", {"a"}}, {"guided_json", {{"type", "boolean"}}}}), "guided_json",
        "only one constraint"},
       {"return_token_ids_a_number", with(ok, {{"return_token_ids", 1}}), "return_token_ids", "must be a boolean"},
+      {"processor_kwargs_a_list", with(ok, {{"mm_processor_kwargs", {1}}}), "mm_processor_kwargs", "must be an object"},
+      {"processor_kwargs_fps", with(ok, {{"mm_processor_kwargs", {{"fps", 2}}}}), "mm_processor_kwargs.fps",
+       "images only"},
+      {"processor_kwargs_unknown", with(ok, {{"mm_processor_kwargs", {{"do_resize", false}}}}),
+       "mm_processor_kwargs.do_resize", "not supported (min_pixels and max_pixels are)"},
+      {"min_pixels_zero", with(ok, {{"mm_processor_kwargs", {{"min_pixels", 0}}}}), "mm_processor_kwargs.min_pixels",
+       "at least 1"},
+      {"max_pixels_a_float", with(ok, {{"mm_processor_kwargs", {{"max_pixels", 1.5}}}}),
+       "mm_processor_kwargs.max_pixels", "must be an integer"},
+      {"min_pixels_above_max", with(ok, {{"mm_processor_kwargs", {{"min_pixels", 5000}, {"max_pixels", 4000}}}}),
+       "mm_processor_kwargs.min_pixels", "above max_pixels"},
   };
 }
 

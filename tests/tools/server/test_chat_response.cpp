@@ -48,6 +48,21 @@ TEST(ChatResponse, FinishReasonsAndTokenIds) {
   EXPECT_EQ(c.at("choices")[0].at("token_ids"), json::array({9, 8}));
 }
 
+// vLLM's stop_reason: the stop string that matched, null for EOS and length; streamed and not.
+TEST(ChatResponse, StopReasonNamesTheStopString) {
+  qwenvl::Result stopped = answered("Two", {1, 2}, "stop_string");
+  stopped.stop_string = " cats";
+  const json c = s::completion(kHeader, stopped, false);
+  EXPECT_EQ(c.at("choices")[0].at("finish_reason"), "stop");
+  EXPECT_EQ(c.at("choices")[0].at("stop_reason"), " cats");
+  EXPECT_EQ(s::finish_chunk(kHeader, stopped, false, false).at("choices")[0].at("stop_reason"), " cats");
+  for (const char* reason : {"eos", "length"}) {
+    EXPECT_TRUE(s::completion(kHeader, answered("a", {9}, reason), false).at("choices")[0].at("stop_reason").is_null());
+    EXPECT_TRUE(s::finish_chunk(kHeader, answered("a", {9}, reason), false, false).at("choices")[0].at("stop_reason").is_null());
+  }
+  EXPECT_TRUE(s::content_chunk(kHeader, "lo", false).at("choices")[0].at("stop_reason").is_null());
+}
+
 TEST(ChatResponse, StreamChunks) {
   const json role = s::role_chunk(kHeader, false);
   EXPECT_EQ(role.at("object"), "chat.completion.chunk");

@@ -2,8 +2,9 @@
 // process, QWENVL_SERVER) on the tiny fixture models. Its answers, whole and streamed, are
 // transformers' for the fixture's image cases (OUT/reference/cli) and qwenvl-cli's for the same
 // request; every bad request of issue 16 gets OpenAI's error object and a 4xx while the server goes
-// on serving; 16 clients at once are all answered; /metrics moves; a client gone mid-stream has its
-// request cancelled; SIGTERM lets the running requests finish, then the server exits 0.
+// on serving; 16 clients at once are all answered; /metrics moves; a client gone mid-stream or before
+// its whole answer has its request cancelled; stop strings are named (stop_reason); vLLM's
+// mm_processor_kwargs resize a request's images; SIGTERM lets the running requests finish, then the server exits 0.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -185,6 +186,16 @@ double metric(int port, const std::string& sample) {
   return std::stod(res->body.substr(at + 1 + sample.size() + 1));
 }
 
+// A metric's value once it differs from `from` (or after 10 s).
+double metric_once_moved(int port, const std::string& sample, double from) {
+  double now = from;
+  for (int i = 0; i < 500 && now == from; ++i) {
+    std::this_thread::sleep_for(20ms);
+    now = metric(port, sample);
+  }
+  return now;
+}
+
 json simple_request(int max_tokens = 4) {
   return {{"model", "tiny-a"},
           {"messages", {{{"role", "user"}, {"content", "Say something."}}}},
@@ -354,11 +365,18 @@ TEST_F(Server, BadRequestsGetOpenAisErrorAndTheServerGoesOn) {
   wrong_type["max_tokens"] = "many";
   json two_choices = simple_request();
   two_choices["n"] = 2;
+  json video_fps = simple_request();
+  video_fps["mm_processor_kwargs"] = {{"fps", 2}};
+  json upscale_past_the_context = simple_request();
+  upscale_past_the_context["mm_processor_kwargs"] = {{"min_pixels", 100'000'000}};
   const std::vector<Sent> cases = {
       {{"malformed_json", 400, "not valid JSON", "invalid_json"}, "{\"model\": ", auth()},
       {{"missing_messages", 400, "messages: is required", ""}, no_messages.dump(), auth()},
       {{"wrong_typed_field", 400, "max_tokens: must be an integer", ""}, wrong_type.dump(), auth()},
       {{"n_two", 400, "only n = 1", ""}, two_choices.dump(), auth()},
+      {{"processor_kwargs_fps", 400, "mm_processor_kwargs.fps: samples video frames", ""}, video_fps.dump(), auth()},
+      {{"min_pixels_past_the_context", 400, "pixels that the context can hold", ""}, upscale_past_the_context.dump(),
+       auth()},
       {{"unknown_model", 404, "The model 'gpt-4o' does not exist", "model_not_found"}, unknown_model.dump(), auth()},
       {{"base64_not_an_image", 400, "not a PNG or JPEG image", "invalid_image"},
        with_content({image_part("hello, not an image")}).dump(),
@@ -409,6 +427,41 @@ TEST_F(Server, BadRequestsGetOpenAisErrorAndTheServerGoesOn) {
   EXPECT_TRUE(json::parse(unknown_route->body).contains("error"));
 }
 
+// response_format and structured_outputs reach the engine; a schema it does not support, or one whose
+// range lies past the numbers' digit bound, is the client's fault: 400 with the reason, and the server
+// goes on.
+TEST_F(Server, ConstrainedAnswersAndUnsupportedSchemasGet400) {
+  auto with_schema = [](const json& schema) {
+    json r = simple_request(40);
+    r["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "check"}, {"schema", schema}}}};
+    return r;
+  };
+  Reply reply = post(port(), with_schema({{"type", "object"}, {"properties", {{"ok", {{"type", "boolean"}}}}}, {"required", {"ok"}}}));
+  ASSERT_EQ(reply.status, 200) << reply.body.dump();
+  const std::string document = reply.body["choices"][0]["message"]["content"];
+  EXPECT_TRUE(json::parse(document).at("ok").is_boolean()) << document;
+  json choice = simple_request(16);
+  choice["structured_outputs"] = {{"choice", {"yes", "no, never"}}};
+  reply = post(port(), choice);
+  ASSERT_EQ(reply.status, 200) << reply.body.dump();
+  const std::string picked = reply.body["choices"][0]["message"]["content"];
+  EXPECT_TRUE(picked == "yes" || picked == "no, never") << picked;
+
+  const std::vector<std::pair<json, std::string>> refused = {
+      {{{"type", "string"}, {"pattern", "a+"}}, "'pattern'"},
+      {{{"type", "object"}, {"properties", {{"n", {{"anyOf", {{{"type", "null"}}}}}}}}}, "/properties/n"},
+      {{{"type", "integer"}, {"minimum", 1e17}}, "9999999999999999"},
+  };
+  for (const auto& [schema, says] : refused) {
+    reply = post(port(), with_schema(schema));
+    EXPECT_EQ(reply.status, 400) << schema << ": " << reply.body.dump();
+    ASSERT_TRUE(reply.body.contains("error")) << reply.body.dump();
+    EXPECT_EQ(reply.body["error"]["type"], "invalid_request_error");
+    EXPECT_NE(reply.body["error"]["message"].get<std::string>().find(says), std::string::npos) << reply.body.dump();
+  }
+  EXPECT_EQ(post(port(), simple_request()).status, 200) << "still serving";
+}
+
 TEST_F(Server, MetricsMoveWithAnAnswer) {
   const double answered = metric(port(), "qwenvl_requests_total{outcome=\"answered\"}");
   const double tokens = metric(port(), "qwenvl_generated_tokens_total");
@@ -442,6 +495,51 @@ TEST_F(Server, SixteenClientsAtOnceAreAllAnswered) {
   for (auto& a : answers) EXPECT_EQ(a.get(), expected) << "greedy answers do not depend on the batch";
 }
 
+// vLLM's mm_processor_kwargs resize this request's images: fewer pixels, fewer prompt tokens.
+TEST_F(Server, ProcessorKwargsResizeThisRequestsImages) {
+  json request = simple_request(1);
+  request["messages"][0]["content"] = {
+      image_part(qwenvl::test::read_text(fixtures() / "media" / "sample_small.png")),  // 200x140
+      {{"type", "text"}, {"text", "What is it?"}}};
+  const Reply plain = post(port(), request);
+  ASSERT_EQ(plain.status, 200) << plain.body.dump();
+  request["mm_processor_kwargs"] = {{"min_pixels", 784}, {"max_pixels", 56 * 56}};
+  const Reply small = post(port(), request);
+  ASSERT_EQ(small.status, 200) << small.body.dump();
+  const int tokens = plain.body["usage"]["prompt_tokens"];
+  EXPECT_EQ(small.body["usage"]["prompt_tokens"], tokens - 35 + 2) << "5x7 image tokens (140x196 pixels) become 1x2 (28x56)";
+}
+
+// A stop string: OpenAI's finish_reason "stop" and vLLM's stop_reason naming it, streamed and not;
+// an answer ended otherwise says null.
+TEST_F(Server, AStopStringIsNamedInStopReason) {
+  const Reply free = post(port(), simple_request(8));
+  ASSERT_EQ(free.status, 200) << free.body.dump();
+  EXPECT_TRUE(free.body["choices"][0].at("stop_reason").is_null());
+  const std::string full = free.body["choices"][0]["message"]["content"];
+  ASSERT_GT(full.size(), 2u);
+  size_t from = full.size() / 2;  // a whole character from the middle of the answer
+  while (from > 0 && (static_cast<unsigned char>(full[from]) & 0xC0) == 0x80) --from;
+  size_t to = from + 1;
+  while (to < full.size() && (static_cast<unsigned char>(full[to]) & 0xC0) == 0x80) ++to;
+  const std::string stop = full.substr(from, to - from);
+  json request = simple_request(8);
+  request["stop"] = {"never in the answer", stop};
+  const Reply whole = post(port(), request);
+  ASSERT_EQ(whole.status, 200) << whole.body.dump();
+  const json& choice = whole.body["choices"][0];
+  EXPECT_EQ(choice.at("finish_reason"), "stop");
+  EXPECT_EQ(choice.at("stop_reason"), stop);
+  EXPECT_EQ(choice.at("message").at("content"), full.substr(0, full.find(stop)));
+  const Stream streamed = post_stream(port(), request);
+  ASSERT_EQ(streamed.status, 200);
+  ASSERT_TRUE(streamed.done);
+  const json& finish = streamed.events.back().at("choices")[0];
+  EXPECT_EQ(finish.at("finish_reason"), "stop");
+  EXPECT_EQ(finish.at("stop_reason"), stop);
+  EXPECT_EQ(streamed.text, full.substr(0, full.find(stop)));
+}
+
 // A client that reads the first chunks of a stream and hangs up: the engine ends its request as
 // cancelled (counted), long before the tokens it asked for.
 TEST_F(Server, AClientGoneMidStreamIsCancelledInTheEngine) {
@@ -461,14 +559,29 @@ TEST_F(Server, AClientGoneMidStreamIsCancelledInTheEngine) {
   const auto res = client.send(req);
   EXPECT_FALSE(res) << "the client stopped reading";
   EXPECT_EQ(chunks, 3);
-  double now = cancelled;
-  for (int i = 0; i < 500 && now == cancelled; ++i) {
-    std::this_thread::sleep_for(20ms);
-    now = metric(port(), "qwenvl_requests_total{outcome=\"cancelled\"}");
-  }
-  EXPECT_EQ(now, cancelled + 1) << "the request was not cancelled";
+  EXPECT_EQ(metric_once_moved(port(), "qwenvl_requests_total{outcome=\"cancelled\"}", cancelled), cancelled + 1)
+      << "the request was not cancelled";
   EXPECT_LT(metric(port(), "qwenvl_generated_tokens_total") - tokens, 4000);
   EXPECT_EQ(metric(port(), "qwenvl_http_requests_in_flight"), 0);
+}
+
+// A client that gives up waiting for a whole (not streamed) answer and hangs up: the engine ends its
+// request as cancelled (counted), long before the tokens it asked for, and the server goes on.
+TEST_F(Server, AClientGoneBeforeItsWholeAnswerIsCancelledInTheEngine) {
+  const double cancelled = metric(port(), "qwenvl_requests_total{outcome=\"cancelled\"}");
+  const double tokens = metric(port(), "qwenvl_generated_tokens_total");
+  httplib::Client client("127.0.0.1", port());
+  client.set_read_timeout(0, 500'000);  // then it closes the connection
+  const auto res = client.Post("/v1/chat/completions", auth(), long_request(7000).dump(), "application/json");
+  ASSERT_FALSE(res) << "answered within half a second: " << res->body;
+  EXPECT_EQ(res.error(), httplib::Error::Read);
+  EXPECT_EQ(metric_once_moved(port(), "qwenvl_requests_total{outcome=\"cancelled\"}", cancelled), cancelled + 1)
+      << "the request was not cancelled";
+  EXPECT_LT(metric(port(), "qwenvl_generated_tokens_total") - tokens, 7000);
+  for (int i = 0; i < 100 && metric(port(), "qwenvl_http_requests_in_flight") != 0; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(metric(port(), "qwenvl_http_requests_in_flight"), 0);
+  const Reply after = post(port(), simple_request());
+  EXPECT_EQ(after.status, 200) << after.body.dump();
 }
 
 // --- Shutdown --------------------------------------------------------------------------------------
