@@ -8,9 +8,20 @@ here=$(cd "$(dirname "$0")/.." && pwd)/tests/sanitizers
 case "${QWENVL_SANITIZER:?}" in
   address)
     export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)${LD_PRELOAD:+:$LD_PRELOAD}"
-    export ASAN_OPTIONS="abort_on_error=0:halt_on_error=1:detect_odr_violation=0:${ASAN_OPTIONS:-}"
+    # fast_unwind_on_malloc=0: GLib has no frame pointers, so the fast unwinder stops at g_malloc;
+    # the slow one gives the whole stack that a leak report and a suppression need.
+    export ASAN_OPTIONS="abort_on_error=0:halt_on_error=1:detect_odr_violation=0:fast_unwind_on_malloc=0:${ASAN_OPTIONS:-}"
     export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$here/ubsan.supp:${UBSAN_OPTIONS:-}"
     export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0:${LSAN_OPTIONS:-}"
+    # CPython frees nothing at exit (its objects and PyGObject's stay reachable only from freed
+    # interpreter state), so a Python process is checked for memory errors, not leaks: the test
+    # itself when it is Python, and the system python3 the tests start (QWENVL_SYSTEM_PYTHON).
+    case "$(basename "$1")" in
+      python3*) export ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" ;;
+    esac
+    if [ -n "${QWENVL_SYSTEM_PYTHON:-}" ]; then
+      export QWENVL_PYTHON_CHECKED="$QWENVL_SYSTEM_PYTHON" QWENVL_SYSTEM_PYTHON="$here/python-without-leak-check"
+    fi
     ;;
   thread)
     export LD_PRELOAD="$(gcc -print-file-name=libtsan.so)${LD_PRELOAD:+:$LD_PRELOAD}"

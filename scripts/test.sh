@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, writes the reference fixtures with the pinned
-# transformers (only when their generator changed), runs every test suite, then each fuzzer briefly.
+# transformers (only when their generator changed), runs every test suite, then each fuzzer briefly,
+# then the CPU suites under AddressSanitizer + UndefinedBehaviorSanitizer.
 #   scripts/test.sh [BUILD_DIR]      (default: build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,17 @@ python3 scripts/test_summary.py "$build/meson-logs/testlog.json" || status=1
 fuzz_seconds=${QWENVL_FUZZ_SECONDS:-10}
 if [ "$fuzz_seconds" != skip ]; then
   FUZZ_BUILD="$build/fuzz" scripts/fuzz.sh "$fuzz_seconds" || status=1
+fi
+# The sanitizer builds (scripts/sanitize.sh; their costs in docs/RELIABILITY.md): QWENVL_SANITIZERS
+# lists the kinds, by default "address" (ASan + UBSan with LeakSanitizer over the CPU suites, the
+# element's 100 restarts included, less QWENVL_SANITIZE_SKIP: by default qwenvl_cli, to stay within
+# CI's 45 minutes); "address thread" adds ThreadSanitizer, "skip" leaves them out.
+sanitizers=${QWENVL_SANITIZERS:-address}
+if [ "$sanitizers" != skip ]; then
+  for kind in $sanitizers; do
+    QWENVL_SANITIZE_SKIP=${QWENVL_SANITIZE_SKIP-qwenvl_cli} QWENVL_FIXTURES_DIR="$build/fixtures" \
+      scripts/sanitize.sh "$kind" "$build/sanitize-$kind" || status=1
+  done
 fi
 # llama.cpp's llama-server on the tiny fixture, the element against it (issue 16 item 5): opt-in,
 # QWENVL_LLAMA_SERVER=1; its build is kept in ~/.cache/qwenvl/llama (about 10 CPU-minutes cold).

@@ -196,6 +196,8 @@ inline void free_all(std::vector<GstStructure*>& v) {
   for (auto* s : v) gst_structure_free(s);
   v.clear();
 }
+// For structures only to be discarded, e.g. free_all(rig.messages("qwenvl-result")).
+inline void free_all(std::vector<GstStructure*>&& v) { free_all(v); }
 
 // The metas of a buffer, copied (the caller frees them).
 inline std::vector<GstStructure*> metas_of(GstBuffer* buffer) {

@@ -25,7 +25,7 @@ TEST(ElementAsk, AnswerCarriesTheIdTheSignalReturned) {
   ASSERT_EQ(gst_buffer_count_qwenvl_meta(out), 1u);
   const guint64 interval_id = u64(gst_buffer_get_qwenvl_meta(out), GST_QWENVL_FIELD_REQUEST_ID);
   gst_buffer_unref(out);
-  rig.messages("qwenvl-result");
+  free_all(rig.messages("qwenvl-result"));
   free_all(rig.signalled);
 
   // Two questions before the next frame: both about it, each with its own id.
@@ -82,7 +82,7 @@ TEST(ElementAsk, FailedQuestionPostsItsIdAndWhy) {
   GstBuffer* out = rig.push_pull(frame.buffer(0, kFrame));
   ASSERT_NE(out, nullptr);
   gst_buffer_unref(out);
-  rig.messages("qwenvl-result");
+  free_all(rig.messages("qwenvl-result"));
   free_all(rig.signalled);
 
   std::string huge;
