@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
+#include <set>
+#include <string>
+#include <vector>
 
 #include "runtime/placement/byte_size.h"
 #include "runtime/placement/device_profile.h"
@@ -99,4 +103,14 @@ std::string describe(const DeviceSpec& spec) {
 }
 
 }  // namespace runtime::placement
+int pipeline_micro_batches(const std::vector<std::string>& stage_devices) {
+  std::set<std::string> cards;
+  int cpu_stages = 0;
+  for (const std::string& d : stage_devices) {
+    if (d == "cpu") ++cpu_stages;
+    else cards.insert(d);
+  }
+  return std::max(cpu_stages + static_cast<int>(cards.size()), 1);
+}
+
 }  // namespace qwenvl

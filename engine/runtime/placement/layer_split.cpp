@@ -71,7 +71,7 @@ Candidate given_pipeline(const LayerSplit& split, const std::vector<DeviceEntry>
   Candidate c;
   c.mode = Placement::kPipeline;
   c.roles.assign(k, StageRoles{});
-  c.micro_batches = 0;
+  std::vector<std::string> stage_devices;  // of the entries with layers
   int64_t next = 0;  // the first layer no device before has taken
   for (size_t i = 0; i < k; ++i) {
     const LayerSplit::Range& r = split.layers[i];
@@ -92,12 +92,12 @@ Candidate given_pipeline(const LayerSplit& split, const std::vector<DeviceEntry>
       fail(fmt::format("{} holds up to layer {}, but the model has {} decoder layers (0-{})", name(i), r.end - 1,
                        layers, layers - 1));
     c.roles[i] = StageRoles{r.first, r.end, r.first == 0, r.end == layers, vision};
-    ++c.micro_batches;
+    stage_devices.push_back(entries[i].spec.device);
     next = r.end;
   }
   if (next < layers)
     fail(fmt::format("{} {} on no device", layers_text(next, layers - 1), layers - next == 1 ? "is" : "are"));
-  // As the search's pipelines: one micro-batch in flight per stage with layers.
+  c.micro_batches = pipeline_micro_batches(stage_devices);
   c.rows = (max_batch + c.micro_batches - 1) / c.micro_batches;
   return c;
 }

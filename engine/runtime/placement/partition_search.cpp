@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <string>
+
+#include "runtime/placement/device_list.h"
 
 namespace qwenvl::runtime::placement {
 namespace {
@@ -98,7 +101,9 @@ std::optional<Candidate> PartitionSearch::best_pipeline(const Objective& objecti
   double best_cost = kNever;
   auto consider = [&](const std::vector<size_t>& chain, std::optional<size_t> vision_alone) {
     Candidate c;
-    c.micro_batches = static_cast<int>(chain.size());
+    std::vector<std::string> stage_devices;
+    for (size_t e : chain) stage_devices.push_back(entries_[e].spec.device);
+    c.micro_batches = pipeline_micro_batches(stage_devices);
     c.rows = ceil_div(w_.max_batch, c.micro_batches);
     c.roles.assign(k, StageRoles{});
     double cost = best_chain(chain, !vision_alone, c.rows, objective, c.roles);

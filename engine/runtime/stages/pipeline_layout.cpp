@@ -2,8 +2,6 @@
 #include "runtime/stages/pipeline_layout.h"
 
 #include <algorithm>
-#include <set>
-#include <string>
 
 #include "qwenvl/error.h"
 
@@ -27,21 +25,8 @@ std::vector<StageSpec> stage_specs(const Plan& plan, const StageTuning& tuning,
   return out;
 }
 
-// Stages on one GPU take turns on the same SMs: splitting a step there only makes every GEMM
-// smaller, and in bf16 a different split rounds differently, so ids drift from one stage's. Seen
-// on an H100 (tests/gpu/test_gpu_pipeline.cpp, 7B width, batch 64): two stages on cuda:0 gave 93%
-// of one stage's frames/s with one micro-batch and 73% with two. CPU stages run on threads of
-// their own, side by side, so each counts.
 int micro_batches(const Plan& plan, const StageTuning& tuning) {
-  if (tuning.micro_batches > 0) return tuning.micro_batches;
-  std::set<std::string> cards;
-  int cpu_stages = 0;
-  for (const DevicePlan& d : plan.devices) {
-    if (d.end_layer == d.first_layer) continue;
-    if (d.device.rfind("cuda", 0) == 0) cards.insert(d.device == "cuda" ? "cuda:0" : d.device);
-    else ++cpu_stages;
-  }
-  return std::max(cpu_stages + static_cast<int>(cards.size()), 1);
+  return tuning.micro_batches > 0 ? tuning.micro_batches : std::max(plan.micro_batches, 1);
 }
 
 }  // namespace qwenvl::runtime::stages

@@ -19,8 +19,8 @@ namespace qwenvl::runtime::stages {
 std::vector<StageSpec> stage_specs(const Plan& plan, const StageTuning& tuning,
                                    const std::function<at::Device(const std::string&)>& resolve);
 
-// The micro-batches a step of the plan is split into: the tuning's, else one per GPU that holds
-// layers (stages sharing a card count once) and one per CPU stage with layers.
+// The micro-batches a step of the plan is split into: the tuning's, else the plan's (the planner
+// sized each stage's activations for them: placement::pipeline_micro_batches).
 int micro_batches(const Plan& plan, const StageTuning& tuning);
 
 }  // namespace qwenvl::runtime::stages

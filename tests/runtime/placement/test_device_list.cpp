@@ -8,6 +8,7 @@
 #include "error_of.h"
 #include "qwenvl/placement.h"
 #include "runtime/placement/byte_size.h"
+#include "runtime/placement/device_list.h"
 #include "test_util.h"
 
 namespace qwenvl {
@@ -121,6 +122,18 @@ TEST(ByteSize, PrintsInTheLargestUnitThatKeepsANumberAboveOne) {
   EXPECT_EQ(runtime::placement::unit_for(5 * kGiB).name, std::string("GiB"));
   EXPECT_EQ(runtime::placement::unit_for(20 << 20).name, std::string("MiB"));
   EXPECT_EQ(runtime::placement::format_in(20 << 20, runtime::placement::unit_for(kGiB)), "0.0");
+}
+
+// A pipeline's step is split once per GPU that holds layers (stages sharing a card take turns on
+// it) and once per CPU stage (threads of their own).
+TEST(PipelineMicroBatches, OnePerGpuThatHoldsLayersAndPerCpuStage) {
+  using runtime::placement::pipeline_micro_batches;
+  EXPECT_EQ(pipeline_micro_batches({"cuda:0", "cuda:0"}), 1);
+  EXPECT_EQ(pipeline_micro_batches({"cuda:0", "cuda:0", "cuda:0", "cuda:0"}), 1);
+  EXPECT_EQ(pipeline_micro_batches({"cuda:0", "cuda:1", "cuda:0"}), 2);
+  EXPECT_EQ(pipeline_micro_batches({"cuda:0", "cpu"}), 2);
+  EXPECT_EQ(pipeline_micro_batches({"cpu", "cpu", "cpu"}), 3);
+  EXPECT_EQ(pipeline_micro_batches({}), 1);
 }
 
 }  // namespace

@@ -119,29 +119,14 @@ TEST(StageSpecs, FollowThePlan) {
   EXPECT_EQ(runtime::stages::micro_batches(p, {}), 2) << "one per stage with layers";
 }
 
-// Stages sharing a GPU count once: there they take turns on the same card, and a split step would
-// only shrink its GEMMs (and round differently in bf16).
-TEST(MicroBatches, OnePerGpuThatHoldsLayers) {
-  const auto plan_of = [](std::vector<std::string> devices) {
-    Plan p;
-    p.mode = Placement::kPipeline;
-    int64_t layer = 0;
-    for (const std::string& d : devices) {
-      DevicePlan entry;
-      entry.device = d;
-      entry.first_layer = layer;
-      entry.end_layer = ++layer;
-      p.devices.push_back(entry);
-    }
-    return p;
-  };
-  EXPECT_EQ(runtime::stages::micro_batches(plan_of({"cuda:0", "cuda:0"}), {}), 1);
-  EXPECT_EQ(runtime::stages::micro_batches(plan_of({"cuda", "cuda:0", "cuda:0", "cuda:0"}), {}), 1);
-  EXPECT_EQ(runtime::stages::micro_batches(plan_of({"cuda:0", "cuda:1", "cuda:0"}), {}), 2);
-  EXPECT_EQ(runtime::stages::micro_batches(plan_of({"cuda:0", "cpu"}), {}), 2);
+// The runtime splits a step as the planner sized it (Plan::micro_batches), unless told otherwise.
+TEST(MicroBatches, ThePlansUnlessTheTuningSetsThem) {
+  Plan p;
+  p.micro_batches = 3;
+  EXPECT_EQ(runtime::stages::micro_batches(p, {}), 3);
   runtime::stages::StageTuning forced;
-  forced.micro_batches = 3;
-  EXPECT_EQ(runtime::stages::micro_batches(plan_of({"cuda:0", "cuda:0"}), forced), 3) << "the tuning wins";
+  forced.micro_batches = 2;
+  EXPECT_EQ(runtime::stages::micro_batches(p, forced), 2) << "the tuning wins";
 }
 
 // Stage k works on micro-batch i while stage k+1 works on micro-batch i-1: with each stage sleeping
