@@ -102,7 +102,6 @@ std::string describe(const DeviceSpec& spec) {
   return text;
 }
 
-}  // namespace runtime::placement
 int pipeline_micro_batches(const std::vector<std::string>& stage_devices) {
   std::set<std::string> cards;
   int cpu_stages = 0;
@@ -113,4 +112,5 @@ int pipeline_micro_batches(const std::vector<std::string>& stage_devices) {
   return std::max(cpu_stages + static_cast<int>(cards.size()), 1);
 }
 
+}  // namespace runtime::placement
 }  // namespace qwenvl
