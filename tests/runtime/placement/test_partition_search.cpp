@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "model/config.h"
+#include "runtime/placement/device_list.h"
 #include "runtime/placement/model_parts.h"
 #include "runtime/placement/partition_search.h"
 #include "runtime/placement/published_shapes.h"
@@ -56,8 +57,9 @@ PlanRequest small_request() {
 
 // Every pipeline over the entries: each entry either a chain member with at least one layer, in
 // list order, or (at most one) the vision tower's own; the tower on exactly one entry.
-void enumerate(const PartitionSearch& search, size_t k, int64_t n, int64_t batch,
+void enumerate(const PartitionSearch& search, const std::vector<DeviceEntry>& entries, int64_t n, int64_t batch,
                const std::function<void(const Candidate&)>& visit) {
+  const size_t k = entries.size();
   for (size_t alone = 0; alone <= k; ++alone) {  // k: no entry of its own
     std::vector<size_t> chain;
     for (size_t i = 0; i < k; ++i)
@@ -72,7 +74,9 @@ void enumerate(const PartitionSearch& search, size_t k, int64_t n, int64_t batch
       bounds.push_back(n);
       for (size_t vision = 0; vision < (alone < k ? 1 : chain.size()); ++vision) {
         Candidate c;
-        c.micro_batches = static_cast<int>(chain.size());
+        std::vector<std::string> stage_devices;
+        for (size_t e : chain) stage_devices.push_back(entries[e].spec.device);
+        c.micro_batches = pipeline_micro_batches(stage_devices);
         c.rows = (batch + c.micro_batches - 1) / c.micro_batches;
         c.roles.assign(k, StageRoles{});
         for (size_t s = 0; s < chain.size(); ++s)
@@ -100,7 +104,7 @@ TEST_P(ExactSearch, FindsTheFastestPlacementThatFits) {
   const PartitionSearch search = s.search();
   double best = 0;
   int placements = 0, fitting = 0;
-  enumerate(search, s.entries.size(), n, s.workload.max_batch, [&](const Candidate& c) {
+  enumerate(search, s.entries, n, s.workload.max_batch, [&](const Candidate& c) {
     ++placements;
     if (!search.fits(c)) return;
     ++fitting;
