@@ -8,16 +8,23 @@ then each tensor is drawn and written in slices of at most 64 MB.
 
   write_random_model.py OUT_DIR --shape 3b|7b|32b|72b|bench300 [--dtype bf16|fp32] [--layers N --vision-layers N]
     [--tokenizer-from DIR]   (copies tokenizer.json / tokenizer_config.json / chat_template.json)
+preprocessor_config.json is always the published one (Qwen2VLImageProcessor with CLIP's mean and std,
+min/max pixels 3136/12845056), never the tokenizer directory's: llama.cpp's converter reads image_mean
+and image_std from it for the vision projector.
 """
 import argparse
 import json
 import resource
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 import torch
 from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+import models as fixture_models  # noqa: E402  (the published preprocessor_config.json)
 
 SHAPES = {
     # the published widths (Qwen/Qwen2.5-VL-{3B,7B}-Instruct config.json)
@@ -118,10 +125,10 @@ def main() -> None:
     config = config_for(a.shape, a.layers, a.vision_layers)
     config.save_pretrained(a.out)
     size = write(a.out, config, a.dtype, a.seed)
-    for name in ["tokenizer.json", "tokenizer_config.json", "chat_template.json", "preprocessor_config.json",
-                 "generation_config.json"]:
+    for name in ["tokenizer.json", "tokenizer_config.json", "chat_template.json", "generation_config.json"]:
         if (a.tokenizer_from / name).exists():
             shutil.copy(a.tokenizer_from / name, a.out / name)
+    fixture_models.write_json(a.out / "preprocessor_config.json", fixture_models.published_preprocessor_config())
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"dir": str(a.out), "shape": a.shape, "bytes": size, "writer_peak_rss_mb": round(peak_mb)}))
 
