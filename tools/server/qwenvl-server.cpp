@@ -9,6 +9,7 @@
 // signal) without waiting for the model to load.
 #include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -33,6 +34,7 @@ using namespace qwenvl;
 using cli::CliError;
 
 constexpr int kCannotListen = 3;  // exit code: the address cannot be taken
+constexpr int kListenBacklog = 1024;  // connections the kernel holds until accepted (capped by net.core.somaxconn)
 
 struct Options {
   cli::EngineFlags engine;
@@ -177,6 +179,17 @@ int run(int argc, char** argv) {
   }
   const int threads = s.http_threads;
   http->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  // Debian's cpp-httplib is a compiled library: its listen() backlog is its default, 5, whatever a
+  // macro says here. A burst of clients overflows an accept queue that short (their handshakes stall,
+  // then time out as "connection closed"), so the socket is taken here and listened on again with a
+  // real backlog once bound. SO_REUSEADDR but not httplib's SO_REUSEPORT: a second server on a port
+  // in use is refused, not handed half the connections.
+  int listening_socket = -1;
+  http->set_socket_options([&listening_socket](int sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listening_socket = sock;  // the last one tried is the one bound
+  });
   http->set_payload_max_length(s.max_body_bytes);
   // Bound first: a port in use is said before a model loads for minutes.
   int port = s.port;
@@ -186,6 +199,7 @@ int run(int argc, char** argv) {
   } else if (!http->bind_to_port(s.host, port)) {
     port = 0;
   }
+  if (port != 0 && ::listen(listening_socket, kListenBacklog) != 0) port = 0;
   if (port == 0)
     throw CliError{kCannotListen, "cannot listen on " + s.host + ":" + std::to_string(s.port) +
                                       " (address in use, not an address of this host, or not allowed)"};
