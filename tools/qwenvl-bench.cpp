@@ -6,6 +6,7 @@
 //   qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] [--new-tokens 32]
 //                [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] [--overlap-decode 0|1]
 //                [--in-flight 64,128 [--duration-s 30] [--warmup-s 5]] [--json-schema SCHEMA] [--json FILE]
+//                [--devices LIST [--placement auto|pipeline|replicas]]
 // --phases 1: the engine times its vision, prefill and decode phases (synchronising the device after
 // each, which costs a little latency) and the table gains their split of a run.
 // --idle-profile 1 (CUDA, built with CUPTI): after the timed runs, one more run per batch size under
@@ -18,6 +19,9 @@
 // document is complete (the engine refuses ignore_eos with a schema), so pick a schema whose
 // documents cannot end within --new-tokens (say an array with minItems 50): a run in which a request
 // ends early fails loudly, as any run with fewer tokens does.
+// --devices LIST [--placement auto|pipeline|replicas]: the engine over a device list (qwenvl/placement.h),
+// e.g. cuda:0,cuda:0 --placement pipeline: two stages on one card, beside --device cuda:0 (issue 14's
+// cost of hand-offs); --devices wins over --device, as in EngineOptions (the command line is printed).
 // Prints a markdown table; --json also writes one object per batch size (for caption_bench.sh and,
 // with the prompt length and the phase times, scripts/bench/batch1_floor.py).
 //
@@ -98,6 +102,7 @@ int cuda_index(const std::string& device) {
 // `new_tokens` tokens.
 // The --json-schema text, empty when unconstrained.
 std::string g_json_schema;
+std::string g_devices, g_placement = "auto";  // EngineOptions::devices / placement
 
 qwenvl::Request caption_request(const std::vector<uint8_t>& rgb, int size, int new_tokens) {
   qwenvl::Request request;
@@ -156,6 +161,8 @@ int run_saturated_mode(const std::string& model_dir, const std::string& device, 
       qwenvl::EngineOptions options;
       options.model_dir = model_dir;
       options.device = device;
+      options.devices = g_devices;
+      options.placement = g_placement;
       options.dtype = "auto";
       options.max_batch = n;
       options.max_context = max_context;
@@ -237,7 +244,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] "
                  "[--new-tokens 32] [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] "
                  "[--overlap-decode 0|1] [--in-flight 64,128 [--duration-s 30] [--warmup-s 5]] [--json-schema SCHEMA] "
-                 "[--json FILE]\n";
+                 "[--json FILE] [--devices LIST [--placement auto|pipeline|replicas]]\n";
     return 1;
   }
   const std::string model_dir = argv[1];
@@ -266,6 +273,8 @@ int main(int argc, char** argv) {
     else if (flag == "--duration-s") duration_s = std::stod(value);
     else if (flag == "--warmup-s") warmup_s = std::stod(value);
     else if (flag == "--json-schema") g_json_schema = value;
+    else if (flag == "--devices") g_devices = value;
+    else if (flag == "--placement") g_placement = value;
     else {
       std::cerr << "unknown option " << flag << "\n";
       return 1;
@@ -315,6 +324,8 @@ int main(int argc, char** argv) {
       qwenvl::EngineOptions options;
       options.model_dir = model_dir;
       options.device = device;
+      options.devices = g_devices;
+      options.placement = g_placement;
       options.dtype = "auto";  // bf16 on CUDA
       options.max_batch = batch;
       options.max_context = max_context;  // the prompt (~300 tokens) + 32: sizes the KV pool to the work
