@@ -86,4 +86,9 @@ RemoteEngineCreateFunction load_remote_library(const std::string& path, std::str
       load_symbol(path, kRemoteEngineCreateSymbol, "remote engine (libqwenvl-remote)", error));
 }
 
+ConstraintCheckFunction load_constraint_check(const std::string& path, std::string* error) {
+  return reinterpret_cast<ConstraintCheckFunction>(
+      load_symbol(path, kConstraintCheckSymbol, "engine (libqwenvl-engine)", error));
+}
+
 }  // namespace qwenvl::gst

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "qwenvl/constraint_check.h"
 #include "qwenvl/engine.h"
 #include "qwenvl/remote_engine.h"
 
@@ -22,5 +23,7 @@ std::string remote_library_path();
 // the library and dlerror().
 EngineCreateFunction load_engine_library(const std::string& path, std::string* error);
 RemoteEngineCreateFunction load_remote_library(const std::string& path, std::string* error);
+// The engine library's check of json-schema / choices (qwenvl/constraint_check.h), from `path` as above.
+ConstraintCheckFunction load_constraint_check(const std::string& path, std::string* error);
 
 }  // namespace qwenvl::gst

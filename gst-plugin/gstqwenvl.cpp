@@ -530,14 +530,42 @@ static bool alert_when_valid(GstQwenVL* self) {
   return false;
 }
 
+// json-schema and choices are checked before the element starts, by the engine library's own check
+// (qwenvl/constraint_check.h: the features submit() accepts and xgrammar's grammar): a schema the
+// engine refuses, a @FILE that cannot be read, or both set stop the element from starting, instead of
+// failing every request. Set while it runs, a bad value fails each request with the reason. With
+// remote-url the server checks each request (no engine library is loaded here); a library that does
+// not load is left to open_engine, which says so.
+static bool constraints_valid(GstQwenVL* self) {
+  const Settings s = settings_snapshot(self);
+  if (!s.remote_url.empty() || (s.json_schema_property.empty() && s.choices.empty())) return true;
+  std::string why = s.json_schema_error;
+  if (why.empty()) {
+    std::string load_error;
+    const qwenvl::ConstraintCheckFunction check =
+        qwenvl::gst::load_constraint_check(qwenvl::gst::engine_library_path(s.engine_library), &load_error);
+    if (check == nullptr) return true;
+    qwenvl::SamplingParams params;
+    params.json_schema = s.json_schema;
+    params.choices = s.choices;
+    if (check(&params, &why)) return true;
+  }
+  std::string property = s.json_schema_property.empty() ? "choices" : s.choices.empty() ? "json-schema" : "json-schema and choices";
+  if (!s.json_schema_property.empty() && s.json_schema_property[0] == '@') property += " '" + s.json_schema_property + "'";
+  GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("qwenvl: %s refused: %s", property.c_str(), why.c_str()),
+                    ("json-schema takes a schema of the supported features (README: constrained answers) or @FILE; "
+                     "choices an array of non-empty texts; set one of them"));
+  return false;
+}
+
 static GstStateChangeReturn gst_qwenvl_change_state(GstElement* element, GstStateChange transition) {
   GstQwenVL* self = GST_QWENVL(element);
   switch (transition) {
     case GST_STATE_CHANGE_READY_TO_PAUSED:
-      if (!alert_when_valid(self)) return GST_STATE_CHANGE_FAILURE;
+      if (!alert_when_valid(self) || !constraints_valid(self)) return GST_STATE_CHANGE_FAILURE;
       break;
     case GST_STATE_CHANGE_NULL_TO_READY:
-      if (!alert_when_valid(self)) return GST_STATE_CHANGE_FAILURE;
+      if (!alert_when_valid(self) || !constraints_valid(self)) return GST_STATE_CHANGE_FAILURE;
 #ifndef QWENVL_HAVE_OPENCV
       if (settings_snapshot(self).overlay) {
         GST_ELEMENT_ERROR(self, CORE, NOT_IMPLEMENTED, ("qwenvl was built without OpenCV, so overlay=true cannot draw"),
@@ -614,14 +642,17 @@ static GParamSpec* string_array_spec(const char* name, const char* nick, const c
 }
 
 // json-schema's value: the schema itself, or @FILE for a file holding it (read when set). A file that
-// cannot be read leaves the value as given, which the engine refuses as not JSON on every request.
-static std::string schema_of_property(GstQwenVL* self, const std::string& value) {
+// cannot be read leaves the value as given and *error set: the element then does not start (see
+// constraints_valid); set while it runs, the engine refuses the value as not JSON on every request.
+static std::string schema_of_property(GstQwenVL* self, const std::string& value, std::string* error) {
+  error->clear();
   if (value.empty() || value[0] != '@') return value;
   gchar* contents = nullptr;
-  GError* error = nullptr;
-  if (!g_file_get_contents(value.c_str() + 1, &contents, nullptr, &error)) {
-    GST_WARNING_OBJECT(self, "json-schema: cannot read %s: %s", value.c_str() + 1, error->message);
-    g_error_free(error);
+  GError* read_error = nullptr;
+  if (!g_file_get_contents(value.c_str() + 1, &contents, nullptr, &read_error)) {
+    *error = std::string("cannot read ") + (value.c_str() + 1) + ": " + read_error->message;
+    GST_WARNING_OBJECT(self, "json-schema: %s", error->c_str());
+    g_error_free(read_error);
     return value;
   }
   std::string schema(contents);
@@ -685,7 +716,7 @@ static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* val
     case PROP_CHOICES: s.choices = strings_of_array(value); break;
     case PROP_JSON_SCHEMA:
       s.json_schema_property = string_or_empty(value);
-      s.json_schema = schema_of_property(self, s.json_schema_property);
+      s.json_schema = schema_of_property(self, s.json_schema_property, &s.json_schema_error);
       break;
     case PROP_INTERVAL: s.interval = g_value_get_uint64(value); break;
     case PROP_MODE: s.mode = static_cast<Mode>(g_value_get_enum(value)); break;
@@ -900,11 +931,14 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
       gobject_class, PROP_JSON_SCHEMA,
       g_param_spec_string("json-schema", "JSON schema",
                           "Every complete answer is one compact JSON document valid against this schema (or @FILE: "
-                          "read from the file when set); empty: free text",
+                          "read from the file when set); empty: free text. A schema the engine does not support, or "
+                          "a file that cannot be read, stops the element from starting (an error naming the fault); "
+                          "set while it runs, each request fails with the reason",
                           nullptr, live));
   g_object_class_install_property(
       gobject_class, PROP_CHOICES,
-      string_array_spec("choices", "Choices", "The answer is exactly one of these texts (an array: choices may hold commas)",
+      string_array_spec("choices", "Choices", "The answer is exactly one of these texts (an array: choices may hold commas); refused at "
+                        "start, with an error, when json-schema is set too",
                         "choice", "Choice", "One choice", live));
   g_object_class_install_property(
       gobject_class, PROP_INTERVAL,

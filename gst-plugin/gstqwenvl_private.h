@@ -44,6 +44,7 @@ struct Settings {
   std::vector<std::string> stop_strings;
   std::string json_schema_property;  // as set: the schema or @FILE
   std::string json_schema;           // the schema itself
+  std::string json_schema_error;     // why @FILE cannot be read; empty when it can (or no file)
   std::vector<std::string> choices;
   GstClockTime interval = 0;
   Mode mode = kModeAsync;

@@ -2,12 +2,10 @@
 #include "runtime/sampling.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
-
-#include <limits>
 
 #include "kernels/sampling.h"
 #include "runtime/host_upload.h"
+#include "runtime/token_masks.h"
 
 namespace qwenvl::runtime {
 
@@ -55,36 +53,6 @@ at::Tensor pick_on_host(at::Tensor& logits, const std::vector<SamplingRow>& rows
   return at::tensor(picked, at::kLong);
 }
 
-// The grammars' bitmasks of the constrained rows, filled on the host (the matchers live there) into
-// one pinned block, sent with a queued copy and applied where the logits are: with overlap_decode the
-// host fills them while the device still runs the step that made these logits.
-void apply_constraints(at::Tensor& logits, const std::vector<SamplingRow>& rows) {
-  std::vector<int64_t> constrained;
-  for (size_t row = 0; row < rows.size(); ++row)
-    if (rows[row].constraint) constrained.push_back(static_cast<int64_t>(row));
-  if (constrained.empty()) return;
-  const int64_t vocab = logits.size(1);
-  const int64_t words = structured::mask_words(vocab);
-  at::Tensor masks = at::empty({static_cast<int64_t>(constrained.size()), words},
-                               at::TensorOptions().dtype(at::kInt).pinned_memory(logits.is_cuda()));
-  // Rows apart, on libtorch's intra-op threads (each row's matcher is its own; xgrammar's batch
-  // matcher fills matchers side by side the same way): a row costs tens of µs over 152k ids, and
-  // serially 64 of them were 2.7 ms of a 6.6 ms 7B step on an H100.
-  int32_t* const first = masks.data_ptr<int32_t>();
-  at::parallel_for(0, static_cast<int64_t>(constrained.size()), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      rows[static_cast<size_t>(constrained[static_cast<size_t>(i)])].constraint->fill_mask(first + i * words);
-  });
-  const at::Tensor bits = upload(masks, logits.device());
-  const at::Tensor shifts = at::arange(32, bits.options());
-  const at::Tensor forbidden = at::bitwise_and(at::bitwise_right_shift(bits.unsqueeze(-1), shifts), 1)
-                                   .view({bits.size(0), words * 32})
-                                   .narrow(1, 0, vocab)
-                                   .eq(0);
-  const at::Tensor index = upload(constrained, at::kLong, logits.device());
-  logits.index_put_({index}, logits.index_select(0, index).masked_fill(forbidden, -std::numeric_limits<float>::infinity()));
-}
-
 }  // namespace
 
 SequenceSampler::SequenceSampler(const SamplingConfig& config)
@@ -101,7 +69,9 @@ int64_t SequenceSampler::pick(at::Tensor logits, const std::vector<int64_t>& see
 }
 
 at::Tensor pick_tokens(at::Tensor& logits, const std::vector<SamplingRow>& rows) {
-  apply_constraints(logits, rows);
+  std::vector<structured::TokenConstraint*> constraints;
+  for (const SamplingRow& row : rows) constraints.push_back(row.constraint);
+  apply_token_masks(logits, fill_token_masks(constraints, logits.size(1), logits.is_cuda()));
   return logits.is_cuda() ? pick_on_device(logits, rows) : pick_on_host(logits, rows);
 }
 

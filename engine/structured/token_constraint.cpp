@@ -3,11 +3,11 @@
 #include <dlpack/dlpack.h>
 #include <xgrammar/xgrammar.h>
 
-#include <cstdio>
 #include <mutex>
 #include <optional>
 
 #include "qwenvl/error.h"
+#include "structured/constraint_grammar.h"
 #include "structured/number_bounds.h"
 #include "structured/schema_features.h"
 #include "tokenizer/tokenizer.h"
@@ -15,31 +15,6 @@
 namespace qwenvl::structured {
 
 namespace {
-
-// A choice as an EBNF string literal: quote and backslash escaped, control bytes as \uXXXX (xgrammar's
-// \x takes any number of hex digits, so it could swallow a following digit); other UTF-8 as is.
-std::string ebnf_literal(const std::string& text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
-std::string choices_grammar(const std::vector<std::string>& choices) {
-  std::string root = "root ::= ";
-  for (size_t i = 0; i < choices.size(); ++i) root += (i ? " | " : "") + ebnf_literal(choices[i]);
-  return root;
-}
 
 class XgrammarConstraint : public TokenConstraint {
  public:
@@ -111,12 +86,11 @@ std::unique_ptr<TokenConstraint> ConstraintCompiler::compile(const SamplingParam
     const xgrammar::CompiledGrammar grammar =
         params.json_schema.empty()
             ? compiler.CompileGrammar(choices_grammar(params.choices))
-            : compiler.CompileJSONSchema(bound_number_ranges(params.json_schema), /*any_whitespace=*/false,
-                                         /*indent=*/std::nullopt, std::make_pair(std::string(","), std::string(":")),
-                                         /*strict_mode=*/true);
+            : compiler.CompileJSONSchema(bound_number_ranges(params.json_schema), kAnyWhitespace,
+                                         /*indent=*/std::nullopt, json_separators(), kStrictMode);
     return std::make_unique<XgrammarConstraint>(grammar, stop_ids, impl_->width);
   } catch (const std::exception& e) {
-    throw Error(std::string(params.json_schema.empty() ? "choices" : "json_schema") + ": " + e.what());
+    throw Error(std::string(params.json_schema.empty() ? "choices" : "json_schema") + ": " + xgrammar_reason(e.what()));
   }
 }
 

@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # On the GPU machine (repository root, .device carried): issue 17's item 4, what the JSON-schema mask
-# costs a decode step. Builds qwenvl-bench (build-bench-dev), writes the random-weight model of SHAPE
-# (152k vocabulary), then runs the caption workload at batch 1 and 64 with --phases 1, unconstrained
-# and with a schema, alternating, ROUNDS times each, and prints per batch the decode step time of
-# each by the wall clock ((latency - time to first token) / (new tokens - 1), the median over
-# rounds), their difference in µs a step and as a share of the unconstrained step. The schema is an object holding an array of exactly 50
-# short strings: its documents cannot end within 32 tokens, so every request writes all 32, and it
-# walks through structural and string states as a real answer does.
+# costs a decode step. Builds qwenvl-bench and qwenvl-mask-bench (build-bench-dev), writes the random-weight model of SHAPE
+# (152k vocabulary), then runs the caption workload at batch 1 and 64, unconstrained and with a
+# schema, alternating, ROUNDS times each, and prints per batch the decode step time of each by the
+# wall clock ((latency - time to first token) / (new tokens - 1), the median over rounds), their
+# difference in µs a step and as a share of the unconstrained step. These runs go without --phases:
+# it synchronises the device after every decode step, so the host can no longer fill a step's masks
+# while the device runs its forward, which is the engine's design (runtime/token_masks.h); the first
+# reading (docs/BENCHMARKS.md, 2026-12-06) was taken with it and so counted the whole host fill. One
+# more run of each with --phases 1 gives the device's decode phase a step, beside. The schema is an
+# object holding an array of exactly 50 short strings: its documents cannot end within 32 tokens, so
+# every request writes all 32, and it walks through structural and string states as a real answer does.
+# Last, qwenvl-mask-bench's table: the masks alone per step at the same batches (fill, copy + kernel,
+# and the former libtorch apply).
 #   scripts/bench/structured_bench.sh [SHAPE (default 7b)] [ROUNDS (default 3)]
 # To try it on the CPU (figures mean nothing there): BUILD=build MODEL_DIR=DIR DEVICE=cpu BATCHES=1,2
 set -uo pipefail
@@ -29,7 +35,7 @@ if [ -z "${BUILD:-}" ]; then
   write_bench_model "$shape" > "$OUT/models.log" 2>&1 &
   writer_pid=$!
   configure_build "$build" "$OUT/configure.log" -Dtests=false || exit 1
-  ninja -C "$build" -j "$(nproc)" tools/qwenvl-bench > "$OUT/build.log" 2>&1 \
+  ninja -C "$build" -j "$(nproc)" tools/qwenvl-bench tools/qwenvl-mask-bench > "$OUT/build.log" 2>&1 \
     || { grep -E "error|FAILED" "$OUT/build.log" | head -40; echo "structured_bench: build failed"; exit 1; }
   stamp "built"
   wait $writer_pid || { echo "structured_bench: model writing failed:"; tail -5 "$OUT/models.log"; exit 1; }
@@ -37,15 +43,20 @@ if [ -z "${BUILD:-}" ]; then
 else
   build=$BUILD
   model=${MODEL_DIR:?MODEL_DIR must name a model directory when BUILD is set}
+  # Brought up to date for the two tools (a no-op when they are), so the figures are this tree's.
+  ninja -C "$build" -j "$(nproc)" tools/qwenvl-bench tools/qwenvl-mask-bench > "$OUT/build.log" 2>&1 \
+    || { grep -E "error|FAILED" "$OUT/build.log" | head -40; echo "structured_bench: build failed"; exit 1; }
 fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 status=0
-for round in $(seq 1 "$rounds"); do
+# ROUND "phases" is the one run with --phases 1 (the device column); the others give the wall clock.
+for round in $(seq 1 "$rounds") phases; do
   for kind in plain schema; do
     stamp "round $round: $kind"
     extra=()
     [ "$kind" = schema ] && extra=(--json-schema "$schema")
-    "$build/tools/qwenvl-bench" "$model" --device "$device" --batches "$batches" --runs 3 --phases 1 "${extra[@]}" \
+    [ "$round" = phases ] && extra+=(--phases 1)
+    "$build/tools/qwenvl-bench" "$model" --device "$device" --batches "$batches" --runs 3 "${extra[@]}" \
       --json "$OUT/$kind-$round.json" > "$OUT/$kind-$round.md" 2> "$OUT/$kind-$round.log" \
       || { tail -5 "$OUT/$kind-$round.log"; status=1; }
   done
@@ -53,20 +64,21 @@ done
 python3 - "$OUT" "$rounds" <<'PY'
 import json, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
-# A decode step by the wall clock: (latency - time to first token) / (new tokens - 1). The mask is
-# built on the host between the device's steps, so the engine's decode phase time (device work,
-# synchronised) leaves it out; it is printed beside, to show where the cost sits.
+# A decode step by the wall clock: (latency - time to first token) / (new tokens - 1), from the runs
+# without --phases. The engine's decode phase (the forward alone, synchronised: the mask's fill, copy
+# and kernel lie outside it) comes from the --phases run, printed beside to show where the cost sits.
+def load(name):
+    try:
+        return json.load(open(f"{out}/{name}.json"))
+    except (OSError, ValueError):
+        return []
 def steps(kind):
     wall, phase = {}, {}
     for r in range(1, rounds + 1):
-        try:
-            rows = json.load(open(f"{out}/{kind}-{r}.json"))
-        except (OSError, ValueError):
-            continue
-        for row in rows:
-            n = row["new_tokens"] - 1
-            wall.setdefault(row["batch"], []).append((row["latency_ms"] - row["ttft_ms"]) / n)
-            phase.setdefault(row["batch"], []).append(row["decode_ms"] / n)
+        for row in load(f"{kind}-{r}"):
+            wall.setdefault(row["batch"], []).append((row["latency_ms"] - row["ttft_ms"]) / (row["new_tokens"] - 1))
+    for row in load(f"{kind}-phases"):
+        phase.setdefault(row["batch"], []).append(row["decode_ms"] / (row["new_tokens"] - 1))
     med = lambda d: {b: statistics.median(v) for b, v in d.items()}
     return med(wall), med(phase)
 (plain, plain_phase), (schema, schema_phase) = steps("plain"), steps("schema")
@@ -76,7 +88,15 @@ for b in sorted(plain):
     if b in schema:
         d = schema[b] - plain[b]
         print(f"| {b} | {plain[b]:.3f} | {schema[b]:.3f} | {1000 * d:.1f} | {100 * d / plain[b]:.1f}% | "
-              f"{plain_phase[b]:.3f} / {schema_phase[b]:.3f} |")
+              f"{plain_phase.get(b, float('nan')):.3f} / {schema_phase.get(b, float('nan')):.3f} |")
 PY
+# The masks alone, per step (fill on the host, the copy and kernel on the device, and the former
+# libtorch apply beside): scripts/bench/mask_bench.sh's table, with this model's tokenizer.
+if [ -x "$build/tools/qwenvl-mask-bench" ]; then
+  stamp "mask bench"
+  echo
+  OMP_NUM_THREADS=$OMP_NUM_THREADS "$build/tools/qwenvl-mask-bench" "$model" --device "$device" --batches "$batches" \
+    2> "$OUT/mask-bench.log" || { tail -5 "$OUT/mask-bench.log"; status=1; }
+fi
 stamp "done (status $status)"
 exit $status

@@ -1,13 +1,16 @@
 // libFuzzer harness: a JSON schema as a user sends it (the first part) through the engine's feature
 // check and xgrammar's compiler over a Qwen2-style vocabulary, then a walk of the grammar driven by
 // the second part's bytes: each step picks one allowed id from the mask and accepts it. The check and
-// the compiler either accept or throw qwenvl::Error; an allowed id is always accepted; a step never
-// allows nothing before the document is complete.
+// the compiler either accept or throw qwenvl::Error; the public check without a vocabulary
+// (qwenvl/constraint_check.h, what the element runs at start) refuses exactly what the compiler
+// refuses, with the same reason; an allowed id is always accepted; a step never allows nothing before
+// the document is complete.
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "fuzz_support.h"
+#include "qwenvl/constraint_check.h"
 #include "qwenvl/error.h"
 #include "structured/token_constraint.h"
 #include "tiny_tokenizer.h"
@@ -25,11 +28,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   params.json_schema = parts[0];
   if (params.json_schema.empty()) return 0;
   std::unique_ptr<structured::TokenConstraint> constraint;
+  const std::string checked = constraint_error(params);
   try {
     constraint = compiler.compile(params, {eos});
-  } catch (const Error&) {
+  } catch (const Error& e) {
+    fuzz::require(checked == e.what(), "the check said '" + checked + "' where the compiler refused: " + e.what());
     return 0;  // refused with the reason
   }
+  fuzz::require(checked.empty(), "the check refused what the compiler accepts: " + checked);
   fuzz::require(constraint != nullptr, "a schema gave no constraint");
   const std::string walk = parts.size() > 1 ? parts[1] : std::string();
   std::vector<int32_t> words(static_cast<size_t>(structured::mask_words(tokenizer.vocab_size())));

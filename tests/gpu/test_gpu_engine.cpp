@@ -2,11 +2,15 @@
 // (fixture models in fp32: the GPU path, sampling on the GPU); a request that runs the device out of
 // memory fails with that reason, gives its KV blocks back, and the engine keeps answering (and a
 // burst of large frames at real width under a small KV budget: each ends answered or failed with
-// the reason); device names the machine cannot serve fail at creation, saying why.
+// the reason); constrained rows (json_schema, choices) give the CPU engine's greedy ids with overlap
+// on and off; device names the machine cannot serve fail at creation, saying why.
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -182,6 +186,57 @@ TEST(GpuEngineMemory, BurstOfLargeFramesUnderASmallKvBudgetEndsEachWithAReasonAn
   ASSERT_EQ(engine->submit(request(small, 640, 480)).result.get().status, Status::kAnswered);
   for (int i = 0; i < 500 && engine->stats().kv_blocks_used != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_EQ(engine->stats().kv_blocks_used, 0);
+}
+
+// Constrained rows on the GPU (masks filled on the host, applied by kernels::apply_token_bitmask)
+// beside unconstrained ones in one batch: greedy ids equal to the CPU engine's, with overlap_decode
+// on and off, and each constrained answer a document of its schema or one of its choices.
+TEST(GpuEngineConstrained, GreedyIdsAreTheCpuEnginesWithOverlapOnAndOff) {
+  QWENVL_SKIP_WITHOUT_GPU();
+  const std::string schema =
+      R"({"type":"object","properties":{"people":{"type":"integer","minimum":0,"maximum":20},"vehicle":{"type":"boolean"}},"required":["people","vehicle"]})";
+  const std::vector<std::string> choices = {"yes", "no", "a person, walking"};
+  const auto ask_all = [&](const std::string& device, bool overlap) {
+    EngineOptions o;
+    o.model_dir = (test::fixtures_dir() / "models" / "tiny-a").string();
+    o.device = device;
+    o.dtype = "float32";
+    o.max_batch = 8;
+    o.max_context = 1024;
+    o.overlap_decode = overlap;
+    const auto engine = Engine::create(o);
+    std::vector<std::future<Result>> futures;
+    for (int i = 0; i < 6; ++i) {
+      Request r;
+      r.prompt = "Question " + std::to_string(i) + ": how many people, and is there a vehicle?";
+      r.sampling.max_new_tokens = 40;
+      r.sampling.temperature = 0.0;
+      if (i % 3 == 0) r.sampling.json_schema = schema;
+      if (i % 3 == 1) r.sampling.choices = choices;
+      futures.push_back(engine->submit(std::move(r)).result);
+    }
+    std::vector<Result> results;
+    for (auto& f : futures) results.push_back(f.get());
+    return results;
+  };
+  const std::vector<Result> cpu = ask_all("cpu", false);
+  for (const bool overlap : {true, false}) {
+    const auto before = kernels::dispatch_counts();
+    const std::vector<Result> gpu = ask_all("cuda", overlap);
+    const auto calls = kernels::dispatch_counts().since(before);
+    EXPECT_EQ(calls(kernels::KernelOp::kSample, kernels::DispatchPath::kCpuReference), 0u) << "tokens picked on the CPU";
+    for (size_t i = 0; i < gpu.size(); ++i) {
+      SCOPED_TRACE("request " + std::to_string(i) + (overlap ? ", overlap on" : ", overlap off"));
+      ASSERT_EQ(gpu[i].status, Status::kAnswered) << gpu[i].error;
+      EXPECT_EQ(gpu[i].token_ids, cpu[i].token_ids) << gpu[i].text << " | CPU: " << cpu[i].text;
+      if (i % 3 == 1) {
+        EXPECT_NE(std::find(choices.begin(), choices.end(), gpu[i].text), choices.end()) << gpu[i].text;
+      }
+      if (i % 3 == 0 && !gpu[i].incomplete) {
+        EXPECT_TRUE(nlohmann::json::accept(gpu[i].text)) << gpu[i].text;
+      }
+    }
+  }
 }
 
 TEST(GpuEngineCreate, DeviceThatIsNotThereFailsSayingWhy) {

@@ -1,8 +1,10 @@
 // json-schema (inline and @FILE) and choices on the element: a schema answer is the engine API's
 // answer and rides parsed as `answer` (a GstStructure) on the meta and the qwenvl-result message
 // beside its text; a cut answer is marked incomplete and carries no `answer`; a choices answer is
-// exactly one of the choices; a schema the engine does not support fails each request with the reason
-// (a warning and a qwenvl-failed message) while buffers keep flowing.
+// exactly one of the choices. A schema the engine does not support (or cannot read, or beside choices)
+// stops the element from starting with an error naming the property and the fault; set on a running
+// element, it fails each request with the reason (a warning and a qwenvl-failed message) while buffers
+// keep flowing.
 #include <glib/gstdio.h>
 #include <unistd.h>
 
@@ -10,6 +12,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -140,7 +143,106 @@ TEST(ElementConstrained, ChoicesAnswerIsExactlyOneChoice) {
   }
 }
 
-TEST(ElementConstrained, AnUnsupportedSchemaFailsEachRequestWithTheReason) {
+// The texts of the error messages on `bus` so far, joined by " | ".
+std::string bus_errors(GstBus* bus) {
+  std::string out;
+  while (GstMessage* m = gst_bus_pop(bus)) {
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) {
+      GError* error = nullptr;
+      gst_message_parse_error(m, &error, nullptr);
+      out += (out.empty() ? "" : " | ") + std::string(error != nullptr ? error->message : "");
+      g_clear_error(&error);
+    }
+    gst_message_unref(m);
+  }
+  return out;
+}
+
+// An element on the tiny-a model with a bus, outside any harness (which asserts that it starts).
+struct Bare {
+  GstElement* element = nullptr;
+  GstBus* bus = nullptr;
+  Bare() {
+    init_gst();
+    element = gst_element_factory_make("qwenvl", nullptr);
+    if (element == nullptr) throw std::runtime_error("no qwenvl element: is GST_PLUGIN_PATH the build tree's gst-plugin?");
+    g_object_set(element, "model", tiny_a().c_str(), nullptr);
+    bus = gst_bus_new();
+    gst_element_set_bus(element, bus);
+  }
+  ~Bare() {
+    gst_element_set_state(element, GST_STATE_NULL);
+    gst_element_set_bus(element, nullptr);
+    gst_object_unref(bus);
+    gst_object_unref(element);
+  }
+  Bare(const Bare&) = delete;
+  Bare& operator=(const Bare&) = delete;
+};
+
+TEST(ElementConstrained, ABadSchemaStopsTheElementFromStarting) {
+  gchar* dir = g_dir_make_tmp("qwenvl-schema-XXXXXX", nullptr);
+  ASSERT_NE(dir, nullptr);
+  const std::string not_json = std::string(dir) + "/not.json", missing = std::string(dir) + "/missing.json";
+  ASSERT_TRUE(g_file_set_contents(not_json.c_str(), R"({"type":"object")", -1, nullptr));
+  struct Case {
+    std::string value, fault;
+  };
+  const std::vector<Case> cases = {
+      {R"({"type":"string","pattern":"[a-z]+"})", "unsupported keyword 'pattern' for type string at /"},
+      {R"({"type":"object","properties":{"n":{"type":"integer","minimum":100000000000000000}}})",
+       "the range lies past the pinned grammar's bound for integers"},
+      {R"({"type":"object","properties":{"n":{"type":"integer"}},"required":["m"]})",
+       "required names a property the schema does not define"},
+      {R"({"type":"string","minLength":5,"maxLength":2})", "json-schema refused: json_schema: minLength 5 is greater than maxLength 2"},
+      {R"({"type":"object")", "json_schema is not JSON"},
+      {"@" + not_json, "json_schema is not JSON"},
+      {"@" + missing, "cannot read " + missing},
+  };
+  for (const Case& c : cases) {
+    Bare bare;
+    g_object_set(bare.element, "json-schema", c.value.c_str(), nullptr);
+    // NULL->READY: refused before the model is loaded, with the property and the fault named.
+    EXPECT_EQ(gst_element_set_state(bare.element, GST_STATE_READY), GST_STATE_CHANGE_FAILURE) << c.value;
+    const std::string error = bus_errors(bare.bus);
+    EXPECT_NE(error.find("json-schema"), std::string::npos) << error;
+    EXPECT_NE(error.find(c.fault), std::string::npos) << c.value << ": " << error;
+    if (c.value[0] == '@') {
+      EXPECT_NE(error.find("json-schema '" + c.value + "' refused"), std::string::npos) << error;
+    }
+  }
+  g_unlink(not_json.c_str());
+  g_rmdir(dir);
+  g_free(dir);
+}
+
+TEST(ElementConstrained, ASchemaBrokenWhileReadyStopsThePausedTransition) {
+  Bare bare;
+  g_object_set(bare.element, "json-schema", kSchema, nullptr);
+  ASSERT_EQ(gst_element_set_state(bare.element, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS) << bus_errors(bare.bus);
+  g_object_set(bare.element, "json-schema", R"({"type":"array","items":{"type":"string"},"uniqueItems":true})", nullptr);
+  EXPECT_EQ(gst_element_set_state(bare.element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  const std::string error = bus_errors(bare.bus);
+  EXPECT_NE(error.find("json-schema refused: json_schema: unsupported keyword 'uniqueItems' for type array"),
+            std::string::npos)
+      << error;
+  g_object_set(bare.element, "json-schema", kSchema, nullptr);  // fixed, it starts
+  EXPECT_NE(gst_element_set_state(bare.element, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE) << bus_errors(bare.bus);
+}
+
+TEST(ElementConstrained, ChoicesBesideASchemaStopTheElementFromStarting) {
+  Bare bare;
+  g_object_set(bare.element, "json-schema", kSchema, nullptr);
+  gst_util_set_object_arg(G_OBJECT(bare.element), "choices", R"(<"yes", "no">)");
+  EXPECT_EQ(gst_element_set_state(bare.element, GST_STATE_READY), GST_STATE_CHANGE_FAILURE);
+  const std::string error = bus_errors(bare.bus);
+  EXPECT_NE(error.find("json-schema and choices refused: a request sets both json_schema and choices"), std::string::npos)
+      << error;
+  g_object_set(bare.element, "json-schema", "", nullptr);  // choices alone start
+  EXPECT_EQ(gst_element_set_state(bare.element, GST_STATE_READY), GST_STATE_CHANGE_SUCCESS) << bus_errors(bare.bus);
+}
+
+TEST(ElementConstrained, AnUnsupportedSchemaSetWhileRunningFailsEachRequestWithTheReason) {
   const TestFrame frame = make_frame(GST_VIDEO_FORMAT_RGB, 30, 22, 2, 0);
   const auto rig = schema_rig(R"({"type":"string","pattern":"[a-z]+"})", 8, frame);
   for (int i = 0; i < 2; ++i) {

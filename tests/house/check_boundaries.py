@@ -5,7 +5,7 @@
   qwenvl/pixel_format.h, and nothing of the engine's parts.
 - The engine includes no GStreamer header; engine/nn includes nothing of runtime/.
 - gst-plugin/ reaches the engine through its public headers (qwenvl/...) only, never the kernels.
-- tools/ use the public headers only, except the two benches that measure one part by name.
+- tools/ use the public headers only, except the three benches that measure one part by name.
 - remote/ (the remote engine, no libtorch) uses the engine's public headers and, of kernels/, only
   the header-only pixel arithmetic.
 
@@ -21,7 +21,8 @@ INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 # tools that time one part of the engine by design (tools/meson.build says so for each)
 # kernels/ headers without ATen: videoconvert's YUV -> RGB arithmetic, shared with the remote engine
 REMOTE_KERNEL_HEADERS = ("kernels/frame_preparation_math.h", "kernels/videoconvert_yuv.h")
-PART_BENCHES = {"tools/qwenvl-tokenizer-bench.cpp": ("tokenizer/",), "tools/qwenvl-kernel-bench.cpp": ("kernels/",)}
+PART_BENCHES = {"tools/qwenvl-tokenizer-bench.cpp": ("tokenizer/",), "tools/qwenvl-kernel-bench.cpp": ("kernels/",),
+                "tools/qwenvl-mask-bench.cpp": ("runtime/", "structured/", "tokenizer/", "kernels/")}
 
 
 def breaches(rel: str, header: str):

@@ -28,6 +28,7 @@
 #include "kernels/rotary.h"
 #include "kernels/sampling.h"
 #include "kernels/silu_and_mul.h"
+#include "kernels/token_bitmask.h"
 
 namespace qk = qwenvl::kernels;
 
@@ -1437,6 +1438,70 @@ TEST(Linear, FaultsNameTheOperation) {
   expect_fault([&] { qk::linear(x, w, at::randn({47})); }, "bias must be [48]");
   expect_fault([&] { qk::linear(x, w.to(at::kBFloat16)); }, "must share one dtype");
   expect_fault([&] { qk::linear(x, w, at::randn({48}).to(at::kHalf)); }, "bias must share x's dtype");
+}
+
+// ---------------------------------------------------------------------------------------------
+// apply_token_bitmask: exact. The reference unpacks the bits with libtorch ops (the engine's former
+// mask) and sets the forbidden ids to -inf; rows without a mask, and allowed ids, keep their bits.
+
+struct BitmaskCase {
+  int64_t rows, masked, vocab, words;  // logits [rows, vocab]; `masked` mask rows of `words` words
+};
+
+void run_bitmask(const BitmaskCase& c, at::Device device) {
+  const uint64_t seed = fresh_seed();
+  const at::Tensor logits = at::randn({c.rows, c.vocab});
+  // Random bits, and three rows of patterns: nothing allowed, everything, one id past a word edge.
+  at::Tensor bits = at::randint(std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max(),
+                                {c.masked, c.words}, at::TensorOptions().dtype(at::kInt));
+  if (c.masked > 1) bits[0].zero_();
+  if (c.masked > 2) bits[1].fill_(-1);
+  if (c.masked > 3) {
+    bits[2].zero_();
+    bits[2][std::min<int64_t>(1, c.words - 1)] = 1;
+  }
+  const at::Tensor rows = at::randperm(c.rows, at::TensorOptions().dtype(at::kLong)).slice(0, 0, c.masked).to(at::kInt);
+  const at::Tensor shifts = at::arange(32, at::TensorOptions().dtype(at::kInt));
+  const at::Tensor forbidden =
+      at::bitwise_and(at::bitwise_right_shift(bits.unsqueeze(-1), shifts), 1).view({c.masked, c.words * 32}).narrow(1, 0, c.vocab).eq(0);
+  at::Tensor expected = logits.clone();
+  const at::Tensor index = rows.to(at::kLong);
+  expected.index_put_({index}, expected.index_select(0, index).masked_fill(forbidden, -std::numeric_limits<float>::infinity()));
+
+  at::Tensor out = logits.to(device);
+  qk::apply_token_bitmask(out, bits.to(device), rows.to(device));
+  SCOPED_TRACE("apply_token_bitmask rows " + std::to_string(c.rows) + " masked " + std::to_string(c.masked) + " vocab " +
+               std::to_string(c.vocab) + " seed " + std::to_string(seed));
+  EXPECT_TRUE(at::equal(out.cpu(), expected));
+  if (c.masked > 1) {
+    EXPECT_TRUE(at::isinf(out.cpu()[rows[0].item<int64_t>()]).all().item<bool>()) << "nothing allowed";
+  }
+}
+
+const std::vector<BitmaskCase> kBitmaskCases = {
+    {1, 1, 151936, 4748}, {64, 64, 151936, 4748}, {9, 4, 1000, 32}, {5, 2, 33, 2}, {6, 5, 70, 4}, {3, 0, 64, 2},
+};
+
+TEST(TokenBitmask, CpuPathIsExact) {
+  for (const auto& c : kBitmaskCases) run_bitmask(c, at::kCPU);
+}
+
+TEST(TokenBitmask, CudaKernelIsExact) {
+  REQUIRE_CUDA();
+  for (const auto& c : kBitmaskCases) run_bitmask(c, at::kCUDA);
+}
+
+TEST(TokenBitmask, FaultsNameTheOperation) {
+  at::Tensor logits = at::zeros({2, 100});
+  const at::Tensor rows = at::zeros({1}, at::TensorOptions().dtype(at::kInt));
+  expect_fault("apply_token_bitmask", [&] { qk::apply_token_bitmask(logits, at::zeros({1, 3}, at::kInt), rows); },
+               "cannot cover 100 ids");
+  expect_fault("apply_token_bitmask", [&] { qk::apply_token_bitmask(logits, at::zeros({2, 4}, at::kInt), rows); },
+               "one row index per mask row");
+  expect_fault("apply_token_bitmask",
+               [&] { qk::apply_token_bitmask(logits, at::zeros({1, 4}, at::kInt), at::full({1}, 2, at::TensorOptions().dtype(at::kInt))); },
+               "row index 2 outside [0, 2)");
+  EXPECT_TRUE(at::equal(logits, at::zeros({2, 100}))) << "a refused call changes nothing";
 }
 
 // ---------------------------------------------------------------------------------------------
