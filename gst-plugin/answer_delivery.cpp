@@ -35,7 +35,7 @@ GstStructure* answer_structure(const char* name, const Answer& a, bool alert) {
       static_cast<guint64>(a.ticket.pts), GST_QWENVL_FIELD_LATENCY, G_TYPE_UINT64,
       static_cast<guint64>(std::llround(a.result.total_ms * 1e6)), GST_QWENVL_FIELD_TTFT, G_TYPE_UINT64,
       static_cast<guint64>(std::llround(a.result.ttft_ms * 1e6)), GST_QWENVL_FIELD_PROMPT_TOKENS, G_TYPE_INT,
-      a.result.prompt_tokens, GST_QWENVL_FIELD_GENERATED_TOKENS, G_TYPE_INT, static_cast<int>(a.result.token_ids.size()),
+      a.result.prompt_tokens, GST_QWENVL_FIELD_GENERATED_TOKENS, G_TYPE_INT, a.result.generated_tokens,
       GST_QWENVL_FIELD_FINISH_REASON, G_TYPE_STRING, a.result.finish_reason.c_str(), GST_QWENVL_FIELD_ALERT,
       G_TYPE_BOOLEAN, alert ? TRUE : FALSE, nullptr);
   gst_structure_take_value(s, GST_QWENVL_FIELD_TOKEN_IDS, &ids);

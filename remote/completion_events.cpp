@@ -56,6 +56,9 @@ void read_usage(const json& data, CompletionSoFar& out) {
   const auto usage = data.find("usage");
   if (usage != data.end() && usage->is_object() && usage->contains("prompt_tokens") && (*usage)["prompt_tokens"].is_number_integer())
     out.prompt_tokens = (*usage)["prompt_tokens"].get<int>();
+  if (usage != data.end() && usage->is_object() && usage->contains("completion_tokens") &&
+      (*usage)["completion_tokens"].is_number_integer())
+    out.completion_tokens = (*usage)["completion_tokens"].get<int>();
 }
 
 void read_token_ids(const json& choice, CompletionSoFar& out) {

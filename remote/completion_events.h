@@ -22,6 +22,7 @@ struct CompletionSoFar {
   std::string text;
   std::vector<int32_t> token_ids;
   std::optional<int> prompt_tokens;  // from a usage object
+  std::optional<int> completion_tokens;  // from a usage object
   std::string finish_reason;         // as qwenvl::Result names it: "eos", "length", "stop_string"; empty: not yet
   std::string stop_string;           // "stop_string": the one that matched (a server that says only "stop": "eos")
   std::string error;                 // an error object the server sent (its message)

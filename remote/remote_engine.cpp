@@ -360,6 +360,8 @@ class RemoteEngine final : public Engine {
     result.finish_reason = answer.finish_reason;
     result.stop_string = answer.stop_string;
     result.prompt_tokens = answer.prompt_tokens.value_or(0);
+    // llama-server sends no ids: its usage says how many tokens it generated.
+    result.generated_tokens = answer.completion_tokens.value_or(static_cast<int>(result.token_ids.size()));
     if (result.ttft_ms == 0) result.ttft_ms = ms_since(pending.submitted);
     end(pending, Status::kAnswered, "", "", std::move(result));
   }

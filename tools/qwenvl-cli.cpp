@@ -56,7 +56,7 @@ void print_json(const qwenvl::Result& result, double load_ms) {
       {"text", result.text},
       {"token_ids", result.token_ids},
       {"prompt_tokens", result.prompt_tokens},
-      {"generated_tokens", result.token_ids.size()},
+      {"generated_tokens", result.generated_tokens},
       {"finish_reason", result.finish_reason},
       {"stop_string", result.finish_reason == "stop_string" ? nlohmann::json(result.stop_string) : nullptr},
       {"incomplete", result.incomplete},

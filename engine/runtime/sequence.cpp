@@ -18,6 +18,7 @@ void finish(Sequence& s, Status status, std::string finish_reason, std::string e
   r.incomplete = s.constraint && !s.constraint->complete();
   r.stream_id = s.request.stream_id;
   r.prompt_tokens = static_cast<int>(s.prompt.ids.size());
+  r.generated_tokens = static_cast<int>(s.generated.size());
   r.ttft_ms = s.first_token ? ms(*s.first_token) : 0.0;
   r.total_ms = ms(now);
   if (s.request.on_complete) {

@@ -3,6 +3,10 @@
 GPU machine's python as on this one): one image as a base64 PNG data URI and one question.
   record: one non-streamed and one streamed answer; prints both and writes the raw response bodies
           (the JSON, the server-sent events) when --record-dir is given.
+  record-stop: against a server started with --verbose: a stop string cut from the middle of the
+          answer the question gets, then the same question streamed with that stop string; checks
+          that the stream ends before it and that llama-server's __verbose names it, and writes the
+          events (llama_server_recorded_stream_verbose_stop.sse) when --record-dir is given.
   bench:  batch-1 latency from the server's own timings, then frames/s with N requests at once
           (exactly --tokens new tokens each: n_predict plus ignore_eos, random weights end early).
 """
@@ -16,7 +20,7 @@ import time
 from pathlib import Path
 
 
-def request_body(image_png, question, tokens, stream, ignore_eos):
+def request_body(image_png, question, tokens, stream, ignore_eos, stop=None):
     data_uri = "data:image/png;base64," + base64.b64encode(image_png).decode()
     body = {
         "model": "qwenvl-fixture",
@@ -30,6 +34,8 @@ def request_body(image_png, question, tokens, stream, ignore_eos):
     }
     if stream:
         body["stream_options"] = {"include_usage": True}
+    if stop:
+        body["stop"] = stop
     if ignore_eos:
         # llama-server's own fields (its /completion options are accepted here): exactly `tokens`,
         # and no reuse of an earlier request's KV (image included), which would skip vision and prefill.
@@ -86,6 +92,47 @@ def record(args, image):
     return 0
 
 
+def stop_word_of(text):
+    """Three characters from the middle of `text` whose first occurrence is there: the answer to the
+    same greedy request with that stop string is then exactly text[:k]."""
+    for k in range(len(text) // 2, len(text) - 2):
+        word = text[k:k + 3]
+        if word.strip() and text.find(word) == k:
+            return k, word
+    raise RuntimeError(f"no stop string to cut from {text!r}")
+
+
+def verbose_stop_word(raw):
+    for line in raw.decode().splitlines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            verbose = json.loads(line[len("data: "):]).get("__verbose")
+            if verbose and verbose.get("stop_type") == "word":
+                return verbose.get("stopping_word")
+    return None
+
+
+def record_stop(args, image):
+    whole = json.loads(post(args.host, args.port, request_body(image, args.question, args.tokens, False, False)))
+    text = whole["choices"][0]["message"]["content"]
+    k, word = stop_word_of(text)
+    stream = post(args.host, args.port, request_body(image, args.question, args.tokens, True, False, [word]))
+    cut, finish = streamed_text(stream)
+    named = verbose_stop_word(stream)
+    print(f"answer {text!r}; stop string {word!r} at {k}: streamed {cut!r}, finish={finish}, "
+          f"__verbose stopping_word={named!r}")
+    print("stop_string_json: " + json.dumps(word))
+    if args.record_dir:
+        out = Path(args.record_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "llama_server_recorded_stream_verbose_stop.sse").write_bytes(stream)
+        print(f"recorded: {out}/llama_server_recorded_stream_verbose_stop.sse")
+    if cut != text[:k] or finish != "stop" or named != word:
+        print("chat_client: the stop string did not end the stream where expected, or __verbose does not name it",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def bench(args, image):
     body = request_body(image, args.question, args.tokens, False, True)
 
@@ -131,7 +178,7 @@ def bench(args, image):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["record", "bench"])
+    parser.add_argument("mode", choices=["record", "record-stop", "bench"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--image", required=True, help="a PNG file")
@@ -144,7 +191,7 @@ def main():
     parser.add_argument("--json")
     args = parser.parse_args()
     image = Path(args.image).read_bytes()
-    return record(args, image) if args.mode == "record" else bench(args, image)
+    return {"record": record, "record-stop": record_stop, "bench": bench}[args.mode](args, image)
 
 
 if __name__ == "__main__":

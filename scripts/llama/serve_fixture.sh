@@ -42,6 +42,30 @@ t0=$(date +%s.%N)
 python3 "$here/chat_client.py" record --port "$port" --image "$image" --tokens 16 ${RECORD_DIR:+--record-dir "$RECORD_DIR"}
 step "answered ($(python3 -c "import sys, time; print(f'{time.time() - float(sys.argv[1]):.2f}')" "$t0") s for both)"
 
+# A stop string, live: llama-server says which one ended an answer only under --verbose (its
+# __verbose.stopping_word; the OpenAI fields say "stop" alone). A second server with --verbose, a
+# stop string cut from the answer's middle, the events recorded; qwenvl-cli --remote must name it.
+vlog=$(mktemp)
+main_pid=$llama_server_pid
+llama_server_start "$vlog" "$server_bin" -m "$gguf/model-$outtype.gguf" --mmproj "$gguf/mmproj-$outtype.gguf" \
+  -np 1 -c 2048 -t "$(nproc)" --verbose || exit 1
+verbose_pid=$llama_server_pid verbose_port=$llama_port
+llama_server_pid=$main_pid
+stop_line=$(python3 "$here/chat_client.py" record-stop --port "$verbose_port" --image "$image" --tokens 16 \
+  ${RECORD_DIR:+--record-dir "$RECORD_DIR"}) || { echo "$stop_line"; kill $verbose_pid; exit 1; }
+echo "$stop_line"
+step "llama-server --verbose on 127.0.0.1:$verbose_port: the stop string is named"
+if [ -x "$build/tools/qwenvl-cli" ] && [ -f "$build/remote/libqwenvl-remote.so" ]; then
+  word=$(echo "$stop_line" | sed -n 's/^stop_string_json: //p' | python3 -c 'import json, sys; print(json.load(sys.stdin), end="")')
+  answer=$("$build/tools/qwenvl-cli" --json --remote "http://127.0.0.1:$verbose_port/v1" -i "$image" \
+    -p "Describe this image." -n 16 --temperature 0 --stop "$word") || { kill $verbose_pid; exit 1; }
+  echo "$answer"
+  python3 -c "import json, sys; a = json.loads(sys.argv[1]); sys.exit(0 if a['finish_reason'] == 'stop_string' and a['stop_string'] == sys.argv[2] else 1)" \
+    "$answer" "$word" || { echo "serve_fixture: qwenvl-cli --remote did not name the stop string '$word'"; kill $verbose_pid; exit 1; }
+  step "qwenvl-cli --remote --stop: finish_reason stop_string, stop_string '$word'"
+fi
+kill $verbose_pid; wait $verbose_pid 2>/dev/null || true; rm -f "$vlog"
+
 if [ -x "$build/tools/qwenvl-cli" ] && [ -f "$build/remote/libqwenvl-remote.so" ]; then
   url=http://127.0.0.1:$port/v1
   "$build/tools/qwenvl-cli" --remote "$url" -i "$image" -p "Describe this image." -n 16

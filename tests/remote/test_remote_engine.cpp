@@ -81,6 +81,7 @@ TEST(RemoteEngine, ReadsVllmsStreamAndSendsTheRequestAsItShould) {
   EXPECT_EQ(result.text, "The image shows a cat on a sofa.");
   EXPECT_EQ(result.token_ids, (std::vector<int32_t>{785, 2168, 4933, 264, 8251, 389, 264, 31851, 13, 151645}));
   EXPECT_EQ(result.prompt_tokens, 94);
+  EXPECT_EQ(result.generated_tokens, 10);
   EXPECT_EQ(result.finish_reason, "eos");
   EXPECT_GT(result.ttft_ms, 0);
   EXPECT_GE(result.total_ms, result.ttft_ms);
@@ -114,6 +115,7 @@ TEST(RemoteEngine, ReadsLlamaServersStreamAndAsksTheServerForItsModel) {
   EXPECT_EQ(result.text, "A red car parked by the kerb — なかなか.");
   EXPECT_TRUE(result.token_ids.empty());
   EXPECT_EQ(result.prompt_tokens, 287);
+  EXPECT_EQ(result.generated_tokens, 11) << "no ids from llama-server: its usage counts them";
   EXPECT_EQ(json::parse(server.bodies()[0])["model"], "served-model");
 }
 

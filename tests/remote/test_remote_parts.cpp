@@ -274,6 +274,21 @@ TEST(RemoteEvents, LlamaServerVerboseNamesTheStopWord) {
   EXPECT_EQ(read_completion(completion).stop_string, "");
 }
 
+// The same, recorded from a live llama-server --verbose (RECORDED.md): a stop string cut from the
+// fixture's answer, "ren", ends it; only __verbose says which.
+TEST(RemoteEvents, LiveLlamaServerVerboseNamesTheStopWord) {
+  const std::string body = transcript("llama_server_recorded_stream_verbose_stop.sse");
+  const CompletionSoFar whole = read_in_pieces(body, body.size());
+  EXPECT_EQ(whole.text, " Jason goalie/',孵化 _('-empty(nombre Prefe");
+  EXPECT_EQ(whole.finish_reason, "stop_string");
+  EXPECT_EQ(whole.stop_string, "ren");
+  EXPECT_EQ(whole.prompt_tokens, 124);
+  EXPECT_EQ(whole.completion_tokens, 8);
+  EXPECT_TRUE(whole.token_ids.empty());
+  EXPECT_TRUE(whole.done);
+  for (size_t piece = 1; piece < 64; ++piece) expect_same(read_in_pieces(body, piece), whole);
+}
+
 TEST(RemoteEvents, LlamaServerStreamWithTimingsAndCrlf) {
   const std::string body = transcript("llama_server_stream.sse");
   const CompletionSoFar whole = read_in_pieces(body, body.size());

@@ -84,6 +84,7 @@ struct Result {
   bool incomplete = false;          // constrained (json_schema / choices) but cut before the document ended
   std::string stream_id;
   int prompt_tokens = 0;
+  int generated_tokens = 0;  // tokens generated: token_ids' count here; a remote server's usage where it sends no ids
   double ttft_ms = 0;   // submit to first generated token
   double total_ms = 0;  // submit to completion
 };
