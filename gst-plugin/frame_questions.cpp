@@ -149,13 +149,43 @@ qwenvl::RequestId submit(GstQwenVL* self, const Runtime& rt, qwenvl::Request req
   return id;
 }
 
+// A frame in CUDA memory as the engine reads it in place (Runtime::cuda), with the caps' colorimetry
+// and the buffer's time; nullopt when the caps are host memory or the memory cannot be read there
+// (then the caller maps it for the host, and GStreamer downloads it: said once, with the reason).
+std::optional<qwenvl::FrameView> device_frame_view(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer) {
+  Streaming& st = self->state->streaming;
+  if (!st.cuda_memory || !rt.cuda) return std::nullopt;
+  std::string why;
+  std::optional<qwenvl::FrameView> view = rt.cuda->view(buffer, st.info, st.format, &why);
+  if (!view) {
+    if (!st.warned_cuda_copy)
+      GST_ELEMENT_WARNING(self, STREAM, FORMAT, ("qwenvl: frames in CUDA memory are copied through host memory"),
+                          ("%s", why.c_str()));
+    st.warned_cuda_copy = true;
+    return std::nullopt;
+  }
+  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+  view->timestamp_s = GST_CLOCK_TIME_IS_VALID(pts) ? static_cast<double>(pts) / GST_SECOND : 0.0;
+  view->yuv_matrix = yuv_matrix(st);
+  view->yuv_full_range = st.caps_colorimetry && st.info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255;
+  self->state->device_frames.fetch_add(1);
+  return view;
+}
+
 // Asks `prompt` about the whole frame; `request_id` 0: a new id. Returns the engine's ids to wait for.
 std::vector<qwenvl::RequestId> ask_frame(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, const Settings& s,
                                          const std::string& prompt, qwenvl::RequestId request_id) {
   Streaming& st = self->state->streaming;
+  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+  if (std::optional<qwenvl::FrameView> on_device = device_frame_view(self, rt, buffer)) {
+    Ticket ticket;
+    ticket.request_id = request_id;
+    qwenvl::Request request = base_request(self, s, prompt, pts, true, &ticket);
+    request.images.push_back(std::move(*on_device));
+    return {submit(self, rt, std::move(request), std::move(ticket))};
+  }
   GstVideoFrame frame;
   if (!map_frame(self, st.info, buffer, &frame)) return {};
-  const GstClockTime pts = GST_BUFFER_PTS(buffer);
   Ticket ticket;
   ticket.request_id = request_id;
   qwenvl::Request request = base_request(self, s, prompt, pts, true, &ticket);
@@ -171,10 +201,12 @@ std::vector<qwenvl::RequestId> ask_regions(GstQwenVL* self, const Runtime& rt, G
                                            const std::vector<RoiBox>& boxes) {
   Streaming& st = self->state->streaming;
   if (boxes.empty()) return {};
-  GstVideoFrame frame;
-  if (!map_frame(self, st.info, buffer, &frame)) return {};
   const GstClockTime pts = GST_BUFFER_PTS(buffer);
-  const qwenvl::FrameView whole = frame_view(st, frame, pts);
+  // In CUDA memory every box is a view into the one mapped frame, released with the last request.
+  const std::optional<qwenvl::FrameView> on_device = device_frame_view(self, rt, buffer);
+  GstVideoFrame frame = {};
+  if (!on_device && !map_frame(self, st.info, buffer, &frame)) return {};
+  const qwenvl::FrameView whole = on_device ? *on_device : frame_view(st, frame, pts);
   std::vector<qwenvl::RequestId> ids;
   for (const RoiBox& box : boxes) {
     std::string prompt = s.prompt;
@@ -192,7 +224,7 @@ std::vector<qwenvl::RequestId> ask_regions(GstQwenVL* self, const Runtime& rt, G
     ticket.roi_height = box.height;
     ids.push_back(submit(self, rt, std::move(request), std::move(ticket)));
   }
-  gst_video_frame_unmap(&frame);
+  if (!on_device) gst_video_frame_unmap(&frame);
   return ids;
 }
 

@@ -14,6 +14,7 @@
 
 #include "alert_condition.h"
 #include "clip_collector.h"
+#include "cuda_frames.h"
 #include "engine_registry.h"
 #include "frame_change.h"
 #include "gstqwenvl.h"
@@ -87,6 +88,9 @@ struct PendingAsk {
 struct Runtime {
   SharedEngine shared;
   std::shared_ptr<RequestTracker> tracker;
+  // A local engine on one CUDA device, in a build with GStreamer's CUDA library: the context shared
+  // with upstream CUDA elements and the frames read in place (null: CUDA memory caps not offered).
+  std::shared_ptr<CudaFrames> cuda;
 };
 
 // Streaming-thread state.
@@ -94,6 +98,8 @@ struct Streaming {
   GstVideoInfo info;
   bool have_info = false;
   bool caps_colorimetry = false;  // the caps named one (else the engine applies GStreamer's default)
+  bool cuda_memory = false;       // the caps carry memory:CUDAMemory
+  bool warned_cuda_copy = false;  // said once why CUDA frames go through host memory
   qwenvl::PixelFormat format = qwenvl::PixelFormat::kRGB;
   GstClockTime last_asked_pts = GST_CLOCK_TIME_NONE;
   GstClockTime last_pts = GST_CLOCK_TIME_NONE;
@@ -115,6 +121,7 @@ struct State {
   Streaming streaming;
   std::deque<PendingAsk> asks;  // under the object lock: the `ask` signal comes from any thread
   std::atomic<guint64> reported_latency{0};  // added latency reported in sync mode
+  std::atomic<guint64> device_frames{0};     // frames handed to the engine in CUDA memory (stats)
 };
 
 // The element's signals; class_init sets their ids, answer delivery emits `result`.
