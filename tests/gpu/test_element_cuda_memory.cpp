@@ -1,0 +1,121 @@
+// The qwenvl element fed frames in CUDA memory by GStreamer's own cudaupload (gst-plugins-bad's
+// nvcodec plugin), on a CUDA device: every answer is the answer to the same frames in host memory
+// (greedy ids equal), every frame reached the engine in CUDA memory without a copy through the host
+// (stats device-frames: cudaupload took the element's CUDA context), for RGB, BGRx, RGBA, NV12 and
+// I420 frames whose device rows are padded to the allocation's pitch. Skipped, saying so, where no
+// GPU is visible or cudaupload is not installed.
+#include <gst/gst.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "gpu_test_util.h"
+#include "gstqwenvlmeta.h"
+#include "test_util.h"
+
+namespace qwenvl::test {
+namespace {
+
+struct Run {
+  std::vector<std::vector<int>> answers;  // token ids, in the order of the answers
+  guint64 device_frames = 0;
+  std::string error;
+};
+
+// Runs `launch` (its qwenvl element named "q") to EOS and collects its answers.
+Run run_pipeline(const std::string& launch) {
+  Run run;
+  GError* parse_error = nullptr;
+  GstElement* pipeline = gst_parse_launch(launch.c_str(), &parse_error);
+  if (pipeline == nullptr) {
+    run.error = parse_error ? parse_error->message : "cannot parse";
+    if (parse_error) g_error_free(parse_error);
+    return run;
+  }
+  GstElement* q = gst_bin_get_by_name(GST_BIN(pipeline), "q");
+  GstBus* bus = gst_element_get_bus(pipeline);
+  gst_element_set_state(pipeline, GST_STATE_PLAYING);
+  for (bool done = false; !done;) {
+    GstMessage* m = gst_bus_timed_pop(bus, 120 * GST_SECOND);
+    if (m == nullptr) {
+      run.error = "no EOS within 120 s";
+      break;
+    }
+    switch (GST_MESSAGE_TYPE(m)) {
+      case GST_MESSAGE_EOS: done = true; break;
+      case GST_MESSAGE_ERROR: {
+        GError* e = nullptr;
+        gchar* debug = nullptr;
+        gst_message_parse_error(m, &e, &debug);
+        run.error = std::string(e->message) + " (" + (debug ? debug : "") + ")";
+        g_error_free(e);
+        g_free(debug);
+        done = true;
+        break;
+      }
+      case GST_MESSAGE_ELEMENT: {
+        const GstStructure* s = gst_message_get_structure(m);
+        if (gst_structure_has_name(s, "qwenvl-result")) {
+          std::vector<int> ids;
+          const GValue* array = gst_structure_get_value(s, GST_QWENVL_FIELD_TOKEN_IDS);
+          for (guint i = 0; array && i < gst_value_array_get_size(array); ++i)
+            ids.push_back(g_value_get_int(gst_value_array_get_value(array, i)));
+          run.answers.push_back(std::move(ids));
+        }
+        break;
+      }
+      default: break;
+    }
+    gst_message_unref(m);
+  }
+  GstStructure* stats = nullptr;
+  g_object_get(q, "stats", &stats, nullptr);
+  if (stats) {
+    gst_structure_get_uint64(stats, "device-frames", &run.device_frames);
+    gst_structure_free(stats);
+  }
+  gst_element_set_state(pipeline, GST_STATE_NULL);
+  gst_object_unref(bus);
+  gst_object_unref(q);
+  gst_object_unref(pipeline);
+  return run;
+}
+
+class ElementCudaMemory : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    QWENVL_SKIP_WITHOUT_GPU();
+    gst_init(nullptr, nullptr);
+    GstElementFactory* upload = gst_element_factory_find("cudaupload");
+    if (upload == nullptr) GTEST_SKIP() << "no cudaupload element (gst-plugins-bad's nvcodec plugin is not installed)";
+    gst_object_unref(upload);
+  }
+};
+
+TEST_P(ElementCudaMemory, AnswersAreTheHostFramesAnswersWithoutAHostCopy) {
+  const int frames = 3;
+  const std::string model = (fixtures_dir() / "models" / "tiny-a").string();
+  // A moving pattern at an odd width: the device rows are padded to the allocation's pitch.
+  const std::string source = "videotestsrc num-buffers=" + std::to_string(frames) +
+                             " pattern=ball ! video/x-raw,format=" + GetParam() +
+                             ",width=150,height=100,framerate=10/1";
+  const std::string element = " ! qwenvl name=q model=" + model +
+                              " device=cuda dtype=float32 mode=sync temperature=0 max-new-tokens=6 ! fakesink";
+  const Run host = run_pipeline(source + element);
+  const Run device = run_pipeline(source + " ! cudaupload ! video/x-raw(memory:CUDAMemory)" + element);
+  ASSERT_EQ(host.error, "");
+  ASSERT_EQ(device.error, "");
+  ASSERT_EQ(host.answers.size(), static_cast<size_t>(frames));
+  EXPECT_EQ(device.answers, host.answers) << "frames in CUDA memory must be answered as the same frames from the host";
+  EXPECT_EQ(host.device_frames, 0u);
+  EXPECT_EQ(device.device_frames, static_cast<guint64>(frames))
+      << "every frame must reach the engine in CUDA memory (cudaupload in the element's CUDA context)";
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, ElementCudaMemory, ::testing::Values("RGB", "BGRx", "RGBA", "NV12", "I420"),
+                         [](const auto& info) { return std::string(info.param); });
+
+}  // namespace
+}  // namespace qwenvl::test
