@@ -152,11 +152,18 @@ qwenvl::RequestId submit(GstQwenVL* self, const Runtime& rt, qwenvl::Request req
 // A frame in CUDA memory as the engine reads it in place (Runtime::cuda), with the caps' colorimetry
 // and the buffer's time; nullopt when the caps are host memory or the memory cannot be read there
 // (then the caller maps it for the host, and GStreamer downloads it: said once, with the reason).
-std::optional<qwenvl::FrameView> device_frame_view(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer) {
+// Not with overlay=true: the view holds the buffer until the engine has read it, and the overlay
+// must then write into that very buffer (GStreamer refuses a write map of a buffer held twice).
+std::optional<qwenvl::FrameView> device_frame_view(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer,
+                                                   const Settings& s) {
   Streaming& st = self->state->streaming;
   if (!st.cuda_memory || !rt.cuda) return std::nullopt;
   std::string why;
-  std::optional<qwenvl::FrameView> view = rt.cuda->view(buffer, st.info, st.format, &why);
+  std::optional<qwenvl::FrameView> view;
+  if (s.overlay)
+    why = "overlay=true draws into the frame on the host";
+  else
+    view = rt.cuda->view(buffer, st.info, st.format, &why);
   if (!view) {
     if (!st.warned_cuda_copy)
       GST_ELEMENT_WARNING(self, STREAM, FORMAT, ("qwenvl: frames in CUDA memory are copied through host memory"),
@@ -177,7 +184,7 @@ std::vector<qwenvl::RequestId> ask_frame(GstQwenVL* self, const Runtime& rt, Gst
                                          const std::string& prompt, qwenvl::RequestId request_id) {
   Streaming& st = self->state->streaming;
   const GstClockTime pts = GST_BUFFER_PTS(buffer);
-  if (std::optional<qwenvl::FrameView> on_device = device_frame_view(self, rt, buffer)) {
+  if (std::optional<qwenvl::FrameView> on_device = device_frame_view(self, rt, buffer, s)) {
     Ticket ticket;
     ticket.request_id = request_id;
     qwenvl::Request request = base_request(self, s, prompt, pts, true, &ticket);
@@ -203,7 +210,7 @@ std::vector<qwenvl::RequestId> ask_regions(GstQwenVL* self, const Runtime& rt, G
   if (boxes.empty()) return {};
   const GstClockTime pts = GST_BUFFER_PTS(buffer);
   // In CUDA memory every box is a view into the one mapped frame, released with the last request.
-  const std::optional<qwenvl::FrameView> on_device = device_frame_view(self, rt, buffer);
+  const std::optional<qwenvl::FrameView> on_device = device_frame_view(self, rt, buffer, s);
   GstVideoFrame frame = {};
   if (!on_device && !map_frame(self, st.info, buffer, &frame)) return {};
   const qwenvl::FrameView whole = on_device ? *on_device : frame_view(st, frame, pts);

@@ -46,18 +46,16 @@ std::string check_device_span(const void* begin, int64_t bytes, const at::Device
   CUcontext primary = nullptr;
   if (get_current(&primary) != CUDA_SUCCESS) return "the CUDA driver has no current context for " + device.str();
 
+  // First what the pointer is: an address the driver does not know answers CUDA_SUCCESS with every
+  // value left unset (memory type 0).
   CUcontext context = nullptr;
   int ordinal = -1;
   unsigned int type = 0;
-  CUdeviceptr start = 0;
-  size_t size = 0;
-  CUpointer_attribute attributes[] = {CU_POINTER_ATTRIBUTE_CONTEXT, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
-                                      CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_RANGE_START_ADDR,
-                                      CU_POINTER_ATTRIBUTE_RANGE_SIZE};
-  void* values[] = {&context, &ordinal, &type, &start, &size};
+  CUpointer_attribute what[] = {CU_POINTER_ATTRIBUTE_MEMORY_TYPE, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL,
+                                CU_POINTER_ATTRIBUTE_CONTEXT};
+  void* what_values[] = {&type, &ordinal, &context};
   const auto address = reinterpret_cast<CUdeviceptr>(begin);
-  // An address the driver does not know answers CUDA_SUCCESS with every value left unset (type 0).
-  const CUresult result = get_attributes(5, attributes, values, address);
+  CUresult result = get_attributes(3, what, what_values, address);
   if (result != CUDA_SUCCESS)
     return "the CUDA driver refused to describe pointer " + hex(address) + " (CUresult " + std::to_string(result) + ")";
   if (type != CU_MEMORYTYPE_DEVICE)
@@ -68,6 +66,15 @@ std::string check_device_span(const void* begin, int64_t bytes, const at::Device
     return "pointer " + hex(address) + " was allocated in a CUDA context other than " + device.str() +
            "'s primary context (the one the engine and libtorch use), whose kernels cannot read it: allocate the "
            "frames in the primary context (GStreamer: let the qwenvl element share its CUDA context) or copy them";
+  // Then the allocation it lies in.
+  CUdeviceptr start = 0;
+  size_t size = 0;
+  CUpointer_attribute range[] = {CU_POINTER_ATTRIBUTE_RANGE_START_ADDR, CU_POINTER_ATTRIBUTE_RANGE_SIZE};
+  void* range_values[] = {&start, &size};
+  result = get_attributes(2, range, range_values, address);
+  if (result != CUDA_SUCCESS || size == 0)
+    return "the CUDA driver does not say which allocation pointer " + hex(address) + " lies in (CUresult " +
+           std::to_string(result) + ")";
   if (address < start || address + static_cast<CUdeviceptr>(bytes) > start + size)
     return "the " + std::to_string(bytes) + " bytes from " + hex(address) + " run past the end of their allocation (" +
            std::to_string(size) + " bytes from " + hex(start) + ")";
