@@ -3,6 +3,7 @@
 
 #include <gst/video/video.h>
 
+#include <chrono>
 #include <deque>
 #include <optional>
 #include <string>
@@ -180,8 +181,17 @@ std::optional<qwenvl::FrameView> device_frame_view(GstQwenVL* self, const Runtim
 }
 
 // Asks `prompt` about the whole frame; `request_id` 0: a new id. Returns the engine's ids to wait for.
+// Adds the streaming thread's time since `start` for one frame to stats' frame-host-time.
+void count_frame_host_time(GstQwenVL* self, std::chrono::steady_clock::time_point start) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start);
+  self->state->frame_host_ns.fetch_add(static_cast<guint64>(ns.count()));
+  self->state->frames_timed.fetch_add(1);
+}
+
+// Asks `prompt` about the whole frame; `request_id` 0: a new id. Returns the engine's ids to wait for.
 std::vector<qwenvl::RequestId> ask_frame(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, const Settings& s,
                                          const std::string& prompt, qwenvl::RequestId request_id) {
+  const auto start = std::chrono::steady_clock::now();
   Streaming& st = self->state->streaming;
   const GstClockTime pts = GST_BUFFER_PTS(buffer);
   if (std::optional<qwenvl::FrameView> on_device = device_frame_view(self, rt, buffer, s)) {
@@ -189,7 +199,9 @@ std::vector<qwenvl::RequestId> ask_frame(GstQwenVL* self, const Runtime& rt, Gst
     ticket.request_id = request_id;
     qwenvl::Request request = base_request(self, s, prompt, pts, true, &ticket);
     request.images.push_back(std::move(*on_device));
-    return {submit(self, rt, std::move(request), std::move(ticket))};
+    const qwenvl::RequestId id = submit(self, rt, std::move(request), std::move(ticket));
+    count_frame_host_time(self, start);
+    return {id};
   }
   GstVideoFrame frame;
   if (!map_frame(self, st.info, buffer, &frame)) return {};
@@ -199,6 +211,7 @@ std::vector<qwenvl::RequestId> ask_frame(GstQwenVL* self, const Runtime& rt, Gst
   request.images.push_back(frame_view(st, frame, pts));
   const qwenvl::RequestId id = submit(self, rt, std::move(request), std::move(ticket));
   gst_video_frame_unmap(&frame);
+  count_frame_host_time(self, start);
   return {id};
 }
 

@@ -634,7 +634,8 @@ static GstStructure* stats_structure(GstQwenVL* self) {
       t.latency_mean_ns, "latency-p99", G_TYPE_UINT64, t.latency_p99_ns, "ttft-mean", G_TYPE_UINT64, t.ttft_mean_ns,
       "ttft-p99", G_TYPE_UINT64, t.ttft_p99_ns, "queue-depth", G_TYPE_UINT, static_cast<guint>(t.in_flight),
       "skipped-unchanged", G_TYPE_UINT64, t.skipped_unchanged, "device-frames", G_TYPE_UINT64,
-      self->state->device_frames.load(),
+      self->state->device_frames.load(), "frame-host-time", G_TYPE_UINT64,
+      self->state->frames_timed.load() ? self->state->frame_host_ns.load() / self->state->frames_timed.load() : 0,
       "engine-instance", G_TYPE_UINT64, static_cast<guint64>(rt.shared.instance), "engine-submitted", G_TYPE_UINT64,
       static_cast<guint64>(e.submitted), "engine-queued", G_TYPE_UINT, static_cast<guint>(e.queued), "engine-running",
       G_TYPE_UINT, static_cast<guint>(e.running), nullptr);
@@ -1164,7 +1165,8 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
                          "ttft-p99 (ns), queue-depth (this element's requests in flight), skipped-unchanged (due frames "
                          "not asked for want of change, see change-threshold; in neither asked nor dropped), "
                          "device-frames (frames handed to the engine in CUDA memory, read there without a copy through "
-                         "the host), engine-instance, "
+                         "the host), frame-host-time (ns: the streaming thread's mean time to map a whole frame it "
+                         "asks about and hand it to the engine, its copy included), engine-instance, "
                          "engine-submitted, engine-queued, engine-running (the shared engine's)",
                          GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 

@@ -122,6 +122,9 @@ struct State {
   std::deque<PendingAsk> asks;  // under the object lock: the `ask` signal comes from any thread
   std::atomic<guint64> reported_latency{0};  // added latency reported in sync mode
   std::atomic<guint64> device_frames{0};     // frames handed to the engine in CUDA memory (stats)
+  // Whole frames asked, and the streaming thread's time to map each and hand it to the engine
+  // (submit() included, which copies a host frame): stats' frame-host-time.
+  std::atomic<guint64> frames_timed{0}, frame_host_ns{0};
 };
 
 // The element's signals; class_init sets their ids, answer delivery emits `result`.

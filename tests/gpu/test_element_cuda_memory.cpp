@@ -7,6 +7,7 @@
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@ namespace {
 struct Run {
   std::vector<std::vector<int>> answers;  // token ids, in the order of the answers
   guint64 device_frames = 0;
+  guint64 frame_host_ns = 0;  // stats' frame-host-time: the streaming thread's time per asked frame
   std::string error;
 };
 
@@ -74,6 +76,7 @@ Run run_pipeline(const std::string& launch) {
   g_object_get(q, "stats", &stats, nullptr);
   if (stats) {
     gst_structure_get_uint64(stats, "device-frames", &run.device_frames);
+    gst_structure_get_uint64(stats, "frame-host-time", &run.frame_host_ns);
     gst_structure_free(stats);
   }
   gst_element_set_state(pipeline, GST_STATE_NULL);
@@ -84,6 +87,17 @@ Run run_pipeline(const std::string& launch) {
 }
 
 class ElementCudaMemory : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    QWENVL_SKIP_WITHOUT_GPU();
+    gst_init(nullptr, nullptr);
+    GstElementFactory* upload = gst_element_factory_find("cudaupload");
+    if (upload == nullptr) GTEST_SKIP() << "no cudaupload element (gst-plugins-bad's nvcodec plugin is not installed)";
+    gst_object_unref(upload);
+  }
+};
+
+class ElementCudaMemoryHd : public ::testing::Test {
  protected:
   void SetUp() override {
     QWENVL_SKIP_WITHOUT_GPU();
@@ -112,6 +126,30 @@ TEST_P(ElementCudaMemory, AnswersAreTheHostFramesAnswersWithoutAHostCopy) {
   EXPECT_EQ(host.device_frames, 0u);
   EXPECT_EQ(device.device_frames, static_cast<guint64>(frames))
       << "every frame must reach the engine in CUDA memory (cudaupload in the element's CUDA context)";
+}
+
+// At 1920x1080 NV12 (a decoder's output): the same answers, and the streaming thread's time per
+// asked frame both ways, printed for scripts/device/cuda_memory.sh's table (a measurement, not a
+// bound: host memory pays GStreamer's download and the engine's copy, CUDA memory a map and the
+// pointer checks).
+TEST_F(ElementCudaMemoryHd, SameAnswersAndTheHostTimePerFrame) {
+  const int frames = 8;
+  const std::string model = (fixtures_dir() / "models" / "tiny-a").string();
+  const std::string source = "videotestsrc num-buffers=" + std::to_string(frames) +
+                             " pattern=ball ! video/x-raw,format=NV12,width=1920,height=1080,framerate=30/1";
+  const std::string element = " ! qwenvl name=q model=" + model +
+                              " device=cuda dtype=float32 mode=sync temperature=0 max-new-tokens=2 ! fakesink";
+  const Run host = run_pipeline(source + element);
+  const Run device = run_pipeline(source + " ! cudaupload ! video/x-raw(memory:CUDAMemory)" + element);
+  ASSERT_EQ(host.error, "");
+  ASSERT_EQ(device.error, "");
+  ASSERT_EQ(host.answers.size(), static_cast<size_t>(frames));
+  EXPECT_EQ(device.answers, host.answers);
+  EXPECT_EQ(device.device_frames, static_cast<guint64>(frames));
+  std::printf("frame-host-time NV12 1920x1080: host memory %.1f us, CUDA memory %.1f us (mean of %d frames)\n",
+              host.frame_host_ns / 1e3, device.frame_host_ns / 1e3, frames);
+  RecordProperty("frame_host_time_host_ns", std::to_string(host.frame_host_ns));
+  RecordProperty("frame_host_time_cuda_ns", std::to_string(device.frame_host_ns));
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, ElementCudaMemory, ::testing::Values("RGB", "BGRx", "RGBA", "NV12", "I420"),
