@@ -19,7 +19,7 @@
 namespace qwenvl::test {
 namespace {
 
-struct Run {
+struct PipelineRun {
   std::vector<std::vector<int>> answers;  // token ids, in the order of the answers
   guint64 device_frames = 0;
   guint64 frame_host_ns = 0;  // stats' frame-host-time: the streaming thread's time per asked frame
@@ -27,8 +27,8 @@ struct Run {
 };
 
 // Runs `launch` (its qwenvl element named "q") to EOS and collects its answers.
-Run run_pipeline(const std::string& launch) {
-  Run run;
+PipelineRun run_pipeline(const std::string& launch) {
+  PipelineRun run;
   GError* parse_error = nullptr;
   GstElement* pipeline = gst_parse_launch(launch.c_str(), &parse_error);
   if (pipeline == nullptr) {
@@ -117,8 +117,8 @@ TEST_P(ElementCudaMemory, AnswersAreTheHostFramesAnswersWithoutAHostCopy) {
                              ",width=150,height=100,framerate=10/1";
   const std::string element = " ! qwenvl name=q model=" + model +
                               " device=cuda dtype=float32 mode=sync temperature=0 max-new-tokens=6 ! fakesink";
-  const Run host = run_pipeline(source + element);
-  const Run device = run_pipeline(source + " ! cudaupload ! video/x-raw(memory:CUDAMemory)" + element);
+  const PipelineRun host = run_pipeline(source + element);
+  const PipelineRun device = run_pipeline(source + " ! cudaupload ! video/x-raw(memory:CUDAMemory)" + element);
   ASSERT_EQ(host.error, "");
   ASSERT_EQ(device.error, "");
   ASSERT_EQ(host.answers.size(), static_cast<size_t>(frames));
@@ -139,8 +139,8 @@ TEST_F(ElementCudaMemoryHd, SameAnswersAndTheHostTimePerFrame) {
                              " pattern=ball ! video/x-raw,format=NV12,width=1920,height=1080,framerate=30/1";
   const std::string element = " ! qwenvl name=q model=" + model +
                               " device=cuda dtype=float32 mode=sync temperature=0 max-new-tokens=2 ! fakesink";
-  const Run host = run_pipeline(source + element);
-  const Run device = run_pipeline(source + " ! cudaupload ! video/x-raw(memory:CUDAMemory)" + element);
+  const PipelineRun host = run_pipeline(source + element);
+  const PipelineRun device = run_pipeline(source + " ! cudaupload ! video/x-raw(memory:CUDAMemory)" + element);
   ASSERT_EQ(host.error, "");
   ASSERT_EQ(device.error, "");
   ASSERT_EQ(host.answers.size(), static_cast<size_t>(frames));
