@@ -48,6 +48,10 @@ class GstCudaFrames final : public CudaFrames {
     return gst_cuda_handle_context_query(element, query, context_) != FALSE;
   }
 
+  void post_context(GstElement* element) override {
+    gst_element_post_message(element, gst_message_new_have_context(GST_OBJECT(element), gst_context_new_cuda_context(context_)));
+  }
+
   std::optional<FrameView> view(GstBuffer* buffer, const GstVideoInfo& info, PixelFormat format,
                                 std::string* why) override {
     GstMemory* memory = gst_buffer_n_memory(buffer) == 1 ? gst_buffer_peek_memory(buffer, 0) : nullptr;

@@ -36,6 +36,11 @@ class CudaFrames {
   // Answers a GST_QUERY_CONTEXT for GStreamer's CUDA context with this element's; false for others.
   virtual bool answer_context_query(GstElement* element, GstQuery* query) = 0;
 
+  // Posts the context on the bus (GST_MESSAGE_HAVE_CONTEXT): the pipeline keeps it and hands it to
+  // CUDA elements that ask for one before they are linked to this element (a decoder that
+  // decodebin or uridecodebin makes) through their GST_MESSAGE_NEED_CONTEXT.
+  virtual void post_context(GstElement* element) = 0;
+
   // The frame of `buffer` (caps `info`) as the engine reads it in place: device planes and strides,
   // `format`, and a keep_alive that holds the buffer mapped for the GPU until the engine lets go.
   // nullopt, with *why, when its memory is not readable there (not CUDA memory, another context).

@@ -548,6 +548,7 @@ static gboolean open_engine(GstQwenVL* self) {
     if (!cuda) GST_WARNING_OBJECT(self, "frames in CUDA memory are not taken: %s", why.c_str());
     else GST_INFO_OBJECT(self, "takes frames in CUDA memory on cuda:%d", cuda_device);
   }
+  if (cuda) cuda->post_context(GST_ELEMENT(self));  // for CUDA elements that start before they are linked
   self->state->reported_latency.store(shared.warmup_ns);
   self->state->streaming.warned_latency = false;
   GST_OBJECT_LOCK(self);
