@@ -3,8 +3,8 @@
 # debs/ of ../shared/device, wheels/, xgrammar-0.2.9/ and debs-cuda-memory/ from
 # scripts/device/fetch_cuda_memory_debs.sh): issue 18's frames in CUDA memory, in one call.
 # Unpacks GStreamer's CUDA library and the nvcodec plugin (cudaupload) beside the carried GStreamer,
-# builds the engine, the element (-Dgst_cuda=enabled) and the two GPU tests in build-dev (reused
-# when an earlier script made it) while the fixture models are written, then runs
+# builds the engine, the element (-Dgst_cuda=enabled) and the two GPU tests in build-cudamem-dev
+# (reused by a second run on the same machine) while the fixture models are written, then runs
 #  1. tests/gpu/test_device_frames: frames in CUDA memory against the same frames from host memory,
 #     bit for bit, every pixel format, clips mixing both; the engine's answers; what the driver says
 #     cannot be read (host memory, strides past the allocation, another context) refused;
@@ -39,7 +39,12 @@ for m in glesv2 gl egl glx wayland-client wayland-cursor wayland-egl x11 x11-xcb
 done
 pkg-config --modversion gstreamer-cuda-1.0 > /dev/null || { echo "cuda_memory: pkg-config finds no gstreamer-cuda-1.0"; exit 1; }
 
-build=build-dev
+# A build of its own: an earlier script's build-dev was configured without GStreamer, and meson keeps
+# the pkg-config path of its first set-up.
+build=build-cudamem-dev
+if [ -f "$build/build.ninja" ] && ! grep -q "gstreamer-cuda-1.0 found: YES" "$build/meson-logs/meson-log.txt"; then
+  rm -rf "$build"
+fi
 fixtures=$root/$build/fixtures
 (
   [ -f "$fixtures/models/tiny-a/config.json" ] && [ -d "$fixtures/network_cases" ] && exit 0
@@ -49,9 +54,7 @@ fixtures_pid=$!
 
 stamp "configure"
 configure_build "$build" "$OUT/cuda_memory_configure.log" -Dfixtures_dir="$fixtures" -Dgst_cuda=enabled || { wait $fixtures_pid; exit 1; }
-# An earlier script's build-dev: GStreamer and its CUDA library looked up again, now that they are here.
-meson configure "$build" -Dgst_cuda=enabled -Dfixtures_dir="$fixtures" > "$OUT/cuda_memory_reconfigure.log" 2>&1 \
-  || { tail -30 "$OUT/cuda_memory_reconfigure.log"; wait $fixtures_pid; exit 1; }
+grep -E "element CUDA memory|gstreamer-cuda" "$build/meson-logs/meson-log.txt" | tail -2
 stamp "build"
 targets="gst-plugin/libgstqwenvl.so tests/gpu/test_device_frames tests/gpu/test_element_cuda_memory"
 ninja -C "$build" -j "$(nproc)" $targets > "$OUT/cuda_memory_build.log" 2>&1 \
