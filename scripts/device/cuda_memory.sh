@@ -39,8 +39,8 @@ for m in glesv2 gl egl glx wayland-client wayland-cursor wayland-egl x11 x11-xcb
 done
 pkg-config --modversion gstreamer-cuda-1.0 > /dev/null || { echo "cuda_memory: pkg-config finds no gstreamer-cuda-1.0"; exit 1; }
 
-# A build of its own: an earlier script's build-dev was configured without GStreamer, and meson keeps
-# the pkg-config path of its first set-up.
+# A build of its own: the other scripts' build-dev is set up without GStreamer's CUDA library (and
+# mostly without GStreamer); one of this script's that did not find it either is set up again.
 build=build-cudamem-dev
 if [ -f "$build/build.ninja" ] && ! grep -q "gstreamer-cuda-1.0 found: YES" "$build/meson-logs/meson-log.txt"; then
   rm -rf "$build"
