@@ -74,14 +74,21 @@ class GstCudaFrames final : public CudaFrames {
     // Mapped for the GPU: 1.22 uploads a host-side write first (synchronously) and hands back the
     // device pointer; its CUDA elements have finished writing (their stream synchronised) before they
     // push, and the memory carries no stream to wait on (GStreamer 1.24 adds one).
+    // Held through a buffer of its own that shares the memory, not through `buffer`: the element
+    // still writes into `buffer` (metas of earlier answers) after handing the frame over, which a
+    // second reference would forbid. Memory shared at that moment is not written in place by
+    // anyone (a writer copies it), and the pool, given the buffer back while the engine still reads,
+    // lets that buffer go instead of reusing it.
     struct Mapped {
-      GstBuffer* buffer;
+      GstBuffer* holder;
       GstMemory* memory;
       GstMapInfo map;
     };
-    auto mapped = std::make_shared<Mapped>(Mapped{gst_buffer_ref(buffer), memory, GstMapInfo{}});
+    GstBuffer* holder = gst_buffer_new();
+    gst_buffer_append_memory(holder, gst_memory_ref(memory));
+    auto mapped = std::make_shared<Mapped>(Mapped{holder, memory, GstMapInfo{}});
     if (!gst_memory_map(memory, &mapped->map, static_cast<GstMapFlags>(GST_MAP_READ | GST_MAP_CUDA))) {
-      gst_buffer_unref(mapped->buffer);
+      gst_buffer_unref(holder);
       *why = "GStreamer could not map the CUDA memory for the GPU";
       return std::nullopt;
     }
@@ -96,11 +103,11 @@ class GstCudaFrames final : public CudaFrames {
     }
     view.memory = FrameMemory::kCuda;
     view.cuda_device = index_;
-    // Held by the engine until it has read the planes (on its preparation thread): then unmapped,
-    // and the buffer goes back to its pool.
+    // Held by the engine until it has read the planes (on its preparation thread): then unmapped
+    // and let go.
     view.keep_alive = release_callback([mapped] {
       gst_memory_unmap(mapped->memory, &mapped->map);
-      gst_buffer_unref(mapped->buffer);
+      gst_buffer_unref(mapped->holder);
     });
     return view;
   }

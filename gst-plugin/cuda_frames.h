@@ -42,7 +42,8 @@ class CudaFrames {
   virtual void post_context(GstElement* element) = 0;
 
   // The frame of `buffer` (caps `info`) as the engine reads it in place: device planes and strides,
-  // `format`, and a keep_alive that holds the buffer mapped for the GPU until the engine lets go.
+  // `format`, and a keep_alive that holds its memory mapped for the GPU until the engine lets go
+  // (`buffer` itself stays writable).
   // nullopt, with *why, when its memory is not readable there (not CUDA memory, another context).
   virtual std::optional<FrameView> view(GstBuffer* buffer, const GstVideoInfo& info, PixelFormat format,
                                         std::string* why) = 0;

@@ -153,8 +153,8 @@ qwenvl::RequestId submit(GstQwenVL* self, const Runtime& rt, qwenvl::Request req
 // A frame in CUDA memory as the engine reads it in place (Runtime::cuda), with the caps' colorimetry
 // and the buffer's time; nullopt when the caps are host memory or the memory cannot be read there
 // (then the caller maps it for the host, and GStreamer downloads it: said once, with the reason).
-// Not with overlay=true: the view holds the buffer until the engine has read it, and the overlay
-// must then write into that very buffer (GStreamer refuses a write map of a buffer held twice).
+// Not with overlay=true: the overlay maps the frame for the host to draw on it anyway, and with the
+// memory held by the engine that write map would first copy it on the device.
 std::optional<qwenvl::FrameView> device_frame_view(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer,
                                                    const Settings& s) {
   Streaming& st = self->state->streaming;
@@ -162,7 +162,7 @@ std::optional<qwenvl::FrameView> device_frame_view(GstQwenVL* self, const Runtim
   std::string why;
   std::optional<qwenvl::FrameView> view;
   if (s.overlay)
-    why = "overlay=true draws into the frame on the host";
+    why = "overlay=true draws into the frame on the host anyway";
   else
     view = rt.cuda->view(buffer, st.info, st.format, &why);
   if (!view) {
