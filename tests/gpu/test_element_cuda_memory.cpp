@@ -2,8 +2,9 @@
 // nvcodec plugin), on a CUDA device: every answer is the answer to the same frames in host memory
 // (greedy ids equal), every frame reached the engine in CUDA memory without a copy through the host
 // (stats device-frames: cudaupload took the element's CUDA context), for RGB, BGRx, RGBA, NV12 and
-// I420 frames whose device rows are padded to the allocation's pitch. Skipped, saying so, where no
-// GPU is visible or cudaupload is not installed.
+// I420 frames whose device rows are padded to the allocation's pitch; in async mode the metas of
+// earlier answers are written onto frames whose memory the engine still holds, without a GStreamer
+// critical. Skipped, saying so, where no GPU is visible or cudaupload is not installed.
 #include <gst/gst.h>
 #include <gtest/gtest.h>
 
@@ -150,6 +151,34 @@ TEST_F(ElementCudaMemoryHd, SameAnswersAndTheHostTimePerFrame) {
               host.frame_host_ns / 1e3, device.frame_host_ns / 1e3, frames);
   RecordProperty("frame_host_time_host_ns", std::to_string(host.frame_host_ns));
   RecordProperty("frame_host_time_cuda_ns", std::to_string(device.frame_host_ns));
+}
+
+// Async mode: the element keeps writing into the frames it handed over (the metas of earlier
+// answers ride on later buffers) while the engine still holds their CUDA memory; GStreamer must not
+// object (a critical from a write to a buffer held twice), and every frame asked is answered.
+TEST_F(ElementCudaMemoryHd, AsyncModeWritesMetasOnFramesTheEngineHolds) {
+  static int criticals = 0;
+  criticals = 0;
+  const guint handler = g_log_set_handler(
+      "GStreamer", static_cast<GLogLevelFlags>(G_LOG_LEVEL_CRITICAL | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION),
+      [](const gchar*, GLogLevelFlags, const gchar* message, gpointer) {
+        ++criticals;
+        std::fprintf(stderr, "GStreamer critical: %s\n", message);
+      },
+      nullptr);
+  const int frames = 12;
+  const std::string model = (fixtures_dir() / "models" / "tiny-a").string();
+  const std::string launch = "videotestsrc num-buffers=" + std::to_string(frames) +
+                             " pattern=ball ! video/x-raw,format=NV12,width=320,height=240,framerate=30/1 ! cudaupload ! "
+                             "video/x-raw(memory:CUDAMemory) ! qwenvl name=q model=" + model +
+                             " device=cuda dtype=float32 mode=async max-pending=4 temperature=0 max-new-tokens=4 ! "
+                             "fakesink sync=true";
+  const PipelineRun run = run_pipeline(launch);
+  g_log_remove_handler("GStreamer", handler);
+  ASSERT_EQ(run.error, "");
+  EXPECT_EQ(criticals, 0);
+  EXPECT_GT(run.answers.size(), 0u);
+  EXPECT_EQ(run.device_frames, run.answers.size()) << "every frame asked went in CUDA memory and was answered";
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, ElementCudaMemory, ::testing::Values("RGB", "BGRx", "RGBA", "NV12", "I420"),
