@@ -3,6 +3,7 @@
 
 #include <gst/video/video.h>
 
+#include <chrono>
 #include <deque>
 #include <optional>
 #include <string>
@@ -149,19 +150,68 @@ qwenvl::RequestId submit(GstQwenVL* self, const Runtime& rt, qwenvl::Request req
   return id;
 }
 
+// A frame in CUDA memory as the engine reads it in place (Runtime::cuda), with the caps' colorimetry
+// and the buffer's time; nullopt when the caps are host memory or the memory cannot be read there
+// (then the caller maps it for the host, and GStreamer downloads it: said once, with the reason).
+// Not with overlay=true: the overlay maps the frame for the host to draw on it anyway, and with the
+// memory held by the engine that write map would first copy it on the device.
+std::optional<qwenvl::FrameView> device_frame_view(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer,
+                                                   const Settings& s) {
+  Streaming& st = self->state->streaming;
+  if (!st.cuda_memory || !rt.cuda) return std::nullopt;
+  std::string why;
+  std::optional<qwenvl::FrameView> view;
+  if (s.overlay)
+    why = "overlay=true draws into the frame on the host anyway";
+  else
+    view = rt.cuda->view(buffer, st.info, st.format, &why);
+  if (!view) {
+    if (!st.warned_cuda_copy)
+      GST_ELEMENT_WARNING(self, STREAM, FORMAT, ("qwenvl: frames in CUDA memory are copied through host memory"),
+                          ("%s", why.c_str()));
+    st.warned_cuda_copy = true;
+    return std::nullopt;
+  }
+  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+  view->timestamp_s = GST_CLOCK_TIME_IS_VALID(pts) ? static_cast<double>(pts) / GST_SECOND : 0.0;
+  view->yuv_matrix = yuv_matrix(st);
+  view->yuv_full_range = st.caps_colorimetry && st.info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255;
+  self->state->device_frames.fetch_add(1);
+  return view;
+}
+
+// Asks `prompt` about the whole frame; `request_id` 0: a new id. Returns the engine's ids to wait for.
+// Adds the streaming thread's time since `start` for one frame to stats' frame-host-time.
+void count_frame_host_time(GstQwenVL* self, std::chrono::steady_clock::time_point start) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start);
+  self->state->frame_host_ns.fetch_add(static_cast<guint64>(ns.count()));
+  self->state->frames_timed.fetch_add(1);
+}
+
 // Asks `prompt` about the whole frame; `request_id` 0: a new id. Returns the engine's ids to wait for.
 std::vector<qwenvl::RequestId> ask_frame(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, const Settings& s,
                                          const std::string& prompt, qwenvl::RequestId request_id) {
+  const auto start = std::chrono::steady_clock::now();
   Streaming& st = self->state->streaming;
+  const GstClockTime pts = GST_BUFFER_PTS(buffer);
+  if (std::optional<qwenvl::FrameView> on_device = device_frame_view(self, rt, buffer, s)) {
+    Ticket ticket;
+    ticket.request_id = request_id;
+    qwenvl::Request request = base_request(self, s, prompt, pts, true, &ticket);
+    request.images.push_back(std::move(*on_device));
+    const qwenvl::RequestId id = submit(self, rt, std::move(request), std::move(ticket));
+    count_frame_host_time(self, start);
+    return {id};
+  }
   GstVideoFrame frame;
   if (!map_frame(self, st.info, buffer, &frame)) return {};
-  const GstClockTime pts = GST_BUFFER_PTS(buffer);
   Ticket ticket;
   ticket.request_id = request_id;
   qwenvl::Request request = base_request(self, s, prompt, pts, true, &ticket);
   request.images.push_back(frame_view(st, frame, pts));
   const qwenvl::RequestId id = submit(self, rt, std::move(request), std::move(ticket));
   gst_video_frame_unmap(&frame);
+  count_frame_host_time(self, start);
   return {id};
 }
 
@@ -171,10 +221,12 @@ std::vector<qwenvl::RequestId> ask_regions(GstQwenVL* self, const Runtime& rt, G
                                            const std::vector<RoiBox>& boxes) {
   Streaming& st = self->state->streaming;
   if (boxes.empty()) return {};
-  GstVideoFrame frame;
-  if (!map_frame(self, st.info, buffer, &frame)) return {};
   const GstClockTime pts = GST_BUFFER_PTS(buffer);
-  const qwenvl::FrameView whole = frame_view(st, frame, pts);
+  // In CUDA memory every box is a view into the one mapped frame, released with the last request.
+  const std::optional<qwenvl::FrameView> on_device = device_frame_view(self, rt, buffer, s);
+  GstVideoFrame frame = {};
+  if (!on_device && !map_frame(self, st.info, buffer, &frame)) return {};
+  const qwenvl::FrameView whole = on_device ? *on_device : frame_view(st, frame, pts);
   std::vector<qwenvl::RequestId> ids;
   for (const RoiBox& box : boxes) {
     std::string prompt = s.prompt;
@@ -192,7 +244,7 @@ std::vector<qwenvl::RequestId> ask_regions(GstQwenVL* self, const Runtime& rt, G
     ticket.roi_height = box.height;
     ids.push_back(submit(self, rt, std::move(request), std::move(ticket)));
   }
-  gst_video_frame_unmap(&frame);
+  if (!on_device) gst_video_frame_unmap(&frame);
   return ids;
 }
 

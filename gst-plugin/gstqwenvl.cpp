@@ -184,12 +184,31 @@ std::string format_list() {
   return out;
 }
 
-// The sink and src caps: every pixel format of the engine, any size and rate.
+constexpr const char* kCudaMemoryFeature = "memory:CUDAMemory";
+
+// The sink and src caps: every pixel format of the engine, any size and rate; in host memory, and
+// first in CUDA memory where the build has GStreamer's CUDA library (offered while the engine runs
+// on one CUDA device: gst_qwenvl_transform_caps).
 GstCaps* video_caps() {
-  const std::string caps = "video/x-raw, format=(string){ " + format_list() +
-                           " }, width=(int)[ 1, 2147483647 ], height=(int)[ 1, 2147483647 ], "
-                           "framerate=(fraction)[ 0/1, 2147483647/1 ]";
+  const std::string fields = ", format=(string){ " + format_list() +
+                             " }, width=(int)[ 1, 2147483647 ], height=(int)[ 1, 2147483647 ], "
+                             "framerate=(fraction)[ 0/1, 2147483647/1 ]";
+  std::string caps = "video/x-raw" + fields;
+  if (built_with_gst_cuda()) caps = std::string("video/x-raw(") + kCudaMemoryFeature + ")" + fields + "; " + caps;
   return gst_caps_from_string(caps.c_str());
+}
+
+bool has_cuda_memory_feature(const GstCaps* caps, guint i) {
+  const GstCapsFeatures* features = gst_caps_get_features(caps, i);
+  return features != nullptr && gst_caps_features_contains(features, kCudaMemoryFeature);
+}
+
+// `caps` without its CUDA-memory structures (takes `caps`).
+GstCaps* without_cuda_memory(GstCaps* caps) {
+  caps = gst_caps_make_writable(caps);
+  for (guint i = gst_caps_get_size(caps); i > 0; --i)
+    if (has_cuda_memory_feature(caps, i - 1)) gst_caps_remove_structure(caps, i - 1);
+  return caps;
 }
 
 Settings settings_snapshot(GstQwenVL* self) {
@@ -266,6 +285,8 @@ static gboolean gst_qwenvl_set_caps(GstBaseTransform* trans, GstCaps* incaps, Gs
   st.format = *format;
   st.have_info = true;
   st.caps_colorimetry = gst_structure_has_field(gst_caps_get_structure(incaps, 0), "colorimetry");
+  st.cuda_memory = has_cuda_memory_feature(incaps, 0);
+  st.warned_cuda_copy = false;
   if (!same_layout) {
     drop_partial_clip(self, runtime_snapshot(self), "caps-changed");  // its frames have the old layout
     st.change_reference = {};  // another size or format: the next due frame is asked
@@ -351,8 +372,25 @@ static gboolean gst_qwenvl_src_event(GstBaseTransform* trans, GstEvent* event) {
   return GST_BASE_TRANSFORM_CLASS(gst_qwenvl_parent_class)->src_event(trans, event);
 }
 
+// CUDA memory is offered only while a local engine runs on one CUDA device (Runtime::cuda); before
+// the engine is loaded (NULL) the template stands, so that gst-inspect and early probes see it.
+static GstCaps* gst_qwenvl_transform_caps(GstBaseTransform* trans, GstPadDirection direction, GstCaps* caps,
+                                          GstCaps* filter) {
+  GstQwenVL* self = GST_QWENVL(trans);
+  GstCaps* out = GST_BASE_TRANSFORM_CLASS(gst_qwenvl_parent_class)->transform_caps(trans, direction, caps, filter);
+  const Runtime rt = runtime_snapshot(self);
+  if (out != nullptr && rt.shared.engine && !rt.cuda) out = without_cuda_memory(out);
+  return out;
+}
+
 static gboolean gst_qwenvl_query(GstBaseTransform* trans, GstPadDirection direction, GstQuery* query) {
   GstQwenVL* self = GST_QWENVL(trans);
+  // Upstream CUDA elements (cudaupload, nvh264dec) ask for a CUDA context as they start: the one of
+  // the engine's device, so that their frames are readable by the engine in place.
+  if (GST_QUERY_TYPE(query) == GST_QUERY_CONTEXT) {
+    const Runtime rt = runtime_snapshot(self);
+    if (rt.cuda && rt.cuda->answer_context_query(GST_ELEMENT(self), query)) return TRUE;
+  }
   const gboolean ok = GST_BASE_TRANSFORM_CLASS(gst_qwenvl_parent_class)->query(trans, direction, query);
   if (direction == GST_PAD_SINK && GST_QUERY_TYPE(query) == GST_QUERY_ACCEPT_CAPS) {
     gboolean accepted = FALSE;
@@ -363,9 +401,16 @@ static gboolean gst_qwenvl_query(GstBaseTransform* trans, GstPadDirection direct
     // say "not-negotiated" upstream; say what this element takes. (Probes before PAUSED stay quiet.)
     if (!accepted && caps != nullptr && gst_caps_is_fixed(caps) && GST_STATE(self) >= GST_STATE_PAUSED) {
       gchar* text = gst_caps_to_string(caps);
-      GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
-                        ("qwenvl takes video/x-raw in %s (any size and rate), not %s", format_list().c_str(), text),
-                        ("put videoconvert before qwenvl"));
+      if (has_cuda_memory_feature(caps, 0))
+        GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                          ("qwenvl takes video/x-raw(memory:CUDAMemory) only with its engine on one CUDA device "
+                           "(device=cuda:N) and %s; not %s",
+                           built_with_gst_cuda() ? "formats it knows" : "a build with GStreamer's CUDA library", text),
+                          ("put cudadownload before qwenvl, or set device=cuda"));
+      else
+        GST_ELEMENT_ERROR(self, CORE, NEGOTIATION,
+                          ("qwenvl takes video/x-raw in %s (any size and rate), not %s", format_list().c_str(), text),
+                          ("put videoconvert before qwenvl"));
       g_free(text);
     }
   }
@@ -495,11 +540,21 @@ static gboolean open_engine(GstQwenVL* self) {
   GST_INFO_OBJECT(self, "engine %" G_GUINT64_FORMAT " (%s) ready, warm-up %" GST_TIME_FORMAT,
                   static_cast<guint64>(shared.instance), shared.key.c_str(), GST_TIME_ARGS(shared.warmup_ns));
   auto tracker = std::make_shared<RequestTracker>(GST_ELEMENT(self));
+  std::shared_ptr<CudaFrames> cuda;
+  const int cuda_device = remote ? -1 : single_cuda_device(s.device, s.devices);
+  if (cuda_device >= 0 && built_with_gst_cuda()) {
+    std::string why;
+    cuda = CudaFrames::create(cuda_device, &why);
+    if (!cuda) GST_WARNING_OBJECT(self, "frames in CUDA memory are not taken: %s", why.c_str());
+    else GST_INFO_OBJECT(self, "takes frames in CUDA memory on cuda:%d", cuda_device);
+  }
+  if (cuda) cuda->post_context(GST_ELEMENT(self));  // for CUDA elements that start before they are linked
   self->state->reported_latency.store(shared.warmup_ns);
   self->state->streaming.warned_latency = false;
   GST_OBJECT_LOCK(self);
   self->state->runtime.shared = std::move(shared);
   self->state->runtime.tracker = std::move(tracker);
+  self->state->runtime.cuda = std::move(cuda);
   GST_OBJECT_UNLOCK(self);
   return TRUE;
 }
@@ -607,7 +662,9 @@ static GstStructure* stats_structure(GstQwenVL* self) {
       t.dropped, "failed", G_TYPE_UINT64, t.failed, "cancelled", G_TYPE_UINT64, t.cancelled, "latency-mean", G_TYPE_UINT64,
       t.latency_mean_ns, "latency-p99", G_TYPE_UINT64, t.latency_p99_ns, "ttft-mean", G_TYPE_UINT64, t.ttft_mean_ns,
       "ttft-p99", G_TYPE_UINT64, t.ttft_p99_ns, "queue-depth", G_TYPE_UINT, static_cast<guint>(t.in_flight),
-      "skipped-unchanged", G_TYPE_UINT64, t.skipped_unchanged,
+      "skipped-unchanged", G_TYPE_UINT64, t.skipped_unchanged, "device-frames", G_TYPE_UINT64,
+      self->state->device_frames.load(), "frame-host-time", G_TYPE_UINT64,
+      self->state->frames_timed.load() ? self->state->frame_host_ns.load() / self->state->frames_timed.load() : 0,
       "engine-instance", G_TYPE_UINT64, static_cast<guint64>(rt.shared.instance), "engine-submitted", G_TYPE_UINT64,
       static_cast<guint64>(e.submitted), "engine-queued", G_TYPE_UINT, static_cast<guint>(e.queued), "engine-running",
       G_TYPE_UINT, static_cast<guint>(e.running), nullptr);
@@ -1142,7 +1199,9 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
                          "qwenvl-stats: asked, answered, dropped, failed, cancelled, latency-mean, latency-p99, ttft-mean, "
                          "ttft-p99 (ns), queue-depth (this element's requests in flight), skipped-unchanged (due frames "
                          "not asked for want of change, see change-threshold; in neither asked nor dropped), "
-                         "engine-instance, "
+                         "device-frames (frames handed to the engine in CUDA memory, read there without a copy through "
+                         "the host), frame-host-time (ns: the streaming thread's mean time to map a whole frame it "
+                         "asks about and hand it to the engine, its copy included), engine-instance, "
                          "engine-submitted, engine-queued, engine-running (the shared engine's)",
                          GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
@@ -1198,6 +1257,7 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   trans_class->sink_event = gst_qwenvl_sink_event;
   trans_class->src_event = gst_qwenvl_src_event;
   trans_class->query = gst_qwenvl_query;
+  trans_class->transform_caps = gst_qwenvl_transform_caps;
   trans_class->start = gst_qwenvl_start;
   trans_class->stop = gst_qwenvl_stop;
   trans_class->passthrough_on_same_caps = FALSE;

@@ -14,6 +14,7 @@
 
 #include "alert_condition.h"
 #include "clip_collector.h"
+#include "cuda_frames.h"
 #include "engine_registry.h"
 #include "frame_change.h"
 #include "gstqwenvl.h"
@@ -88,6 +89,9 @@ struct PendingAsk {
 struct Runtime {
   SharedEngine shared;
   std::shared_ptr<RequestTracker> tracker;
+  // A local engine on one CUDA device, in a build with GStreamer's CUDA library: the context shared
+  // with upstream CUDA elements and the frames read in place (null: CUDA memory caps not offered).
+  std::shared_ptr<CudaFrames> cuda;
 };
 
 // Streaming-thread state.
@@ -95,6 +99,8 @@ struct Streaming {
   GstVideoInfo info;
   bool have_info = false;
   bool caps_colorimetry = false;  // the caps named one (else the engine applies GStreamer's default)
+  bool cuda_memory = false;       // the caps carry memory:CUDAMemory
+  bool warned_cuda_copy = false;  // said once why CUDA frames go through host memory
   qwenvl::PixelFormat format = qwenvl::PixelFormat::kRGB;
   GstClockTime last_asked_pts = GST_CLOCK_TIME_NONE;
   GstClockTime last_pts = GST_CLOCK_TIME_NONE;
@@ -116,6 +122,10 @@ struct State {
   Streaming streaming;
   std::deque<PendingAsk> asks;  // under the object lock: the `ask` signal comes from any thread
   std::atomic<guint64> reported_latency{0};  // added latency reported in sync mode
+  std::atomic<guint64> device_frames{0};     // frames handed to the engine in CUDA memory (stats)
+  // Whole frames asked, and the streaming thread's time to map each and hand it to the engine
+  // (submit() included, which copies a host frame): stats' frame-host-time.
+  std::atomic<guint64> frames_timed{0}, frame_host_ns{0};
 };
 
 // The element's signals; class_init sets their ids, answer delivery emits `result`.

@@ -30,12 +30,15 @@ PlaneGeometry checked_geometry(const FrameView& frame) {
 }  // namespace
 
 OwnedFrame copy_frame(const FrameView& frame) {
+  if (frame.memory != FrameMemory::kHost)
+    throw Error("the remote engine takes frames in host memory, not CUDA memory (it encodes them on the host)");
   const PlaneGeometry geometry = checked_geometry(frame);
   OwnedFrame out;
   size_t total = 0;
   for (int p = 0; p < geometry.count; ++p) total += static_cast<size_t>(geometry.row_bytes[p] * geometry.rows[p]);
   out.bytes.resize(total);
   out.view = frame;
+  out.view.keep_alive.reset();
   size_t offset = 0;
   for (int p = 0; p < geometry.count; ++p) {
     const auto row = static_cast<size_t>(geometry.row_bytes[p]);

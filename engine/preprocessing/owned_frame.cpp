@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "preprocessing/device_frame.h"
 #include "qwenvl/error.h"
 
 namespace qwenvl::model {
@@ -46,17 +47,23 @@ void validate_frame(const FrameView& frame) {
 }
 
 FrameView OwnedFrame::view() const {
+  if (on_device()) return layout;
   FrameView view = layout;
   const PlaneGeometry geometry = plane_geometry(layout.format, layout.width, layout.height);
   for (int i = 0; i < 3; ++i) view.planes[i] = i < geometry.count ? bytes.data() + plane_offsets[i] : nullptr;
   return view;
 }
 
-OwnedFrame copy_frame(const FrameView& frame) {
+OwnedFrame copy_frame(const FrameView& frame, const c10::Device& device) {
   validate_frame(frame);
-  const PlaneGeometry geometry = plane_geometry(frame.format, frame.width, frame.height);
   OwnedFrame owned;
   owned.layout = frame;
+  if (frame.memory != FrameMemory::kHost) {
+    validate_device_frame(frame, device);
+    return owned;  // read in place on the device; keep_alive holds the caller's buffer until then
+  }
+  owned.layout.keep_alive.reset();
+  const PlaneGeometry geometry = plane_geometry(frame.format, frame.width, frame.height);
   size_t total = 0;
   for (int i = 0; i < geometry.count; ++i) {
     owned.plane_offsets[i] = total;

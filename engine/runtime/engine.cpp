@@ -146,10 +146,11 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     std::string error;
     try {
       structured::check_constraint_request(s->request.sampling);  // an unsupported schema is refused here
-      s->media = copy_media(s->request);  // the caller's frames may go once submit() returns
+      s->media = copy_media(s->request, device_);  // the caller's frames may go once submit() returns
     } catch (const Error& e) {
       error = e.what();
     }
+    release_request_frames(s->request);  // a CUDA frame is held by s->media alone, until prepared
     {
       std::lock_guard<std::mutex> lock(mutex_);
       s->id = out.id = ++next_id_;

@@ -10,25 +10,30 @@
 
 namespace qwenvl::runtime {
 
-RequestMedia copy_media(const Request& request) {
+RequestMedia copy_media(const Request& request, const at::Device& device) {
   if (!request.images.empty() && !request.clip.empty())
     throw Error("a request carries images or one clip, not both");
   RequestMedia media;
   for (size_t i = 0; i < request.images.size(); ++i) {
     try {
-      media.images.push_back(model::copy_frame(request.images[i]));
+      media.images.push_back(model::copy_frame(request.images[i], device));
     } catch (const Error& e) {
       throw Error("image " + std::to_string(i + 1) + ": " + e.what());
     }
   }
   for (size_t i = 0; i < request.clip.size(); ++i) {
     try {
-      media.clip.push_back(model::copy_frame(request.clip[i]));
+      media.clip.push_back(model::copy_frame(request.clip[i], device));
     } catch (const Error& e) {
       throw Error("clip frame " + std::to_string(i + 1) + ": " + e.what());
     }
   }
   return media;
+}
+
+void release_request_frames(Request& request) {
+  for (FrameView& frame : request.images) frame.keep_alive.reset();
+  for (FrameView& frame : request.clip) frame.keep_alive.reset();
 }
 
 std::string render_prompt(const ModelAssets& assets, const Request& request) {

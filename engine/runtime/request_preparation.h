@@ -30,8 +30,14 @@ struct RequestMedia {
   std::vector<model::OwnedFrame> clip;
 };
 
-// Validates and copies the request's frames (throws qwenvl::Error naming the bad frame).
-RequestMedia copy_media(const Request& request);
+// Validates and copies the request's frames (throws qwenvl::Error naming the bad frame); frames in
+// CUDA memory are checked against `device` (where they will be prepared) and kept as they are.
+RequestMedia copy_media(const Request& request, const at::Device& device = at::kCPU);
+
+// Drops the request's own references to the caller's frames (FrameView::keep_alive) once
+// copy_media has taken what it needs: a frame in CUDA memory is then released as soon as the
+// media are, not when the request ends.
+void release_request_frames(Request& request);
 
 // The prompt as the template renders it, with one image item per image and a video item for a clip.
 std::string render_prompt(const ModelAssets& assets, const Request& request);

@@ -19,7 +19,12 @@ void SideStream::run(const std::function<void()>& work) const {
     const c10::cuda::CUDAGuard device_guard(device_);
     const c10::cuda::CUDAStream side(stream_);
     const c10::cuda::CUDAStreamGuard stream_guard(side);
-    work();
+    try {
+      work();
+    } catch (...) {
+      side.synchronize();  // what was queued still reads its inputs (a caller's frames): wait before they go
+      throw;
+    }
     // Waiting here (not with an event the consumer waits on) keeps the hand-over simple: the
     // consumer may read the results on any stream, and the caching allocator's blocks of this
     // stream are free of pending work before the tensors change hands.

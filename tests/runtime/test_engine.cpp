@@ -286,6 +286,27 @@ TEST_F(EngineApi, BadInputFailsWithAReason) {
   EXPECT_NE(res.error.find("top_p"), std::string::npos) << res.error;
 }
 
+// A frame in CUDA memory sent to an engine on the CPU fails at once with the reason, and the
+// engine has dropped its hold on the caller's buffer (the release callback ran) by the time the
+// request has ended.
+TEST_F(EngineApi, CudaFrameOnTheCpuFailsSayingWhyAndIsReleased) {
+  static const uint8_t pixels[16 * 16 * 3] = {};
+  std::atomic<int> released{0};
+  Request request;
+  request.prompt = "hello";
+  FrameView frame = FrameView::packed(PixelFormat::kRGB, 16, 16, pixels);
+  frame.memory = FrameMemory::kCuda;
+  frame.cuda_device = 0;
+  frame.keep_alive = release_callback([&] { ++released; });
+  request.images.push_back(std::move(frame));
+  Result res = engine_->submit(std::move(request)).result.get();
+  EXPECT_EQ(res.status, Status::kFailed);
+  EXPECT_NE(res.error.find("image 1"), std::string::npos) << res.error;
+  EXPECT_NE(res.error.find("CUDA memory"), std::string::npos) << res.error;
+  EXPECT_NE(res.error.find("cpu"), std::string::npos) << res.error;
+  EXPECT_EQ(released.load(), 1);
+}
+
 TEST_F(EngineApi, SeededSamplingIgnoresWhatSharesTheBatch) {
   auto sampled = [&](const NetworkCase& c) {
     auto r = case_request(c);

@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "qwenvl/error.h"
@@ -27,7 +28,20 @@
 
 namespace qwenvl {
 
-// A frame in the caller's memory; submit() copies what it needs before returning.
+// Where a frame's planes lie: host memory, or a CUDA device's memory (a GPU video decoder's or
+// GStreamer's CUDAMemory output), read there without a trip through the host.
+enum class FrameMemory { kHost, kCuda };
+
+// A frame in the caller's memory. Host frames: submit() copies what it needs before returning.
+// CUDA frames (memory = kCuda): `planes` are device pointers on CUDA device `cuda_device`, allocated
+// in that device's primary context (the one the runtime API and libtorch use; another context's
+// memory is refused with the reason, never read), with every row of every plane inside one
+// allocation. The engine converts and resizes them on that device as it does host frames (the same
+// pixel values) and holds `keep_alive` until it has read them (while the request is prepared, long
+// before the answer), then drops its references: make it with release_callback() to learn when.
+// The caller must have finished writing the planes (its stream synchronised) before submit(), and
+// must not write them until released. An engine on the CPU or another device fails such a request
+// at once, saying why.
 struct FrameView {
   PixelFormat format = PixelFormat::kRGB;
   int width = 0;
@@ -37,10 +51,26 @@ struct FrameView {
   double timestamp_s = 0.0;  // presentation time; a clip's frame rate comes from these
   YuvMatrix yuv_matrix = YuvMatrix::kAuto;
   bool yuv_full_range = false;  // limited (16-235) unless the caps say full range
+  FrameMemory memory = FrameMemory::kHost;
+  int cuda_device = -1;                   // kCuda: the device index of the planes ("cuda:N")
+  std::shared_ptr<const void> keep_alive;  // kCuda: held by the engine until it has read the planes
 
   // One tightly packed plane (row stride = width * bytes per pixel) or packed planar YUV.
   static FrameView packed(PixelFormat format, int width, int height, const uint8_t* data, double timestamp_s = 0.0);
 };
+
+// A keep_alive that calls `release` once, when the last copy of it is dropped (the engine's, once it
+// has read the frame, or the caller's, whichever is last). Inline: clients that load the engine at
+// run time need no symbol of it.
+inline std::shared_ptr<const void> release_callback(std::function<void()> release) {
+  struct Releaser {
+    std::function<void()> release;
+    ~Releaser() {
+      if (release) release();
+    }
+  };
+  return std::shared_ptr<const void>(new Releaser{std::move(release)});
+}
 
 struct SamplingParams {
   // Unset fields come from the model's generation_config.json, then transformers' defaults.
