@@ -156,7 +156,10 @@ TEST_F(DeviceFrames, StridesPastTheAllocationAreRefused) {
 
 // What GStreamer 1.22's own CUDA context (cuCtxCreate, not the primary context) allocates.
 TEST_F(DeviceFrames, AnotherContextsMemoryIsRefused) {
-  using CtxCreate = CUresult (*)(CUcontext*, unsigned int, CUdevice);
+  // CUDA 13's cuCtxCreate (_v4): its creation parameters may be null. The 3-argument _v2 of CUDA 12
+  // is what the 12000 lookup was meant to return; the 13.0 driver on the H100 answered it with the
+  // _v4 entry (CUDA_ERROR_INVALID_DEVICE from a missing argument), so the lookup asks for 13000.
+  using CtxCreate = CUresult (*)(CUcontext*, void*, unsigned int, CUdevice);
   using CtxPop = CUresult (*)(CUcontext*);
   using CtxPush = CUresult (*)(CUcontext);
   using CtxDestroy = CUresult (*)(CUcontext);
@@ -165,7 +168,7 @@ TEST_F(DeviceFrames, AnotherContextsMemoryIsRefused) {
   auto entry = [](const char* name) {
     void* fn = nullptr;
     cudaDriverEntryPointQueryResult status;
-    EXPECT_EQ(cudaGetDriverEntryPointByVersion(name, &fn, 12000, cudaEnableDefault, &status), cudaSuccess) << name;
+    EXPECT_EQ(cudaGetDriverEntryPointByVersion(name, &fn, 13000, cudaEnableDefault, &status), cudaSuccess) << name;
     return fn;
   };
   auto create = reinterpret_cast<CtxCreate>(entry("cuCtxCreate"));
@@ -177,7 +180,7 @@ TEST_F(DeviceFrames, AnotherContextsMemoryIsRefused) {
   ASSERT_TRUE(create && pop && push && destroy && alloc && release);
   at::empty({1}, at::TensorOptions().device(kGpu));  // the primary context exists first
   CUcontext other = nullptr;
-  ASSERT_EQ(create(&other, 0, 0), CUDA_SUCCESS);
+  ASSERT_EQ(create(&other, nullptr, 0, 0), CUDA_SUCCESS);
   CUdeviceptr plane = 0;
   ASSERT_EQ(alloc(&plane, 32 * 3 * 16), CUDA_SUCCESS);
   CUcontext popped = nullptr;
