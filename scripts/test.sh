@@ -27,7 +27,7 @@ fi
 # build's xgrammar.
 sanitizers=${QWENVL_SANITIZERS:-address}
 # The suites not yet seen passing under ASan (the 2026-12-06 evening run did not reach them, and
-# element_faults' 100 restarts ran over 32 minutes under it): docs/RELIABILITY.md. Each comes off
+# element_faults passed, but its 100 restarts take 36 minutes under it): docs/RELIABILITY.md. Each comes off
 # this list once a run shows it passing in a time CI can afford.
 address_unproven="element_ask element_clip element_roi element_history element_pixels element_change \
   element_alert element_constrained element_faults element_overlay element_leaks \
