@@ -26,9 +26,9 @@ fi
 # element's (not on by default: no whole TSan run yet); "skip" leaves them out. Both link this
 # build's xgrammar.
 sanitizers=${QWENVL_SANITIZERS:-address}
-# The suites not yet seen passing under ASan (the 2026-12-06 evening run did not reach them, and
-# element_faults passed, but its 100 restarts take 36 minutes under it): docs/RELIABILITY.md. Each comes off
-# this list once a run shows it passing in a time CI can afford.
+# The suites not yet seen passing under ASan (the 2026-12-06 evening run did not reach them), and
+# element_faults (it passed, but its 100 restarts take 36 minutes under it): docs/RELIABILITY.md.
+# Each comes off this list once a run shows it passing in a time CI can afford.
 address_unproven="element_ask element_clip element_roi element_history element_pixels element_change \
   element_alert element_constrained element_faults element_overlay element_leaks \
   element_cli_parity element_remote meta_python qwenvl_cli media_reader_png image_header \
