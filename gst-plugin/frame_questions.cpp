@@ -96,9 +96,9 @@ bool map_frame(GstQwenVL* self, const GstVideoInfo& info, GstBuffer* buffer, Gst
                        gst_buffer_get_size(buffer), GST_VIDEO_INFO_WIDTH(&info), GST_VIDEO_INFO_HEIGHT(&info),
                        GST_VIDEO_INFO_NAME(&info), GST_VIDEO_INFO_SIZE(&info)),
                       ("the buffer is smaller than its caps say (zero-length or truncated)"));
-  GST_OBJECT_LOCK(self);
+  object_lock(self);
   const std::shared_ptr<RequestTracker> tracker = self->state->runtime.tracker;
-  GST_OBJECT_UNLOCK(self);
+  object_unlock(self);
   if (tracker) {
     tracker->count_dropped();
     post_drop(self, GST_BUFFER_PTS(buffer), "unreadable-buffer", *tracker);
@@ -301,9 +301,9 @@ std::vector<qwenvl::RequestId> ask_clip(GstQwenVL* self, const Runtime& rt, cons
 // The questions of the `ask` signal queued since the last frame (queue_ask), emptying the queue.
 std::deque<PendingAsk> take_asks(GstQwenVL* self) {
   std::deque<PendingAsk> asks;
-  GST_OBJECT_LOCK(self);
+  object_lock(self);
   asks.swap(self->state->asks);
-  GST_OBJECT_UNLOCK(self);
+  object_unlock(self);
   return asks;
 }
 
@@ -369,9 +369,9 @@ std::vector<qwenvl::RequestId> ask_about_buffer(GstQwenVL* self, const Runtime& 
 
 guint64 queue_ask(GstQwenVL* self, const gchar* prompt) {
   const qwenvl::RequestId id = allocate_request_id();
-  GST_OBJECT_LOCK(self);
+  object_lock(self);
   self->state->asks.push_back({id, prompt != nullptr && *prompt != '\0' ? prompt : self->state->settings.prompt});
-  GST_OBJECT_UNLOCK(self);
+  object_unlock(self);
   GST_DEBUG_OBJECT(self, "ask %" G_GUINT64_FORMAT ": %s", static_cast<guint64>(id), prompt ? prompt : "(prompt)");
   return id;
 }

@@ -212,16 +212,16 @@ GstCaps* without_cuda_memory(GstCaps* caps) {
 }
 
 Settings settings_snapshot(GstQwenVL* self) {
-  GST_OBJECT_LOCK(self);
+  object_lock(self);
   Settings s = self->state->settings;
-  GST_OBJECT_UNLOCK(self);
+  object_unlock(self);
   return s;
 }
 
 Runtime runtime_snapshot(GstQwenVL* self) {
-  GST_OBJECT_LOCK(self);
+  object_lock(self);
   Runtime r = self->state->runtime;
-  GST_OBJECT_UNLOCK(self);
+  object_unlock(self);
   return r;
 }
 
@@ -551,19 +551,19 @@ static gboolean open_engine(GstQwenVL* self) {
   if (cuda) cuda->post_context(GST_ELEMENT(self));  // for CUDA elements that start before they are linked
   self->state->reported_latency.store(shared.warmup_ns);
   self->state->streaming.warned_latency = false;
-  GST_OBJECT_LOCK(self);
+  object_lock(self);
   self->state->runtime.shared = std::move(shared);
   self->state->runtime.tracker = std::move(tracker);
   self->state->runtime.cuda = std::move(cuda);
-  GST_OBJECT_UNLOCK(self);
+  object_unlock(self);
   return TRUE;
 }
 
 static void close_engine(GstQwenVL* self) {
-  GST_OBJECT_LOCK(self);
+  object_lock(self);
   Runtime rt = std::move(self->state->runtime);
   self->state->runtime = Runtime{};
-  GST_OBJECT_UNLOCK(self);
+  object_unlock(self);
   if (rt.tracker) {
     rt.tracker->detach();
     cancel_pending(self, rt);
@@ -637,9 +637,9 @@ static GstStateChangeReturn gst_qwenvl_change_state(GstElement* element, GstStat
       const Runtime rt = runtime_snapshot(self);
       if (rt.tracker) rt.tracker->set_flushing(true);
       cancel_pending(self, rt);
-      GST_OBJECT_LOCK(self);
+      object_lock(self);
       self->state->asks.clear();  // asked about frames that will not come
-      GST_OBJECT_UNLOCK(self);
+      object_unlock(self);
       break;
     }
     default:
@@ -734,13 +734,13 @@ static void set_alert_when(GstQwenVL* self, const std::string& text) {
       error = e.what();
     }
   }
-  GST_OBJECT_LOCK(self);
+  object_lock(self);
   Settings& s = self->state->settings;
   s.alert_when = text;
   s.alert = std::move(alert);
   s.alert_error = error;
   const bool running = GST_STATE(self) >= GST_STATE_PAUSED;
-  GST_OBJECT_UNLOCK(self);
+  object_unlock(self);
   if (error.empty()) return;
   if (running)
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("qwenvl: %s; no answer alerts until alert-when is set again", error.c_str()),
@@ -755,7 +755,7 @@ static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* val
     set_alert_when(self, string_or_empty(value));
     return;
   }
-  GST_OBJECT_LOCK(self);
+  object_lock(self);
   Settings& s = self->state->settings;
   switch (id) {
     case PROP_MODEL: s.model = string_or_empty(value); break;
@@ -810,7 +810,7 @@ static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* val
     case PROP_CHANGE_THRESHOLD: s.change_threshold = g_value_get_double(value); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
   }
-  GST_OBJECT_UNLOCK(self);
+  object_unlock(self);
 }
 
 static const gchar* nullable(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
@@ -821,7 +821,7 @@ static void gst_qwenvl_get_property(GObject* object, guint id, GValue* value, GP
     g_value_take_boxed(value, stats_structure(self));
     return;
   }
-  GST_OBJECT_LOCK(self);
+  object_lock(self);
   const Settings& s = self->state->settings;
   switch (id) {
     case PROP_MODEL: g_value_set_string(value, nullable(s.model)); break;
@@ -869,7 +869,7 @@ static void gst_qwenvl_get_property(GObject* object, guint id, GValue* value, GP
     case PROP_ALERT_WHEN: g_value_set_string(value, nullable(s.alert_when)); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID(object, id, pspec); break;
   }
-  GST_OBJECT_UNLOCK(self);
+  object_unlock(self);
 }
 
 static void gst_qwenvl_finalize(GObject* object) {

@@ -20,6 +20,7 @@
 #include "gstqwenvl.h"
 #include "qwenvl/engine.h"
 #include "request_tracker.h"
+#include "tsan_sync.h"
 
 namespace qwenvl::gst {
 

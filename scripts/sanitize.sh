@@ -9,6 +9,9 @@
 # tests/sanitizers/, each for code of GLib/GStreamer or libtorch, each explained.
 #   scripts/sanitize.sh address|thread [BUILD_DIR]     (default BUILD_DIR: build-asan / build-tsan)
 # QWENVL_SANITIZE_SKIP="TEST..." leaves those tests out (and their targets unbuilt): CI's time budget.
+# QWENVL_XGRAMMAR_PREBUILT=<main build>/third_party/xgrammar/libxgrammar.a links that copy of xgrammar,
+# uninstrumented, instead of compiling its 29 sources again (scripts/test.sh passes it; xgrammar's
+# schema parsing is fuzzed under ASan + UBSan by fuzz_json_schema).
 # Needs scripts/setup.sh to have run (the venv with libtorch) and the fixtures (QWENVL_FIXTURES_DIR,
 # default build/fixtures, as scripts/test.sh writes them).
 set -euo pipefail
@@ -30,10 +33,10 @@ case "$kind" in
   thread)
     build=${2:-build-tsan}
     sanitize=thread
-    # Where threads meet: the engine's public API, its overlap of host and device work and its
+    # Where threads meet: the object lock as TSan sees it (tsan_sync), the engine's public API, its overlap of host and device work and its
     # faults (destroyed with requests pending), and the element (streaming threads, the engine's
     # callbacks, the bus, 100 restarts mid-stream).
-    names=(engine engine_overlap engine_faults qwenvl_element element_ask element_clip element_history
+    names=(tsan_sync engine engine_overlap engine_faults qwenvl_element element_ask element_clip element_history
            element_change element_alert element_faults)
     ;;
   *) echo "sanitize: unknown kind '$kind' (address or thread)" >&2; exit 2 ;;
@@ -46,7 +49,8 @@ if [ ! -f "$build/build.ninja" ]; then
   # b_lundef=false: the shared libraries leave the sanitizer runtime's symbols to the executable.
   CC="ccache gcc" CXX="ccache g++" meson setup "$build" -Dtorch_dir="$torch_dir" -Dfixtures_dir="$fixtures" -Dxgrammar_dir="$xgrammar_dir" \
     -Dcuda=disabled -Dbuildtype=plain -Dc_args="-O1 -g1 -fno-omit-frame-pointer" \
-    -Dcpp_args="-O1 -g1 -fno-omit-frame-pointer" -Db_sanitize="$sanitize" -Db_lundef=false >/dev/null
+    -Dcpp_args="-O1 -g1 -fno-omit-frame-pointer" -Db_sanitize="$sanitize" -Db_lundef=false \
+    -Dxgrammar_prebuilt="$(if [ -n "${QWENVL_XGRAMMAR_PREBUILT:-}" ]; then readlink -f "$QWENVL_XGRAMMAR_PREBUILT"; fi)" >/dev/null
 fi
 if [ "$kind" = address ]; then
   mapfile -t names < <(meson introspect "$build" --tests | python3 -c '

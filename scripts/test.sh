@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, writes the reference fixtures with the pinned
 # transformers (only when their generator changed), runs every test suite, then each fuzzer briefly,
-# then the CPU suites under AddressSanitizer + UndefinedBehaviorSanitizer.
+# then the CPU suites under AddressSanitizer + UndefinedBehaviorSanitizer (QWENVL_SANITIZERS).
 #   scripts/test.sh [BUILD_DIR]      (default: build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,15 +19,28 @@ fuzz_seconds=${QWENVL_FUZZ_SECONDS:-10}
 if [ "$fuzz_seconds" != skip ]; then
   FUZZ_BUILD="$build/fuzz" scripts/fuzz.sh "$fuzz_seconds" || status=1
 fi
-# The sanitizer builds (scripts/sanitize.sh; their costs in docs/RELIABILITY.md): QWENVL_SANITIZERS
-# lists the kinds: "address" (ASan + UBSan with LeakSanitizer over the CPU suites, the element's 100
-# restarts included, less QWENVL_SANITIZE_SKIP: by default qwenvl_cli, for CI's 45 minutes),
-# "address thread" adds ThreadSanitizer. Off ("skip") by default until a whole run of the merged
-# suites under ASan has passed and been timed cold: about 15 suites have never run under it.
+# The sanitizer builds (scripts/sanitize.sh; what ran, what it costs and each suppression in
+# docs/RELIABILITY.md): QWENVL_SANITIZERS lists the kinds: "address" (ASan + UBSan with
+# LeakSanitizer over every CPU suite, less QWENVL_SANITIZE_SKIP, by default those not yet seen
+# passing); "address thread" adds ThreadSanitizer over the engine's concurrency suites and the
+# element's (no whole TSan run yet). Both link this build's xgrammar. Off ("skip") by default until
+# a cold run of the whole test command with them is timed within CI's budget: the one partial run
+# (47 suites, on a loaded machine) points to about +55 minutes.
 sanitizers=${QWENVL_SANITIZERS:-skip}
+# The suites not yet seen passing under ASan (the 2026-12-06 evening run did not reach them), and
+# element_faults (it passed, but its 100 restarts take 36 minutes under it): docs/RELIABILITY.md.
+# Each comes off this list once a run shows it passing in a time CI can afford.
+address_unproven="element_ask element_clip element_roi element_history element_pixels element_change \
+  element_alert element_constrained element_faults element_overlay element_leaks \
+  element_cli_parity element_remote meta_python qwenvl_cli media_reader_png image_header \
+  activity_summary qwenvl_launch pipeline_scripts server_api client_connection qwenvl_server \
+  remote_parts remote_engine cli_remote openai_client"
 if [ "$sanitizers" != skip ]; then
   for kind in $sanitizers; do
-    QWENVL_SANITIZE_SKIP=${QWENVL_SANITIZE_SKIP-qwenvl_cli} QWENVL_FIXTURES_DIR="$build/fixtures" \
+    skip=${QWENVL_SANITIZE_SKIP-}
+    if [ "$kind" = address ]; then skip=${QWENVL_SANITIZE_SKIP-$address_unproven}; fi
+    QWENVL_SANITIZE_SKIP=$skip QWENVL_FIXTURES_DIR="$build/fixtures" \
+      QWENVL_XGRAMMAR_PREBUILT="$build/third_party/xgrammar/libxgrammar.a" \
       scripts/sanitize.sh "$kind" "$build/sanitize-$kind" || status=1
   done
 fi

@@ -144,11 +144,18 @@ TEST(Pipelining, StepTimeTracksTheSlowestStageNotTheSum) {
   const Plan p = pipeline_plan("tiny-a", "cpu,cpu,cpu", "0,1,2", 0);
   StageTuning tuning;
   // Delays well above the tiny model's own time a forward (a few ms), so that the test measures the
-  // overlap, not the host's load.
-  const std::vector<milliseconds> delays{milliseconds(30), milliseconds(60), milliseconds(30)};
+  // overlap, not the host's load. Under AddressSanitizer a forward costs several times more (on a
+  // loaded 2-core machine 8 micro-batches then took 880 ms against a bound of 720), so the delays
+  // grow with it.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  constexpr int kScale = 4;
+#else
+  constexpr int kScale = 1;
+#endif
+  const std::vector<milliseconds> delays{milliseconds(30 * kScale), milliseconds(60 * kScale), milliseconds(30 * kScale)};
   tuning.delay_per_row.assign(delays.begin(), delays.end());
   constexpr int kRows = 8, kSteps = 3;
-  const double slowest = kRows * 60.0, sum = kRows * 120.0;  // ms a step
+  const double slowest = kRows * 60.0 * kScale, sum = kRows * 120.0 * kScale;  // ms a step
 
   auto mean_step_ms = [&](int micro_batches) {
     auto executor = make_executor(m, p, tuning, micro_batches);
