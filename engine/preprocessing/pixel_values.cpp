@@ -21,6 +21,23 @@ at::Tensor to_device(const at::Tensor& host, const at::Device& device) {
   return device.is_cuda() ? host.to(device, /*non_blocking=*/true) : host;
 }
 
+// A frame's layout in the packed buffer, its planes at `offset` plus the owned bytes' plane offsets
+// and strides (a host frame's; pack_frames_on_device repacks a device frame's planes itself).
+kernels::FrameLayout packed_layout(const OwnedFrame& f, int64_t offset) {
+  kernels::FrameLayout layout;
+  layout.format = f.layout.format;
+  layout.width = f.layout.width;
+  layout.height = f.layout.height;
+  layout.yuv_matrix = f.layout.yuv_matrix;
+  layout.yuv_full_range = f.layout.yuv_full_range;
+  const int planes = plane_geometry(f.layout.format, f.layout.width, f.layout.height).count;
+  for (int p = 0; p < planes; ++p) {
+    layout.plane_offsets[p] = offset + static_cast<int64_t>(f.plane_offsets[p]);
+    layout.strides[p] = f.layout.strides[p];
+  }
+  return layout;
+}
+
 // Bytes of a frame once its rows are packed (host frames: their owned bytes).
 int64_t packed_size(const OwnedFrame& f) {
   if (!f.on_device()) return static_cast<int64_t>(f.bytes.size());
@@ -43,14 +60,9 @@ PackedFrames pack_frames_on_device(const std::vector<const OwnedFrame*>& frames,
   packed.bytes = at::empty({total}, at::TensorOptions().dtype(at::kByte).device(device));
   int64_t offset = 0;
   for (const OwnedFrame* f : frames) {
-    const PlaneGeometry geometry = plane_geometry(f->layout.format, f->layout.width, f->layout.height);
-    kernels::FrameLayout layout;
-    layout.format = f->layout.format;
-    layout.width = f->layout.width;
-    layout.height = f->layout.height;
-    layout.yuv_matrix = f->layout.yuv_matrix;
-    layout.yuv_full_range = f->layout.yuv_full_range;
+    kernels::FrameLayout layout = packed_layout(*f, offset);
     if (f->on_device()) {
+      const PlaneGeometry geometry = plane_geometry(f->layout.format, f->layout.width, f->layout.height);
       int64_t plane_offset = offset;
       for (int p = 0; p < geometry.count; ++p) {
         const int64_t rows = geometry.rows[p], row_bytes = geometry.row_bytes[p];
@@ -66,10 +78,6 @@ PackedFrames pack_frames_on_device(const std::vector<const OwnedFrame*>& frames,
       at::Tensor host = staging(static_cast<int64_t>(f->bytes.size()), at::kByte, device);
       std::memcpy(host.data_ptr<uint8_t>(), f->bytes.data(), f->bytes.size());
       packed.bytes.narrow(0, offset, host.numel()).copy_(host, /*non_blocking=*/true);
-      for (int p = 0; p < geometry.count; ++p) {
-        layout.plane_offsets[p] = offset + static_cast<int64_t>(f->plane_offsets[p]);
-        layout.strides[p] = f->layout.strides[p];
-      }
     }
     packed.layouts.push_back(layout);
     offset += packed_size(*f);
@@ -89,18 +97,7 @@ PackedFrames pack_frames(const std::vector<const OwnedFrame*>& frames, const at:
   int64_t offset = 0;
   for (const OwnedFrame* f : frames) {
     std::memcpy(host.data_ptr<uint8_t>() + offset, f->bytes.data(), f->bytes.size());
-    kernels::FrameLayout layout;
-    layout.format = f->layout.format;
-    layout.width = f->layout.width;
-    layout.height = f->layout.height;
-    const int planes = plane_geometry(f->layout.format, f->layout.width, f->layout.height).count;
-    for (int p = 0; p < planes; ++p) {
-      layout.plane_offsets[p] = offset + static_cast<int64_t>(f->plane_offsets[p]);
-      layout.strides[p] = f->layout.strides[p];
-    }
-    layout.yuv_matrix = f->layout.yuv_matrix;
-    layout.yuv_full_range = f->layout.yuv_full_range;
-    packed.layouts.push_back(layout);
+    packed.layouts.push_back(packed_layout(*f, offset));
     offset += static_cast<int64_t>(f->bytes.size());
   }
   packed.bytes = to_device(host, device);
