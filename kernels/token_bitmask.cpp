@@ -2,8 +2,6 @@
 // engine's mask, and the reference the CUDA kernel is tested against beside a libtorch unpacking).
 #include "kernels/token_bitmask.h"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -43,25 +41,23 @@ void apply_on_host(at::Tensor& logits, const at::Tensor& bitmask, const at::Tens
   const int64_t stride = logits.stride(0);
   const int32_t* const masks = bitmask.data_ptr<int32_t>();
   constexpr float kForbidden = -std::numeric_limits<float>::infinity();
-  at::parallel_for(0, rows.size(0), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      float* out = first + index[i] * stride;
-      const int32_t* mask = masks + i * words;
-      // Word by word: a word that allows all 32 ids (inside a string, most do) or none (between
-      // tokens of structure, most do) costs no bit tests.
-      for (int64_t w = 0, base = 0; base < vocab; ++w, base += 32) {
-        const auto word = static_cast<uint32_t>(mask[w]);
-        const int64_t ids = std::min<int64_t>(32, vocab - base);
-        if (word == 0xffffffffu) continue;
-        if (word == 0) {
-          std::fill(out + base, out + base + ids, kForbidden);
-          continue;
-        }
-        for (int64_t b = 0; b < ids; ++b)  // branch-free: the compiler makes it a vector blend
-          out[base + b] = ((word >> b) & 1u) != 0 ? out[base + b] : kForbidden;
+  for (int64_t i = 0; i < rows.size(0); ++i) {
+    float* out = first + index[i] * stride;
+    const int32_t* mask = masks + i * words;
+    // Word by word: a word that allows all 32 ids (inside a string, most do) or none (between
+    // tokens of structure, most do) costs no bit tests.
+    for (int64_t w = 0, base = 0; base < vocab; ++w, base += 32) {
+      const auto word = static_cast<uint32_t>(mask[w]);
+      const int64_t ids = std::min<int64_t>(32, vocab - base);
+      if (word == 0xffffffffu) continue;
+      if (word == 0) {
+        std::fill(out + base, out + base + ids, kForbidden);
+        continue;
       }
+      for (int64_t b = 0; b < ids; ++b)  // branch-free: the compiler makes it a vector blend
+        out[base + b] = ((word >> b) & 1u) != 0 ? out[base + b] : kForbidden;
     }
-  });
+  }
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // qwenvl-mask-bench: what a constrained decode step's token masks cost, alone (issue 17, item 4): for
 // each batch size B, B rows constrained by one JSON schema walk through their documents together (each
 // step a random logits row per sequence, masked, its argmax accepted), and per step the table gives
-// the host's fill of the B masks (runtime/token_masks.h, row-parallel on libtorch's intra-op threads),
+// the host's fill of the B masks (runtime/token_masks.h, row-parallel on libtorch's inter-op pool),
 // the apply (one copy of the block to the device and kernels::apply_token_bitmask), and beside it the
 // former apply (the bits unpacked to a bool tensor with libtorch ops, then masked_fill / index_put).
 // Medians over the steps after a warm-up; apply is timed to the device's end (synchronised).
@@ -27,6 +27,7 @@
 #include "kernels/device/sync.h"
 #include "qwenvl/error.h"
 #include "runtime/host_upload.h"
+#include "runtime/parallel_rows.h"
 #include "runtime/token_masks.h"
 #include "structured/token_constraint.h"
 #include "tokenizer/tokenizer.h"
@@ -166,8 +167,8 @@ int main(int argc, char** argv) {
     const std::time_t now = std::time(nullptr);
     char date[32];
     std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-    std::printf("%s, device %s, %d intra-op threads, logits width %lld (%lld mask words a row), %d steps after %d\n",
-                date, o.device.c_str(), at::get_num_threads(), static_cast<long long>(o.width),
+    std::printf("%s, device %s, fill in %lld parts at batch 64 (runtime/parallel_rows.h), logits width %lld (%lld mask words a row), %d steps after %d\n",
+                date, o.device.c_str(), static_cast<long long>(qwenvl::runtime::parallel_parts(64)), static_cast<long long>(o.width),
                 static_cast<long long>(qwenvl::structured::mask_words(o.width)), o.steps, o.warmup);
     std::printf("Command: %s\n\n", command.c_str());
     std::printf("| batch | fill (µs a step) | apply, kernel (µs a step) | fill + apply (µs a step) | former apply, libtorch ops (µs a step) | documents completed |\n");

@@ -1,12 +1,11 @@
 // Filling the constrained rows' masks on the host and applying them where the logits are.
 #include "runtime/token_masks.h"
 
-#include <ATen/Parallel.h>
-
 #include <algorithm>
 
 #include "kernels/token_bitmask.h"
 #include "runtime/host_upload.h"
+#include "runtime/parallel_rows.h"
 
 namespace qwenvl::runtime {
 
@@ -22,7 +21,7 @@ TokenMasks fill_token_masks(const std::vector<structured::TokenConstraint*>& con
   int32_t* const first = masks.block.data_ptr<int32_t>();
   std::copy(constrained.begin(), constrained.end(), first + masks.rows * masks.words);
   // Each row's matcher is its own (xgrammar's batch matcher fills matchers side by side the same way).
-  at::parallel_for(0, masks.rows, 1, [&](int64_t begin, int64_t end) {
+  parallel_rows(masks.rows, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i)
       constraints[static_cast<size_t>(constrained[static_cast<size_t>(i)])]->fill_mask(first + i * masks.words);
   });
