@@ -13,6 +13,7 @@ struct Entry {
   uint64_t instance = 0;
   uint64_t warmup_ns = 0;
   std::string identity, description;
+  int max_batch = 0;
 };
 
 std::mutex registry_mutex;
@@ -55,7 +56,7 @@ SharedEngine acquire_shared_engine(const std::string& engine_id, const EngineRec
     if (!engine_id.empty() && entry.identity != recipe.identity)
       throw Error("engine-id '" + engine_id + "' already runs " + entry.description +
                   "; give this element the same model, devices, placement and dtype (or remote-url and remote-model) or another engine-id");
-    return SharedEngine{engine, entry.instance, entry.warmup_ns, key};
+    return SharedEngine{engine, entry.instance, entry.warmup_ns, key, entry.max_batch};
   }
   std::string error;
   Engine* raw = recipe.create(&error);
@@ -66,8 +67,9 @@ SharedEngine acquire_shared_engine(const std::string& engine_id, const EngineRec
   entry.instance = ++next_instance;
   entry.identity = recipe.identity;
   entry.description = recipe.description;
+  entry.max_batch = recipe.max_batch;
   entry.warmup_ns = warm_up(*engine);
-  return SharedEngine{engine, entry.instance, entry.warmup_ns, key};
+  return SharedEngine{engine, entry.instance, entry.warmup_ns, key, entry.max_batch};
 }
 
 }  // namespace qwenvl::gst

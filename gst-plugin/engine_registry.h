@@ -18,15 +18,19 @@ struct SharedEngine {
   uint64_t instance = 0;       // process-unique number of this engine (elements that share it agree)
   uint64_t warmup_ns = 0;      // how long the warm-up request took, submit to answer
   std::string key;             // what it is shared under
+  int max_batch = 0;           // EngineOptions::max_batch it was created with; 0: a remote engine
 };
 
 // Which engine an element asks for: `identity` names it ("model=DIR device=cpu dtype=auto",
 // "remote-url=URL remote-model=NAME"), `description` says it to a person ("model 'DIR' on cpu
-// (auto)"), `create` makes it (nullptr and *error on failure).
+// (auto)"), `create` makes it (nullptr and *error on failure). `max_batch` (0 for a remote engine) is
+// not part of the identity: elements that differ only in it share the engine created by the first,
+// which runs with that first element's batch (SharedEngine::max_batch says which).
 struct EngineRecipe {
   std::string identity;
   std::string description;
   std::function<Engine*(std::string* error)> create;
+  int max_batch = 0;
 };
 
 // The engine of `recipe` (or of `engine_id` when not empty, which must then run the same one),

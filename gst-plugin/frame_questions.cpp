@@ -117,6 +117,7 @@ qwenvl::Request base_request(GstQwenVL* self, const Settings& s, const std::stri
   request.stream_id = stream_id;
   qwenvl::SamplingParams& p = request.sampling;
   if (s.max_new_tokens > 0) p.max_new_tokens = s.max_new_tokens;
+  p.ignore_eos = s.ignore_eos;
   if (s.temperature >= 0) p.temperature = s.temperature;
   if (s.top_k >= 0) p.top_k = s.top_k;
   if (s.top_p >= 0) p.top_p = s.top_p;

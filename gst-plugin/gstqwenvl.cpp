@@ -52,6 +52,7 @@ enum {
   PROP_SYSTEM_PROMPT,
   PROP_STREAM_ID,
   PROP_MAX_NEW_TOKENS,
+  PROP_IGNORE_EOS,
   PROP_TEMPERATURE,
   PROP_TOP_K,
   PROP_TOP_P,
@@ -71,6 +72,7 @@ enum {
   PROP_DEVICES,
   PROP_PLACEMENT,
   PROP_DTYPE,
+  PROP_MAX_BATCH,
   PROP_ENGINE_ID,
   PROP_ENGINE_LIBRARY,
   PROP_REMOTE_URL,
@@ -476,6 +478,8 @@ static gboolean local_engine_recipe(GstQwenVL* self, const Settings& s, qwenvl::
   options.devices = s.devices;
   options.placement = placement_name(s.placement);
   options.dtype = dtype_name(s.dtype);
+  options.max_batch = static_cast<int>(s.max_batch);
+  recipe->max_batch = options.max_batch;
   if (!s.devices.empty() && s.device_set)
     GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
                         ("qwenvl: devices '%s' wins over device '%s'", s.devices.c_str(), s.device.c_str()),
@@ -537,6 +541,12 @@ static gboolean open_engine(GstQwenVL* self) {
                         ("engine library %s", library.c_str()));
     return FALSE;
   }
+  if (!remote && shared.max_batch != recipe.max_batch)
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS,
+                        ("qwenvl: max-batch %d does not apply: the shared engine runs with max-batch %d", recipe.max_batch,
+                         shared.max_batch),
+                        ("the element that created engine %s set it; give every element sharing it the same max-batch",
+                         shared.key.c_str()));
   GST_INFO_OBJECT(self, "engine %" G_GUINT64_FORMAT " (%s) ready, warm-up %" GST_TIME_FORMAT,
                   static_cast<guint64>(shared.instance), shared.key.c_str(), GST_TIME_ARGS(shared.warmup_ns));
   auto tracker = std::make_shared<RequestTracker>(GST_ELEMENT(self));
@@ -667,7 +677,9 @@ static GstStructure* stats_structure(GstQwenVL* self) {
       self->state->frames_timed.load() ? self->state->frame_host_ns.load() / self->state->frames_timed.load() : 0,
       "engine-instance", G_TYPE_UINT64, static_cast<guint64>(rt.shared.instance), "engine-submitted", G_TYPE_UINT64,
       static_cast<guint64>(e.submitted), "engine-queued", G_TYPE_UINT, static_cast<guint>(e.queued), "engine-running",
-      G_TYPE_UINT, static_cast<guint>(e.running), nullptr);
+      G_TYPE_UINT, static_cast<guint>(e.running), "engine-max-batch", G_TYPE_UINT, static_cast<guint>(rt.shared.max_batch),
+      "engine-kv-blocks", G_TYPE_UINT64, static_cast<guint64>(e.kv_blocks_total), "engine-kv-blocks-used", G_TYPE_UINT64,
+      static_cast<guint64>(e.kv_blocks_used), nullptr);
 }
 
 // The non-empty strings of a GstValueArray property (stop-strings, choices).
@@ -763,6 +775,7 @@ static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* val
     case PROP_SYSTEM_PROMPT: s.system_prompt = string_or_empty(value); break;
     case PROP_STREAM_ID: s.stream_id = string_or_empty(value); break;
     case PROP_MAX_NEW_TOKENS: s.max_new_tokens = g_value_get_int(value); break;
+    case PROP_IGNORE_EOS: s.ignore_eos = g_value_get_boolean(value); break;
     case PROP_TEMPERATURE: s.temperature = g_value_get_double(value); break;
     case PROP_TOP_K: s.top_k = g_value_get_int(value); break;
     case PROP_TOP_P: s.top_p = g_value_get_double(value); break;
@@ -790,6 +803,7 @@ static void gst_qwenvl_set_property(GObject* object, guint id, const GValue* val
     case PROP_DEVICES: s.devices = string_or_empty(value); break;
     case PROP_PLACEMENT: s.placement = static_cast<Placement>(g_value_get_enum(value)); break;
     case PROP_DTYPE: s.dtype = static_cast<Dtype>(g_value_get_enum(value)); break;
+    case PROP_MAX_BATCH: s.max_batch = g_value_get_uint(value); break;
     case PROP_ENGINE_ID: s.engine_id = string_or_empty(value); break;
     case PROP_ENGINE_LIBRARY: s.engine_library = string_or_empty(value); break;
     case PROP_REMOTE_URL: s.remote_url = string_or_empty(value); break;
@@ -829,6 +843,7 @@ static void gst_qwenvl_get_property(GObject* object, guint id, GValue* value, GP
     case PROP_SYSTEM_PROMPT: g_value_set_string(value, nullable(s.system_prompt)); break;
     case PROP_STREAM_ID: g_value_set_string(value, nullable(s.stream_id)); break;
     case PROP_MAX_NEW_TOKENS: g_value_set_int(value, s.max_new_tokens); break;
+    case PROP_IGNORE_EOS: g_value_set_boolean(value, s.ignore_eos); break;
     case PROP_TEMPERATURE: g_value_set_double(value, s.temperature); break;
     case PROP_TOP_K: g_value_set_int(value, s.top_k); break;
     case PROP_TOP_P: g_value_set_double(value, s.top_p); break;
@@ -848,6 +863,7 @@ static void gst_qwenvl_get_property(GObject* object, guint id, GValue* value, GP
     case PROP_DEVICES: g_value_set_string(value, s.devices.c_str()); break;
     case PROP_PLACEMENT: g_value_set_enum(value, s.placement); break;
     case PROP_DTYPE: g_value_set_enum(value, s.dtype); break;
+    case PROP_MAX_BATCH: g_value_set_uint(value, s.max_batch); break;
     case PROP_ENGINE_ID: g_value_set_string(value, nullable(s.engine_id)); break;
     case PROP_ENGINE_LIBRARY: g_value_set_string(value, nullable(s.engine_library)); break;
     case PROP_REMOTE_URL: g_value_set_string(value, nullable(s.remote_url)); break;
@@ -958,6 +974,13 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
       g_param_spec_int("max-new-tokens", "Max new tokens", "Most tokens generated per answer; 0: the model's generation_config.json",
                        0, 65536, 0, live));
   g_object_class_install_property(
+      gobject_class, PROP_IGNORE_EOS,
+      g_param_spec_boolean("ignore-eos", "Ignore EOS",
+                           "Generate past the model's end-of-sequence tokens, up to max-new-tokens (benchmarks: a fixed "
+                           "number of tokens per answer, as vLLM's and llama-server's ignore_eos; stop strings still "
+                           "end an answer). Not with json-schema or choices, whose answers end where the document does",
+                           FALSE, live));
+  g_object_class_install_property(
       gobject_class, PROP_TEMPERATURE,
       g_param_spec_double("temperature", "Temperature", "Sampling temperature, 0 = greedy; -1: the model's generation_config.json",
                           -1.0, 100.0, -1.0, live));
@@ -1049,6 +1072,14 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
   g_object_class_install_property(
       gobject_class, PROP_DTYPE,
       g_param_spec_enum("dtype", "Data type", "Data type of the weights and activations", GST_TYPE_QWENVL_DTYPE, kDtypeAuto, ready));
+  g_object_class_install_property(
+      gobject_class, PROP_MAX_BATCH,
+      g_param_spec_uint("max-batch", "Max batch",
+                        "Sequences the engine decodes together at most: for N streams answered at once, at least N (more "
+                        "costs KV cache memory, sized for max-batch sequences). Elements sharing an engine share its "
+                        "batch: the element that creates the engine sets it, a different value on another element is "
+                        "warned about and not applied. Not used with remote-url (see remote-max-inflight)",
+                        1, 1024, 16, ready));
   g_object_class_install_property(
       gobject_class, PROP_ENGINE_ID,
       g_param_spec_string("engine-id", "Engine id",
@@ -1202,7 +1233,8 @@ static void gst_qwenvl_class_init(GstQwenVLClass* klass) {
                          "device-frames (frames handed to the engine in CUDA memory, read there without a copy through "
                          "the host), frame-host-time (ns: the streaming thread's mean time to map a whole frame it "
                          "asks about and hand it to the engine, its copy included), engine-instance, "
-                         "engine-submitted, engine-queued, engine-running (the shared engine's)",
+                         "engine-submitted, engine-queued, engine-running, engine-max-batch (0 for a remote engine), "
+                         "engine-kv-blocks, engine-kv-blocks-used (the shared engine's)",
                          GST_TYPE_STRUCTURE, static_cast<GParamFlags>(G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
   /**

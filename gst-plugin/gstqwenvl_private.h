@@ -40,6 +40,7 @@ struct Settings {
   std::string system_prompt;
   std::string stream_id;  // empty: the element's name
   int max_new_tokens = 0;
+  gboolean ignore_eos = FALSE;
   double temperature = -1, top_p = -1, min_p = -1, repetition_penalty = -1;
   int top_k = -1;
   gint64 seed = -1;
@@ -59,6 +60,7 @@ struct Settings {
   std::string devices;      // a device list (EngineOptions::devices); empty: device alone
   Placement placement = kPlacementAuto;
   Dtype dtype = kDtypeAuto;
+  guint max_batch = 16;  // EngineOptions::max_batch's default
   std::string engine_id;
   std::string engine_library;
   // remote-url set: the remote engine (libqwenvl-remote) asks that server instead of loading a model.

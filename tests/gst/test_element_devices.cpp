@@ -1,6 +1,7 @@
 // devices / placement: the element runs the engine over a device list (replicas over cpu,cpu answer
 // as one device), the old device property is a one-device alias that devices wins over with a
-// warning, and elements share an engine only when model, devices, placement and dtype all match.
+// warning, and elements share an engine only when model, devices, placement and dtype all match;
+// max-batch sizes the engine (its KV cache) and is the creating element's for every sharer.
 #include <string>
 
 #include "element_rig.h"
@@ -67,6 +68,28 @@ TEST(ElementDevices, ElementsShareAnEngineOnlyWhenModelDevicesPlacementAndDtypeM
     EXPECT_NE(r->stat("engine-instance"), 0u);
     EXPECT_NE(r->stat("engine-instance"), instance);
   }
+}
+
+TEST(ElementDevices, MaxBatchSizesTheEngineAndASharerCannotChangeIt) {
+  Rig small("engine-id=batch-2 max-batch=2");
+  Rig large("engine-id=batch-6 max-batch=6");
+  EXPECT_EQ(small.stat("engine-max-batch"), 2u);
+  EXPECT_EQ(large.stat("engine-max-batch"), 6u);
+  // The KV cache is sized for max-batch sequences of max_context tokens (EngineOptions::kv_cache_bytes 0).
+  ASSERT_GT(small.stat("engine-kv-blocks"), 0u);
+  EXPECT_EQ(large.stat("engine-kv-blocks"), 3 * small.stat("engine-kv-blocks"));
+  EXPECT_TRUE(warnings(small.bus).empty());
+  // Shares large's engine (the same engine-id, model, device and dtype): its own max-batch is not applied.
+  Rig sharer("engine-id=batch-6 max-batch=3");
+  EXPECT_EQ(sharer.stat("engine-instance"), large.stat("engine-instance"));
+  EXPECT_EQ(sharer.stat("engine-max-batch"), 6u);
+  const std::vector<std::string> said = warnings(sharer.bus);
+  ASSERT_EQ(said.size(), 1u);
+  EXPECT_NE(said[0].find("max-batch 3 does not apply: the shared engine runs with max-batch 6"), std::string::npos)
+      << said[0];
+  guint value = 0;
+  g_object_get(sharer.element, "max-batch", &value, nullptr);
+  EXPECT_EQ(value, 3u);
 }
 
 TEST(ElementDevices, ABadListOrAPlanThatDoesNotFitFailsReadySayingWhy) {

@@ -7,10 +7,16 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -141,6 +147,46 @@ TEST(QwenVLElement, PlaceholdersAreExpandedInPromptAndSystemPrompt) {
   const qwenvl::Result direct = ask_engine(frame, "What happens on cam7 at 0:01:01.500?", 6, "You watch camera cam7.");
   EXPECT_EQ(token_ids(meta), direct.token_ids);
   gst_buffer_unref(out);
+}
+
+// ignore-eos: a copy of tiny-a whose generation_config names as its EOS the third token tiny-a
+// answers with stops there, unless ignore-eos is set; with it the answer runs on to max-new-tokens,
+// the same ids as tiny-a's own.
+TEST(QwenVLElement, IgnoreEosGeneratesPastTheEndOfSequence) {
+  namespace fs = std::filesystem;
+  const TestFrame frame = make_frame(GST_VIDEO_FORMAT_RGB, 32, 32, 0);
+  constexpr int kTokens = 12;
+  const qwenvl::Result direct = ask_engine(frame, "Describe this image.", kTokens);
+  ASSERT_EQ(direct.token_ids.size(), static_cast<size_t>(kTokens)) << "tiny-a ended before max-new-tokens";
+  const int32_t eos = direct.token_ids[2];
+  const auto first_eos = std::find(direct.token_ids.begin(), direct.token_ids.end(), eos) - direct.token_ids.begin();
+  std::string pattern = (fs::temp_directory_path() / "qwenvl-ignore-eos-XXXXXX").string();
+  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+  const fs::path model(pattern);
+  for (const auto& entry : fs::directory_iterator(tiny_a()))
+    if (entry.path().filename() != "generation_config.json") fs::create_symlink(entry.path(), model / entry.path().filename());
+  nlohmann::json generation = nlohmann::json::parse(std::ifstream(fs::path(tiny_a()) / "generation_config.json"));
+  generation["eos_token_id"] = eos;
+  std::ofstream(model / "generation_config.json") << generation.dump();
+
+  for (const bool ignore : {false, true}) {
+    Rig rig("mode=sync temperature=0 max-new-tokens=12 model=" + model.string() +
+            (ignore ? " ignore-eos=true" : ""));
+    gst_harness_set_src_caps_str(rig.video, frame.caps().c_str());
+    ASSERT_EQ(gst_harness_push(rig.video, frame.buffer(0, kFrame)), GST_FLOW_OK);
+    GstBuffer* out = gst_harness_pull(rig.video);
+    const GstStructure* meta = gst_buffer_get_qwenvl_meta(out);
+    ASSERT_NE(meta, nullptr);
+    const std::vector<int32_t> ids = token_ids(meta);
+    if (ignore) {
+      EXPECT_EQ(ids, direct.token_ids);
+    } else {
+      ASSERT_LE(ids.size(), static_cast<size_t>(first_eos + 1)) << "the answer went past its EOS";
+      EXPECT_TRUE(std::equal(ids.begin(), ids.end(), direct.token_ids.begin()));
+    }
+    gst_buffer_unref(out);
+  }
+  fs::remove_all(model);
 }
 
 TEST(QwenVLElement, SyncAnswersEveryFrameAskedByTimestampInterval) {
