@@ -64,9 +64,9 @@ class Scheduler {
   // running. A prefill of several sequences that runs out of device memory is retried in halves;
   // otherwise a failed prefill fails only the sequences it admitted; a failed decode step (a kernel
   // error, the device out of memory) fails its lane's sequences (with one lane, the running batch);
-  // the scheduler keeps serving. A fault
-  // that loses a device (device_lost.h) stops it for good: the lifecycle hears of it first, then
-  // every request it holds fails with the reason, and each enqueued later fails at once.
+  // the scheduler keeps serving. A fault that loses a device (device_lost.h) stops it for good: the
+  // lifecycle hears of it first, then every request it holds fails with the reason (once no lane's
+  // step is left running), and each enqueued later fails at once.
   void run_until_idle();
 
   struct Counts {

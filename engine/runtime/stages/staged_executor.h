@@ -12,7 +12,7 @@
 //    count) decode steps in flight, each decode_async() one micro-batch of its own rows that does
 //    not wait. While lane A's step n is in stage 2, lane B's step runs in stage 1, and lane A's
 //    step n + 1 starts as soon as its tokens are picked: consecutive steps overlap too, and a
-//    stage idles only while its lane waits for the host.
+//    stage idles only when no lane's step is waiting for it.
 // Every stage runs its jobs in the order they were posted; a micro-batch's promise is the only
 // hand-back from the stage threads, and the slots (block tables, lengths) are read and advanced on
 // the caller's thread when a step is launched, never on a stage's.
