@@ -279,7 +279,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     graphs.max_rows = (std::max(options_.max_batch, 1) + parts - 1) / parts;
     graphs.max_context = options_.max_context;
     auto staged = std::make_unique<stages::StagedExecutor>(assets_.files.model, weights_, dtype_, specs, cache_shape(),
-                                                           micro_batches, tuning.copy_through_host, graphs);
+                                                           micro_batches, tuning.copy_through_host, graphs, tuning.lanes);
     decode_graphs_ = staged->replays_graphs();
     return staged;
   }

@@ -2,11 +2,15 @@
 // a prefill for the sequences it admitted, a decode step for the rows still running, and the KV
 // cache counted in blocks. One device runs it (SingleDeviceExecutor), or pipeline stages on
 // several devices, each with its own layers and its own layers' cache (stages/staged_executor.h).
+// A pipeline also offers lanes: decode steps of disjoint rows that the scheduler keeps in flight at
+// once, one lane's step in a later stage while another's is in an earlier one.
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <exception>
+#include <future>
 #include <vector>
 
 #include "runtime/model_runner.h"
@@ -54,6 +58,23 @@ class ModelExecutor {
   // The same with the tokens ([S] int64) on device(), where they were picked: the step is queued
   // behind the pick without the host reading them.
   virtual at::Tensor decode(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) = 0;
+
+  // Decode steps worth keeping in flight at once, each on rows of its own (a lane): a pipeline's
+  // stages work on one lane's step while another's is in an earlier stage. 1: one step at a time.
+  virtual int lanes() const { return 1; }
+  // decode() without waiting for it: the step is launched, the slots advanced, and the future gives
+  // its logits (or what failed it) once no work of the step is left on any device. Each call's steps
+  // run in call order on each device. By default decode() itself, its result ready.
+  virtual std::future<at::Tensor> decode_async(const std::vector<int64_t>& tokens,
+                                               const std::vector<SequenceSlot*>& slots) {
+    std::promise<at::Tensor> logits;
+    try {
+      logits.set_value(decode(tokens, slots));
+    } catch (...) {
+      logits.set_exception(std::current_exception());
+    }
+    return logits.get_future();
+  }
 
   // What the engine reports (thread-safe): forwards run, and the phase times where measured.
   virtual ForwardTally forwards() const = 0;

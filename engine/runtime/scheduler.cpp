@@ -1,6 +1,7 @@
 // The ready queue, admission, retirement and the batch loop of scheduler.h.
 #include "runtime/scheduler.h"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <optional>
@@ -32,7 +33,11 @@ std::vector<int64_t> host_values(const at::Tensor& host) {
 }  // namespace
 
 Scheduler::Scheduler(ModelExecutor& executor, RequestLifecycle& lifecycle, const SchedulerOptions& options)
-    : executor_(executor), lifecycle_(lifecycle), options_(options) {}
+    : executor_(executor),
+      lifecycle_(lifecycle),
+      options_(options),
+      lanes_(static_cast<size_t>(std::max(1, executor.lanes()))),
+      overlap_decode_(options.overlap_decode && lanes_ == 1) {}
 
 void Scheduler::enqueue(std::shared_ptr<Sequence> s) {
   std::string error;
@@ -154,26 +159,43 @@ void Scheduler::fail_ready(const std::string& error) {
     if (!s->done) lifecycle_.complete(*s, Status::kFailed, "failed", error);
 }
 
-// Each turn: prefill what was admitted since the last turn (its logits rows join the running
-// ones), pick every row's next token, end the sequences that stop, then one decode step for the
-// rest. With overlap_decode the next step is queued before the host reads the picked tokens
-// (queue_next_step): the device works on it while the host checks stops and streams text.
+// Each turn: prefill what was admitted since the last turn (its sequences join the lanes with the
+// fewest rows), then the next lane in turn: collect its logits (waiting for its step in flight),
+// pick every row's next token, end the sequences that stop, then launch one decode step for the
+// rest. With one lane the step runs at once; with overlap_decode it is queued before the host
+// reads the picked tokens (queue_next_step): the device works on it while the host checks stops
+// and streams text. With several the step runs while the other lanes take their turns.
 void Scheduler::run_until_idle() {
-  std::vector<Sequence*> live;  // one per row of `logits`
-  at::Tensor logits;
+  std::vector<Lane> lanes(lanes_);
+  size_t turn = 0;  // the lane whose step was launched longest ago
   while (true) {
-    const std::vector<Sequence*> admitted = admit(options_.max_batch - live.size());
-    if (!admitted.empty()) prefill(admitted, live, logits);
-    if (live.empty() || !lost().empty()) break;
+    size_t rows = 0;
+    for (const Lane& lane : lanes) rows += lane.rows();
+    const std::vector<Sequence*> admitted = admit(options_.max_batch - rows);
+    if (!admitted.empty()) prefill(admitted, lanes);
+    Lane* lane = nullptr;
+    for (size_t i = 0; i < lanes_ && lane == nullptr; ++i)
+      if (lanes[(turn + i) % lanes_].rows() > 0) {
+        lane = &lanes[(turn + i) % lanes_];
+        turn = (turn + i + 1) % lanes_;
+      }
+    if (lane == nullptr || !lost().empty()) break;
     try {
-      step(live, logits);
+      lane->collect();
+      step(*lane);
     } catch (const std::exception& e) {
-      failed(live, e);
-      live.clear();
+      // Its joined sequences (a step that failed before they joined) stay, for its next turn.
+      failed(lane->live, e);
+      lane->live.clear();
+      lane->logits = at::Tensor();
     }
   }
   if (const std::string error = lost(); !error.empty()) {
-    fail_all(live, error);
+    for (Lane& lane : lanes) {
+      lane.drain();  // retired only once nothing writes their blocks
+      fail_all(lane.live, error);
+      fail_all(lane.joined, error);
+    }
     fail_ready(error);
   }
 }
@@ -220,13 +242,31 @@ void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Sequ
   prefill({middle, admitted.end()}, live, logits);
 }
 
-void Scheduler::step(std::vector<Sequence*>& live, at::Tensor& logits) {
+void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Lane>& lanes) {
+  std::vector<Sequence*> fresh;  // those prefilled (a failed half has ended its own)
+  at::Tensor logits;
+  prefill(admitted, fresh, logits);
+  if (lanes.size() == 1) {
+    lanes.front().join(fresh, logits);
+    return;
+  }
+  for (size_t row = 0; row < fresh.size(); ++row) {
+    Lane* fewest = &lanes.front();
+    for (Lane& lane : lanes)
+      if (lane.rows() < fewest->rows()) fewest = &lane;
+    fewest->join({fresh[row]}, logits.narrow(0, static_cast<int64_t>(row), 1));
+  }
+}
+
+void Scheduler::step(Lane& lane) {
+  std::vector<Sequence*>& live = lane.live;
+  at::Tensor& logits = lane.logits;
   std::vector<SamplingRow> rows;
   for (Sequence* s : live) rows.push_back({s->sampler.get(), &s->seen, s->generated.size(), s->constraint.get()});
   const at::Tensor tokens = pick_tokens(logits, rows);  // on a GPU, possibly not computed yet
   std::vector<int64_t> picked;
   QueuedStep ahead;
-  if (options_.overlap_decode) {
+  if (overlap_decode_) {
     kernels::AsyncHostCopy to_host(tokens);  // queued before the next step: waits for this pick only
     ahead = queue_next_step(executor_, tokens, live, options_.max_context);
     picked = host_values(to_host.wait());
@@ -254,14 +294,20 @@ void Scheduler::step(std::vector<Sequence*>& live, at::Tensor& logits) {
     next_slots.push_back(&s.slot);
   }
   // The queued step wrote one more entry into the cache of sequences that end here; their blocks
-  // go back only after it (the device runs it before anything queued later).
+  // go back only after it (the device runs it before anything queued later). A lane's step has
+  // ended before its turn, and no other lane's step writes its sequences' blocks.
   retire(gone);
-  if (options_.overlap_decode) {
+  if (overlap_decode_) {
     std::tie(live, logits) = ahead.keep(next);
-  } else {
-    live = next;
-    if (!live.empty()) logits = executor_.decode(next_tokens, next_slots);
+    return;
   }
+  live = next;
+  logits = at::Tensor();
+  if (live.empty()) return;
+  if (lanes_ == 1)
+    logits = executor_.decode(next_tokens, next_slots);
+  else
+    lane.pending = executor_.decode_async(next_tokens, next_slots);
 }
 
 }  // namespace qwenvl::runtime

@@ -5,6 +5,16 @@
 // running sequence, admitting newly ready requests between steps. It reaches the network through a
 // ModelExecutor and ends requests through the engine's RequestLifecycle.
 //
+// Lanes: where the executor offers several (a pipeline, ModelExecutor::lanes) the running
+// sequences are split into that many lanes (lane.h), each its own decode step, and the steps of
+// different lanes are in flight at once. Admitted sequences join the lane with the fewest rows, so
+// that no lane holds more than max_batch / lanes (rounded up), as the planner sized a micro-batch.
+// The turns go round the lanes: wait for the lane whose step was launched longest ago, pick its
+// tokens, end what stops, launch its next step (decode_async) and go on to the next lane while
+// that step runs; prefills still run whole, behind the steps in flight. A failed step fails its
+// lane's sequences only. One lane (one device, replicas' engines) is the same loop with the step
+// run at once (decode), and with overlap_decode.
+//
 // Threads: enqueue() and close() from the thread that prepares requests, wait_for_work() and
 // run_until_idle() from the inference thread, counts() from any. The scheduler's lock guards the
 // ready queue, the running set and the KV blocks; it is never held while calling the lifecycle
@@ -21,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/lane.h"
 #include "runtime/model_executor.h"
 #include "runtime/request_lifecycle.h"
 #include "runtime/sequence.h"
@@ -30,7 +41,7 @@ namespace qwenvl::runtime {
 struct SchedulerOptions {
   size_t max_batch = 1;     // sequences that run together at most
   int64_t max_context = 0;  // prompt and answer tokens of one sequence at most
-  bool overlap_decode = false;  // EngineOptions::overlap_decode, resolved for the device
+  bool overlap_decode = false;  // EngineOptions::overlap_decode, resolved for the device (one lane only)
 };
 
 class Scheduler {
@@ -52,9 +63,10 @@ class Scheduler {
   // Runs the ready requests, admitting newly ready ones between decode steps, until none is left
   // running. A prefill of several sequences that runs out of device memory is retried in halves;
   // otherwise a failed prefill fails only the sequences it admitted; a failed decode step (a kernel
-  // error, the device out of memory) fails the running batch; the scheduler keeps serving. A fault
-  // that loses a device (device_lost.h) stops it for good: the lifecycle hears of it first, then
-  // every request it holds fails with the reason, and each enqueued later fails at once.
+  // error, the device out of memory) fails its lane's sequences (with one lane, the running batch);
+  // the scheduler keeps serving. A fault that loses a device (device_lost.h) stops it for good: the
+  // lifecycle hears of it first, then every request it holds fails with the reason (once no lane's
+  // step is left running), and each enqueued later fails at once.
   void run_until_idle();
 
   struct Counts {
@@ -76,12 +88,17 @@ class Scheduler {
   std::string lost() const;  // why a device is lost; empty while serving
   // Prefills `admitted`; their logits rows join `logits` and they join `live`.
   void prefill(const std::vector<Sequence*>& admitted, std::vector<Sequence*>& live, at::Tensor& logits);
-  // Picks every row's token, ends the sequences that stop and steps the rest.
-  void step(std::vector<Sequence*>& live, at::Tensor& logits);
+  // Prefills `admitted`; each joins the lane with the fewest rows then.
+  void prefill(const std::vector<Sequence*>& admitted, std::vector<Lane>& lanes);
+  // Picks every row's token of `lane` (its logits collected), ends the sequences that stop and
+  // steps the rest: at once with one lane, launched (its future in lane.pending) with several.
+  void step(Lane& lane);
 
   ModelExecutor& executor_;
   RequestLifecycle& lifecycle_;
   const SchedulerOptions options_;
+  const size_t lanes_;         // executor_.lanes(), at least 1
+  const bool overlap_decode_;  // options_.overlap_decode with one lane
 
   mutable std::mutex mutex_;
   std::condition_variable ready_or_closed_;

@@ -19,6 +19,9 @@ struct StageTuning {
   // Hidden states cross through pinned host memory even where a device copy would do (also
   // QWENVL_STAGE_COPY=host): the path of GPUs without peer access, testable on one GPU.
   bool copy_through_host = false;
+  // Test hook: false runs one lane (the scheduler waits for each decode step, split into
+  // micro-batches, before the next), as before lanes, to measure what lanes gain (staged_executor.h).
+  bool lanes = true;
   // Test hook: each entry of the device list sleeps this long per row of every micro-batch it runs
   // through its layers, so that a test can make one stage the slowest.
   std::vector<std::chrono::microseconds> delay_per_row;

@@ -79,7 +79,7 @@ std::vector<T> slice(const std::vector<T>& v, std::pair<size_t, size_t> range) {
 
 StagedExecutor::StagedExecutor(const model::ModelConfig& config, const model::Weights& weights, at::ScalarType dtype,
                                const std::vector<StageSpec>& stages, const nn::KvCacheShape& shape, int micro_batches,
-                               bool copy_through_host, const StageGraphs& graphs)
+                               bool copy_through_host, const StageGraphs& graphs, bool lanes)
     : config_(config),
       block_size_(shape.block_size),
       micro_batches_(micro_batches),
@@ -128,6 +128,8 @@ StagedExecutor::StagedExecutor(const model::ModelConfig& config, const model::We
   if (layer_order_.empty() || next != config.text.num_hidden_layers ||
       !stages_[layer_order_.front()].spec.part.embeddings || !stages_[layer_order_.back()].spec.part.lm_head)
     throw Error("pipeline: the stages must hold every layer, the embeddings first and the LM head last");
+  // With one stage of layers there is nothing for a second lane's step to overlap with.
+  if (lanes && layer_order_.size() > 1) lanes_ = micro_batches_;
 }
 
 StagedExecutor::~StagedExecutor() {
@@ -323,6 +325,28 @@ at::Tensor StagedExecutor::decode(const std::vector<int64_t>& tokens, const std:
   return decode(upload(tokens, at::kLong, at::kCPU), slots);
 }
 
+std::shared_ptr<StagedExecutor::MicroBatch> StagedExecutor::decode_micro_batch(
+    const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots, std::pair<size_t, size_t> range,
+    std::vector<std::array<int64_t, 3>>& positions) const {
+  const auto part_slots = slice(slots, range);
+  auto mb = std::make_shared<MicroBatch>();
+  mb->kind = nn::AttentionBatch::Kind::kDecode;
+  mb->rows = static_cast<int64_t>(part_slots.size());
+  mb->ids = tokens.narrow(0, static_cast<int64_t>(range.first), mb->rows);
+  // generate() places each new token at the previous token's position + 1, on every axis.
+  std::vector<int64_t> pos(3 * mb->rows);
+  for (int64_t r = 0; r < mb->rows; ++r)
+    for (int64_t a = 0; a < 3; ++a) {
+      positions[range.first + r][a] = part_slots[r]->last_position[a] + 1;
+      pos[a * mb->rows + r] = positions[range.first + r][a];
+    }
+  mb->positions = upload(pos, at::kLong, at::kCPU).view({3, mb->rows});
+  mb->batch = attention_batch(mb->kind, std::vector<int64_t>(part_slots.size(), 1), part_slots, block_size_, at::kCPU);
+  if (replays_graphs_)  // the ids come from mb->ids
+    mb->step = decode_step(std::vector<int64_t>(part_slots.size(), 0), part_slots, block_size_);
+  return mb;
+}
+
 at::Tensor StagedExecutor::decode(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) {
   if (tokens.dim() != 1 || tokens.size(0) != static_cast<int64_t>(slots.size()) || tokens.scalar_type() != at::kLong)
     throw Error("decode: one int64 token per sequence");
@@ -330,26 +354,26 @@ at::Tensor StagedExecutor::decode(const at::Tensor& tokens, const std::vector<Se
   kernels::synchronize_device(tokens.device());
   std::vector<std::shared_ptr<MicroBatch>> batches;
   std::vector<std::array<int64_t, 3>> positions(slots.size());
-  for (const auto& range : split_rows(slots.size(), micro_batches(slots.size()))) {
-    const auto part_slots = slice(slots, range);
-    auto mb = std::make_shared<MicroBatch>();
-    mb->kind = nn::AttentionBatch::Kind::kDecode;
-    mb->rows = static_cast<int64_t>(part_slots.size());
-    mb->ids = tokens.narrow(0, static_cast<int64_t>(range.first), mb->rows);
-    // generate() places each new token at the previous token's position + 1, on every axis.
-    std::vector<int64_t> pos(3 * mb->rows);
-    for (int64_t r = 0; r < mb->rows; ++r)
-      for (int64_t a = 0; a < 3; ++a) {
-        positions[range.first + r][a] = part_slots[r]->last_position[a] + 1;
-        pos[a * mb->rows + r] = positions[range.first + r][a];
-      }
-    mb->positions = upload(pos, at::kLong, at::kCPU).view({3, mb->rows});
-    mb->batch = attention_batch(mb->kind, std::vector<int64_t>(part_slots.size(), 1), part_slots, block_size_, at::kCPU);
-    if (replays_graphs_)  // the ids come from mb->ids
-      mb->step = decode_step(std::vector<int64_t>(part_slots.size(), 0), part_slots, block_size_);
-    batches.push_back(std::move(mb));
-  }
+  for (const auto& range : split_rows(slots.size(), micro_batches(slots.size())))
+    batches.push_back(decode_micro_batch(tokens, slots, range, positions));
   at::Tensor logits = run(batches);
+  for (size_t i = 0; i < slots.size(); ++i) {
+    slots[i]->length += 1;
+    slots[i]->last_position = positions[i];
+  }
+  return logits;
+}
+
+std::future<at::Tensor> StagedExecutor::decode_async(const std::vector<int64_t>& tokens,
+                                                     const std::vector<SequenceSlot*>& slots) {
+  if (tokens.size() != slots.size() || slots.empty()) throw Error("decode: one token per sequence");
+  throw_if_lost();
+  std::vector<std::array<int64_t, 3>> positions(slots.size());
+  // Everything the stages read is built here, from the slots as they are now: the slots may advance
+  // (and, once the step has ended, change owner) while the step runs.
+  auto mb = decode_micro_batch(upload(tokens, at::kLong, at::kCPU), slots, {0, slots.size()}, positions);
+  std::future<at::Tensor> logits = mb->logits.get_future();
+  run_from(0, mb);
   for (size_t i = 0; i < slots.size(); ++i) {
     slots[i]->length += 1;
     slots[i]->last_position = positions[i];

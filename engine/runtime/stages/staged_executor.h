@@ -2,21 +2,34 @@
 // decoder layers on its device (the first also the embeddings, the last the final norm and LM
 // head; the vision tower on the stage the plan puts it, which may hold no layers), its layers' KV
 // cache and a worker thread of its own. One block allocator serves every cache: a sequence's block
-// ids are the same in each. A step is split into micro-batches of sequences that flow through the
-// stages in order, stage k on micro-batch i while stage k+1 is on micro-batch i-1; the hidden
-// states cross by device copies (hidden_handoff.h). Each call returns once every micro-batch has
-// left the last stage, so the scheduler above sees one device.
+// ids are the same in each. A micro-batch of sequences flows through the stages in order, stage k
+// on micro-batch i while stage k+1 is on micro-batch i-1; the hidden states cross by device copies
+// (hidden_handoff.h). Two ways of feeding them:
+//  - prefill() and decode() split one step into micro-batches and return once every micro-batch has
+//    left the last stage: the stages overlap within the step only, so with S stages and M
+//    micro-batches a step costs M + S - 1 stage turns (prefills, and tests);
+//  - lanes: where more than one stage holds layers the scheduler keeps lanes() (the micro-batch
+//    count) decode steps in flight, each decode_async() one micro-batch of its own rows that does
+//    not wait. While lane A's step n is in stage 2, lane B's step runs in stage 1, and lane A's
+//    step n + 1 starts as soon as its tokens are picked: consecutive steps overlap too, and a
+//    stage idles only when no lane's step is waiting for it.
+// Every stage runs its jobs in the order they were posted; a micro-batch's promise is the only
+// hand-back from the stage threads, and the slots (block tables, lengths) are read and advanced on
+// the caller's thread when a step is launched, never on a stage's.
 #pragma once
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/config.h"
@@ -55,9 +68,11 @@ class StagedExecutor final : public ModelExecutor {
   // stages: in the order of the device list; exactly one runs the vision tower, and the layer ranges
   // of those holding layers cover the model's layers in order. shape.num_layers is ignored (each
   // stage's cache holds its own layers). micro_batches: as StageTuning's, resolved (> 0).
+  // lanes: offer micro_batches lanes (where more than one stage holds layers); false offers one
+  // (StageTuning::lanes).
   StagedExecutor(const model::ModelConfig& config, const model::Weights& weights, at::ScalarType dtype,
                  const std::vector<StageSpec>& stages, const nn::KvCacheShape& shape, int micro_batches,
-                 bool copy_through_host, const StageGraphs& graphs = {});
+                 bool copy_through_host, const StageGraphs& graphs = {}, bool lanes = true);
   ~StagedExecutor() override;
 
   int64_t blocks_for(int64_t tokens) const override;
@@ -69,6 +84,11 @@ class StagedExecutor final : public ModelExecutor {
   at::Tensor prefill(const std::vector<const PreparedPrompt*>& prompts, const std::vector<SequenceSlot*>& slots) override;
   at::Tensor decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) override;
   at::Tensor decode(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) override;
+  // The resolved micro-batch count where more than one stage holds layers (and lanes are on), else 1.
+  int lanes() const override { return lanes_; }
+  // One micro-batch of every row, posted to the first layer stage; the slots advance at once.
+  std::future<at::Tensor> decode_async(const std::vector<int64_t>& tokens,
+                                       const std::vector<SequenceSlot*>& slots) override;
   ForwardTally forwards() const override;
   // On a GPU each stage's pool's peak (stage_worker.h) and its share of the memory outside the
   // allocator; on the CPU the bytes each holds (its weights and KV cache).
@@ -96,6 +116,11 @@ class StagedExecutor final : public ModelExecutor {
   void run_from(size_t from, const std::shared_ptr<MicroBatch>& mb);
   // Launches every micro-batch and waits for all; returns their logits in row order.
   at::Tensor run(const std::vector<std::shared_ptr<MicroBatch>>& batches);
+  // The decode micro-batch of rows [range.first, range.second) of `tokens` and `slots`; their next
+  // positions go to `positions` (one per slot).
+  std::shared_ptr<MicroBatch> decode_micro_batch(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots,
+                                                 std::pair<size_t, size_t> range,
+                                                 std::vector<std::array<int64_t, 3>>& positions) const;
   // Once a stage's device is lost (device_lost.h) every later job and step throws DeviceLost with
   // the first reason, running nothing: the scheduler then stops the engine.
   void throw_if_lost() const;
@@ -106,6 +131,7 @@ class StagedExecutor final : public ModelExecutor {
   const int64_t block_size_;
   const int micro_batches_;
   const bool copy_through_host_;
+  int lanes_ = 1;
   std::vector<Stage> stages_;
   std::vector<size_t> layer_order_;  // stages holding layers, first layers first
   size_t vision_ = 0;                // the stage running the vision tower

@@ -2,13 +2,15 @@
 // both fixture models as one mixed batch over two and three stages (layer splits with the vision
 // tower on the first stage, on a later one, and on a stage of its own), with two and three
 // micro-batches, gives the reference's greedy ids and logits within the batch tolerance of the
-// network's own parity test; the planner's own split runs the same. And the micro-batches overlap:
-// with a delay injected per stage, a decode step takes about the slowest stage's time, not the sum.
+// network's own parity test, also decoded in lanes in flight together; the planner's own split runs
+// the same. And the micro-batches overlap: with a delay injected per stage, a decode step takes
+// about the slowest stage's time, not the sum.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -92,6 +94,52 @@ TEST_P(StagedParity, MixedBatchGivesTheReferenceIdsAndLogits) {
   }
   std::printf("[%s over %s, layers '%s', %d micro-batches] %zu cases: worst logits relative error %.3g\n", l.model,
               l.devices, l.split, l.micro_batches, cases.size(), worst);
+}
+
+// The same batch decoded in lanes: each step's rows shared among lanes() micro-batches, all
+// launched (decode_async) before any is waited for, so that they are in the stages together.
+TEST_P(StagedParity, LanesInFlightTogetherGiveTheReferenceIdsAndLogits) {
+  const Layout l = GetParam();
+  auto& m = test::load_fixture_model(l.model);
+  const auto cases = test::load_network_cases(l.model);
+  const Plan p = pipeline_plan(l.model, l.devices, l.split, l.vision);
+  auto executor = make_executor(m, p, {}, l.micro_batches);
+  int layer_stages = 0;
+  for (const DevicePlan& d : p.devices) layer_stages += d.end_layer > d.first_layer ? 1 : 0;
+  // One stage of layers (the vision tower apart) offers one lane: a second would overlap nothing.
+  ASSERT_EQ(executor->lanes(), layer_stages > 1 ? l.micro_batches : 1);
+  std::vector<const NetworkCase*> all;
+  for (const auto& c : cases) all.push_back(&c);
+  test::BatchNetwork net;
+  net.reserve = [&](runtime::SequenceSlot& slot, int64_t tokens) {
+    EXPECT_TRUE(executor->allocate(executor->blocks_for(tokens), slot)) << "test cache too small";
+  };
+  net.prefill = [&](const auto& prompts, const auto& slots) { return executor->prefill(prompts, slots); };
+  net.decode = [&](const std::vector<int64_t>& tokens, const std::vector<runtime::SequenceSlot*>& slots) {
+    const size_t lanes = std::min<size_t>(slots.size(), static_cast<size_t>(executor->lanes()));
+    std::vector<std::future<at::Tensor>> steps;
+    for (size_t i = 0, first = 0; i < lanes; ++i) {
+      const size_t end = first + slots.size() / lanes + (i < slots.size() % lanes ? 1 : 0);
+      steps.push_back(executor->decode_async({tokens.begin() + first, tokens.begin() + end},
+                                             {slots.begin() + first, slots.begin() + end}));
+      first = end;
+    }
+    std::vector<at::Tensor> logits;
+    for (auto& step : steps) logits.push_back(step.get());
+    return at::cat(logits);
+  };
+  const test::BatchRun run = test::run_cases_as_batch(net, all, 1.0, "greedy_ids");
+  for (size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_EQ(run.ids[i], test::ids_of(cases[i].t.at("greedy_ids"))) << cases[i].name;
+    EXPECT_LT(run.worst_error[i], kTolerance) << cases[i].name;
+  }
+}
+
+TEST(Lanes, OneWhereOneStageHoldsTheLayers) {
+  auto& m = test::load_fixture_model("tiny-b");
+  auto executor = make_executor(m, pipeline_plan("tiny-b", "cpu,cpu", "-,0-1", 0), {}, 2);
+  EXPECT_EQ(executor->lanes(), 1);
+  EXPECT_EQ(executor->micro_batches(4), 2) << "a step is still split";
 }
 
 INSTANTIATE_TEST_SUITE_P(
