@@ -2,8 +2,9 @@
 // real 3B and 7B widths, cuda:0,cuda:0 and four capped stages on cuda:0 (and two stages with the
 // host-staged copy) give one stage's greedy ids; each stage's measured peak (its memory pool's
 // reserved bytes) is within 10% of the plan's prediction and within its budget; with each stage
-// replaying its own decode graphs the ids stay one stage's; at 7B batch 64 the frames/s of two
-// stages on cuda:0 against one stage.
+// replaying its own decode graphs the ids stay one stage's; decoding in lanes gives the ids of the
+// same micro-batches each waited for; at 7B batch 64 the frames/s of two stages on cuda:0 against
+// one stage.
 //   QWENVL_REAL_WIDTH_MODELS=<dir holding 3b/ and 7b/>
 #include <gtest/gtest.h>
 
@@ -43,7 +44,8 @@ struct Answers {
 };
 
 Answers answer(const std::string& model, const std::string& devices, const std::string& placement, int requests,
-           int new_tokens, bool through_host = false, bool stage_graphs = false) {
+           int new_tokens, bool through_host = false, bool stage_graphs = false, int micro_batches = 0,
+           bool lanes = true) {
   EngineOptions o;
   o.model_dir = model;
   o.devices = devices;
@@ -53,6 +55,8 @@ Answers answer(const std::string& model, const std::string& devices, const std::
   runtime::stages::StageTuning tuning;
   tuning.copy_through_host = through_host;
   tuning.decode_graphs = stage_graphs;
+  tuning.micro_batches = micro_batches;
+  tuning.lanes = lanes;
   auto engine = runtime::stages::create_engine(o, tuning);
   std::vector<std::vector<uint8_t>> pictures;
   for (int i = 0; i < requests; ++i) pictures.push_back(picture(i));
@@ -170,6 +174,26 @@ TEST_P(StagesOnOneGpu, StageGraphsGiveTheSameIdsAsOneStage) {
     const Answers staged = answer(model, devices, "pipeline", kRequests, kTokens, false, /*stage_graphs=*/true);
     expect_stages_as_planned(plan, staged);
     for (int i = 0; i < kRequests; ++i) EXPECT_EQ(staged.ids[i], one.ids[i]) << devices << " request " << i;
+  }
+}
+
+// Lanes on one GPU (two stages, two micro-batches forced): consecutive decode steps overlap across
+// the stages' threads and streams. Each lane's step holds two of the four rows, as each micro-batch
+// of a step waited for does (StageTuning::lanes false): a row's arithmetic is the same in both (the
+// same shapes, row-independent kernels), so the ids must be the same; only when each step runs, and
+// beside which other lane's work, differs. (Against one stage's 4-row steps bf16 rounding parts them
+// after a few tokens, docs/PLACEMENT.md.)
+TEST_P(StagesOnOneGpu, LanesGiveTheIdsOfStepsWaitedFor) {
+  ASSERT_FALSE(models_dir().empty()) << "set QWENVL_REAL_WIDTH_MODELS (scripts/device/make_real_width_models.py)";
+  const std::string model = (models_dir() / GetParam()).string();
+  constexpr int kRequests = 4, kTokens = 24;
+  const Answers waited = answer(model, "cuda:0,cuda:0", "pipeline", kRequests, kTokens, false, false, 2, /*lanes=*/false);
+  const Answers lanes = answer(model, "cuda:0,cuda:0", "pipeline", kRequests, kTokens, false, false, 2, /*lanes=*/true);
+  std::printf("[%s] cuda:0,cuda:0 in 2 micro-batches: %.2f s with steps waited for, %.2f s in 2 lanes\n",
+              GetParam().c_str(), waited.seconds, lanes.seconds);
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_EQ(lanes.ids[i].size(), static_cast<size_t>(kTokens)) << "request " << i;
+    EXPECT_EQ(lanes.ids[i], waited.ids[i]) << "request " << i;
   }
 }
 
