@@ -5,7 +5,9 @@
 // run under LeakSanitizer (the sanitizer build) it checks the same cycles for leaks.
 #include <dirent.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -136,7 +138,10 @@ TEST(ElementFaults, HundredRestartsMidStreamLeaveNoThreadBehind) {
   GstBus* bus = gst_element_get_bus(pipeline);
   size_t threads_after_first = 0;
   guint64 answered = 0;
-  for (int cycle = 0; cycle < 100; ++cycle) {
+  // QWENVL_RESTART_CYCLES: fewer for a run under valgrind (docs/RELIABILITY.md); 100 otherwise.
+  const char* cycles_env = std::getenv("QWENVL_RESTART_CYCLES");
+  const int cycles = cycles_env ? std::max(2, std::atoi(cycles_env)) : 100;
+  for (int cycle = 0; cycle < cycles; ++cycle) {
     GstElement* src = gst_element_factory_make("videotestsrc", nullptr);
     GstElement* filter = gst_element_factory_make("capsfilter", nullptr);
     GstElement* sink = gst_element_factory_make("fakesink", nullptr);
@@ -169,14 +174,14 @@ TEST(ElementFaults, HundredRestartsMidStreamLeaveNoThreadBehind) {
     while (GstMessage* m = gst_bus_pop(bus)) gst_message_unref(m);
     if (cycle == 1) threads_after_first = thread_count();  // the pools GStreamer keeps are up by now
   }
-  EXPECT_GE(answered, 10u) << "the runs never got as far as an answer";
+  EXPECT_GE(answered, static_cast<guint64>((cycles + 9) / 10)) << "the runs never got as far as an answer";
   // Threads of the last run (streaming tasks, the engine's) may take a moment to be joined.
   size_t threads = thread_count();
   for (int i = 0; i < 200 && threads > threads_after_first; ++i) {
     std::this_thread::sleep_for(10ms);
     threads = thread_count();
   }
-  EXPECT_LE(threads, threads_after_first) << "threads left behind after 100 restarts";
+  EXPECT_LE(threads, threads_after_first) << "threads left behind after " << cycles << " restarts";
   EXPECT_EQ(GST_OBJECT_REFCOUNT_VALUE(qwenvl), 1);
   gst_object_unref(bus);
   gst_object_unref(pipeline);
