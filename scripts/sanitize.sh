@@ -44,6 +44,8 @@ esac
 
 # ccache keyed on the clone's relative paths, not its directory, so a fresh clone hits the cache.
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache} CCACHE_BASEDIR=$root CCACHE_NOHASHDIR=1
+# pch/aten.h is forced into the libraries' sources: ccache hashes the precompiled header and, with these, caches them.
+export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 start=$(date +%s)
 if [ ! -f "$build/build.ninja" ]; then
   # b_lundef=false: the shared libraries leave the sanitizer runtime's symbols to the executable.

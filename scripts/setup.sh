@@ -85,6 +85,8 @@ fi
 
 # 5. Configure and build (ccache, one build for everything).
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+# pch/aten.h is forced into the libraries' sources: ccache hashes the precompiled header and, with these, caches them.
+export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 if [ ! -f "$build/build.ninja" ]; then
   CC="ccache gcc" CXX="ccache g++" meson setup "$build" -Dtorch_dir="$torch_dir" -Dxgrammar_dir="$xgrammar_dir" ${QWENVL_MESON_ARGS:-}
 else
