@@ -165,7 +165,7 @@ void deliver_answers(GstQwenVL* self, const Runtime& rt, GstBuffer* buffer, GstC
 
 GstStructure* drop_message(GstClockTime pts, const char* reason, const RequestTracker& tracker) {
   return gst_structure_new("qwenvl-dropped", "pts", G_TYPE_UINT64, static_cast<guint64>(pts), "reason", G_TYPE_STRING,
-                           reason, "dropped", G_TYPE_UINT64, static_cast<guint64>(tracker.stats().dropped), nullptr);
+                           reason, "dropped", G_TYPE_UINT64, static_cast<guint64>(tracker.dropped()), nullptr);
 }
 
 void post_drop(GstQwenVL* self, GstClockTime pts, const char* reason, const RequestTracker& tracker) {

@@ -215,6 +215,11 @@ TrackerStats RequestTracker::stats() const {
   return s;
 }
 
+uint64_t RequestTracker::dropped() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return counts_.dropped;
+}
+
 void RequestTracker::detach() {
   std::lock_guard<std::mutex> lock(mutex_);
   element_ = nullptr;

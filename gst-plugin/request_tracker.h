@@ -92,6 +92,9 @@ class RequestTracker : public std::enable_shared_from_this<RequestTracker> {
   void count_dropped();
   void count_skipped_unchanged();
   TrackerStats stats() const;
+  // stats().dropped without the latency percentiles (each drop message carries it; a camera faster
+  // than the engine drops most frames).
+  uint64_t dropped() const;
 
   // No partial message reaches the element once this returns.
   void detach();
