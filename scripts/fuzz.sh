@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer harnesses of tests/fuzz/ (clang, ASan + UBSan, from just the sources each
-# parser needs) and runs each for a bounded time, one after the other on one core, then prints a
+# parser needs) and runs each for a bounded time, FUZZ_JOBS at a time (one core each), then prints a
 # table: fuzzer, seconds, executions, new findings. Exits non-zero on any crash, leak, timeout or
 # out-of-memory (its input is kept in BUILD/artifacts/<fuzzer>/ to become a regression test).
 #   scripts/fuzz.sh [SECONDS_PER_FUZZER] [FUZZER...]     (default 60 s, every fuzzer)
 #   SECONDS 0 replays the seed corpora only (tests/fuzz/corpus/<fuzzer>/): a quick check for CI;
 #   SECONDS "build" builds the fuzzers and runs nothing.
-# Environment: FUZZ_BUILD (default build-fuzz), FUZZ_JOBS (parallel compiles, default 2),
+# Environment: FUZZ_BUILD (default build-fuzz), FUZZ_JOBS (parallel compiles and runs, default 2),
 # FUZZ_RSS_MB (memory limit, default 2048), FUZZ_TIMEOUT (seconds per input, default 10),
 # QWENVL_TORCH_DIR (the torch package; default: .venv's, as scripts/setup.sh makes it) for the three
 # fuzzers that link libtorch (safetensors tensors are ATen views; a runtime Sequence holds tensors);
@@ -143,17 +143,16 @@ for spec in "${selected[@]}"; do
 done
 [ "$seconds" = build ] && exit 0
 
-# 3. Runs: one fuzzer at a time, one process, each within its time; the corpus grows in BUILD/corpus.
-status=0
-rows=()
-for spec in "${selected[@]}"; do
-  IFS='|' read -r name flavour max_len sources <<<"$spec"
+# 3. Runs: FUZZ_JOBS fuzzers at a time (libFuzzer's is one process on one core), each within its
+#    time; the corpus grows in BUILD/corpus. Each writes its table row to BUILD/rows/<fuzzer>.
+run_one() {
+  local name=$1 max_len=$2 seeds corpus artifacts before log start rc took execs found verdict
   seeds=tests/fuzz/corpus/$name
   corpus=$build/corpus/$name
   artifacts=$build/artifacts/$name
   mkdir -p "$corpus" "$artifacts"
   before=$(find "$artifacts" -type f | wc -l)
-  dict=()
+  local dict=() run=()
   [ -f "tests/fuzz/$name.dict" ] && dict=(-dict="tests/fuzz/$name.dict")
   log=$build/$name.log
   if [ "$seconds" = 0 ]; then
@@ -171,11 +170,29 @@ for spec in "${selected[@]}"; do
   verdict=ok
   if [ "$rc" -ne 0 ] || [ "$found" -gt 0 ]; then
     verdict="FAILED (exit $rc): $(grep -m1 -E 'ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|runtime error|fuzz check failed|deadly signal|out-of-memory|timeout' "$log" || echo "see $log")"
-    status=1
-    echo "fuzz: $name failed; its log: $log" >&2
-    tail -40 "$log" >&2
+    { echo "fuzz: $name failed; its log: $log"; tail -40 "$log"; } >&2
   fi
-  rows+=("$(printf '%-22s %6s %12s %8s  %s' "$name" "$took" "${execs:-?}" "$found" "$verdict")")
+  printf '%-22s %6s %12s %8s  %s\n' "$name" "$took" "${execs:-?}" "$found" "$verdict" >"$build/rows/$name"
+}
+export -f run_one
+export seconds rss_mb timeout_s
+rm -rf "$build/rows"
+mkdir -p "$build/rows"
+for spec in "${selected[@]}"; do
+  IFS='|' read -r name flavour max_len sources <<<"$spec"
+  echo "$name $max_len"
+done | xargs -P "$jobs" -L 1 bash -c 'run_one "$@"' _ || true
+status=0
+rows=()
+for spec in "${selected[@]}"; do
+  IFS='|' read -r name flavour max_len sources <<<"$spec"
+  if [ -f "$build/rows/$name" ]; then
+    rows+=("$(cat "$build/rows/$name")")
+    grep -q ' ok$' "$build/rows/$name" || status=1
+  else
+    rows+=("$(printf '%-22s %6s %12s %8s  %s' "$name" - - - "FAILED: did not run")")
+    status=1
+  fi
 done
 
 printf '%-22s %6s %12s %8s  %s\n' fuzzer seconds executions findings result

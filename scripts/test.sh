@@ -4,21 +4,20 @@
 # briefly.
 #   scripts/test.sh [BUILD_DIR]      (default: build)
 # QWENVL_SANITIZERS lists the sanitizer passes (scripts/sanitize.sh; what each costs and every
-# suppression in docs/RELIABILITY.md):
-#   address (default)  every suite runs in the ASan + UBSan + LeakSanitizer build (BUILD_DIR/sanitize-address,
-#                      lean: no CUDA, -O1, test code at -O0), and only there: of the plain build, only
-#                      the xgrammar library it links is built. One build and one run instead of two is
-#                      what keeps CI inside its time on 2 cores.
-#   skip               the plain build, every suite in it: the quick local run.
-#   "address thread"   adds ThreadSanitizer over the engine's concurrency suites and the element's (a
-#                      further build: about 15 minutes cold on 2 cores, and 13 minutes of tests).
-#   thread             the plain build's suites, then TSan's.
+# suppression in docs/RELIABILITY.md). By default "address thread":
+#   address   every suite runs in the ASan + UBSan + LeakSanitizer build (BUILD_DIR/sanitize-address,
+#             lean: no CUDA, -O1, test code at -O0), and only there: of the plain build, only the
+#             xgrammar library it links is built. One build and one run instead of two is what keeps
+#             CI inside its time on 2 cores.
+#   thread    ThreadSanitizer over the engine's concurrency suites and the element's (BUILD_DIR/sanitize-thread).
+#   skip      the plain build, every suite in it: the quick local run. Without "address" in the list
+#             the suites run in the plain build.
 # QWENVL_SANITIZE_SKIP="TEST..." leaves suites out of the sanitized runs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
 cd "$root"
-sanitizers=${QWENVL_SANITIZERS:-address}
+sanitizers=${QWENVL_SANITIZERS:-address thread}
 [ "$sanitizers" = skip ] && sanitizers=""
 plain_suites=1
 [[ " $sanitizers " == *" address "* ]] && plain_suites=0
