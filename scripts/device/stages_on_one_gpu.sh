@@ -5,7 +5,7 @@
 # when an earlier script on the same machine wrote them), then runs it: cuda:0,cuda:0 (device copy
 # and, with the host-staged copy, the path of GPUs without peer access) and four capped stages on
 # cuda:0 against one stage's ids at both widths, cuda:0's measured peak beside the plan's
-# prediction, and 7B batch-64 frames/s of two stages against one. Logs go to $OUT.
+# prediction, and lanes against steps waited for. (Frames/s: scripts/bench/stages_bench.sh.) Logs go to $OUT.
 #   scripts/device/stages_on_one_gpu.sh
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

@@ -3,8 +3,7 @@
 // host-staged copy) give one stage's greedy ids; each stage's measured peak (its memory pool's
 // reserved bytes) is within 10% of the plan's prediction and within its budget; with each stage
 // replaying its own decode graphs the ids stay one stage's; decoding in lanes gives the ids of the
-// same micro-batches each waited for; at 7B batch 64 the frames/s of two stages on cuda:0 against
-// one stage.
+// same micro-batches each waited for. (Their frames/s against one stage: scripts/bench/stages_bench.sh.)
 //   QWENVL_REAL_WIDTH_MODELS=<dir holding 3b/ and 7b/>
 #include <gtest/gtest.h>
 
@@ -197,18 +196,8 @@ TEST_P(StagesOnOneGpu, LanesGiveTheIdsOfStepsWaitedFor) {
   }
 }
 
-TEST_P(StagesOnOneGpu, FramesPerSecondAtBatch64) {
-  if (GetParam() != "7b") GTEST_SKIP() << "measured at 7B";
-  const std::string model = (models_dir() / GetParam()).string();
-  constexpr int kBatch = 64, kTokens = 32;
-  answer(model, "cuda:0", "auto", 4, 4);  // warm-up: kernels loaded, allocator grown
-  const Answers one = answer(model, "cuda:0", "auto", kBatch, kTokens);
-  const Answers staged = answer(model, "cuda:0,cuda:0", "pipeline", kBatch, kTokens);
-  const double one_fps = kBatch / one.seconds, staged_fps = kBatch / staged.seconds;
-  std::printf("[7b] batch %d, %d new tokens: one stage %.2f frames/s, two stages on cuda:0 %.2f frames/s (%.1f%%)\n",
-              kBatch, kTokens, one_fps, staged_fps, 100.0 * staged_fps / one_fps);
-  EXPECT_GE(staged_fps, 0.9 * one_fps) << "the hand-offs and micro-batches cost more than 10%";
-}
+// What the stages cost in frames/s is measured by scripts/bench/stages_bench.sh (full depth, a
+// steady load, side by side), not asserted here: a speed bound in a unit test only measures the run.
 
 INSTANTIATE_TEST_SUITE_P(Widths, StagesOnOneGpu, ::testing::Values("3b", "7b"),
                          [](const auto& info) { return info.param == "3b" ? "W3B" : "W7B"; });
