@@ -28,14 +28,13 @@ case "$kind" in
     build=${2:-build-asan}
     sanitize=address,undefined
     # Every suite of the build (it has no CUDA, so no GPU suites): scripts/test.sh runs them here only.
-    skip_suites=()
     ;;
   thread)
     build=${2:-build-tsan}
     sanitize=thread
     # Where threads meet: the object lock as TSan sees it (tsan_sync), the engine's public API, its overlap of host and device work and its
     # faults (destroyed with requests pending), and the element (streaming threads, the engine's
-    # callbacks, the bus, 100 restarts mid-stream).
+    # callbacks, the bus, restarts mid-stream).
     names=(tsan_sync engine engine_overlap engine_faults qwenvl_element element_ask element_clip element_history
            element_change element_alert element_faults)
     # element_faults' restarts mid-stream: 20 here (a race of the state change shows in any cycle; 110 s
@@ -60,8 +59,7 @@ fi
 if [ "$kind" = address ]; then
   mapfile -t names < <(meson introspect "$build" --tests | python3 -c '
 import json, sys
-skip = {"qwenvl:" + s for s in sys.argv[1:]}
-print("\n".join(t["name"] for t in json.load(sys.stdin) if not skip & set(t["suite"])))' ${skip_suites[@]+"${skip_suites[@]}"})
+print("\n".join(t["name"] for t in json.load(sys.stdin)))')
 fi
 skip_tests=" ${QWENVL_SANITIZE_SKIP:-} "
 for i in "${!names[@]}"; do
