@@ -80,6 +80,9 @@ struct Row {
   int batch = 0, prompt_tokens = 0;
   double latency_ms = 0, ttft_ms = 0, decode_tokens_per_s = 0, frames_per_s = 0, peak_gib = 0;
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;  // per run (--phases 1)
+  // The inference thread's decode step by part, µs a step over the timed runs (always kept).
+  double fill_us = 0, launch_us = 0, wait_us = 0, grammar_us = 0, tokens_us = 0;
+  uint64_t steps = 0;
 };
 
 // The profiled run of one batch size (--idle-profile 1).
@@ -352,6 +355,16 @@ int main(int argc, char** argv) {
       row.vision_ms = (after.vision_ms - before.vision_ms) / runs;
       row.prefill_ms = (after.prefill_ms - before.prefill_ms) / runs;
       row.decode_ms = (after.decode_ms - before.decode_ms) / runs;
+      row.steps = after.decode_host.steps - before.decode_host.steps;
+      if (row.steps > 0) {
+        const auto per_step = [&](double a, double b) { return 1000.0 * (a - b) / static_cast<double>(row.steps); };
+        const qwenvl::DecodeHostTimes &h1 = after.decode_host, &h0 = before.decode_host;
+        row.fill_us = per_step(h1.mask_fill_ms, h0.mask_fill_ms);
+        row.launch_us = per_step(h1.launch_ms, h0.launch_ms);
+        row.wait_us = per_step(h1.wait_ms, h0.wait_ms);
+        row.grammar_us = per_step(h1.grammar_accept_ms, h0.grammar_accept_ms);
+        row.tokens_us = per_step(h1.tokens_ms, h0.tokens_ms);
+      }
       graphs_used = engine->stats().decode_graphs;
       row.peak_gib = static_cast<double>(engine->stats().peak_device_memory_bytes) / (1024.0 * 1024.0 * 1024.0);
       rows.push_back(row);
@@ -400,6 +413,14 @@ int main(int argc, char** argv) {
   for (const Row& r : rows)
     std::printf("| %d | %.1f | %.1f | %.1f | %.2f | %.2f |\n", r.batch, r.latency_ms, r.ttft_ms, r.decode_tokens_per_s,
                 r.frames_per_s, r.peak_gib);
+  std::printf("\nThe inference thread's decode step by part (µs a step, mean over the timed runs; clock reads only, "
+              "no synchronisation: `wait` is device time the host did not cover):\n\n");
+  std::printf("| batch | steps | mask fill | launch | wait | grammar accept | tokens | step |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const Row& r : rows)
+    std::printf("| %d | %llu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", r.batch,
+                static_cast<unsigned long long>(r.steps), r.fill_us, r.launch_us, r.wait_us, r.grammar_us, r.tokens_us,
+                r.fill_us + r.launch_us + r.wait_us + r.grammar_us + r.tokens_us);
   if (phases) {
     std::printf("\nWhere a run's time goes (mean per run; the device synchronised after each phase):\n\n");
     std::printf("| batch | vision ms | prefill ms | decode ms | other (host, preparation, sampling) ms |\n");
@@ -469,7 +490,10 @@ int main(int argc, char** argv) {
           << ", \"frames_per_s\": " << r.frames_per_s << ", \"peak_gib\": " << r.peak_gib
           << ", \"prompt_tokens\": " << r.prompt_tokens << ", \"new_tokens\": " << new_tokens
           << ", \"vision_ms\": " << r.vision_ms << ", \"prefill_ms\": " << r.prefill_ms
-          << ", \"decode_ms\": " << r.decode_ms << "}";
+          << ", \"decode_ms\": " << r.decode_ms << ", \"decode_steps\": " << r.steps
+          << ", \"step_fill_us\": " << r.fill_us << ", \"step_launch_us\": " << r.launch_us
+          << ", \"step_wait_us\": " << r.wait_us << ", \"step_grammar_us\": " << r.grammar_us
+          << ", \"step_tokens_us\": " << r.tokens_us << "}";
     }
     out << "\n]\n";
   }

@@ -197,6 +197,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     s.kv_blocks_total = executor_->total_blocks();
     s.kv_blocks_used = counts.kv_blocks_used;
     s.split_prefills = counts.split_prefills;
+    s.decode_host = counts.decode_host;
     const ForwardTally forwards = executor_->forwards();
     s.vision_forwards = static_cast<uint64_t>(forwards.vision);
     s.prefill_forwards = static_cast<uint64_t>(forwards.prefill);

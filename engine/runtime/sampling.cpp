@@ -5,7 +5,6 @@
 
 #include "kernels/sampling.h"
 #include "runtime/host_upload.h"
-#include "runtime/token_masks.h"
 
 namespace qwenvl::runtime {
 
@@ -68,10 +67,8 @@ int64_t SequenceSampler::pick(at::Tensor logits, const std::vector<int64_t>& see
   return at::multinomial(probs, 1, /*replacement=*/false, generator_).item<int64_t>();
 }
 
-at::Tensor pick_tokens(at::Tensor& logits, const std::vector<SamplingRow>& rows) {
-  std::vector<structured::TokenConstraint*> constraints;
-  for (const SamplingRow& row : rows) constraints.push_back(row.constraint);
-  apply_token_masks(logits, fill_token_masks(constraints, logits.size(1), logits.is_cuda()));
+at::Tensor pick_tokens(at::Tensor& logits, const std::vector<SamplingRow>& rows, const TokenMasks& masks) {
+  apply_token_masks(logits, masks);
   return logits.is_cuda() ? pick_on_device(logits, rows) : pick_on_host(logits, rows);
 }
 

@@ -6,7 +6,7 @@
 // generator (as transformers draws, so seeded CPU answers match it), on a GPU every row in one
 // kernels::sample launch, whose draws come from a Philox stream keyed by (seed, step). Rows with a
 // constraint (json_schema / choices) first have every id their grammar forbids set to -inf in the
-// raw logits, before any processor, so no setting can leave no token.
+// raw logits (their masks, token_masks.h), before any processor, so no setting can leave no token.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -16,7 +16,7 @@
 #include <optional>
 #include <vector>
 
-#include "structured/token_constraint.h"
+#include "runtime/token_masks.h"
 
 namespace qwenvl::runtime {
 
@@ -50,11 +50,11 @@ struct SamplingRow {
   SequenceSampler* sampler = nullptr;
   const std::vector<int64_t>* seen = nullptr;  // the sequence's ids so far, prompt included
   uint64_t step = 0;                           // tokens it has generated before this one
-  structured::TokenConstraint* constraint = nullptr;  // null: every id allowed
 };
 
 // The next token of every row of `logits` (fp32 [rows, vocab], processed in place), int64 [rows] on
-// the logits' device. On a GPU nothing waits for the device: the ids may still be being computed.
-at::Tensor pick_tokens(at::Tensor& logits, const std::vector<SamplingRow>& rows);
+// the logits' device, after `masks` (the constrained rows', fill_token_masks) are applied. On a GPU
+// nothing waits for the device: the ids may still be being computed.
+at::Tensor pick_tokens(at::Tensor& logits, const std::vector<SamplingRow>& rows, const TokenMasks& masks = {});
 
 }  // namespace qwenvl::runtime

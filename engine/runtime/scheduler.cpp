@@ -15,6 +15,7 @@
 #include "runtime/queued_step.h"
 #include "runtime/sampling.h"
 #include "runtime/stopping.h"
+#include "runtime/token_masks.h"
 
 namespace qwenvl::runtime {
 
@@ -83,7 +84,7 @@ Scheduler::Counts Scheduler::counts() const {
   std::lock_guard<std::mutex> lock(mutex_);
   int64_t blocks = 0;  // block tables change only under this lock (admit, retire)
   for (const auto& [s, owner] : running_) blocks += static_cast<int64_t>(s->slot.blocks.size());
-  return {ready_.size(), running_.size(), blocks, split_prefills_.load()};
+  return {ready_.size(), running_.size(), blocks, split_prefills_.load(), step_times_.read()};
 }
 
 // Takes ready requests in arrival order while the batch has room for `room` more and the KV cache
@@ -259,20 +260,34 @@ void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Lane
 }
 
 void Scheduler::step(Lane& lane) {
+  StepTimes::Step timed(step_times_);
   std::vector<Sequence*>& live = lane.live;
   at::Tensor& logits = lane.logits;
   std::vector<SamplingRow> rows;
-  for (Sequence* s : live) rows.push_back({s->sampler.get(), &s->seen, s->generated.size(), s->constraint.get()});
-  const at::Tensor tokens = pick_tokens(logits, rows);  // on a GPU, possibly not computed yet
+  std::vector<structured::TokenConstraint*> constraints;
+  for (Sequence* s : live) {
+    rows.push_back({s->sampler.get(), &s->seen, s->generated.size()});
+    constraints.push_back(s->constraint.get());
+  }
+  // The masks of logits the device may still be computing: the host fills them meanwhile.
+  const TokenMasks masks = fill_token_masks(constraints, logits.size(1), logits.is_cuda());
+  timed.lap(StepTimes::kMaskFill);
+  const at::Tensor tokens = pick_tokens(logits, rows, masks);  // on a GPU, possibly not computed yet
   std::vector<int64_t> picked;
   QueuedStep ahead;
   if (overlap_decode_) {
     kernels::AsyncHostCopy to_host(tokens);  // queued before the next step: waits for this pick only
     ahead = queue_next_step(executor_, tokens, live, options_.max_context);
+    timed.lap(StepTimes::kLaunch);
     picked = host_values(to_host.wait());
   } else {
+    timed.lap(StepTimes::kLaunch);
     picked = host_values(tokens.to(at::kCPU).contiguous());
   }
+  timed.lap(StepTimes::kWait);
+  // Before the tokens are taken: a sequence that ends here ends with its grammar's final state.
+  accept_constrained_tokens(constraints, picked);
+  timed.lap(StepTimes::kGrammarAccept);
   std::vector<Sequence*> next, gone;
   std::vector<int64_t> next_tokens;
   std::vector<SequenceSlot*> next_slots;
@@ -299,15 +314,18 @@ void Scheduler::step(Lane& lane) {
   retire(gone);
   if (overlap_decode_) {
     std::tie(live, logits) = ahead.keep(next);
+    timed.lap(StepTimes::kTokens);
     return;
   }
   live = next;
   logits = at::Tensor();
+  timed.lap(StepTimes::kTokens);
   if (live.empty()) return;
   if (lanes_ == 1)
     logits = executor_.decode(next_tokens, next_slots);
   else
     lane.pending = executor_.decode_async(next_tokens, next_slots);
+  timed.lap(StepTimes::kLaunch);
 }
 
 }  // namespace qwenvl::runtime

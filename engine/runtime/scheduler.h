@@ -35,6 +35,7 @@
 #include "runtime/model_executor.h"
 #include "runtime/request_lifecycle.h"
 #include "runtime/sequence.h"
+#include "runtime/step_times.h"
 
 namespace qwenvl::runtime {
 
@@ -74,6 +75,7 @@ class Scheduler {
     size_t running = 0;  // admitted, not yet retired
     int64_t kv_blocks_used = 0;  // held by the running sequences
     uint64_t split_prefills = 0;  // prefills out of memory retried in halves, since the start
+    DecodeHostTimes decode_host;  // the decode steps' time by part, since the start
   };
   Counts counts() const;
 
@@ -107,6 +109,7 @@ class Scheduler {
   bool closed_ = false;
   std::string lost_;  // set once, never cleared
   std::atomic<uint64_t> split_prefills_{0};
+  StepTimes step_times_;
 };
 
 }  // namespace qwenvl::runtime

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <string>
 
-#include "qwenvl/error.h"
 
 namespace qwenvl::runtime {
 
@@ -51,9 +50,6 @@ StopReason accept_token(Sequence& s, int32_t token, int64_t max_context) {
   s.seen.push_back(token);
   const size_t before = s.text.size();
   s.text += s.decoder->push(token);
-  // The mask allowed only what the grammar accepts; a refusal here is a bug, not the model's doing.
-  if (s.constraint && !s.constraint->accept(token))
-    throw Error("the grammar refused token " + std::to_string(token) + ", which its own mask allowed");
 
   const auto& stops = s.settings.stop_strings;
   StopReason reason = StopReason::kNone;

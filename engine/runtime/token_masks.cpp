@@ -2,8 +2,10 @@
 #include "runtime/token_masks.h"
 
 #include <algorithm>
+#include <string>
 
 #include "kernels/token_bitmask.h"
+#include "qwenvl/error.h"
 #include "runtime/host_upload.h"
 #include "runtime/parallel_rows.h"
 
@@ -34,6 +36,21 @@ void apply_token_masks(at::Tensor& logits, const TokenMasks& masks) {
   const int64_t bits = masks.rows * masks.words;
   kernels::apply_token_bitmask(logits, block.narrow(0, 0, bits).view({masks.rows, masks.words}),
                                block.narrow(0, bits, masks.rows));
+}
+
+void accept_constrained_tokens(const std::vector<structured::TokenConstraint*>& constraints,
+                               const std::vector<int64_t>& tokens) {
+  std::vector<size_t> constrained;
+  for (size_t row = 0; row < constraints.size(); ++row)
+    if (constraints[row] != nullptr) constrained.push_back(row);
+  parallel_rows(static_cast<int64_t>(constrained.size()), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const size_t row = constrained[static_cast<size_t>(i)];
+      const auto token = static_cast<int32_t>(tokens.at(row));
+      if (!constraints[row]->accept(token))
+        throw Error("the grammar refused token " + std::to_string(token) + ", which its own mask allowed");
+    }
+  });
 }
 
 }  // namespace qwenvl::runtime

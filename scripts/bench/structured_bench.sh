@@ -89,6 +89,22 @@ for b in sorted(plain):
         d = schema[b] - plain[b]
         print(f"| {b} | {plain[b]:.3f} | {schema[b]:.3f} | {1000 * d:.1f} | {100 * d / plain[b]:.1f}% | "
               f"{plain_phase.get(b, float('nan')):.3f} / {schema_phase.get(b, float('nan')):.3f} |")
+# The inference thread's step by part (qwenvl::DecodeHostTimes, clock reads only), from the runs
+# without --phases: where the schema's extra time a step sits on the host.
+parts = ["step_fill_us", "step_launch_us", "step_wait_us", "step_grammar_us", "step_tokens_us"]
+def part_medians(kind):
+    got = {}
+    for r in range(1, rounds + 1):
+        for row in load(f"{kind}-{r}"):
+            if "step_fill_us" in row:
+                got.setdefault(row["batch"], []).append([row[p] for p in parts])
+    return {b: [statistics.median(v[i] for v in rows) for i in range(len(parts))] for b, rows in got.items()}
+print()
+print("| batch | run | mask fill (µs) | launch (µs) | wait (µs) | grammar accept (µs) | tokens (µs) | host step (µs) |")
+print("|---|---|---|---|---|---|---|---|")
+for kind in ("plain", "schema"):
+    for b, v in sorted(part_medians(kind).items()):
+        print(f"| {b} | {kind} | " + " | ".join(f"{x:.1f}" for x in v) + f" | {sum(v):.1f} |")
 PY
 # The masks alone, per step (fill on the host, the copy and kernel on the device, and the former
 # libtorch apply beside): scripts/bench/mask_bench.sh's table, with this model's tokenizer.

@@ -377,6 +377,22 @@ TEST(EnginePhases, TimedOnlyWhenAsked) {
   }
 }
 
+// Every decode step is timed by part, without time_phases: one per token picked.
+TEST(EnginePhases, DecodeStepsAreTimedByPartAlways) {
+  const auto cases = test::load_network_cases("tiny-a");
+  EngineOptions o;
+  o.model_dir = (test::fixtures_dir() / "models" / "tiny-a").string();
+  auto engine = Engine::create(o);
+  auto r = case_request(cases[0]);
+  r.request.sampling.max_new_tokens = 4;
+  r.request.sampling.ignore_eos = true;
+  ASSERT_EQ(engine->submit(std::move(r.request)).result.get().status, Status::kAnswered);
+  const DecodeHostTimes t = engine->stats().decode_host;
+  EXPECT_EQ(t.steps, 4u) << "one step per token: the first from the prefill's logits";
+  for (double part : {t.mask_fill_ms, t.launch_ms, t.wait_ms, t.grammar_accept_ms, t.tokens_ms}) EXPECT_GE(part, 0);
+  EXPECT_GT(t.launch_ms + t.wait_ms, 0) << "the CPU's steps run their forwards in these parts";
+}
+
 TEST(EngineCreate, ClearErrorsForBadModelDirectories) {
   EngineOptions o;
   o.model_dir = "/nonexistent/model";

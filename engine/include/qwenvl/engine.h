@@ -197,6 +197,19 @@ struct DeviceStats {
   uint64_t requests = 0;  // replicas: requests handed to this entry's replica
 };
 
+// Where the inference thread's decode steps spent its time since the engine was created, in ms, by
+// part (always kept: clock reads only, nothing synchronises the device). On a GPU the device runs a
+// step's forward while the host does the rest, so `wait` is the device time the host could not
+// cover; host parts that add up to more than a forward leave the device idle between steps.
+struct DecodeHostTimes {
+  double mask_fill_ms = 0;       // constrained rows' token masks filled (json_schema / choices)
+  double launch_ms = 0;          // the masks' apply, the sampling and the next forward queued
+  double wait_ms = 0;            // waiting for the picked tokens to reach the host
+  double grammar_accept_ms = 0;  // constrained rows' grammars taking their tokens
+  double tokens_ms = 0;          // the rest: detokenising, stop checks, streaming, ending requests
+  uint64_t steps = 0;            // decode steps timed
+};
+
 struct EngineStats {
   uint64_t submitted = 0, answered = 0, cancelled = 0, expired = 0, failed = 0;
   uint64_t vision_forwards = 0, prefill_forwards = 0, decode_forwards = 0;
@@ -227,6 +240,7 @@ struct EngineStats {
   // With EngineOptions::time_phases: milliseconds spent in the vision tower, the language model's
   // prefill forwards and the decode steps since the engine was created (0 otherwise).
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;
+  DecodeHostTimes decode_host;  // replicas: summed over them
 };
 
 class Engine {

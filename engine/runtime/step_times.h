@@ -1,0 +1,37 @@
+// The inference thread's decode steps timed by part (qwenvl::DecodeHostTimes): written by that
+// thread, read by any through the engine's stats. Clock reads between the parts and relaxed atomic
+// counters; nothing here waits for the device, so timing every step costs next to nothing.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "qwenvl/engine.h"
+
+namespace qwenvl::runtime {
+
+class StepTimes {
+ public:
+  enum Part { kMaskFill, kLaunch, kWait, kGrammarAccept, kTokens, kParts };
+
+  // One step: lap(part) adds the time since the previous lap (or since the step began) to `part`.
+  class Step {
+   public:
+    explicit Step(StepTimes& times);
+    void lap(Part part);
+
+   private:
+    StepTimes& times_;
+    std::chrono::steady_clock::time_point last_;
+  };
+
+  DecodeHostTimes read() const;
+
+ private:
+  std::array<std::atomic<int64_t>, kParts> ns_{};
+  std::atomic<uint64_t> steps_{0};
+};
+
+}  // namespace qwenvl::runtime
