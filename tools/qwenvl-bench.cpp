@@ -83,6 +83,8 @@ struct Row {
   // The inference thread's decode step by part, µs a step over the timed runs (always kept).
   double fill_us = 0, launch_us = 0, wait_us = 0, grammar_us = 0, tokens_us = 0;
   uint64_t steps = 0;
+  uint64_t steady_steps = 0;  // steps with no prefill since the one before, and their mean time
+  double steady_us = 0;
 };
 
 // The profiled run of one batch size (--idle-profile 1).
@@ -209,6 +211,19 @@ int run_saturated_mode(const std::string& model_dir, const std::string& device, 
                 static_cast<unsigned long long>(r.answers), r.latency_p50_ms, r.latency_p99_ms,
                 static_cast<unsigned long long>(r.decode_steps), static_cast<unsigned long long>(r.prefill_forwards),
                 r.mean_decode_batch, peaks_gib[i]);
+  }
+  std::printf("\nThe inference thread's decode steps in the window by part (µs a step; clock reads only: `wait` is "
+              "device time the host did not cover; prefills run between steps and are in none of them):\n\n");
+  std::printf("| in flight | steps | mask fill | launch | wait | grammar accept | tokens | step | steps' share of the window |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (const auto& r : results) {
+    const qwenvl::DecodeHostTimes& h = r.decode_host;
+    const double n = h.steps ? static_cast<double>(h.steps) : 1.0;
+    const double total_ms = h.mask_fill_ms + h.launch_ms + h.wait_ms + h.grammar_accept_ms + h.tokens_ms;
+    std::printf("| %d | %llu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f%% |\n", r.in_flight,
+                static_cast<unsigned long long>(h.steps), 1e3 * h.mask_fill_ms / n, 1e3 * h.launch_ms / n,
+                1e3 * h.wait_ms / n, 1e3 * h.grammar_accept_ms / n, 1e3 * h.tokens_ms / n, 1e3 * total_ms / n,
+                100 * total_ms / (r.duration_s * 1e3));
   }
   if (phases) {
     std::printf("\nWhere the window's time goes (the device synchronised after each phase; share of the window):\n\n");
@@ -365,6 +380,10 @@ int main(int argc, char** argv) {
         row.grammar_us = per_step(h1.grammar_accept_ms, h0.grammar_accept_ms);
         row.tokens_us = per_step(h1.tokens_ms, h0.tokens_ms);
       }
+      row.steady_steps = after.decode_host.steady_steps - before.decode_host.steady_steps;
+      if (row.steady_steps > 0)
+        row.steady_us = 1000.0 * (after.decode_host.steady_ms - before.decode_host.steady_ms) /
+                        static_cast<double>(row.steady_steps);
       graphs_used = engine->stats().decode_graphs;
       row.peak_gib = static_cast<double>(engine->stats().peak_device_memory_bytes) / (1024.0 * 1024.0 * 1024.0);
       rows.push_back(row);
@@ -414,13 +433,15 @@ int main(int argc, char** argv) {
     std::printf("| %d | %.1f | %.1f | %.1f | %.2f | %.2f |\n", r.batch, r.latency_ms, r.ttft_ms, r.decode_tokens_per_s,
                 r.frames_per_s, r.peak_gib);
   std::printf("\nThe inference thread's decode step by part (µs a step, mean over the timed runs; clock reads only, "
-              "no synchronisation: `wait` is device time the host did not cover):\n\n");
-  std::printf("| batch | steps | mask fill | launch | wait | grammar accept | tokens | step |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+              "no synchronisation: `wait` is device time the host did not cover, prefills queued between steps "
+              "included; a steady step is one with no prefill since the step before):\n\n");
+  std::printf("| batch | steps | mask fill | launch | wait | grammar accept | tokens | step | steady steps | steady step |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Row& r : rows)
-    std::printf("| %d | %llu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f |\n", r.batch,
+    std::printf("| %d | %llu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %llu | %.1f |\n", r.batch,
                 static_cast<unsigned long long>(r.steps), r.fill_us, r.launch_us, r.wait_us, r.grammar_us, r.tokens_us,
-                r.fill_us + r.launch_us + r.wait_us + r.grammar_us + r.tokens_us);
+                r.fill_us + r.launch_us + r.wait_us + r.grammar_us + r.tokens_us,
+                static_cast<unsigned long long>(r.steady_steps), r.steady_us);
   if (phases) {
     std::printf("\nWhere a run's time goes (mean per run; the device synchronised after each phase):\n\n");
     std::printf("| batch | vision ms | prefill ms | decode ms | other (host, preparation, sampling) ms |\n");
@@ -493,7 +514,8 @@ int main(int argc, char** argv) {
           << ", \"decode_ms\": " << r.decode_ms << ", \"decode_steps\": " << r.steps
           << ", \"step_fill_us\": " << r.fill_us << ", \"step_launch_us\": " << r.launch_us
           << ", \"step_wait_us\": " << r.wait_us << ", \"step_grammar_us\": " << r.grammar_us
-          << ", \"step_tokens_us\": " << r.tokens_us << "}";
+          << ", \"step_tokens_us\": " << r.tokens_us << ", \"steady_steps\": " << r.steady_steps
+          << ", \"steady_step_us\": " << r.steady_us << "}";
     }
     out << "\n]\n";
   }

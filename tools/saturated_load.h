@@ -30,6 +30,7 @@ struct SaturatedResult {
   // The mean rows of a decode step in the window (EngineStats::decode_rows / decode_forwards).
   double mean_decode_batch = 0;
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;  // in the window (EngineOptions::time_phases)
+  DecodeHostTimes decode_host;  // the inference thread's decode steps by part, in the window
 };
 
 // Runs the load on `engine` (max_batch should be in_flight) with the requests `make_request`

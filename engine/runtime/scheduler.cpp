@@ -169,11 +169,15 @@ void Scheduler::fail_ready(const std::string& error) {
 void Scheduler::run_until_idle() {
   std::vector<Lane> lanes(lanes_);
   size_t turn = 0;  // the lane whose step was launched longest ago
+  bool prefilled = false;  // since the last step: that step's time carries the prefill's on the device
   while (true) {
     size_t rows = 0;
     for (const Lane& lane : lanes) rows += lane.rows();
     const std::vector<Sequence*> admitted = admit(options_.max_batch - rows);
-    if (!admitted.empty()) prefill(admitted, lanes);
+    if (!admitted.empty()) {
+      prefill(admitted, lanes);
+      prefilled = true;
+    }
     Lane* lane = nullptr;
     for (size_t i = 0; i < lanes_ && lane == nullptr; ++i)
       if (lanes[(turn + i) % lanes_].rows() > 0) {
@@ -183,7 +187,8 @@ void Scheduler::run_until_idle() {
     if (lane == nullptr || !lost().empty()) break;
     try {
       lane->collect();
-      step(*lane);
+      step(*lane, /*steady=*/!prefilled);
+      prefilled = false;
     } catch (const std::exception& e) {
       // Its joined sequences (a step that failed before they joined) stay, for its next turn.
       failed(lane->live, e);
@@ -259,8 +264,8 @@ void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Lane
   }
 }
 
-void Scheduler::step(Lane& lane) {
-  StepTimes::Step timed(step_times_);
+void Scheduler::step(Lane& lane, bool steady) {
+  StepTimes::Step timed(step_times_, steady);
   std::vector<Sequence*>& live = lane.live;
   at::Tensor& logits = lane.logits;
   std::vector<SamplingRow> rows;

@@ -94,7 +94,8 @@ class Scheduler {
   void prefill(const std::vector<Sequence*>& admitted, std::vector<Lane>& lanes);
   // Picks every row's token of `lane` (its logits collected), ends the sequences that stop and
   // steps the rest: at once with one lane, launched (its future in lane.pending) with several.
-  void step(Lane& lane);
+  // `steady`: no prefill was queued since the step before (StepTimes).
+  void step(Lane& lane, bool steady);
 
   ModelExecutor& executor_;
   RequestLifecycle& lifecycle_;

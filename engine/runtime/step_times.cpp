@@ -2,14 +2,26 @@
 
 namespace qwenvl::runtime {
 
-StepTimes::Step::Step(StepTimes& times) : times_(times), last_(std::chrono::steady_clock::now()) {
+namespace {
+int64_t nanoseconds(std::chrono::steady_clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+}  // namespace
+
+StepTimes::Step::Step(StepTimes& times, bool steady)
+    : times_(times), steady_(steady), start_(std::chrono::steady_clock::now()), last_(start_) {
   times_.steps_.fetch_add(1, std::memory_order_relaxed);
+}
+
+StepTimes::Step::~Step() {
+  if (!steady_) return;
+  times_.steady_steps_.fetch_add(1, std::memory_order_relaxed);
+  times_.steady_ns_.fetch_add(nanoseconds(last_ - start_), std::memory_order_relaxed);
 }
 
 void StepTimes::Step::lap(Part part) {
   const auto now = std::chrono::steady_clock::now();
-  times_.ns_[part].fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(now - last_).count(),
-                             std::memory_order_relaxed);
+  times_.ns_[part].fetch_add(nanoseconds(now - last_), std::memory_order_relaxed);
   last_ = now;
 }
 
@@ -22,6 +34,8 @@ DecodeHostTimes StepTimes::read() const {
   t.grammar_accept_ms = ms(kGrammarAccept);
   t.tokens_ms = ms(kTokens);
   t.steps = steps_.load(std::memory_order_relaxed);
+  t.steady_steps = steady_steps_.load(std::memory_order_relaxed);
+  t.steady_ms = static_cast<double>(steady_ns_.load(std::memory_order_relaxed)) / 1e6;
   return t;
 }
 

@@ -16,14 +16,20 @@ class StepTimes {
  public:
   enum Part { kMaskFill, kLaunch, kWait, kGrammarAccept, kTokens, kParts };
 
-  // One step: lap(part) adds the time since the previous lap (or since the step began) to `part`.
+  // One step: lap(part) adds the time since the previous lap (or since the step began) to `part`;
+  // a steady step (no prefill queued since the step before) also adds its whole time, when it ends.
   class Step {
    public:
-    explicit Step(StepTimes& times);
+    Step(StepTimes& times, bool steady);
+    ~Step();
+    Step(const Step&) = delete;
+    Step& operator=(const Step&) = delete;
     void lap(Part part);
 
    private:
     StepTimes& times_;
+    const bool steady_;
+    const std::chrono::steady_clock::time_point start_;
     std::chrono::steady_clock::time_point last_;
   };
 
@@ -32,6 +38,8 @@ class StepTimes {
  private:
   std::array<std::atomic<int64_t>, kParts> ns_{};
   std::atomic<uint64_t> steps_{0};
+  std::atomic<uint64_t> steady_steps_{0};
+  std::atomic<int64_t> steady_ns_{0};
 };
 
 }  // namespace qwenvl::runtime

@@ -2,17 +2,20 @@
 # On the GPU machine (repository root, .device carried): issue 17's item 4, what the JSON-schema mask
 # costs a decode step. Builds qwenvl-bench and qwenvl-mask-bench (build-bench-dev), writes the random-weight model of SHAPE
 # (152k vocabulary), then runs the caption workload at batch 1 and 64, unconstrained and with a
-# schema, alternating, ROUNDS times each, and prints per batch the decode step time of each by the
-# wall clock ((latency - time to first token) / (new tokens - 1), the median over rounds), their
-# difference in µs a step and as a share of the unconstrained step. These runs go without --phases:
-# it synchronises the device after every decode step, so the host can no longer fill a step's masks
-# while the device runs its forward, which is the engine's design (runtime/token_masks.h); the first
-# reading (docs/BENCHMARKS.md, 2026-12-06) was taken with it and so counted the whole host fill. One
-# more run of each with --phases 1 gives the device's decode phase a step, beside. The schema is an
-# object holding an array of exactly 50 short strings: its documents cannot end within 32 tokens, so
-# every request writes all 32, and it walks through structural and string states as a real answer does.
-# Last, qwenvl-mask-bench's table: the masks alone per step at the same batches (fill, copy + kernel,
-# and the former libtorch apply).
+# schema, alternating, ROUNDS times each, and prints per batch the steady decode step of each (the
+# engine's own clock, qwenvl::DecodeHostTimes: the wall time of the steps with no prefill queued since
+# the step before, so all rows only decode; the median over rounds), their difference in µs a step and
+# as a share of the unconstrained step. Beside it, the step by the wall clock of the requests
+# ((latency - time to first token) / (new tokens - 1)): the prefills of rows admitted while others
+# decode lie inside it, so at batch 64 it varies by milliseconds from run to run (2026-12-07: 11.5 to
+# 14.5 ms plain on one H100), more than the mask costs. These runs go without --phases: it
+# synchronises the device after every decode step, so the host could no longer fill a step's masks
+# while the device runs its forward, which is the engine's design (runtime/token_masks.h). One more
+# run of each with --phases 1 gives the device's decode phase a step, beside. Then the step's parts
+# (fill, launch, wait, grammar accept, tokens). The schema is an object holding an array of exactly 50
+# short strings: its documents cannot end within 32 tokens, so every request writes all 32, and it
+# walks through structural and string states as a real answer does. Last, qwenvl-mask-bench's table:
+# the masks alone per step at the same batches (fill, accept, copy + kernel, and the former libtorch apply).
 #   scripts/bench/structured_bench.sh [SHAPE (default 7b)] [ROUNDS (default 3)]
 # To try it on the CPU (figures mean nothing there): BUILD=build MODEL_DIR=DIR DEVICE=cpu BATCHES=1,2
 set -uo pipefail
@@ -64,9 +67,10 @@ done
 python3 - "$OUT" "$rounds" <<'PY'
 import json, statistics, sys
 out, rounds = sys.argv[1], int(sys.argv[2])
-# A decode step by the wall clock: (latency - time to first token) / (new tokens - 1), from the runs
-# without --phases. The engine's decode phase (the forward alone, synchronised: the mask's fill, copy
-# and kernel lie outside it) comes from the --phases run, printed beside to show where the cost sits.
+# The steady decode step (the engine's clock, steps with no prefill since the one before) is the
+# measure; beside it the step by the wall clock, (latency - time to first token) / (new tokens - 1),
+# from the same runs, and the engine's decode phase (the forward alone, synchronised: the mask's fill,
+# copy and kernel lie outside it) from the --phases run.
 def load(name):
     try:
         return json.load(open(f"{out}/{name}.json"))
@@ -82,12 +86,22 @@ def steps(kind):
     med = lambda d: {b: statistics.median(v) for b, v in d.items()}
     return med(wall), med(phase)
 (plain, plain_phase), (schema, schema_phase) = steps("plain"), steps("schema")
-print("| batch | decode step, plain (ms) | with the schema (ms) | mask cost (µs a step) | share of the step | device decode phase a step, plain / schema (ms) |")
-print("|---|---|---|---|---|---|")
+def steady(kind):
+    got = {}
+    for r in range(1, rounds + 1):
+        for row in load(f"{kind}-{r}"):
+            if row.get("steady_steps", 0) > 0:
+                got.setdefault(row["batch"], []).append(row["steady_step_us"] / 1000)
+    return {b: statistics.median(v) for b, v in got.items()}
+plain_steady, schema_steady = steady("plain"), steady("schema")
+print("| batch | steady decode step, plain (ms) | with the schema (ms) | mask cost (µs a step) | share of the step | "
+      "wall-clock step, plain / schema (ms) | device decode phase a step, plain / schema (ms) |")
+print("|---|---|---|---|---|---|---|")
 for b in sorted(plain):
     if b in schema:
-        d = schema[b] - plain[b]
-        print(f"| {b} | {plain[b]:.3f} | {schema[b]:.3f} | {1000 * d:.1f} | {100 * d / plain[b]:.1f}% | "
+        p, q = plain_steady.get(b, float("nan")), schema_steady.get(b, float("nan"))
+        print(f"| {b} | {p:.3f} | {q:.3f} | {1000 * (q - p):.1f} | {100 * (q - p) / p:.1f}% | "
+              f"{plain[b]:.3f} / {schema[b]:.3f} | "
               f"{plain_phase.get(b, float('nan')):.3f} / {schema_phase.get(b, float('nan')):.3f} |")
 # The inference thread's step by part (qwenvl::DecodeHostTimes, clock reads only), from the runs
 # without --phases: where the schema's extra time a step sits on the host.

@@ -387,8 +387,15 @@ TEST(EnginePhases, DecodeStepsAreTimedByPartAlways) {
   r.request.sampling.max_new_tokens = 4;
   r.request.sampling.ignore_eos = true;
   ASSERT_EQ(engine->submit(std::move(r.request)).result.get().status, Status::kAnswered);
-  const DecodeHostTimes t = engine->stats().decode_host;
+  // The answer is delivered inside the last step, which is accounted when it ends, just after.
+  DecodeHostTimes t = engine->stats().decode_host;
+  for (int i = 0; i < 1000 && t.steady_steps < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    t = engine->stats().decode_host;
+  }
   EXPECT_EQ(t.steps, 4u) << "one step per token: the first from the prefill's logits";
+  EXPECT_EQ(t.steady_steps, 3u) << "every step but the one after the prefill";
+  EXPECT_GT(t.steady_ms, 0);
   for (double part : {t.mask_fill_ms, t.launch_ms, t.wait_ms, t.grammar_accept_ms, t.tokens_ms}) EXPECT_GE(part, 0);
   EXPECT_GT(t.launch_ms + t.wait_ms, 0) << "the CPU's steps run their forwards in these parts";
 }

@@ -200,7 +200,9 @@ struct DeviceStats {
 // Where the inference thread's decode steps spent its time since the engine was created, in ms, by
 // part (always kept: clock reads only, nothing synchronises the device). On a GPU the device runs a
 // step's forward while the host does the rest, so `wait` is the device time the host could not
-// cover; host parts that add up to more than a forward leave the device idle between steps.
+// cover; host parts that add up to more than a forward leave the device idle between steps. A step
+// is accounted as its parts end: the one that ends a request adds its last parts just after the
+// request's callbacks have run.
 struct DecodeHostTimes {
   double mask_fill_ms = 0;       // constrained rows' token masks filled (json_schema / choices)
   double launch_ms = 0;          // the masks' apply, the sampling and the next forward queued
@@ -208,6 +210,11 @@ struct DecodeHostTimes {
   double grammar_accept_ms = 0;  // constrained rows' grammars taking their tokens
   double tokens_ms = 0;          // the rest: detokenising, stop checks, streaming, ending requests
   uint64_t steps = 0;            // decode steps timed
+  // Steps with no prefill queued since the step before (one lane: a batch that only decodes), and
+  // their wall time: the decode step's own time, where the parts above also carry the device time
+  // of prefills queued between steps (in `wait`).
+  uint64_t steady_steps = 0;
+  double steady_ms = 0;
 };
 
 struct EngineStats {

@@ -199,6 +199,8 @@ EngineStats ReplicatedEngine::stats() const {
       s.decode_host.grammar_accept_ms += r.decode_host.grammar_accept_ms;
       s.decode_host.tokens_ms += r.decode_host.tokens_ms;
       s.decode_host.steps += r.decode_host.steps;
+      s.decode_host.steady_steps += r.decode_host.steady_steps;
+      s.decode_host.steady_ms += r.decode_host.steady_ms;
       d.measured_peak_bytes = r.peak_device_memory_bytes;
     } else {
       s.decode_graphs = false;
