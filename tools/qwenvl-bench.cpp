@@ -80,12 +80,11 @@ struct Row {
   int batch = 0, prompt_tokens = 0;
   double latency_ms = 0, ttft_ms = 0, decode_tokens_per_s = 0, frames_per_s = 0, peak_gib = 0;
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;  // per run (--phases 1)
-  // The inference thread's decode step by part, µs a step over the timed runs (always kept).
-  double fill_us = 0, launch_us = 0, wait_us = 0, grammar_us = 0, tokens_us = 0;
-  uint64_t steps = 0;
-  uint64_t steady_steps = 0;  // steps with no prefill since the one before, and their mean time
-  double steady_us = 0;
+  qwenvl::DecodeHostTimes host;  // the inference thread's decode steps over the timed runs (always kept)
 };
+
+// µs a step of `ms` spent over `steps` steps (0 when none).
+double per_step_us(double ms, uint64_t steps) { return steps ? 1000.0 * ms / static_cast<double>(steps) : 0.0; }
 
 // The profiled run of one batch size (--idle-profile 1).
 struct IdleRow {
@@ -218,12 +217,12 @@ int run_saturated_mode(const std::string& model_dir, const std::string& device, 
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const auto& r : results) {
     const qwenvl::DecodeHostTimes& h = r.decode_host;
-    const double n = h.steps ? static_cast<double>(h.steps) : 1.0;
     const double total_ms = h.mask_fill_ms + h.launch_ms + h.wait_ms + h.grammar_accept_ms + h.tokens_ms;
     std::printf("| %d | %llu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f%% |\n", r.in_flight,
-                static_cast<unsigned long long>(h.steps), 1e3 * h.mask_fill_ms / n, 1e3 * h.launch_ms / n,
-                1e3 * h.wait_ms / n, 1e3 * h.grammar_accept_ms / n, 1e3 * h.tokens_ms / n, 1e3 * total_ms / n,
-                100 * total_ms / (r.duration_s * 1e3));
+                static_cast<unsigned long long>(h.steps), per_step_us(h.mask_fill_ms, h.steps),
+                per_step_us(h.launch_ms, h.steps), per_step_us(h.wait_ms, h.steps),
+                per_step_us(h.grammar_accept_ms, h.steps), per_step_us(h.tokens_ms, h.steps),
+                per_step_us(total_ms, h.steps), 100 * total_ms / (r.duration_s * 1e3));
   }
   if (phases) {
     std::printf("\nWhere the window's time goes (the device synchronised after each phase; share of the window):\n\n");
@@ -370,20 +369,7 @@ int main(int argc, char** argv) {
       row.vision_ms = (after.vision_ms - before.vision_ms) / runs;
       row.prefill_ms = (after.prefill_ms - before.prefill_ms) / runs;
       row.decode_ms = (after.decode_ms - before.decode_ms) / runs;
-      row.steps = after.decode_host.steps - before.decode_host.steps;
-      if (row.steps > 0) {
-        const auto per_step = [&](double a, double b) { return 1000.0 * (a - b) / static_cast<double>(row.steps); };
-        const qwenvl::DecodeHostTimes &h1 = after.decode_host, &h0 = before.decode_host;
-        row.fill_us = per_step(h1.mask_fill_ms, h0.mask_fill_ms);
-        row.launch_us = per_step(h1.launch_ms, h0.launch_ms);
-        row.wait_us = per_step(h1.wait_ms, h0.wait_ms);
-        row.grammar_us = per_step(h1.grammar_accept_ms, h0.grammar_accept_ms);
-        row.tokens_us = per_step(h1.tokens_ms, h0.tokens_ms);
-      }
-      row.steady_steps = after.decode_host.steady_steps - before.decode_host.steady_steps;
-      if (row.steady_steps > 0)
-        row.steady_us = 1000.0 * (after.decode_host.steady_ms - before.decode_host.steady_ms) /
-                        static_cast<double>(row.steady_steps);
+      row.host = after.decode_host - before.decode_host;
       graphs_used = engine->stats().decode_graphs;
       row.peak_gib = static_cast<double>(engine->stats().peak_device_memory_bytes) / (1024.0 * 1024.0 * 1024.0);
       rows.push_back(row);
@@ -437,11 +423,16 @@ int main(int argc, char** argv) {
               "included; a steady step is one with no prefill since the step before):\n\n");
   std::printf("| batch | steps | mask fill | launch | wait | grammar accept | tokens | step | steady steps | steady step |\n");
   std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-  for (const Row& r : rows)
+  for (const Row& r : rows) {
+    const qwenvl::DecodeHostTimes& h = r.host;
+    const double step_ms = h.mask_fill_ms + h.launch_ms + h.wait_ms + h.grammar_accept_ms + h.tokens_ms;
     std::printf("| %d | %llu | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %llu | %.1f |\n", r.batch,
-                static_cast<unsigned long long>(r.steps), r.fill_us, r.launch_us, r.wait_us, r.grammar_us, r.tokens_us,
-                r.fill_us + r.launch_us + r.wait_us + r.grammar_us + r.tokens_us,
-                static_cast<unsigned long long>(r.steady_steps), r.steady_us);
+                static_cast<unsigned long long>(h.steps), per_step_us(h.mask_fill_ms, h.steps),
+                per_step_us(h.launch_ms, h.steps), per_step_us(h.wait_ms, h.steps),
+                per_step_us(h.grammar_accept_ms, h.steps), per_step_us(h.tokens_ms, h.steps),
+                per_step_us(step_ms, h.steps), static_cast<unsigned long long>(h.steady_steps),
+                per_step_us(h.steady_ms, h.steady_steps));
+  }
   if (phases) {
     std::printf("\nWhere a run's time goes (mean per run; the device synchronised after each phase):\n\n");
     std::printf("| batch | vision ms | prefill ms | decode ms | other (host, preparation, sampling) ms |\n");
@@ -511,11 +502,14 @@ int main(int argc, char** argv) {
           << ", \"frames_per_s\": " << r.frames_per_s << ", \"peak_gib\": " << r.peak_gib
           << ", \"prompt_tokens\": " << r.prompt_tokens << ", \"new_tokens\": " << new_tokens
           << ", \"vision_ms\": " << r.vision_ms << ", \"prefill_ms\": " << r.prefill_ms
-          << ", \"decode_ms\": " << r.decode_ms << ", \"decode_steps\": " << r.steps
-          << ", \"step_fill_us\": " << r.fill_us << ", \"step_launch_us\": " << r.launch_us
-          << ", \"step_wait_us\": " << r.wait_us << ", \"step_grammar_us\": " << r.grammar_us
-          << ", \"step_tokens_us\": " << r.tokens_us << ", \"steady_steps\": " << r.steady_steps
-          << ", \"steady_step_us\": " << r.steady_us << "}";
+          << ", \"decode_ms\": " << r.decode_ms << ", \"decode_steps\": " << r.host.steps
+          << ", \"step_fill_us\": " << per_step_us(r.host.mask_fill_ms, r.host.steps)
+          << ", \"step_launch_us\": " << per_step_us(r.host.launch_ms, r.host.steps)
+          << ", \"step_wait_us\": " << per_step_us(r.host.wait_ms, r.host.steps)
+          << ", \"step_grammar_us\": " << per_step_us(r.host.grammar_accept_ms, r.host.steps)
+          << ", \"step_tokens_us\": " << per_step_us(r.host.tokens_ms, r.host.steps)
+          << ", \"steady_steps\": " << r.host.steady_steps
+          << ", \"steady_step_us\": " << per_step_us(r.host.steady_ms, r.host.steady_steps) << "}";
     }
     out << "\n]\n";
   }

@@ -2,8 +2,9 @@
 // each batch size B, B rows constrained by one JSON schema walk through their documents together (each
 // step a random logits row per sequence, masked, its argmax accepted), and per step the table gives
 // the host's fill of the B masks (runtime/token_masks.h, row-parallel on libtorch's inter-op pool),
-// the grammars' accepting of the picked tokens (row-parallel the same way), the apply (one copy of the block to the device and kernels::apply_token_bitmask), and beside it the
-// former apply (the bits unpacked to a bool tensor with libtorch ops, then masked_fill / index_put).
+// the grammars' accepting of the picked tokens (row-parallel the same way), the apply (one copy of
+// the block to the device and kernels::apply_token_bitmask), and beside it the former apply (the
+// bits unpacked to a bool tensor with libtorch ops, then masked_fill / index_put).
 // Medians over the steps after a warm-up; apply is timed to the device's end (synchronised).
 //
 //   qwenvl-mask-bench MODEL_DIR [--device cpu|cuda] [--batches 1,64] [--steps 64] [--warmup 4]

@@ -115,15 +115,7 @@ SaturatedResult run_saturated(Engine& engine, const std::function<Request()>& ma
   result.vision_ms = after.vision_ms - before.vision_ms;
   result.prefill_ms = after.prefill_ms - before.prefill_ms;
   result.decode_ms = after.decode_ms - before.decode_ms;
-  const DecodeHostTimes &h1 = after.decode_host, &h0 = before.decode_host;
-  result.decode_host.mask_fill_ms = h1.mask_fill_ms - h0.mask_fill_ms;
-  result.decode_host.launch_ms = h1.launch_ms - h0.launch_ms;
-  result.decode_host.wait_ms = h1.wait_ms - h0.wait_ms;
-  result.decode_host.grammar_accept_ms = h1.grammar_accept_ms - h0.grammar_accept_ms;
-  result.decode_host.tokens_ms = h1.tokens_ms - h0.tokens_ms;
-  result.decode_host.steps = h1.steps - h0.steps;
-  result.decode_host.steady_steps = h1.steady_steps - h0.steady_steps;
-  result.decode_host.steady_ms = h1.steady_ms - h0.steady_ms;
+  result.decode_host = after.decode_host - before.decode_host;
   return result;
 }
 

@@ -215,6 +215,31 @@ struct DecodeHostTimes {
   // of prefills queued between steps (in `wait`).
   uint64_t steady_steps = 0;
   double steady_ms = 0;
+
+  DecodeHostTimes& operator+=(const DecodeHostTimes& o) {
+    mask_fill_ms += o.mask_fill_ms;
+    launch_ms += o.launch_ms;
+    wait_ms += o.wait_ms;
+    grammar_accept_ms += o.grammar_accept_ms;
+    tokens_ms += o.tokens_ms;
+    steps += o.steps;
+    steady_steps += o.steady_steps;
+    steady_ms += o.steady_ms;
+    return *this;
+  }
+  // What was timed between two readings of the same engine (`this` the later).
+  DecodeHostTimes operator-(const DecodeHostTimes& earlier) const {
+    DecodeHostTimes d;
+    d.mask_fill_ms = mask_fill_ms - earlier.mask_fill_ms;
+    d.launch_ms = launch_ms - earlier.launch_ms;
+    d.wait_ms = wait_ms - earlier.wait_ms;
+    d.grammar_accept_ms = grammar_accept_ms - earlier.grammar_accept_ms;
+    d.tokens_ms = tokens_ms - earlier.tokens_ms;
+    d.steps = steps - earlier.steps;
+    d.steady_steps = steady_steps - earlier.steady_steps;
+    d.steady_ms = steady_ms - earlier.steady_ms;
+    return d;
+  }
 };
 
 struct EngineStats {

@@ -193,14 +193,7 @@ EngineStats ReplicatedEngine::stats() const {
       s.vision_ms += r.vision_ms;
       s.prefill_ms += r.prefill_ms;
       s.decode_ms += r.decode_ms;
-      s.decode_host.mask_fill_ms += r.decode_host.mask_fill_ms;
-      s.decode_host.launch_ms += r.decode_host.launch_ms;
-      s.decode_host.wait_ms += r.decode_host.wait_ms;
-      s.decode_host.grammar_accept_ms += r.decode_host.grammar_accept_ms;
-      s.decode_host.tokens_ms += r.decode_host.tokens_ms;
-      s.decode_host.steps += r.decode_host.steps;
-      s.decode_host.steady_steps += r.decode_host.steady_steps;
-      s.decode_host.steady_ms += r.decode_host.steady_ms;
+      s.decode_host += r.decode_host;
       d.measured_peak_bytes = r.peak_device_memory_bytes;
     } else {
       s.decode_graphs = false;
