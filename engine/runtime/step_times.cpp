@@ -9,11 +9,11 @@ int64_t nanoseconds(std::chrono::steady_clock::duration d) {
 }  // namespace
 
 StepTimes::Step::Step(StepTimes& times, bool steady)
-    : times_(times), steady_(steady), start_(std::chrono::steady_clock::now()), last_(start_) {
-  times_.steps_.fetch_add(1, std::memory_order_relaxed);
-}
+    : times_(times), steady_(steady), start_(std::chrono::steady_clock::now()), last_(start_) {}
 
 StepTimes::Step::~Step() {
+  for (int part = 0; part < kParts; ++part) times_.ns_[part].fetch_add(ns_[part], std::memory_order_relaxed);
+  times_.steps_.fetch_add(1, std::memory_order_relaxed);
   if (!steady_) return;
   times_.steady_steps_.fetch_add(1, std::memory_order_relaxed);
   times_.steady_ns_.fetch_add(nanoseconds(last_ - start_), std::memory_order_relaxed);
@@ -21,7 +21,7 @@ StepTimes::Step::~Step() {
 
 void StepTimes::Step::lap(Part part) {
   const auto now = std::chrono::steady_clock::now();
-  times_.ns_[part].fetch_add(nanoseconds(now - last_), std::memory_order_relaxed);
+  ns_[part] += nanoseconds(now - last_);
   last_ = now;
 }
 

@@ -16,8 +16,9 @@ class StepTimes {
  public:
   enum Part { kMaskFill, kLaunch, kWait, kGrammarAccept, kTokens, kParts };
 
-  // One step: lap(part) adds the time since the previous lap (or since the step began) to `part`;
-  // a steady step (no prefill queued since the step before) also adds its whole time, when it ends.
+  // One step: lap(part) adds the time since the previous lap (or since the step began) to `part`.
+  // The step is accounted when it ends, all its parts together, not while it runs; a steady step (no
+  // prefill queued since the step before) also adds its whole time.
   class Step {
    public:
     Step(StepTimes& times, bool steady);
@@ -31,6 +32,7 @@ class StepTimes {
     const bool steady_;
     const std::chrono::steady_clock::time_point start_;
     std::chrono::steady_clock::time_point last_;
+    std::array<int64_t, kParts> ns_{};
   };
 
   DecodeHostTimes read() const;

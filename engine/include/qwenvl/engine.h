@@ -201,8 +201,8 @@ struct DeviceStats {
 // part (always kept: clock reads only, nothing synchronises the device). On a GPU the device runs a
 // step's forward while the host does the rest, so `wait` is the device time the host could not
 // cover; host parts that add up to more than a forward leave the device idle between steps. A step
-// is accounted as its parts end: the one that ends a request adds its last parts just after the
-// request's callbacks have run.
+// is accounted whole when it ends: the one that ends a request, just after the request's callbacks
+// have run.
 struct DecodeHostTimes {
   double mask_fill_ms = 0;       // constrained rows' token masks filled (json_schema / choices)
   double launch_ms = 0;          // the masks' apply, the sampling and the next forward queued
