@@ -77,7 +77,7 @@ xgrammar_dir=${QWENVL_XGRAMMAR_DIR:-${QWENVL_CACHE:-$HOME/.cache/qwenvl}/xgramma
 # information took 7% more of the build, 2026-12-07); UB aborts (-fno-sanitize-recover) so that it is a finding.
 sanitize=(-fsanitize=address,undefined -fno-sanitize-recover=undefined)
 flags=(-std=c++17 -gline-tables-only -O1 -fno-omit-frame-pointer "${sanitize[@]}" -DFMT_HEADER_ONLY=1 -D_GLIBCXX_USE_CXX11_ABI=1
-       -I. -Iengine/include -Iengine -Itools -Itests/fuzz)
+       -I. -Iengine/include -Iengine -Itools -Itests/fuzz $(pkg-config --cflags simdjson))
 flavour_flags() {
   case $1 in
     torch) echo "-isystem $torch_dir/include -isystem $torch_dir/include/torch/csrc/api/include" ;;
@@ -140,7 +140,7 @@ for spec in "${selected[@]}"; do
   objects=$(object_of "$flavour" "tests/fuzz/$name.cpp")
   for s in $sources; do for f in ${groups[$s]:-$s}; do objects+=" $(object_of "$flavour" "$f")"; done; done
   # shellcheck disable=SC2046,SC2086
-  "$cxx" "${sanitize[@]}" -fsanitize=fuzzer $objects -o "$build/bin/$name" -lpcre2-8 -lutf8proc $(flavour_libs "$flavour")
+  "$cxx" "${sanitize[@]}" -fsanitize=fuzzer $objects -o "$build/bin/$name" -lpcre2-8 -lutf8proc $(pkg-config --libs simdjson) $(flavour_libs "$flavour")
 done
 [ "$seconds" = build ] && exit 0
 

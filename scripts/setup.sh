@@ -17,7 +17,7 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-tools gstreamer1.0-plugins-base
   gstreamer1.0-plugins-good gstreamer1.0-x python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev libpng-dev
-  libgtest-dev libgmock-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev libfmt-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libsimdjson-dev libpcre2-dev libutf8proc-dev libfmt-dev
   libspdlog-dev libcli11-dev libcpp-httplib-dev libjpeg-dev
 )
 missing=()

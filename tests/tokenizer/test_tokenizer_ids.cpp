@@ -80,6 +80,22 @@ TEST_F(TokenizerIds, TheLargestIdLoadsWithoutATableForTheGap) {
   EXPECT_EQ(tokenizer.encode("<|endoftext|>"), std::vector<int32_t>{2147483647});
 }
 
+// A JSON object may repeat a key; HF reads the vocabulary into a map, where the last entry wins.
+TEST_F(TokenizerIds, ATokenWrittenTwiceTakesItsLastId) {
+  const int32_t first = tokenizer_["model"]["vocab"]["hello"].get<int32_t>();
+  const std::string vocab = tokenizer_["model"]["vocab"].dump();
+  std::string text = tokenizer_.dump();
+  ASSERT_NE(text.find(vocab), std::string::npos);
+  text.replace(text.find(vocab), vocab.size(), vocab.substr(0, vocab.size() - 1) + R"(,"hello":1000})");
+  write("tokenizer.json", text);
+  const Tokenizer tokenizer = Tokenizer::from_model_dir(dir_);
+  EXPECT_EQ(tokenizer.token_to_id("hello"), 1000);
+  EXPECT_EQ(tokenizer.encode("hello"), std::vector<int32_t>{1000});
+  EXPECT_EQ(tokenizer.id_to_token(1000), "hello");
+  EXPECT_EQ(tokenizer.decode({1000}, false), "hello");
+  EXPECT_THAT(test::error_of([&] { tokenizer.id_to_token(first); }), HasSubstr("no token has id"));
+}
+
 TEST_F(TokenizerIds, AMalformedAddedTokensDecoderNamesTheConfigFile) {
   write("tokenizer.json", tokenizer_.dump());
   // Each used to escape as std::invalid_argument, std::out_of_range or a JSON type error.
