@@ -7,7 +7,7 @@ namespace qwenvl::nn {
 
 FusedProjection::FusedProjection(const model::Weights& weights, const std::vector<std::string>& weight_names,
                                  const std::vector<std::string>& bias_names, at::ScalarType dtype,
-                                 at::Device device) {
+                                 at::Device device, int64_t row_multiple) {
   if (!bias_names.empty() && bias_names.size() != weight_names.size())
     throw Error("fused projection: " + std::to_string(bias_names.size()) + " biases for " +
                 std::to_string(weight_names.size()) + " weights");
@@ -16,9 +16,18 @@ FusedProjection::FusedProjection(const model::Weights& weights, const std::vecto
     for (const auto& n : names) parts.push_back(weights.get(n));
     return parts;
   };
-  const std::vector<at::Tensor> w = gather(weight_names), b = gather(bias_names);
+  std::vector<at::Tensor> w = gather(weight_names), b = gather(bias_names);
   for (const auto& t : w) sizes_.push_back(t.size(0));
   if (device.is_cuda()) {
+    if (row_multiple > 1) {
+      for (size_t i = 0; i < w.size(); ++i) {
+        const int64_t padded = (sizes_[i] + row_multiple - 1) / row_multiple * row_multiple;
+        if (padded == sizes_[i]) continue;
+        w[i] = at::constant_pad_nd(w[i], {0, 0, 0, padded - sizes_[i]});
+        if (!b.empty()) b[i] = at::constant_pad_nd(b[i], {0, padded - sizes_[i]});
+        sizes_[i] = padded;
+      }
+    }
     // Concatenated on the host before the one copy to the device.
     weights_.push_back(at::cat(w).to(device, dtype));
     if (!b.empty()) biases_.push_back(at::cat(b).to(device, dtype));

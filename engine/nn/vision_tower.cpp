@@ -17,6 +17,7 @@ namespace qwenvl::nn {
 
 namespace {
 constexpr double kVisionNormEps = 1e-6;  // hard-coded in the reference, not read from the config
+constexpr int64_t kMlpWidthMultiple = 8;  // 16 bytes of bf16
 }
 
 VisionTower::VisionTower(const model::VisionConfig& config, const model::Weights& weights,
@@ -37,9 +38,17 @@ VisionTower::VisionTower(const model::VisionConfig& config, const model::Weights
     b.qkv_b = w(p + "attn.qkv.bias");
     b.proj_w = w(p + "attn.proj.weight");
     b.proj_b = w(p + "attn.proj.bias");
+    // On a GPU the MLP's width is padded with zeros to a multiple of 8 (Qwen2.5-VL's 3420 is not):
+    // silu(0) * 0 = 0 meets zero columns of down_proj, so the output is the same, while unaligned rows
+    // held SwiGLU to one element per access and down_proj to cuBLAS's 2-element-aligned sm80 GEMM,
+    // 32% of a 64-frame forward on an H100 (scripts/bench/vision_bench.sh, 2026-12-07).
     b.gate_up = FusedProjection(weights, {m + "gate_proj.weight", m + "up_proj.weight"},
-                                {m + "gate_proj.bias", m + "up_proj.bias"}, dtype, device);
+                                {m + "gate_proj.bias", m + "up_proj.bias"}, dtype, device, kMlpWidthMultiple);
     b.down_w = w(m + "down_proj.weight");
+    if (device.is_cuda() && b.down_w.size(1) % kMlpWidthMultiple != 0) {
+      const int64_t pad = kMlpWidthMultiple - b.down_w.size(1) % kMlpWidthMultiple;
+      b.down_w = at::constant_pad_nd(b.down_w, {0, pad}).contiguous();
+    }
     b.down_b = w(m + "down_proj.bias");
     b.full_attention = std::find(config.fullatt_block_indexes.begin(), config.fullatt_block_indexes.end(), i) !=
                        config.fullatt_block_indexes.end();
