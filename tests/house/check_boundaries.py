@@ -22,7 +22,8 @@ INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 # kernels/ headers without ATen: videoconvert's YUV -> RGB arithmetic, shared with the remote engine
 REMOTE_KERNEL_HEADERS = ("kernels/frame_preparation_math.h", "kernels/videoconvert_yuv.h")
 PART_BENCHES = {"tools/qwenvl-tokenizer-bench.cpp": ("tokenizer/",), "tools/qwenvl-kernel-bench.cpp": ("kernels/",),
-                "tools/qwenvl-mask-bench.cpp": ("runtime/", "structured/", "tokenizer/", "kernels/")}
+                "tools/qwenvl-mask-bench.cpp": ("runtime/", "structured/", "tokenizer/", "kernels/"),
+                "tools/qwenvl-vision-bench.cpp": ("model/", "nn/", "kernels/")}
 
 
 def breaches(rel: str, header: str):
