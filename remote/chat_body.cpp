@@ -1,6 +1,8 @@
 // Request -> chat-completions JSON.
 #include "chat_body.h"
 
+#include <stdexcept>
+
 namespace qwenvl::remote {
 
 using nlohmann::json;
@@ -34,6 +36,18 @@ json chat_body(const Request& request, const std::string& model, const std::vect
   if (s.seed) body["seed"] = static_cast<int64_t>(*s.seed);  // OpenAI's seed is signed: the same 64 bits
   if (!s.stop_strings.empty()) body["stop"] = s.stop_strings;
   if (s.ignore_eos) body["ignore_eos"] = true;
+  // Constrained answers in the forms servers read: OpenAI's response_format for a schema (vLLM,
+  // llama-server, qwenvl-server), vLLM's structured_outputs for choices (qwenvl-server too;
+  // llama-server has none, so remote_engine.cpp checks every answer against its choices).
+  if (!s.json_schema.empty() && !s.choices.empty())
+    throw std::invalid_argument("json_schema and choices are both set: set one of them");
+  if (!s.json_schema.empty()) {
+    json schema = json::parse(s.json_schema, nullptr, false);
+    if (schema.is_discarded() || !schema.is_object()) throw std::invalid_argument("json_schema is not a JSON object");
+    body["response_format"] = {{"type", "json_schema"},
+                               {"json_schema", {{"name", "answer"}, {"strict", true}, {"schema", std::move(schema)}}}};
+  }
+  if (!s.choices.empty()) body["structured_outputs"] = {{"choice", s.choices}};
   // vLLM's per-request processor arguments, which qwenvl-server reads too.
   if (request.min_pixels || request.max_pixels) {
     json kwargs = json::object();

@@ -5,6 +5,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -363,6 +364,22 @@ class RemoteEngine final : public Engine {
     // llama-server sends no ids: its usage says how many tokens it generated.
     result.generated_tokens = answer.completion_tokens.value_or(static_cast<int>(result.token_ids.size()));
     if (result.ttft_ms == 0) result.ttft_ms = ms_since(pending.submitted);
+    // A constrained answer cut by max_tokens is marked, as the local engine marks it; a complete one
+    // the server did not constrain (a server without the request's form ignores it) fails, never
+    // passing for a constrained answer.
+    const SamplingParams& s = pending.request.sampling;
+    if (!s.json_schema.empty() || !s.choices.empty()) {
+      if (result.finish_reason == "length") {
+        result.incomplete = true;
+      } else if (!s.choices.empty() && std::find(s.choices.begin(), s.choices.end(), result.text) == s.choices.end()) {
+        return end(pending, Status::kFailed, "failed",
+                   "the server at " + where + " answered \"" + result.text.substr(0, 80) +
+                       "\", not one of the choices (it did not apply structured_outputs.choice)");
+      } else if (!s.json_schema.empty() && json::parse(result.text, nullptr, false).is_discarded()) {
+        return end(pending, Status::kFailed, "failed",
+                   "the server at " + where + " answered with no JSON document (it did not apply response_format's schema)");
+      }
+    }
     end(pending, Status::kAnswered, "", "", std::move(result));
   }
 

@@ -134,6 +134,47 @@ TEST(RemoteEngine, AStopStringAndAnErrorInTheStream) {
   EXPECT_NE(result.error.find("The engine is dead (EngineDeadError)"), std::string::npos) << result.error;
 }
 
+// A whole (not streamed) completion whose answer is `text`.
+std::string completion(const std::string& text, const std::string& finish_reason) {
+  return json({{"object", "chat.completion"},
+               {"choices", {{{"index", 0}, {"finish_reason", finish_reason}, {"message", {{"role", "assistant"}, {"content", text}}}}}},
+               {"usage", {{"prompt_tokens", 9}, {"completion_tokens", 3}}}})
+      .dump();
+}
+
+// Choices and a schema reach the server in its forms (RemoteChatBody); an answer the server did not
+// constrain fails saying so, and one cut by max_tokens is marked incomplete, as the local engine does.
+TEST(RemoteEngine, ConstrainedAnswersAreSentCheckedAndMarked) {
+  ScriptedServer server;
+  auto engine = remote_engine(options_for(server));
+  Question q;
+  Request choice = q.request();
+  choice.sampling.choices = {"yes", "no"};
+  server.reply_with({200, completion("no", "stop"), false});
+  Result result = engine->submit(choice).result.get();
+  ASSERT_EQ(result.status, Status::kAnswered) << result.error;
+  EXPECT_EQ(result.text, "no");
+  EXPECT_FALSE(result.incomplete);
+  EXPECT_EQ(json::parse(server.bodies().back())["structured_outputs"], json({{"choice", {"yes", "no"}}}));
+  server.reply_with({200, completion("A red car.", "stop"), false});
+  result = engine->submit(choice).result.get();
+  EXPECT_EQ(result.status, Status::kFailed);
+  EXPECT_NE(result.error.find("not one of the choices"), std::string::npos) << result.error;
+
+  Request schema = q.request();
+  schema.sampling.json_schema = R"({"type":"object","properties":{"n":{"type":"integer"}}})";
+  server.reply_with({200, completion("There are two.", "stop"), false});
+  result = engine->submit(schema).result.get();
+  EXPECT_EQ(result.status, Status::kFailed);
+  EXPECT_NE(result.error.find("no JSON document"), std::string::npos) << result.error;
+  EXPECT_EQ(json::parse(server.bodies().back())["response_format"]["type"], "json_schema");
+  server.reply_with({200, completion("{\"n\":1", "length"), false});
+  result = engine->submit(schema).result.get();
+  ASSERT_EQ(result.status, Status::kAnswered) << result.error;
+  EXPECT_TRUE(result.incomplete);
+  EXPECT_EQ(result.finish_reason, "length");
+}
+
 TEST(RemoteEngine, HttpErrorsFailTheRequestWithTheServersMessage) {
   ScriptedServer server;
   auto engine = remote_engine(options_for(server));

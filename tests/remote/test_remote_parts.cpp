@@ -194,6 +194,26 @@ TEST(RemoteChatBody, UnsetFieldsStayOutForTheServersDefaults) {
   ASSERT_EQ(body["messages"].size(), 1u) << "no system message: the chat template's default";
 }
 
+// Constrained answers go in the forms servers read (the server issue's qwenvl-server reads both).
+TEST(RemoteChatBody, ASchemaGoesAsResponseFormatAndChoicesAsStructuredOutputs) {
+  Request r;
+  r.prompt = "How many?";
+  r.sampling.json_schema = R"({"type":"object","properties":{"people":{"type":"integer"}},"required":["people"]})";
+  json body = chat_body(r, "m", {});
+  EXPECT_EQ(body["response_format"]["type"], "json_schema");
+  EXPECT_EQ(body["response_format"]["json_schema"]["schema"], json::parse(r.sampling.json_schema));
+  EXPECT_FALSE(body.contains("structured_outputs"));
+  r.sampling.json_schema.clear();
+  r.sampling.choices = {"yes", "no, never"};
+  body = chat_body(r, "m", {});
+  EXPECT_EQ(body["structured_outputs"], json({{"choice", {"yes", "no, never"}}}));
+  EXPECT_FALSE(body.contains("response_format"));
+  r.sampling.json_schema = "{";
+  EXPECT_THROW(chat_body(r, "m", {}), std::invalid_argument) << "both set";
+  r.sampling.choices.clear();
+  EXPECT_THROW(chat_body(r, "m", {}), std::invalid_argument) << "not JSON";
+}
+
 TEST(RemoteBaseUrl, SplitsOriginAndPath) {
   EXPECT_EQ(parse_base_url("http://127.0.0.1:8000/v1").origin, "http://127.0.0.1:8000");
   EXPECT_EQ(parse_base_url("http://127.0.0.1:8000/v1/").path, "/v1");
