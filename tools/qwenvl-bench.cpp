@@ -41,11 +41,11 @@
 #include <memory>
 #include <optional>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "activity_summary.h"
+#include "number_list.h"
 #include "qwenvl/engine.h"
 #include "saturated_load.h"
 #ifdef QWENVL_WITH_CUPTI
@@ -60,14 +60,6 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n == 0 ? 0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
-}
-
-std::vector<int> parse_list(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) out.push_back(std::stoi(item));
-  return out;
 }
 
 struct RunTimes {
@@ -277,7 +269,7 @@ int main(int argc, char** argv) {
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
     if (flag == "--device") device = value;
-    else if (flag == "--batches") batches = parse_list(value);
+    else if (flag == "--batches") batches = qwenvl::tools::parse_number_list(value);
     else if (flag == "--runs") runs = std::stoi(value);
     else if (flag == "--new-tokens") new_tokens = std::stoi(value);
     else if (flag == "--max-context") max_context = std::stoi(value);
@@ -286,7 +278,7 @@ int main(int argc, char** argv) {
     else if (flag == "--phases") phases = value != "0";
     else if (flag == "--overlap-decode") overlap_decode = value != "0";
     else if (flag == "--idle-profile") idle_profile = value != "0";
-    else if (flag == "--in-flight") in_flight = parse_list(value);
+    else if (flag == "--in-flight") in_flight = qwenvl::tools::parse_number_list(value);
     else if (flag == "--duration-s") duration_s = std::stod(value);
     else if (flag == "--warmup-s") warmup_s = std::stod(value);
     else if (flag == "--json-schema") g_json_schema = value;

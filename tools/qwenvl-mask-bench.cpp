@@ -21,11 +21,11 @@
 #include <ctime>
 #include <limits>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "kernels/device/sync.h"
+#include "number_list.h"
 #include "qwenvl/error.h"
 #include "runtime/host_upload.h"
 #include "runtime/parallel_rows.h"
@@ -122,13 +122,6 @@ Row run_batch(const Options& o, qwenvl::structured::ConstraintCompiler& compiler
   return {median(fill), median(accept), median(apply), median(former), completed};
 }
 
-std::vector<int64_t> parse_list(const std::string& text) {
-  std::vector<int64_t> out;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');) out.push_back(std::stoll(item));
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -149,7 +142,7 @@ int main(int argc, char** argv) {
     }
     const std::string value = argv[i + 1];
     if (flag == "--device") o.device = value;
-    else if (flag == "--batches") o.batches = parse_list(value);
+    else if (flag == "--batches") o.batches = qwenvl::tools::parse_number_list<int64_t>(value);
     else if (flag == "--steps") o.steps = std::max(1, std::stoi(value));
     else if (flag == "--warmup") o.warmup = std::max(0, std::stoi(value));
     else if (flag == "--width") o.width = std::stoll(value);

@@ -15,7 +15,6 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,6 +23,7 @@
 #include "model/weights.h"
 #include "nn/vision_geometry.h"
 #include "nn/vision_tower.h"
+#include "number_list.h"
 #include "qwenvl/error.h"
 #ifdef QWENVL_WITH_CUPTI
 #include "gpu_activity.h"
@@ -32,14 +32,6 @@
 namespace {
 
 using qwenvl::model::VisionConfig;
-
-std::vector<int> parse_list(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) out.push_back(std::stoi(item));
-  return out;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -110,7 +102,7 @@ int main(int argc, char** argv) {
   std::string device_name = "cuda";
   for (int a = 2; a + 1 < argc; a += 2) {
     const std::string flag = argv[a], value = argv[a + 1];
-    if (flag == "--frames") frames = parse_list(value);
+    if (flag == "--frames") frames = qwenvl::tools::parse_number_list(value);
     else if (flag == "--runs") runs = std::stoi(value);
     else if (flag == "--side") side = std::stoi(value);
     else if (flag == "--kernels") kernels = value != "0";
