@@ -49,6 +49,10 @@ void add_serving_flags(CLI::App& app, EngineFlags& f) {
   app.add_option("--overlap-decode", f.overlap_decode,
                  "auto (on for CUDA), on or off: queue each decode step before the host reads the last")
       ->type_name("MODE");
+  app.add_option("--prefill-tokens-per-step", f.prefill_tokens_per_step,
+                 "prompts admitted while others decode are prefilled inside the decode steps, up to N prompt "
+                 "tokens a step (default 2048 on CUDA, 0 on the CPU; 0: each admission prefills on its own)")
+      ->type_name("N");
   app.add_flag("--time-phases", f.time_phases,
                "measure vision / prefill / decode time (synchronises the device: for benchmarks)");
 }
@@ -83,6 +87,7 @@ void check_serving_flags(const EngineFlags& f) {
   if (f.default_max_new_tokens < 1) fail("--default-max-new-tokens must be at least 1");
   if (f.overlap_decode != "auto" && f.overlap_decode != "on" && f.overlap_decode != "off")
     fail("--overlap-decode '" + f.overlap_decode + "': use auto, on or off");
+  if (f.prefill_tokens_per_step < -1) fail("--prefill-tokens-per-step must be >= 0");
 }
 
 EngineOptions engine_options(const EngineFlags& f) {
@@ -100,6 +105,7 @@ EngineOptions engine_options(const EngineFlags& f) {
   o.cuda_graphs = !f.no_cuda_graphs;
   o.time_phases = f.time_phases;
   if (f.overlap_decode != "auto") o.overlap_decode = f.overlap_decode == "on";
+  if (f.prefill_tokens_per_step >= 0) o.prefill_tokens_per_step = f.prefill_tokens_per_step;
   return o;
 }
 

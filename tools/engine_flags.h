@@ -27,6 +27,7 @@ struct EngineFlags {
   int default_max_new_tokens = 128;
   bool no_cuda_graphs = false;
   std::string overlap_decode = "auto";  // auto, on, off
+  int64_t prefill_tokens_per_step = -1;  // -1: the engine's default
   bool time_phases = false;
 
   CLI::Option* model_option = nullptr;    // set by add_engine_flags (not required there: qwenvl-cli --remote has none)
@@ -38,7 +39,7 @@ struct EngineFlags {
 // --max-pixels.
 void add_engine_flags(CLI::App& app, EngineFlags& flags, const std::string& devices_help);
 // --max-batch, --kv-cache-bytes, --kv-block-size, --default-max-new-tokens, --no-cuda-graphs,
-// --overlap-decode, --time-phases.
+// --overlap-decode, --prefill-tokens-per-step, --time-phases.
 void add_serving_flags(CLI::App& app, EngineFlags& flags);
 
 // Checks what add_engine_flags() parsed, throwing a usage CliError that names the flag: the device

@@ -110,6 +110,7 @@ SaturatedResult run_saturated(Engine& engine, const std::function<Request()>& ma
   result.latency_p99_ms = percentile(latencies_ms, 0.99);
   result.decode_steps = after.decode_forwards - before.decode_forwards;
   result.prefill_forwards = after.prefill_forwards - before.prefill_forwards;
+  result.mixed_steps = after.mixed_forwards - before.mixed_forwards;
   result.mean_decode_batch =
       result.decode_steps ? static_cast<double>(after.decode_rows - before.decode_rows) / result.decode_steps : 0;
   result.vision_ms = after.vision_ms - before.vision_ms;

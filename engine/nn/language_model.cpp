@@ -67,7 +67,8 @@ at::Tensor LanguageModel::embed(const at::Tensor& ids) const {
 }
 
 // Attends as the step's kind asks, the new keys and values already in the cache: among the new
-// tokens (fresh prompts), to the paged cache (a continued prefix), or one query per sequence.
+// tokens (fresh prompts), to the paged cache (a continued prefix), one query per sequence, or fresh
+// prompts and then one query per sequence (a mixed step).
 at::Tensor LanguageModel::attend(int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                  const AttentionBatch& batch, nn::KvCache& cache) const {
   const double scale = 1.0 / std::sqrt(static_cast<double>(config_.head_dim()));
@@ -81,6 +82,16 @@ at::Tensor LanguageModel::attend(int64_t layer, const at::Tensor& q, const at::T
     case AttentionBatch::Kind::kDecode:
       return kernels::paged_decode_attention(q, cache.k(layer), cache.v(layer), batch.block_tables, batch.seq_lens,
                                              batch.max_seq_len, scale);
+    case AttentionBatch::Kind::kMixed: {
+      const int64_t p = batch.prefill_rows, rows = q.size(0) - p;
+      const at::Tensor fresh = kernels::flash_attention_varlen(
+          q.narrow(0, 0, p), k.narrow(0, 0, p), v.narrow(0, 0, p), batch.cu_seqlens_q, batch.cu_seqlens_q,
+          batch.max_seqlen_q, batch.max_seqlen_q, scale, /*causal=*/true);
+      const at::Tensor running = kernels::paged_decode_attention(q.narrow(0, p, rows), cache.k(layer), cache.v(layer),
+                                                                 batch.block_tables, batch.seq_lens,
+                                                                 batch.max_seq_len, scale);
+      return at::cat({fresh, running});
+    }
   }
   throw Error("attention: unknown batch kind");
 }

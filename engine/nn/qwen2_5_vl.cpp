@@ -42,8 +42,13 @@ at::Tensor Qwen25VL::embed(const at::Tensor& ids, const at::Tensor& image_featur
 
 at::Tensor Qwen25VL::forward(const at::Tensor& embeddings, const at::Tensor& positions, const AttentionBatch& batch,
                              nn::KvCache& cache) const {
-  ++(batch.kind == AttentionBatch::Kind::kDecode ? counters_->decode : counters_->prefill);
-  if (batch.kind == AttentionBatch::Kind::kDecode) counters_->decode_rows += batch.seq_lens.numel();
+  // A mixed step counts as both: the prompts' prefill and the running rows' decode step.
+  if (batch.kind != AttentionBatch::Kind::kDecode) ++counters_->prefill;
+  if (batch.kind == AttentionBatch::Kind::kMixed) ++counters_->mixed;
+  if (batch.kind == AttentionBatch::Kind::kDecode || batch.kind == AttentionBatch::Kind::kMixed) {
+    ++counters_->decode;
+    counters_->decode_rows += batch.seq_lens.numel();
+  }
   return language_model_.forward(embeddings, positions, batch, cache);
 }
 

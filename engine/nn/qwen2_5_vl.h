@@ -26,6 +26,7 @@ struct ForwardCounters {
   std::atomic<int64_t> prefill{0};
   std::atomic<int64_t> decode{0};
   std::atomic<int64_t> decode_rows{0};  // sequences, summed over the decode steps
+  std::atomic<int64_t> mixed{0};        // decode steps that also prefilled prompts (in prefill and decode too)
 };
 
 class Qwen25VL {

@@ -115,6 +115,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     malloc_trim(0);
 #endif
     if (options.max_context <= 1) throw Error("max_context must be > 1");
+    if (options.prefill_tokens_per_step.value_or(0) < 0) throw Error("prefill_tokens_per_step must be >= 0");
     // Recorded before any request runs (and before the worker threads start), so the first answer
     // pays no recording.
     if (single_ != nullptr) {
@@ -203,6 +204,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     s.prefill_forwards = static_cast<uint64_t>(forwards.prefill);
     s.decode_forwards = static_cast<uint64_t>(forwards.decode);
     s.decode_rows = static_cast<uint64_t>(forwards.decode_rows);
+    s.mixed_forwards = static_cast<uint64_t>(forwards.mixed);
     if (device_.is_cuda()) s.peak_device_memory_bytes = kernels::peak_device_memory_bytes(device_.index());
     if (plan_) {
       for (const DevicePlan& d : plan_->devices) {
@@ -290,6 +292,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     o.max_batch = static_cast<size_t>(options_.max_batch);
     o.max_context = options_.max_context;
     o.overlap_decode = options_.overlap_decode.value_or(device_.is_cuda());
+    o.prefill_tokens_per_step = options_.prefill_tokens_per_step.value_or(device_.is_cuda() ? 2048 : 0);
     return o;
   }
 

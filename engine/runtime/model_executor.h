@@ -13,6 +13,7 @@
 #include <future>
 #include <vector>
 
+#include "qwenvl/error.h"
 #include "runtime/model_runner.h"
 
 namespace qwenvl::runtime {
@@ -21,6 +22,7 @@ namespace qwenvl::runtime {
 struct ForwardTally {
   int64_t vision = 0, prefill = 0, decode = 0;
   int64_t decode_rows = 0;  // sequences, summed over the decode steps
+  int64_t mixed = 0;        // decode steps that also prefilled prompts (counted in prefill and decode too)
 };
 
 // A pipeline stage's memory as measured (EngineStats::devices).
@@ -58,6 +60,25 @@ class ModelExecutor {
   // The same with the tokens ([S] int64) on device(), where they were picked: the step is queued
   // behind the pick without the host reading them.
   virtual at::Tensor decode(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) = 0;
+
+  // Prefills that ride in decode steps: the decode rows share the prompts' weight reads instead of
+  // reading every weight again in a step of their own. Offered by one device (not by a pipeline).
+  virtual bool mixes_prefill() const { return false; }
+  // The prompts' input embeddings (their media through the vision tower, all in one forward), one
+  // [T_i, hidden] tensor per prompt, on device(); made when they are admitted.
+  virtual std::vector<at::Tensor> embed_prompts(const std::vector<const PreparedPrompt*>& /*prompts*/) {
+    throw Error("this executor runs prefills on their own (mixes_prefill is false)");
+  }
+  // One forward that appends `tokens` ([S] int64, on the host or device()) to `slots` and prefills
+  // `prompts` (their embeddings from embed_prompts; their slots empty, holding their blocks). Returns
+  // the fp32 logits of each decode row, then of each prompt's last token, [S + P, vocab], on
+  // device(); the step may still be running there. S may be 0.
+  virtual at::Tensor mixed_step(const at::Tensor& /*tokens*/, const std::vector<SequenceSlot*>& /*slots*/,
+                                const std::vector<const PreparedPrompt*>& /*prompts*/,
+                                const std::vector<at::Tensor>& /*embeddings*/,
+                                const std::vector<SequenceSlot*>& /*prompt_slots*/) {
+    throw Error("this executor runs prefills on their own (mixes_prefill is false)");
+  }
 
   // Decode steps worth keeping in flight at once, each on rows of its own (a lane): a pipeline's
   // stages work on one lane's step while another's is in an earlier stage. 1: one step at a time.

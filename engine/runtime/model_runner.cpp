@@ -54,6 +54,77 @@ at::Tensor ModelRunner::prefill_on_device(const std::vector<const PreparedPrompt
   return logits;
 }
 
+std::vector<at::Tensor> ModelRunner::embed_prompts(const std::vector<const PreparedPrompt*>& prompts) {
+  const VisionInputs vision = vision_inputs(prompts, model_.config());
+  at::Tensor image_features, video_features;
+  const auto start = std::chrono::steady_clock::now();
+  if (!vision.empty()) {
+    auto features = model_.encode_vision(at::cat(vision.pixels), vision.grids);
+    image_features = features.narrow(0, 0, vision.image_tokens);
+    video_features = features.narrow(0, vision.image_tokens, features.size(0) - vision.image_tokens);
+  }
+  std::vector<int64_t> ids;
+  for (const PreparedPrompt* p : prompts) {
+    if (p->ids.empty()) throw Error("prefill: empty prompt");
+    ids.insert(ids.end(), p->ids.begin(), p->ids.end());
+  }
+  const at::Tensor packed = model_.embed(upload(ids, at::kLong, device_), image_features, video_features);
+  add_phase_time(vision_us_, start);
+  std::vector<at::Tensor> out;
+  int64_t row = 0;
+  for (const PreparedPrompt* p : prompts) {
+    const auto n = static_cast<int64_t>(p->ids.size());
+    out.push_back(packed.narrow(0, row, n));
+    row += n;
+  }
+  return out;
+}
+
+at::Tensor ModelRunner::mixed_on_device(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots,
+                                        const std::vector<const PreparedPrompt*>& prompts,
+                                        const std::vector<at::Tensor>& embeddings,
+                                        const std::vector<SequenceSlot*>& prompt_slots) {
+  const auto s = static_cast<int64_t>(slots.size());
+  if (tokens.dim() != 1 || tokens.size(0) != s || tokens.scalar_type() != at::kLong)
+    throw Error("decode: one int64 token per sequence");
+  if (prompts.empty() || prompts.size() != embeddings.size() || prompts.size() != prompt_slots.size())
+    throw Error("mixed step: one embedding and one slot per prompt, at least one prompt");
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t block_size = cache_.shape().block_size;
+  const PrefillInputs in = prefill_inputs(prompts, prompt_slots, model_.config());
+  // The packed rows: the prompts' (kMixed's layout), then one per decode row. The logits are
+  // returned the other way round: the decode rows lead, as in a plain step.
+  nn::AttentionBatch fresh = attention_batch(nn::AttentionBatch::Kind::kPrefill, in.lengths, prompt_slots, block_size, device_);
+  const int64_t prompt_rows = in.positions.size(1);
+  std::vector<at::Tensor> rows = embeddings;
+  at::Tensor positions = in.positions;
+  nn::AttentionBatch batch = fresh;
+  DecodeStep step;
+  if (s > 0) {
+    // The host fills everything but the ids (zeros here), which come from `tokens`.
+    step = decode_step(std::vector<int64_t>(slots.size(), 0), slots, block_size);
+    rows.push_back(model_.embed_text(tokens.to(device_)));
+    positions = at::cat({positions, at::tensor(step.positions, at::kLong).view({3, s})}, 1);
+    batch.kind = nn::AttentionBatch::Kind::kMixed;
+    batch.prefill_rows = prompt_rows;
+    batch.seq_lens = upload(step.seq_lens, at::kInt, device_);
+    batch.max_seq_len = step.max_seq_len;
+    batch.block_tables = upload(step.block_tables, at::kInt, device_).view({s, step.table_width});
+    batch.slot_mapping = at::cat({fresh.slot_mapping, upload(step.slot_mapping, at::kLong, device_)});
+  }
+  const at::Tensor hidden = model_.forward(at::cat(rows), upload(positions, device_), batch, cache_);
+  const at::Tensor last_prompt_rows = fresh.cu_seqlens_q.narrow(0, 1, static_cast<int64_t>(prompts.size())).to(at::kLong) - 1;
+  const at::Tensor decode_rows = at::arange(prompt_rows, prompt_rows + s, last_prompt_rows.options());
+  at::Tensor logits = model_.logits(hidden.index_select(0, at::cat({decode_rows, last_prompt_rows}))).to(at::kFloat);
+  add_phase_time(prefill_us_, start);
+  for (size_t i = 0; i < prompt_slots.size(); ++i) prompt_slots[i]->length += in.lengths[i];
+  for (int64_t i = 0; i < s; ++i) {
+    slots[i]->length += 1;
+    for (int64_t a = 0; a < 3; ++a) slots[i]->last_position[a] = step.positions[a * s + i];
+  }
+  return logits;
+}
+
 void ModelRunner::add_phase_time(std::atomic<int64_t>& total_us, std::chrono::steady_clock::time_point start) const {
   if (!time_phases_) return;
   kernels::synchronize_device(device_);

@@ -43,7 +43,8 @@ struct SequenceSlot {
 // synchronised at the end of every phase, so the figures are exact but the phases no longer overlap
 // the host's work. For benchmarks.
 struct PhaseTimes {
-  double vision_ms = 0, prefill_ms = 0, decode_ms = 0;  // prefill: the language model's prefill forward
+  // prefill: the language model's prefill forwards, with the decode rows that ride in them (mixed steps)
+  double vision_ms = 0, prefill_ms = 0, decode_ms = 0;
 };
 
 class ModelRunner {
@@ -67,6 +68,18 @@ class ModelRunner {
   // The same with the tokens already on the network's device ([S] int64, e.g. what sampling just
   // picked there): the step is queued behind them without the host reading them.
   at::Tensor decode_on_device(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots);
+
+  // Prefills that ride in decode steps (ModelExecutor::mixes_prefill). The prompts' input
+  // embeddings, with one vision forward for all of them: one [T_i, hidden] tensor per prompt, on
+  // the network's device.
+  std::vector<at::Tensor> embed_prompts(const std::vector<const PreparedPrompt*>& prompts);
+  // One forward that appends `tokens` ([S] int64, on the host or the network's device) to `slots`
+  // and prefills `prompts` (their embeddings from embed_prompts; their slots empty, holding their
+  // blocks). Returns the fp32 logits of each decode row, then of each prompt's last token,
+  // [S + P, vocab], on the network's device. S may be 0.
+  at::Tensor mixed_on_device(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots,
+                             const std::vector<const PreparedPrompt*>& prompts, const std::vector<at::Tensor>& embeddings,
+                             const std::vector<SequenceSlot*>& prompt_slots);
 
   // From now on decode steps of up to max_batch sequences run as replayed device graphs, recorded
   // here for sequences of up to max_context tokens. False (steps stay eager) where a decode step

@@ -19,8 +19,19 @@ std::pair<std::vector<Sequence*>, at::Tensor> QueuedStep::keep(const std::vector
   return {next, logits.index_select(0, upload(kept, at::kLong, logits.device()))};
 }
 
+at::Tensor run_mixed_step(ModelExecutor& executor, const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots,
+                          const RidingPrompts& riding) {
+  std::vector<const PreparedPrompt*> prompts;
+  std::vector<SequenceSlot*> prompt_slots;
+  for (Sequence* s : riding.sequences) {
+    prompts.push_back(&s->prompt);
+    prompt_slots.push_back(&s->slot);
+  }
+  return executor.mixed_step(tokens, slots, prompts, riding.embeddings, prompt_slots);
+}
+
 QueuedStep queue_next_step(ModelExecutor& executor, const at::Tensor& tokens, const std::vector<Sequence*>& live,
-                           int64_t max_context) {
+                           int64_t max_context, const RidingPrompts& riding) {
   QueuedStep step;
   std::vector<int64_t> rows;
   std::vector<SequenceSlot*> slots;
@@ -33,10 +44,16 @@ QueuedStep queue_next_step(ModelExecutor& executor, const at::Tensor& tokens, co
     step.rows.push_back(live[row]);
     slots.push_back(&live[row]->slot);
   }
-  if (rows.empty()) return step;
-  const at::Tensor ids =
-      rows.size() == live.size() ? tokens : tokens.index_select(0, upload(rows, at::kLong, tokens.device()));
-  step.logits = executor.decode(ids, slots);
+  if (rows.empty() && riding.empty()) return step;
+  const at::Tensor ids = rows.size() == live.size() ? tokens
+                         : rows.empty()            ? at::empty({0}, tokens.options())
+                                                   : tokens.index_select(0, upload(rows, at::kLong, tokens.device()));
+  if (riding.empty()) {
+    step.logits = executor.decode(ids, slots);
+    return step;
+  }
+  step.logits = run_mixed_step(executor, ids, slots, riding);
+  step.rows.insert(step.rows.end(), riding.sequences.begin(), riding.sequences.end());
   return step;
 }
 

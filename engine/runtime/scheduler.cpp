@@ -38,7 +38,8 @@ Scheduler::Scheduler(ModelExecutor& executor, RequestLifecycle& lifecycle, const
       lifecycle_(lifecycle),
       options_(options),
       lanes_(static_cast<size_t>(std::max(1, executor.lanes()))),
-      overlap_decode_(options.overlap_decode && lanes_ == 1) {}
+      overlap_decode_(options.overlap_decode && lanes_ == 1),
+      mixes_(lanes_ == 1 && executor.mixes_prefill() && options.prefill_tokens_per_step > 0) {}
 
 void Scheduler::enqueue(std::shared_ptr<Sequence> s) {
   std::string error;
@@ -171,12 +172,16 @@ void Scheduler::run_until_idle() {
   size_t turn = 0;  // the lane whose step was launched longest ago
   bool prefilled = false;  // since the last step: that step's time carries the prefill's on the device
   while (true) {
-    size_t rows = 0;
+    size_t rows = embedded_.size();
     for (const Lane& lane : lanes) rows += lane.rows();
     const std::vector<Sequence*> admitted = admit(options_.max_batch - rows);
     if (!admitted.empty()) {
-      prefill(admitted, lanes);
-      prefilled = true;
+      if (mixes_ && lanes.front().rows() > 0) {
+        embed(admitted);  // they ride in the coming steps
+      } else {
+        prefill(admitted, lanes);
+        prefilled = true;
+      }
     }
     Lane* lane = nullptr;
     for (size_t i = 0; i < lanes_ && lane == nullptr; ++i)
@@ -184,7 +189,11 @@ void Scheduler::run_until_idle() {
         lane = &lanes[(turn + i) % lanes_];
         turn = (turn + i + 1) % lanes_;
       }
-    if (lane == nullptr || !lost().empty()) break;
+    if (!lost().empty()) break;
+    if (lane == nullptr) {
+      if (embedded_.empty()) break;
+      lane = &lanes.front();  // nothing decodes any more: the waiting prompts ride in a step of their own
+    }
     try {
       lane->collect();
       step(*lane, /*steady=*/!prefilled);
@@ -202,6 +211,10 @@ void Scheduler::run_until_idle() {
       fail_all(lane.live, error);
       fail_all(lane.joined, error);
     }
+    std::vector<Sequence*> waiting;
+    for (const auto& [s, embeddings] : embedded_) waiting.push_back(s);
+    embedded_.clear();
+    fail_all(waiting, error);
     fail_ready(error);
   }
 }
@@ -264,10 +277,75 @@ void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Lane
   }
 }
 
+void Scheduler::embed(const std::vector<Sequence*>& admitted) {
+  bool out_of_memory = false;
+  std::string reason;
+  try {
+    std::vector<const PreparedPrompt*> prompts;
+    for (Sequence* s : admitted) prompts.push_back(&s->prompt);
+    throw_if_out_of_memory_injected();
+    const std::vector<at::Tensor> embeddings = executor_.embed_prompts(prompts);
+    for (size_t i = 0; i < admitted.size(); ++i) embedded_.emplace_back(admitted[i], embeddings[i]);
+    return;
+  } catch (const c10::OutOfMemoryError& e) {
+    out_of_memory = true;
+    reason = failure_reason(e, executor_.device());
+  } catch (const std::exception& e) {
+    failed(admitted, e);
+    return;
+  }
+  if (!out_of_memory || admitted.size() < 2) {
+    fail_all(admitted, reason);
+    return;
+  }
+  split_prefills_.fetch_add(1);
+  const auto middle = admitted.begin() + static_cast<std::ptrdiff_t>(admitted.size() / 2);
+  embed({admitted.begin(), middle});
+  embed({middle, admitted.end()});
+}
+
+RidingPrompts Scheduler::take_riding() {
+  RidingPrompts riding;
+  std::vector<Sequence*> stopped;
+  int64_t tokens = 0;
+  while (!embedded_.empty()) {
+    auto [s, embeddings] = embedded_.front();
+    if (lifecycle_.end_if_stopped(*s)) {
+      stopped.push_back(s);
+      embedded_.pop_front();
+      continue;
+    }
+    if (!riding.empty() && tokens + embeddings.size(0) > options_.prefill_tokens_per_step) break;
+    tokens += embeddings.size(0);
+    riding.sequences.push_back(s);
+    riding.embeddings.push_back(std::move(embeddings));
+    embedded_.pop_front();
+  }
+  retire(stopped);
+  return riding;
+}
+
 void Scheduler::step(Lane& lane, bool steady) {
+  const RidingPrompts riding = take_riding();
+  try {
+    step(lane, steady && riding.empty(), riding);
+  } catch (const std::exception& e) {
+    failed(riding.sequences, e);  // the lane's own rows fail in run_until_idle
+    throw;
+  }
+}
+
+void Scheduler::step(Lane& lane, bool steady, const RidingPrompts& riding) {
   StepTimes::Step timed(step_times_, steady);
   std::vector<Sequence*>& live = lane.live;
   at::Tensor& logits = lane.logits;
+  if (live.empty()) {  // nothing decodes: the prompts ride alone
+    if (riding.empty()) return;
+    logits = run_mixed_step(executor_, at::empty({0}, at::kLong), {}, riding);
+    live = riding.sequences;
+    timed.lap(StepTimes::kLaunch);
+    return;
+  }
   std::vector<SamplingRow> rows;
   std::vector<structured::TokenConstraint*> constraints;
   for (Sequence* s : live) {
@@ -282,7 +360,7 @@ void Scheduler::step(Lane& lane, bool steady) {
   QueuedStep ahead;
   if (overlap_decode_) {
     kernels::AsyncHostCopy to_host(tokens);  // queued before the next step: waits for this pick only
-    ahead = queue_next_step(executor_, tokens, live, options_.max_context);
+    ahead = queue_next_step(executor_, tokens, live, options_.max_context, riding);
     timed.lap(StepTimes::kLaunch);
     picked = host_values(to_host.wait());
   } else {
@@ -317,14 +395,23 @@ void Scheduler::step(Lane& lane, bool steady) {
   // go back only after it (the device runs it before anything queued later). A lane's step has
   // ended before its turn, and no other lane's step writes its sequences' blocks.
   retire(gone);
+  // The riding prompts' rows follow the decode rows'.
   if (overlap_decode_) {
-    std::tie(live, logits) = ahead.keep(next);
+    std::vector<Sequence*> kept = next;
+    kept.insert(kept.end(), riding.sequences.begin(), riding.sequences.end());
+    std::tie(live, logits) = ahead.keep(kept);
     timed.lap(StepTimes::kTokens);
     return;
   }
   live = next;
   logits = at::Tensor();
   timed.lap(StepTimes::kTokens);
+  if (!riding.empty()) {
+    logits = run_mixed_step(executor_, at::tensor(next_tokens, at::kLong), next_slots, riding);
+    live.insert(live.end(), riding.sequences.begin(), riding.sequences.end());
+    timed.lap(StepTimes::kLaunch);
+    return;
+  }
   if (live.empty()) return;
   if (lanes_ == 1)
     logits = executor_.decode(next_tokens, next_slots);

@@ -15,6 +15,12 @@
 // lane's sequences only. One lane (one device, replicas' engines) is the same loop with the step
 // run at once (decode), and with overlap_decode.
 //
+// Mixed steps (one lane, an executor that mixes_prefill, prefill_tokens_per_step > 0): what is
+// admitted while sequences decode has its media encoded at once (one vision forward for all), then
+// waits; each decode step also prefills waiting prompts of up to prefill_tokens_per_step tokens (at
+// least one prompt, whole), so the running rows share the prompts' weight reads. What is admitted
+// while nothing decodes is prefilled on its own, as before.
+//
 // Threads: enqueue() and close() from the thread that prepares requests, wait_for_work() and
 // run_until_idle() from the inference thread, counts() from any. The scheduler's lock guards the
 // ready queue, the running set and the KV blocks; it is never held while calling the lifecycle
@@ -29,10 +35,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/lane.h"
 #include "runtime/model_executor.h"
+#include "runtime/queued_step.h"
 #include "runtime/request_lifecycle.h"
 #include "runtime/sequence.h"
 #include "runtime/step_times.h"
@@ -43,6 +51,7 @@ struct SchedulerOptions {
   size_t max_batch = 1;     // sequences that run together at most
   int64_t max_context = 0;  // prompt and answer tokens of one sequence at most
   bool overlap_decode = false;  // EngineOptions::overlap_decode, resolved for the device (one lane only)
+  int64_t prefill_tokens_per_step = 0;  // EngineOptions::prefill_tokens_per_step, resolved (0: off)
 };
 
 class Scheduler {
@@ -92,6 +101,13 @@ class Scheduler {
   void prefill(const std::vector<Sequence*>& admitted, std::vector<Sequence*>& live, at::Tensor& logits);
   // Prefills `admitted`; each joins the lane with the fewest rows then.
   void prefill(const std::vector<Sequence*>& admitted, std::vector<Lane>& lanes);
+  // Mixed steps: encodes `admitted`'s prompts (halves retried on running out of memory, as prefill)
+  // and queues them to ride; the next ones to ride, within the step's token budget (those stopped
+  // meanwhile end here).
+  void embed(const std::vector<Sequence*>& admitted);
+  RidingPrompts take_riding();
+  // Runs the step of `lane` with `riding` prompts in it.
+  void step(Lane& lane, bool steady, const RidingPrompts& riding);
   // Picks every row's token of `lane` (its logits collected), ends the sequences that stop and
   // steps the rest: at once with one lane, launched (its future in lane.pending) with several.
   // `steady`: no prefill was queued since the step before (StepTimes).
@@ -102,6 +118,7 @@ class Scheduler {
   const SchedulerOptions options_;
   const size_t lanes_;         // executor_.lanes(), at least 1
   const bool overlap_decode_;  // options_.overlap_decode with one lane
+  const bool mixes_;           // mixed steps: one lane, the executor offers them, a token budget
 
   mutable std::mutex mutex_;
   std::condition_variable ready_or_closed_;
@@ -111,6 +128,8 @@ class Scheduler {
   std::string lost_;  // set once, never cleared
   std::atomic<uint64_t> split_prefills_{0};
   StepTimes step_times_;
+  // Mixed steps: admitted, encoded, waiting to ride (the scheduler's thread only).
+  std::deque<std::pair<Sequence*, at::Tensor>> embedded_;
 };
 
 }  // namespace qwenvl::runtime

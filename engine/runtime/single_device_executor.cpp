@@ -34,4 +34,17 @@ at::Tensor SingleDeviceExecutor::decode(const at::Tensor& tokens, const std::vec
   return runner_.decode_on_device(tokens, slots);
 }
 
+std::vector<at::Tensor> SingleDeviceExecutor::embed_prompts(const std::vector<const PreparedPrompt*>& prompts) {
+  throw_if_device_lost_injected(0);
+  return runner_.embed_prompts(prompts);
+}
+
+at::Tensor SingleDeviceExecutor::mixed_step(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots,
+                                            const std::vector<const PreparedPrompt*>& prompts,
+                                            const std::vector<at::Tensor>& embeddings,
+                                            const std::vector<SequenceSlot*>& prompt_slots) {
+  throw_if_device_lost_injected(0);
+  return runner_.mixed_on_device(tokens, slots, prompts, embeddings, prompt_slots);
+}
+
 }  // namespace qwenvl::runtime

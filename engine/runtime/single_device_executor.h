@@ -29,6 +29,11 @@ class SingleDeviceExecutor final : public ModelExecutor {
   at::Tensor prefill(const std::vector<const PreparedPrompt*>& prompts, const std::vector<SequenceSlot*>& slots) override;
   at::Tensor decode(const std::vector<int64_t>& tokens, const std::vector<SequenceSlot*>& slots) override;
   at::Tensor decode(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots) override;
+  bool mixes_prefill() const override { return true; }
+  std::vector<at::Tensor> embed_prompts(const std::vector<const PreparedPrompt*>& prompts) override;
+  at::Tensor mixed_step(const at::Tensor& tokens, const std::vector<SequenceSlot*>& slots,
+                        const std::vector<const PreparedPrompt*>& prompts, const std::vector<at::Tensor>& embeddings,
+                        const std::vector<SequenceSlot*>& prompt_slots) override;
 
   // Set up before the first request (see ModelRunner).
   void time_phases(bool on) { runner_.time_phases(on); }
@@ -38,7 +43,7 @@ class SingleDeviceExecutor final : public ModelExecutor {
   PhaseTimes phase_times() const override { return runner_.phase_times(); }
   ForwardTally forwards() const override {
     const auto& c = model_.counters();
-    return {c.vision.load(), c.prefill.load(), c.decode.load(), c.decode_rows.load()};
+    return {c.vision.load(), c.prefill.load(), c.decode.load(), c.decode_rows.load(), c.mixed.load()};
   }
 
  private:

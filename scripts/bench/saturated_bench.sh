@@ -12,7 +12,9 @@
 #      phase split of the steady state (synchronised, so slower; not the frames/s to report).
 # About 7 minutes for 7b with the defaults.
 #   scripts/bench/saturated_bench.sh [SHAPE (default 7b)] [BUDGET_S (default 470)]
-# Environment: IN_FLIGHT (64,128), DURATION_S (30), WARMUP_S (5), ONE_BATCH (64), PHASE_DURATION_S (10).
+# Environment: IN_FLIGHT (64,128), DURATION_S (30), WARMUP_S (5), ONE_BATCH (64), PHASE_DURATION_S (10);
+# PREFILL_TOKENS=0,2048: step 4 once per value of EngineOptions::prefill_tokens_per_step (0: each
+# admission prefilled on its own), side by side in one call; ONE_BATCH=0 skips steps 2 and 3.
 # To try the tools on the CPU (figures mean nothing there), an existing build and model directory:
 #   BUILD=build MODEL_DIR=DIR DEVICE=cpu IN_FLIGHT=4 DURATION_S=5 WARMUP_S=2 ONE_BATCH=4 \
 #     scripts/bench/saturated_bench.sh tiny
@@ -64,6 +66,8 @@ stamp "copy bandwidth"
   || { cat "$OUT/copy.log"; echo "saturated_bench: copy bandwidth failed"; exit 1; }
 grep "best" "$OUT/copy.md"
 
+prefill_tokens=${PREFILL_TOKENS:-}
+if [ "$one_batch" != 0 ]; then
 stamp "one batch: 1 and $one_batch"
 timeout "$(left)" "$bench" "$model" --device "$device" --batches "1,$one_batch" --runs 3 --json "$OUT/batch.json" \
   > "$OUT/batch.md" 2> "$OUT/batch.log" || { tail -5 "$OUT/batch.log"; echo "saturated_bench: one-batch run failed"; exit 1; }
@@ -72,11 +76,24 @@ timeout "$(left)" "$bench" "$model" --device "$device" --batches 1 --runs 3 --ph
   > "$OUT/batch1-phases.md" 2> "$OUT/batch1-phases.log" || { tail -5 "$OUT/batch1-phases.log"; echo "saturated_bench: phase run failed"; exit 1; }
 python3 scripts/bench/batch1_floor.py "$model" --label "$shape" --copy-from "$OUT/copy.md" \
   --ours-json "$OUT/batch.json" --phases-json "$OUT/batch1-phases.json" > "$OUT/floor.md" || exit 1
+fi
 
 stamp "saturated: $in_flight in flight, ${warmup} s + ${duration} s each"
-timeout "$(left)" "$bench" "$model" --device "$device" --in-flight "$in_flight" --duration-s "$duration" \
-  --warmup-s "$warmup" --json "$OUT/saturated.json" > "$OUT/saturated.md" 2> "$OUT/saturated.log" \
-  || { tail -5 "$OUT/saturated.log"; echo "saturated_bench: saturated run failed"; }
+if [ -z "$prefill_tokens" ]; then
+  timeout "$(left)" "$bench" "$model" --device "$device" --in-flight "$in_flight" --duration-s "$duration" \
+    --warmup-s "$warmup" --json "$OUT/saturated.json" > "$OUT/saturated.md" 2> "$OUT/saturated.log" \
+    || { tail -5 "$OUT/saturated.log"; echo "saturated_bench: saturated run failed"; }
+else
+  : > "$OUT/saturated.md"
+  for tokens in ${prefill_tokens//,/ }; do
+    stamp "saturated, prefill_tokens_per_step $tokens"
+    { echo; echo "prefill_tokens_per_step $tokens:"; } >> "$OUT/saturated.md"
+    timeout "$(left)" "$bench" "$model" --device "$device" --in-flight "$in_flight" --duration-s "$duration" \
+      --warmup-s "$warmup" --prefill-tokens-per-step "$tokens" --json "$OUT/saturated-pt$tokens.json" \
+      >> "$OUT/saturated.md" 2> "$OUT/saturated-pt$tokens.log" \
+      || { tail -5 "$OUT/saturated-pt$tokens.log"; echo "saturated_bench: saturated run ($tokens) failed"; }
+  done
+fi
 
 first=${in_flight%%,*}
 need=$(( warmup + phase_duration + 60 ))  # the engine's start and the drain

@@ -172,6 +172,13 @@ struct EngineOptions {
   // idle in a batch-1 decode step 6.7% without, 4.6% with), off on the CPU, where the host computes
   // the step itself and would only pay for the dropped rows.
   std::optional<bool> overlap_decode;
+  // Prompts admitted while others decode ride in the decode steps: their media go through the vision
+  // tower when they are admitted, then each step also prefills waiting prompts of up to this many
+  // tokens in all (at least one prompt, whole), so the decode rows share the prompts' weight reads
+  // instead of reading every weight in a step of their own. 0: each admission prefills on its own
+  // between steps. Same answers. Unset: 2048 on CUDA, 0 on the CPU. One device only (a pipeline
+  // prefills on its own).
+  std::optional<int64_t> prefill_tokens_per_step;
 };
 
 // One entry of the device list as the engine runs it (EngineStats::devices).
@@ -248,6 +255,9 @@ struct EngineStats {
   // Sequences summed over the decode steps (a step's mean batch: decode_rows / decode_forwards); with
   // overlap_decode a sequence's last, dropped row counts too: the device ran it.
   uint64_t decode_rows = 0;
+  // Decode steps that also prefilled prompts admitted meanwhile (EngineOptions::prefill_tokens_per_step);
+  // each counts in prefill_forwards and decode_forwards too.
+  uint64_t mixed_forwards = 0;
   size_t queued = 0, running = 0;
   // Prefills of several requests that ran out of device memory and were retried in halves (one
   // request that still runs out alone fails with the reason and counts in `failed`).

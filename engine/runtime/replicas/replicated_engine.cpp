@@ -184,6 +184,8 @@ EngineStats ReplicatedEngine::stats() const {
       s.vision_forwards += r.vision_forwards;
       s.prefill_forwards += r.prefill_forwards;
       s.decode_forwards += r.decode_forwards;
+      s.decode_rows += r.decode_rows;
+      s.mixed_forwards += r.mixed_forwards;
       s.queued += r.queued;
       s.running += r.running;
       s.kv_blocks_total += r.kv_blocks_total;
