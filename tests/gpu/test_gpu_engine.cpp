@@ -1,9 +1,10 @@
 // The engine API on a CUDA device: requests built from raw frames give transformers' greedy ids
-// (fixture models in fp32: the GPU path, sampling on the GPU); a request that runs the device out of
-// memory fails with that reason, gives its KV blocks back, and the engine keeps answering (and a
-// burst of large frames at real width under a small KV budget: each ends answered or failed with
-// the reason); constrained rows (json_schema, choices) give the CPU engine's greedy ids with overlap
-// on and off; device names the machine cannot serve fail at creation, saying why.
+// (fixture models in fp32: the GPU path, sampling on the GPU), and so do requests prefilled inside
+// the decode steps of another; a request that runs the device out of memory fails with that reason,
+// gives its KV blocks back, and the engine keeps answering (and a burst of large frames at real
+// width under a small KV budget: each ends answered or failed with the reason); constrained rows
+// (json_schema, choices) give the CPU engine's greedy ids with overlap on and off; device names the
+// machine cannot serve fail at creation, saying why.
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
@@ -11,10 +12,13 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,6 +70,51 @@ TEST_P(GpuEngine, RawFramesGiveTransformersIdsConcurrently) {
   for (int op = 0; op < kernels::kNumKernelOps; ++op)
     EXPECT_EQ(calls(kernels::KernelOp(op), kernels::DispatchPath::kCpuReference), 0u)
         << kernels::kernel_op_name(kernels::KernelOp(op)) << " ran on the CPU";
+}
+
+// Requests submitted while another decodes (from its streaming callback) are prefilled inside its
+// decode steps (the CUDA default, and one prompt a step): transformers' greedy ids, every kernel on
+// the GPU (the mixed step's varlen and paged attention included).
+TEST_P(GpuEngine, LateJoinsRideInDecodeStepsAndGiveTransformersIds) {
+  const auto cases = test::load_network_cases(GetParam());
+  for (const std::optional<int64_t> budget : {std::optional<int64_t>(), std::optional<int64_t>(1)}) {
+    SCOPED_TRACE(budget ? "one prompt a step" : "the default budget");
+    EngineOptions o;
+    o.model_dir = (test::fixtures_dir() / "models" / GetParam()).string();
+    o.device = "cuda";
+    o.dtype = "float32";
+    o.max_batch = 8;
+    o.max_context = 4096;
+    o.prefill_tokens_per_step = budget;
+    const auto engine = Engine::create(o);
+    CaseRequest first = case_request(cases[0]);
+    first.request.sampling.max_new_tokens = 24;
+    first.request.sampling.ignore_eos = true;
+    std::vector<CaseRequest> late;
+    for (const auto& c : cases) late.push_back(case_request(c));
+    std::promise<std::vector<Submission>> submissions;
+    std::atomic<bool> submitted{false};
+    first.request.on_partial = [&](RequestId, std::string_view) {
+      if (submitted.exchange(true)) return;
+      std::vector<Submission> handles;
+      for (auto& r : late) handles.push_back(engine->submit(std::move(r.request)));
+      submissions.set_value(std::move(handles));
+    };
+    const auto before = kernels::dispatch_counts();
+    const Result a = engine->submit(std::move(first.request)).result.get();
+    ASSERT_EQ(a.status, Status::kAnswered) << a.error;
+    std::vector<Submission> joined = submissions.get_future().get();
+    for (size_t i = 0; i < joined.size(); ++i) {
+      const Result r = joined[i].result.get();
+      ASSERT_EQ(r.status, Status::kAnswered) << cases[i].name << ": " << r.error;
+      EXPECT_EQ(r.token_ids, ids32(cases[i].t.at("greedy_ids"))) << cases[i].name;
+    }
+    EXPECT_GT(engine->stats().mixed_forwards, 0u);
+    const auto calls = kernels::dispatch_counts().since(before);
+    for (int op = 0; op < kernels::kNumKernelOps; ++op)
+      EXPECT_EQ(calls(kernels::KernelOp(op), kernels::DispatchPath::kCpuReference), 0u)
+          << kernels::kernel_op_name(kernels::KernelOp(op)) << " ran on the CPU";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(FixtureModels, GpuEngine, ::testing::Values("tiny-a", "tiny-b"),
