@@ -51,7 +51,7 @@ void add_serving_flags(CLI::App& app, EngineFlags& f) {
       ->type_name("MODE");
   app.add_option("--prefill-tokens-per-step", f.prefill_tokens_per_step,
                  "prompts admitted while others decode are prefilled inside the decode steps, up to N prompt "
-                 "tokens a step (default 2048 on CUDA, 0 on the CPU; 0: each admission prefills on its own)")
+                 "tokens a step (default 0: each admission prefills on its own)")
       ->type_name("N");
   app.add_flag("--time-phases", f.time_phases,
                "measure vision / prefill / decode time (synchronises the device: for benchmarks)");

@@ -16,7 +16,7 @@
 // reads the previous step's tokens); without the flag, the engine's default (on for CUDA).
 // --prefill-tokens-per-step N: sets EngineOptions::prefill_tokens_per_step (prompts admitted while
 // others decode are prefilled inside the decode steps, up to N tokens a step; 0: on their own).
-// Without the flag, the engine's default (2048 on CUDA).
+// Without the flag, the engine's default (0).
 // --json-schema SCHEMA: every request's answer constrained to the schema (SamplingParams::json_schema),
 // to measure what the mask costs a step beside the same run without it. EOS stays allowed where the
 // document is complete (the engine refuses ignore_eos with a schema), so pick a schema whose

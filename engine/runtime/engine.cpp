@@ -292,7 +292,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     o.max_batch = static_cast<size_t>(options_.max_batch);
     o.max_context = options_.max_context;
     o.overlap_decode = options_.overlap_decode.value_or(device_.is_cuda());
-    o.prefill_tokens_per_step = options_.prefill_tokens_per_step.value_or(device_.is_cuda() ? 2048 : 0);
+    o.prefill_tokens_per_step = options_.prefill_tokens_per_step.value_or(0);
     return o;
   }
 

@@ -18,7 +18,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <future>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -73,12 +72,12 @@ TEST_P(GpuEngine, RawFramesGiveTransformersIdsConcurrently) {
 }
 
 // Requests submitted while another decodes (from its streaming callback) are prefilled inside its
-// decode steps (the CUDA default, and one prompt a step): transformers' greedy ids, every kernel on
-// the GPU (the mixed step's varlen and paged attention included).
+// decode steps (2048 prompt tokens a step, and one prompt a step): transformers' greedy ids, every
+// kernel on the GPU (the mixed step's varlen and paged attention included).
 TEST_P(GpuEngine, LateJoinsRideInDecodeStepsAndGiveTransformersIds) {
   const auto cases = test::load_network_cases(GetParam());
-  for (const std::optional<int64_t> budget : {std::optional<int64_t>(), std::optional<int64_t>(1)}) {
-    SCOPED_TRACE(budget ? "one prompt a step" : "the default budget");
+  for (const int64_t budget : {int64_t{2048}, int64_t{1}}) {
+    SCOPED_TRACE(std::to_string(budget) + " prompt tokens a step");
     EngineOptions o;
     o.model_dir = (test::fixtures_dir() / "models" / GetParam()).string();
     o.device = "cuda";

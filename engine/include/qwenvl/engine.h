@@ -176,8 +176,8 @@ struct EngineOptions {
   // tower when they are admitted, then each step also prefills waiting prompts of up to this many
   // tokens in all (at least one prompt, whole), so the decode rows share the prompts' weight reads
   // instead of reading every weight in a step of their own. 0: each admission prefills on its own
-  // between steps. Same answers. Unset: 2048 on CUDA, 0 on the CPU. One device only (a pipeline
-  // prefills on its own).
+  // between steps. Same answers. Unset: 0, until its gain is measured on a GPU (issue 18); 2048,
+  // say, turns it on. One device only (a pipeline prefills on its own).
   std::optional<int64_t> prefill_tokens_per_step;
 };
 
