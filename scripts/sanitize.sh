@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CPU test suites under the sanitizers (issue 15): a lean build of the project (no CUDA, -O1 with
-# the test code at -O0 (tests/meson.build), line tables only, only the targets the chosen suites run)
+# the test code at -O0 and, under ASan + UBSan, without UBSan's checks (tests/meson.build), line tables only, only the targets the chosen suites run)
 # instrumented with
 #   address   AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer included): every suite;
 #   thread    ThreadSanitizer: the engine's concurrency suites and the element's, libtorch on one thread.
