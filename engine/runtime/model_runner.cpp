@@ -27,24 +27,15 @@ at::Tensor ModelRunner::decode(const std::vector<int64_t>& tokens, const std::ve
 
 at::Tensor ModelRunner::prefill_on_device(const std::vector<const PreparedPrompt*>& prompts,
                                           const std::vector<SequenceSlot*>& slots) {
-  // One vision forward for every item of the batch: all images (sequence order), then all clips.
-  const VisionInputs vision = vision_inputs(prompts, model_.config());
-  at::Tensor image_features, video_features;
-  auto start = std::chrono::steady_clock::now();
-  if (!vision.empty()) {
-    auto features = model_.encode_vision(at::cat(vision.pixels), vision.grids);
-    add_phase_time(vision_us_, start);
-    start = std::chrono::steady_clock::now();
-    image_features = features.narrow(0, 0, vision.image_tokens);
-    video_features = features.narrow(0, vision.image_tokens, features.size(0) - vision.image_tokens);
-  }
+  const MediaFeatures media = encode_media(prompts);
+  const auto start = std::chrono::steady_clock::now();
 
   // One packed language-model forward for every prompt.
   const PrefillInputs in = prefill_inputs(prompts, slots, model_.config());
   const std::vector<int64_t>& lengths = in.lengths;
   auto batch = attention_batch(nn::AttentionBatch::Kind::kPrefill, lengths, slots, cache_.shape().block_size, device_);
   auto id_tensor = upload(in.ids, at::kLong, device_);
-  auto embeddings = model_.embed(id_tensor, image_features, video_features);
+  auto embeddings = model_.embed(id_tensor, media.images, media.videos);
   auto hidden = model_.forward(embeddings, upload(in.positions, device_), batch, cache_);
   for (size_t i = 0; i < slots.size(); ++i) slots[i]->length += lengths[i];
 
@@ -54,22 +45,27 @@ at::Tensor ModelRunner::prefill_on_device(const std::vector<const PreparedPrompt
   return logits;
 }
 
-std::vector<at::Tensor> ModelRunner::embed_prompts(const std::vector<const PreparedPrompt*>& prompts) {
+// One vision forward for every item of the batch: all images (sequence order), then all clips.
+ModelRunner::MediaFeatures ModelRunner::encode_media(const std::vector<const PreparedPrompt*>& prompts) {
   const VisionInputs vision = vision_inputs(prompts, model_.config());
-  at::Tensor image_features, video_features;
+  MediaFeatures media;
+  if (vision.empty()) return media;
   const auto start = std::chrono::steady_clock::now();
-  if (!vision.empty()) {
-    auto features = model_.encode_vision(at::cat(vision.pixels), vision.grids);
-    image_features = features.narrow(0, 0, vision.image_tokens);
-    video_features = features.narrow(0, vision.image_tokens, features.size(0) - vision.image_tokens);
-  }
+  const at::Tensor features = model_.encode_vision(at::cat(vision.pixels), vision.grids);
+  add_phase_time(vision_us_, start);
+  media.images = features.narrow(0, 0, vision.image_tokens);
+  media.videos = features.narrow(0, vision.image_tokens, features.size(0) - vision.image_tokens);
+  return media;
+}
+
+std::vector<at::Tensor> ModelRunner::embed_prompts(const std::vector<const PreparedPrompt*>& prompts) {
+  const MediaFeatures media = encode_media(prompts);
   std::vector<int64_t> ids;
   for (const PreparedPrompt* p : prompts) {
     if (p->ids.empty()) throw Error("prefill: empty prompt");
     ids.insert(ids.end(), p->ids.begin(), p->ids.end());
   }
-  const at::Tensor packed = model_.embed(upload(ids, at::kLong, device_), image_features, video_features);
-  add_phase_time(vision_us_, start);
+  const at::Tensor packed = model_.embed(upload(ids, at::kLong, device_), media.images, media.videos);
   std::vector<at::Tensor> out;
   int64_t row = 0;
   for (const PreparedPrompt* p : prompts) {
@@ -105,12 +101,13 @@ at::Tensor ModelRunner::mixed_on_device(const at::Tensor& tokens, const std::vec
     step = decode_step(std::vector<int64_t>(slots.size(), 0), slots, block_size);
     rows.push_back(model_.embed_text(tokens.to(device_)));
     positions = at::cat({positions, at::tensor(step.positions, at::kLong).view({3, s})}, 1);
+    const nn::AttentionBatch decode = decode_batch(step);
     batch.kind = nn::AttentionBatch::Kind::kMixed;
     batch.prefill_rows = prompt_rows;
-    batch.seq_lens = upload(step.seq_lens, at::kInt, device_);
-    batch.max_seq_len = step.max_seq_len;
-    batch.block_tables = upload(step.block_tables, at::kInt, device_).view({s, step.table_width});
-    batch.slot_mapping = at::cat({fresh.slot_mapping, upload(step.slot_mapping, at::kLong, device_)});
+    batch.seq_lens = decode.seq_lens;
+    batch.max_seq_len = decode.max_seq_len;
+    batch.block_tables = decode.block_tables;
+    batch.slot_mapping = at::cat({fresh.slot_mapping, decode.slot_mapping});
   }
   const at::Tensor hidden = model_.forward(at::cat(rows), upload(positions, device_), batch, cache_);
   const at::Tensor last_prompt_rows = fresh.cu_seqlens_q.narrow(0, 1, static_cast<int64_t>(prompts.size())).to(at::kLong) - 1;
@@ -118,10 +115,7 @@ at::Tensor ModelRunner::mixed_on_device(const at::Tensor& tokens, const std::vec
   at::Tensor logits = model_.logits(hidden.index_select(0, at::cat({decode_rows, last_prompt_rows}))).to(at::kFloat);
   add_phase_time(prefill_us_, start);
   for (size_t i = 0; i < prompt_slots.size(); ++i) prompt_slots[i]->length += in.lengths[i];
-  for (int64_t i = 0; i < s; ++i) {
-    slots[i]->length += 1;
-    for (int64_t a = 0; a < 3; ++a) slots[i]->last_position[a] = step.positions[a * s + i];
-  }
+  advance(step, slots);
   return logits;
 }
 
@@ -144,7 +138,7 @@ bool ModelRunner::enable_decode_graphs(int max_batch, int64_t max_context) {
   return true;
 }
 
-at::Tensor ModelRunner::decode_eager(const DecodeStep& step, const at::Tensor& device_ids) {
+nn::AttentionBatch ModelRunner::decode_batch(const DecodeStep& step) const {
   const int64_t s = step.sequences;
   nn::AttentionBatch batch;
   batch.kind = nn::AttentionBatch::Kind::kDecode;
@@ -156,6 +150,19 @@ at::Tensor ModelRunner::decode_eager(const DecodeStep& step, const at::Tensor& d
   batch.seq_lens = upload(step.seq_lens, at::kInt, device_);
   batch.block_tables = upload(step.block_tables, at::kInt, device_).view({s, step.table_width});
   batch.slot_mapping = upload(step.slot_mapping, at::kLong, device_);
+  return batch;
+}
+
+void ModelRunner::advance(const DecodeStep& step, const std::vector<SequenceSlot*>& slots) {
+  for (int64_t i = 0; i < step.sequences; ++i) {
+    slots[i]->length += 1;
+    for (int64_t a = 0; a < 3; ++a) slots[i]->last_position[a] = step.positions[a * step.sequences + i];
+  }
+}
+
+at::Tensor ModelRunner::decode_eager(const DecodeStep& step, const at::Tensor& device_ids) {
+  const int64_t s = step.sequences;
+  const nn::AttentionBatch batch = decode_batch(step);
   const at::Tensor positions = upload(step.positions, at::kLong, device_).view({3, s});
   const at::Tensor ids = device_ids.defined() ? device_ids : upload(step.ids, at::kLong, device_);
   const at::Tensor hidden = model_.forward(model_.embed_text(ids), positions, batch, cache_);
@@ -183,10 +190,7 @@ at::Tensor ModelRunner::run_decode_step(const DecodeStep& step, const at::Tensor
   at::Tensor logits = graphs_ != nullptr && graphs_->covers(step) ? graphs_->run(step, device_ids)
                                                                   : decode_eager(step, device_ids);
   add_phase_time(decode_us_, start);
-  for (int64_t i = 0; i < step.sequences; ++i) {
-    slots[i]->length += 1;
-    for (int64_t a = 0; a < 3; ++a) slots[i]->last_position[a] = step.positions[a * step.sequences + i];
-  }
+  advance(step, slots);
   return logits;
 }
 

@@ -98,6 +98,16 @@ class ModelRunner {
   // Adds the time since `start` to `total_us` after the device has finished (time_phases only).
   void add_phase_time(std::atomic<int64_t>& total_us, std::chrono::steady_clock::time_point start) const;
 
+  // The prompts' media through the vision tower in one forward (undefined where they have none).
+  struct MediaFeatures {
+    at::Tensor images, videos;
+  };
+  MediaFeatures encode_media(const std::vector<const PreparedPrompt*>& prompts);
+  // A decode step's attention batch, its tensors on the device.
+  nn::AttentionBatch decode_batch(const DecodeStep& step) const;
+  // Each slot of the step holds its new token: one more entry, at the step's position.
+  static void advance(const DecodeStep& step, const std::vector<SequenceSlot*>& slots);
+
   // The step's logits; its ids from `device_ids` when defined, else from step.ids.
   at::Tensor decode_eager(const DecodeStep& step, const at::Tensor& device_ids);
   at::Tensor run_decode_step(const DecodeStep& step, const at::Tensor& device_ids,

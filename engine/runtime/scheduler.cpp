@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -219,46 +220,56 @@ void Scheduler::run_until_idle() {
   }
 }
 
-// A prefill that runs out of device memory with more than one sequence is retried in halves (most
-// of its memory, the vision tower's activations and the packed prompt, grows with the batch); one
-// sequence that still runs out fails with the reason. Any other failure fails what it admitted.
-void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Sequence*>& live, at::Tensor& logits) {
-  // What a prefill changes in a slot besides the KV entries it writes (the block table changes only
-  // under the lock, and a prefill leaves it alone).
-  std::vector<std::pair<int64_t, std::array<int64_t, 3>>> before;
-  for (Sequence* s : admitted) before.emplace_back(s->slot.length, s->slot.last_position);
-  bool out_of_memory = false;
+// Work on several sequences that runs out of device memory is retried in halves (most of its memory,
+// the vision tower's activations and the packed prompt, grows with the batch); one sequence that
+// still runs out fails with the reason. Any other failure fails what it was given.
+void Scheduler::in_halves_on_oom(const std::vector<Sequence*>& batch,
+                                 const std::function<void(const std::vector<Sequence*>&)>& attempt) {
   std::string reason;
   try {
+    throw_if_out_of_memory_injected();
+    attempt(batch);
+    return;
+  } catch (const c10::OutOfMemoryError& e) {
+    reason = failure_reason(e, executor_.device());
+  } catch (const std::exception& e) {
+    failed(batch, e);  // a lost device stops the scheduler; any other failure fails what it was given
+    return;
+  }
+  if (batch.size() < 2) {
+    fail_all(batch, reason);
+    return;
+  }
+  split_prefills_.fetch_add(1);
+  const auto middle = batch.begin() + static_cast<std::ptrdiff_t>(batch.size() / 2);
+  in_halves_on_oom({batch.begin(), middle}, attempt);
+  in_halves_on_oom({middle, batch.end()}, attempt);
+}
+
+void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Sequence*>& live, at::Tensor& logits) {
+  in_halves_on_oom(admitted, [&](const std::vector<Sequence*>& part) {
+    // What a prefill changes in a slot besides the KV entries it writes (the block table changes
+    // only under the lock, and a prefill leaves it alone): put back when it fails, so that a half
+    // writes the same blocks again.
+    std::vector<std::pair<int64_t, std::array<int64_t, 3>>> before;
     std::vector<const PreparedPrompt*> prompts;
     std::vector<SequenceSlot*> slots;
-    for (Sequence* s : admitted) {
+    for (Sequence* s : part) {
+      before.emplace_back(s->slot.length, s->slot.last_position);
       prompts.push_back(&s->prompt);
       slots.push_back(&s->slot);
     }
-    throw_if_out_of_memory_injected();
-    const at::Tensor fresh = executor_.prefill(prompts, slots);
+    at::Tensor fresh;
+    try {
+      fresh = executor_.prefill(prompts, slots);
+    } catch (...) {
+      for (size_t i = 0; i < part.size(); ++i) std::tie(part[i]->slot.length, part[i]->slot.last_position) = before[i];
+      throw;
+    }
     // A copy either way: decode logits live in graph memory that the next step overwrites.
     logits = live.empty() ? fresh : at::cat({logits, fresh});
-    live.insert(live.end(), admitted.begin(), admitted.end());
-    return;
-  } catch (const c10::OutOfMemoryError& e) {
-    out_of_memory = true;
-    reason = failure_reason(e, executor_.device());
-  } catch (const std::exception& e) {
-    failed(admitted, e);  // a lost device stops the scheduler; any other failure fails what it admitted
-    return;
-  }
-  if (!out_of_memory || admitted.size() < 2) {
-    fail_all(admitted, reason);
-    return;
-  }
-  for (size_t i = 0; i < admitted.size(); ++i)  // the same blocks, written again
-    std::tie(admitted[i]->slot.length, admitted[i]->slot.last_position) = before[i];
-  split_prefills_.fetch_add(1);
-  const auto middle = admitted.begin() + static_cast<std::ptrdiff_t>(admitted.size() / 2);
-  prefill({admitted.begin(), middle}, live, logits);
-  prefill({middle, admitted.end()}, live, logits);
+    live.insert(live.end(), part.begin(), part.end());
+  });
 }
 
 void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Lane>& lanes) {
@@ -278,30 +289,12 @@ void Scheduler::prefill(const std::vector<Sequence*>& admitted, std::vector<Lane
 }
 
 void Scheduler::embed(const std::vector<Sequence*>& admitted) {
-  bool out_of_memory = false;
-  std::string reason;
-  try {
+  in_halves_on_oom(admitted, [&](const std::vector<Sequence*>& part) {
     std::vector<const PreparedPrompt*> prompts;
-    for (Sequence* s : admitted) prompts.push_back(&s->prompt);
-    throw_if_out_of_memory_injected();
+    for (Sequence* s : part) prompts.push_back(&s->prompt);
     const std::vector<at::Tensor> embeddings = executor_.embed_prompts(prompts);
-    for (size_t i = 0; i < admitted.size(); ++i) embedded_.emplace_back(admitted[i], embeddings[i]);
-    return;
-  } catch (const c10::OutOfMemoryError& e) {
-    out_of_memory = true;
-    reason = failure_reason(e, executor_.device());
-  } catch (const std::exception& e) {
-    failed(admitted, e);
-    return;
-  }
-  if (!out_of_memory || admitted.size() < 2) {
-    fail_all(admitted, reason);
-    return;
-  }
-  split_prefills_.fetch_add(1);
-  const auto middle = admitted.begin() + static_cast<std::ptrdiff_t>(admitted.size() / 2);
-  embed({admitted.begin(), middle});
-  embed({middle, admitted.end()});
+    for (size_t i = 0; i < part.size(); ++i) embedded_.emplace_back(part[i], embeddings[i]);
+  });
 }
 
 RidingPrompts Scheduler::take_riding() {

@@ -31,6 +31,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -97,11 +98,14 @@ class Scheduler {
   // Fails every ready request with `error`.
   void fail_ready(const std::string& error);
   std::string lost() const;  // why a device is lost; empty while serving
+  // Runs attempt(batch); out of device memory with several sequences, again on each half.
+  void in_halves_on_oom(const std::vector<Sequence*>& batch,
+                        const std::function<void(const std::vector<Sequence*>&)>& attempt);
   // Prefills `admitted`; their logits rows join `logits` and they join `live`.
   void prefill(const std::vector<Sequence*>& admitted, std::vector<Sequence*>& live, at::Tensor& logits);
   // Prefills `admitted`; each joins the lane with the fewest rows then.
   void prefill(const std::vector<Sequence*>& admitted, std::vector<Lane>& lanes);
-  // Mixed steps: encodes `admitted`'s prompts (halves retried on running out of memory, as prefill)
+  // Mixed steps: encodes `admitted`'s prompts (in halves on running out of memory, as prefill)
   // and queues them to ride; the next ones to ride, within the step's token budget (those stopped
   // meanwhile end here).
   void embed(const std::vector<Sequence*>& admitted);

@@ -12,7 +12,6 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -23,6 +22,7 @@
 #include <vector>
 
 #include "../nn/network_reference.h"
+#include "../runtime/late_join.h"
 #include "gpu_test_util.h"
 #include "qwenvl/engine.h"
 
@@ -91,20 +91,12 @@ TEST_P(GpuEngine, LateJoinsRideInDecodeStepsAndGiveTransformersIds) {
     first.request.sampling.ignore_eos = true;
     std::vector<CaseRequest> late;
     for (const auto& c : cases) late.push_back(case_request(c));
-    std::promise<std::vector<Submission>> submissions;
-    std::atomic<bool> submitted{false};
-    first.request.on_partial = [&](RequestId, std::string_view) {
-      if (submitted.exchange(true)) return;
-      std::vector<Submission> handles;
-      for (auto& r : late) handles.push_back(engine->submit(std::move(r.request)));
-      submissions.set_value(std::move(handles));
-    };
     const auto before = kernels::dispatch_counts();
-    const Result a = engine->submit(std::move(first.request)).result.get();
-    ASSERT_EQ(a.status, Status::kAnswered) << a.error;
-    std::vector<Submission> joined = submissions.get_future().get();
-    for (size_t i = 0; i < joined.size(); ++i) {
-      const Result r = joined[i].result.get();
+    const test::LateJoin joined = test::run_late_join(*engine, std::move(first), std::move(late));
+    ASSERT_EQ(joined.first.status, Status::kAnswered) << joined.first.error;
+    ASSERT_EQ(joined.late.size(), cases.size());
+    for (size_t i = 0; i < joined.late.size(); ++i) {
+      const Result& r = joined.late[i];
       ASSERT_EQ(r.status, Status::kAnswered) << cases[i].name << ": " << r.error;
       EXPECT_EQ(r.token_ids, ids32(cases[i].t.at("greedy_ids"))) << cases[i].name;
     }

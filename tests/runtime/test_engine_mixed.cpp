@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../nn/network_reference.h"
+#include "late_join.h"
 #include "qwenvl/engine.h"
 #include "qwenvl/error.h"
 
@@ -60,20 +61,12 @@ TEST_P(MixedPrefill, LateJoinsRideAndGiveTransformersIds) {
   a.request.sampling.ignore_eos = true;
   std::vector<CaseRequest> late;
   for (const auto& c : cases) late.push_back(case_request(c));
-  std::promise<std::vector<Submission>> submissions;
-  std::atomic<bool> submitted{false};
-  a.request.on_partial = [&](RequestId, std::string_view) {
-    if (submitted.exchange(true)) return;
-    std::vector<Submission> s;
-    for (auto& r : late) s.push_back(e->submit(std::move(r.request)));
-    submissions.set_value(std::move(s));
-  };
-  const Result first = e->submit(std::move(a.request)).result.get();
-  ASSERT_EQ(first.status, Status::kAnswered) << first.error;
-  EXPECT_EQ(first.token_ids.size(), 24u);
-  std::vector<Submission> joined = submissions.get_future().get();
-  for (size_t i = 0; i < joined.size(); ++i) {
-    const Result r = joined[i].result.get();
+  const test::LateJoin joined = test::run_late_join(*e, std::move(a), std::move(late));
+  ASSERT_EQ(joined.first.status, Status::kAnswered) << joined.first.error;
+  EXPECT_EQ(joined.first.token_ids.size(), 24u);
+  ASSERT_EQ(joined.late.size(), cases.size());
+  for (size_t i = 0; i < joined.late.size(); ++i) {
+    const Result& r = joined.late[i];
     ASSERT_EQ(r.status, Status::kAnswered) << cases[i].name << ": " << r.error;
     EXPECT_EQ(r.token_ids, ids32(cases[i].t.at("greedy_ids"))) << cases[i].name;
     EXPECT_EQ(r.text, cases[i].info.at("greedy_text").get<std::string>()) << cases[i].name;
