@@ -14,7 +14,8 @@
 #   scripts/bench/saturated_bench.sh [SHAPE (default 7b)] [BUDGET_S (default 470)]
 # Environment: IN_FLIGHT (64,128), DURATION_S (30), WARMUP_S (5), ONE_BATCH (64), PHASE_DURATION_S (10);
 # PREFILL_TOKENS=0,2048: step 4 once per value of EngineOptions::prefill_tokens_per_step (0: each
-# admission prefilled on its own), side by side in one call; ONE_BATCH=0 skips steps 2 and 3.
+# admission prefilled on its own), side by side in one call; ONE_BATCH=0 skips steps 2 and 3;
+# PHASE_PREFILL_TOKENS: the budget of step 5 (default: the largest of PREFILL_TOKENS, else unset).
 # To try the tools on the CPU (figures mean nothing there), an existing build and model directory:
 #   BUILD=build MODEL_DIR=DIR DEVICE=cpu IN_FLIGHT=4 DURATION_S=5 WARMUP_S=2 ONE_BATCH=4 \
 #     scripts/bench/saturated_bench.sh tiny
@@ -61,10 +62,12 @@ cat "$OUT/device.txt"
 bench=$build/tools/qwenvl-bench
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 
-stamp "copy bandwidth"
-"$build/tools/qwenvl-kernel-bench" --sections copy --runs 20 > "$OUT/copy.md" 2> "$OUT/copy.log" \
-  || { cat "$OUT/copy.log"; echo "saturated_bench: copy bandwidth failed"; exit 1; }
-grep "best" "$OUT/copy.md"
+if [ "$device" = cuda ]; then  # the floor's bandwidth: a GPU's only
+  stamp "copy bandwidth"
+  "$build/tools/qwenvl-kernel-bench" --sections copy --runs 20 > "$OUT/copy.md" 2> "$OUT/copy.log" \
+    || { cat "$OUT/copy.log"; echo "saturated_bench: copy bandwidth failed"; exit 1; }
+  grep "best" "$OUT/copy.md"
+fi
 
 prefill_tokens=${PREFILL_TOKENS:-}
 if [ "$one_batch" != 0 ]; then
@@ -74,8 +77,10 @@ timeout "$(left)" "$bench" "$model" --device "$device" --batches "1,$one_batch" 
 stamp "batch 1 with phases"
 timeout "$(left)" "$bench" "$model" --device "$device" --batches 1 --runs 3 --phases 1 --json "$OUT/batch1-phases.json" \
   > "$OUT/batch1-phases.md" 2> "$OUT/batch1-phases.log" || { tail -5 "$OUT/batch1-phases.log"; echo "saturated_bench: phase run failed"; exit 1; }
-python3 scripts/bench/batch1_floor.py "$model" --label "$shape" --copy-from "$OUT/copy.md" \
-  --ours-json "$OUT/batch.json" --phases-json "$OUT/batch1-phases.json" > "$OUT/floor.md" || exit 1
+if [ "$device" = cuda ]; then
+  python3 scripts/bench/batch1_floor.py "$model" --label "$shape" --copy-from "$OUT/copy.md" \
+    --ours-json "$OUT/batch.json" --phases-json "$OUT/batch1-phases.json" > "$OUT/floor.md" || exit 1
+fi
 fi
 
 stamp "saturated: $in_flight in flight, ${warmup} s + ${duration} s each"
@@ -96,11 +101,17 @@ else
 fi
 
 first=${in_flight%%,*}
+phase_prefill=${PHASE_PREFILL_TOKENS:-}
+if [ -z "$phase_prefill" ] && [ -n "$prefill_tokens" ]; then
+  phase_prefill=$(tr ',' '\n' <<<"$prefill_tokens" | sort -n | tail -1)
+fi
+phase_args=()
+[ -n "$phase_prefill" ] && phase_args=(--prefill-tokens-per-step "$phase_prefill")
 need=$(( warmup + phase_duration + 60 ))  # the engine's start and the drain
 if [ "$(left)" -ge "$need" ]; then
-  stamp "saturated phase split: $first in flight, ${phase_duration} s"
+  stamp "saturated phase split: $first in flight, ${phase_duration} s${phase_prefill:+, prefill_tokens_per_step $phase_prefill}"
   timeout "$(left)" "$bench" "$model" --device "$device" --in-flight "$first" --duration-s "$phase_duration" \
-    --warmup-s "$warmup" --phases 1 > "$OUT/saturated-phases.md" 2> "$OUT/saturated-phases.log" \
+    --warmup-s "$warmup" --phases 1 "${phase_args[@]}" > "$OUT/saturated-phases.md" 2> "$OUT/saturated-phases.log" \
     || { tail -5 "$OUT/saturated-phases.log"; echo "saturated_bench: phase split failed"; }
 else
   stamp "skip the saturated phase split: $(left) s left"
