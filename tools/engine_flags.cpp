@@ -53,6 +53,10 @@ void add_serving_flags(CLI::App& app, EngineFlags& f) {
                  "prompts admitted while others decode are prefilled inside the decode steps, up to N prompt "
                  "tokens a step (default 0: each admission prefills on its own)")
       ->type_name("N");
+  app.add_option("--encode-group", f.encode_group,
+                 "with --prefill-tokens-per-step: admissions go through the vision tower together once N wait "
+                 "(or sooner: room in the batch, 4 steps of waiting; default 8, 1: each at once)")
+      ->type_name("N");
   app.add_flag("--time-phases", f.time_phases,
                "measure vision / prefill / decode time (synchronises the device: for benchmarks)");
 }
@@ -88,6 +92,7 @@ void check_serving_flags(const EngineFlags& f) {
   if (f.overlap_decode != "auto" && f.overlap_decode != "on" && f.overlap_decode != "off")
     fail("--overlap-decode '" + f.overlap_decode + "': use auto, on or off");
   if (f.prefill_tokens_per_step < -1) fail("--prefill-tokens-per-step must be >= 0");
+  if (f.encode_group == 0 || f.encode_group < -1) fail("--encode-group must be at least 1");
 }
 
 EngineOptions engine_options(const EngineFlags& f) {
@@ -106,6 +111,7 @@ EngineOptions engine_options(const EngineFlags& f) {
   o.time_phases = f.time_phases;
   if (f.overlap_decode != "auto") o.overlap_decode = f.overlap_decode == "on";
   if (f.prefill_tokens_per_step >= 0) o.prefill_tokens_per_step = f.prefill_tokens_per_step;
+  if (f.encode_group >= 1) o.encode_group = f.encode_group;
   return o;
 }
 

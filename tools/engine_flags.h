@@ -28,6 +28,7 @@ struct EngineFlags {
   bool no_cuda_graphs = false;
   std::string overlap_decode = "auto";  // auto, on, off
   int64_t prefill_tokens_per_step = -1;  // -1: the engine's default
+  int encode_group = -1;                 // -1: the engine's default
   bool time_phases = false;
 
   CLI::Option* model_option = nullptr;    // set by add_engine_flags (not required there: qwenvl-cli --remote has none)

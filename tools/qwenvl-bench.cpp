@@ -7,6 +7,7 @@
 //                [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] [--overlap-decode 0|1]
 //                [--in-flight 64,128 [--duration-s 30] [--warmup-s 5]] [--json-schema SCHEMA] [--json FILE]
 //                [--devices LIST [--placement auto|pipeline|replicas]] [--prefill-tokens-per-step N]
+//                [--encode-group N]
 // --phases 1: the engine times its vision, prefill and decode phases (synchronising the device after
 // each, which costs a little latency) and the table gains their split of a run.
 // --idle-profile 1 (CUDA, built with CUPTI): after the timed runs, one more run per batch size under
@@ -17,6 +18,8 @@
 // --prefill-tokens-per-step N: sets EngineOptions::prefill_tokens_per_step (prompts admitted while
 // others decode are prefilled inside the decode steps, up to N tokens a step; 0: on their own).
 // Without the flag, the engine's default (0).
+// --encode-group N: sets EngineOptions::encode_group (with the above: admissions go through the
+// vision tower together once N wait); without the flag, the engine's default (8).
 // --json-schema SCHEMA: every request's answer constrained to the schema (SamplingParams::json_schema),
 // to measure what the mask costs a step beside the same run without it. EOS stays allowed where the
 // document is complete (the engine refuses ignore_eos with a schema), so pick a schema whose
@@ -103,6 +106,7 @@ int cuda_index(const std::string& device) {
 std::string g_json_schema;
 std::string g_devices, g_placement = "auto";  // EngineOptions::devices / placement
 std::optional<int64_t> g_prefill_tokens_per_step;     // EngineOptions::prefill_tokens_per_step; unset: the default
+std::optional<int> g_encode_group;                    // EngineOptions::encode_group; unset: the default
 
 qwenvl::Request caption_request(const std::vector<uint8_t>& rgb, int size, int new_tokens) {
   qwenvl::Request request;
@@ -170,6 +174,7 @@ int run_saturated_mode(const std::string& model_dir, const std::string& device, 
       options.time_phases = phases;
       options.overlap_decode = overlap_decode;
       options.prefill_tokens_per_step = g_prefill_tokens_per_step;
+      options.encode_group = g_encode_group;
       auto engine = qwenvl::Engine::create(options);
       qwenvl::tools::SaturatedOptions load;
       load.in_flight = n;
@@ -199,14 +204,15 @@ int run_saturated_mode(const std::string& model_dir, const std::string& device, 
               "the engine's decode rows / decode steps in the window.\n\n",
               warmup_s, duration_s);
   std::printf("| in flight | frames/s | answers | latency p50 ms | latency p99 ms | decode steps | prefill forwards | "
-              "of them in decode steps | mean decode batch | peak GiB |\n");
-  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+              "of them in decode steps | vision forwards | mean decode batch | peak GiB |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (size_t i = 0; i < results.size(); ++i) {
     const auto& r = results[i];
-    std::printf("| %d | %.2f | %llu | %.1f | %.1f | %llu | %llu | %llu | %.1f | %.2f |\n", r.in_flight, r.frames_per_s,
-                static_cast<unsigned long long>(r.answers), r.latency_p50_ms, r.latency_p99_ms,
+    std::printf("| %d | %.2f | %llu | %.1f | %.1f | %llu | %llu | %llu | %llu | %.1f | %.2f |\n", r.in_flight,
+                r.frames_per_s, static_cast<unsigned long long>(r.answers), r.latency_p50_ms, r.latency_p99_ms,
                 static_cast<unsigned long long>(r.decode_steps), static_cast<unsigned long long>(r.prefill_forwards),
-                static_cast<unsigned long long>(r.mixed_steps), r.mean_decode_batch, peaks_gib[i]);
+                static_cast<unsigned long long>(r.mixed_steps), static_cast<unsigned long long>(r.vision_forwards),
+                r.mean_decode_batch, peaks_gib[i]);
   }
   std::printf("\nThe inference thread's decode steps in the window by part (µs a step; clock reads only: `wait` is "
               "device time the host did not cover; prefills on their own run between steps and are in none of them):\n\n");
@@ -242,7 +248,7 @@ int run_saturated_mode(const std::string& model_dir, const std::string& device, 
           << ", \"answers\": " << r.answers << ", \"duration_s\": " << r.duration_s
           << ", \"latency_p50_ms\": " << r.latency_p50_ms << ", \"latency_p99_ms\": " << r.latency_p99_ms
           << ", \"decode_steps\": " << r.decode_steps << ", \"prefill_forwards\": " << r.prefill_forwards
-          << ", \"mixed_steps\": " << r.mixed_steps
+          << ", \"mixed_steps\": " << r.mixed_steps << ", \"vision_forwards\": " << r.vision_forwards
           << ", \"mean_decode_batch\": " << r.mean_decode_batch << ", \"vision_ms\": " << r.vision_ms
           << ", \"prefill_ms\": " << r.prefill_ms << ", \"decode_ms\": " << r.decode_ms
           << ", \"peak_gib\": " << peaks_gib[i] << "}";
@@ -259,7 +265,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: qwenvl-bench MODEL_DIR [--device cuda] [--batches 1,8,32,64] [--runs 3] "
                  "[--new-tokens 32] [--max-context 512] [--cuda-graphs 1] [--phases 0] [--idle-profile 0] "
                  "[--overlap-decode 0|1] [--in-flight 64,128 [--duration-s 30] [--warmup-s 5]] [--json-schema SCHEMA] "
-                 "[--json FILE] [--devices LIST [--placement auto|pipeline|replicas]] [--prefill-tokens-per-step N]\n";
+                 "[--json FILE] [--devices LIST [--placement auto|pipeline|replicas]] [--prefill-tokens-per-step N] [--encode-group N]\n";
     return 1;
   }
   const std::string model_dir = argv[1];
@@ -291,6 +297,7 @@ int main(int argc, char** argv) {
     else if (flag == "--devices") g_devices = value;
     else if (flag == "--placement") g_placement = value;
     else if (flag == "--prefill-tokens-per-step") g_prefill_tokens_per_step = std::stoll(value);
+    else if (flag == "--encode-group") g_encode_group = std::stoi(value);
     else {
       std::cerr << "unknown option " << flag << "\n";
       return 1;
@@ -349,6 +356,7 @@ int main(int argc, char** argv) {
       options.time_phases = phases;
       options.overlap_decode = overlap_decode;
       options.prefill_tokens_per_step = g_prefill_tokens_per_step;
+      options.encode_group = g_encode_group;
       auto engine = qwenvl::Engine::create(options);
       run_once(*engine, batch, rgb, size, new_tokens);  // warm-up
       std::vector<double> latencies, ttfts;

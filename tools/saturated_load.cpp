@@ -111,6 +111,7 @@ SaturatedResult run_saturated(Engine& engine, const std::function<Request()>& ma
   result.decode_steps = after.decode_forwards - before.decode_forwards;
   result.prefill_forwards = after.prefill_forwards - before.prefill_forwards;
   result.mixed_steps = after.mixed_forwards - before.mixed_forwards;
+  result.vision_forwards = after.vision_forwards - before.vision_forwards;
   result.mean_decode_batch =
       result.decode_steps ? static_cast<double>(after.decode_rows - before.decode_rows) / result.decode_steps : 0;
   result.vision_ms = after.vision_ms - before.vision_ms;

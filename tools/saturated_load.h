@@ -28,6 +28,7 @@ struct SaturatedResult {
   uint64_t decode_steps = 0;       // decode forwards in the window
   uint64_t prefill_forwards = 0;   // prefill forwards in the window (each admits one group)
   uint64_t mixed_steps = 0;        // of them, those inside a decode step (EngineStats::mixed_forwards)
+  uint64_t vision_forwards = 0;    // vision tower forwards in the window (answers / this: frames a forward)
   // The mean rows of a decode step in the window (EngineStats::decode_rows / decode_forwards).
   double mean_decode_batch = 0;
   double vision_ms = 0, prefill_ms = 0, decode_ms = 0;  // in the window (EngineOptions::time_phases)

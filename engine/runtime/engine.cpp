@@ -116,6 +116,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
 #endif
     if (options.max_context <= 1) throw Error("max_context must be > 1");
     if (options.prefill_tokens_per_step.value_or(0) < 0) throw Error("prefill_tokens_per_step must be >= 0");
+    if (options.encode_group.value_or(1) < 1) throw Error("encode_group must be >= 1");
     // Recorded before any request runs (and before the worker threads start), so the first answer
     // pays no recording.
     if (single_ != nullptr) {
@@ -293,6 +294,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     o.max_context = options_.max_context;
     o.overlap_decode = options_.overlap_decode.value_or(device_.is_cuda());
     o.prefill_tokens_per_step = options_.prefill_tokens_per_step.value_or(0);
+    o.encode_group = static_cast<size_t>(std::min(options_.encode_group.value_or(8), options_.max_batch));
     return o;
   }
 

@@ -16,10 +16,12 @@
 // run at once (decode), and with overlap_decode.
 //
 // Mixed steps (one lane, an executor that mixes_prefill, prefill_tokens_per_step > 0): what is
-// admitted while sequences decode has its media encoded at once (one vision forward for all), then
-// waits; each decode step also prefills waiting prompts of up to prefill_tokens_per_step tokens (at
-// least one prompt, whole), so the running rows share the prompts' weight reads. What is admitted
-// while nothing decodes is prefilled on its own, as before.
+// admitted while sequences decode waits to have its media encoded, in groups of encode_group (one
+// vision forward for all; sooner when the batch has room for a whole group, after
+// kEncodeWaitSteps steps of waiting, or once nothing else decodes), then waits to ride: each
+// decode step also prefills waiting prompts of up to prefill_tokens_per_step tokens (at least one
+// prompt, whole), so the running rows share the prompts' weight reads. What is admitted while
+// nothing decodes is prefilled on its own, as before.
 //
 // Threads: enqueue() and close() from the thread that prepares requests, wait_for_work() and
 // run_until_idle() from the inference thread, counts() from any. The scheduler's lock guards the
@@ -53,6 +55,7 @@ struct SchedulerOptions {
   int64_t max_context = 0;  // prompt and answer tokens of one sequence at most
   bool overlap_decode = false;  // EngineOptions::overlap_decode, resolved for the device (one lane only)
   int64_t prefill_tokens_per_step = 0;  // EngineOptions::prefill_tokens_per_step, resolved (0: off)
+  size_t encode_group = 1;  // EngineOptions::encode_group, resolved (at most max_batch)
 };
 
 class Scheduler {
@@ -109,6 +112,11 @@ class Scheduler {
   // and queues them to ride; the next ones to ride, within the step's token budget (those stopped
   // meanwhile end here).
   void embed(const std::vector<Sequence*>& admitted);
+  // Mixed steps: `admitted` join those waiting to be encoded, which are encoded now if the group
+  // is due (room: the batch's free places after this admission).
+  void encode_when_due(const std::vector<Sequence*>& admitted, size_t room);
+  // Takes the sequences waiting to be encoded; those stopped meanwhile end here.
+  std::vector<Sequence*> take_unencoded();
   RidingPrompts take_riding();
   // Runs the step of `lane` with `riding` prompts in it.
   void step(Lane& lane, bool steady, const RidingPrompts& riding);
@@ -132,7 +140,10 @@ class Scheduler {
   std::string lost_;  // set once, never cleared
   std::atomic<uint64_t> split_prefills_{0};
   StepTimes step_times_;
-  // Mixed steps: admitted, encoded, waiting to ride (the scheduler's thread only).
+  // Mixed steps (the scheduler's thread only): admitted, waiting to be encoded, and the decode
+  // steps since the first of them was admitted; admitted, encoded, waiting to ride.
+  std::vector<Sequence*> unencoded_;
+  size_t unencoded_steps_ = 0;
   std::deque<std::pair<Sequence*, at::Tensor>> embedded_;
 };
 

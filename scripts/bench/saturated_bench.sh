@@ -15,7 +15,9 @@
 # Environment: IN_FLIGHT (64,128), DURATION_S (30), WARMUP_S (5), ONE_BATCH (64), PHASE_DURATION_S (10);
 # PREFILL_TOKENS=0,2048: step 4 once per value of EngineOptions::prefill_tokens_per_step (0: each
 # admission prefilled on its own), side by side in one call; ONE_BATCH=0 skips steps 2 and 3;
-# PHASE_PREFILL_TOKENS: the budget of step 5 (default: the largest of PREFILL_TOKENS, else unset).
+# ENCODE_GROUPS=1,8: with a budget above 0, step 4 once per value of EngineOptions::encode_group too
+# (unset: the engine's default); PHASE_PREFILL_TOKENS: the budget of step 5 (default: the largest of
+# PREFILL_TOKENS, else unset).
 # To try the tools on the CPU (figures mean nothing there), an existing build and model directory:
 #   BUILD=build MODEL_DIR=DIR DEVICE=cpu IN_FLIGHT=4 DURATION_S=5 WARMUP_S=2 ONE_BATCH=4 \
 #     scripts/bench/saturated_bench.sh tiny
@@ -91,12 +93,20 @@ if [ -z "$prefill_tokens" ]; then
 else
   : > "$OUT/saturated.md"
   for tokens in ${prefill_tokens//,/ }; do
-    stamp "saturated, prefill_tokens_per_step $tokens"
-    { echo; echo "prefill_tokens_per_step $tokens:"; } >> "$OUT/saturated.md"
-    timeout "$(left)" "$bench" "$model" --device "$device" --in-flight "$in_flight" --duration-s "$duration" \
-      --warmup-s "$warmup" --prefill-tokens-per-step "$tokens" --json "$OUT/saturated-pt$tokens.json" \
-      >> "$OUT/saturated.md" 2> "$OUT/saturated-pt$tokens.log" \
-      || { tail -5 "$OUT/saturated-pt$tokens.log"; echo "saturated_bench: saturated run ($tokens) failed"; }
+    groups=${ENCODE_GROUPS:-default}
+    [ "$tokens" = 0 ] && groups=default  # no mixed steps: nothing to group
+    for group in ${groups//,/ }; do
+      label="prefill_tokens_per_step $tokens" name=pt$tokens group_args=()
+      if [ "$group" != default ]; then
+        label+=", encode_group $group" name+=-g$group group_args=(--encode-group "$group")
+      fi
+      stamp "saturated, $label"
+      { echo; echo "$label:"; } >> "$OUT/saturated.md"
+      timeout "$(left)" "$bench" "$model" --device "$device" --in-flight "$in_flight" --duration-s "$duration" \
+        --warmup-s "$warmup" --prefill-tokens-per-step "$tokens" "${group_args[@]}" --json "$OUT/saturated-$name.json" \
+        >> "$OUT/saturated.md" 2> "$OUT/saturated-$name.log" \
+        || { tail -5 "$OUT/saturated-$name.log"; echo "saturated_bench: saturated run ($label) failed"; }
+    done
   done
 fi
 

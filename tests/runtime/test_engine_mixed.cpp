@@ -2,8 +2,9 @@
 // the decode steps (one forward for the prompts' tokens and the running rows' next tokens). The
 // answers must not change: transformers' greedy ids, and exactly what the engine gives with each
 // admission prefilled on its own, for late joins, rows that end at different steps, a budget smaller
-// than one prompt, the lookahead on and off, and a cancellation while a prompt waits to ride (run on
-// the CPU, where the same loop runs the steps synchronously).
+// than one prompt, the lookahead on and off, and a cancellation while a prompt waits to ride or to be
+// encoded. EngineOptions::encode_group: admissions encoded in groups take fewer vision forwards and
+// give the same answers (run on the CPU, where the same loop runs the steps synchronously).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -26,13 +27,15 @@ using test::NetworkCase;
 using test::case_request;
 using test::ids32;
 
-std::unique_ptr<Engine> make_engine(const std::string& model, int64_t tokens_per_step, bool overlap, int max_batch) {
+std::unique_ptr<Engine> make_engine(const std::string& model, int64_t tokens_per_step, bool overlap, int max_batch,
+                                    std::optional<int> encode_group = std::nullopt) {
   EngineOptions o;
   o.model_dir = (test::fixtures_dir() / "models" / model).string();
   o.max_batch = max_batch;
   o.max_context = 4096;
   o.overlap_decode = overlap;
   o.prefill_tokens_per_step = tokens_per_step;
+  o.encode_group = encode_group;
   return Engine::create(o);
 }
 
@@ -80,20 +83,23 @@ TEST_P(MixedPrefill, LateJoinsRideAndGiveTransformersIds) {
 // More requests than the batch holds, ending at different steps (limits of 1 to 4 tokens, the full
 // answer): each admitted as a row ends, most while others decode. The answers are the engine's with
 // every admission prefilled on its own.
+// 12 requests submitted at once, cycling through `cases`, with limits of 1 to 4 new tokens or the
+// full answer: with a small batch, rows end at different steps and most are admitted as one ends.
+std::vector<Result> staggered_answers(Engine& engine, const std::vector<NetworkCase>& cases) {
+  std::vector<std::future<Result>> futures;
+  for (size_t i = 0; i < 12; ++i) {
+    CaseRequest r = case_request(cases[i % cases.size()]);
+    if (i % 5 != 4) r.request.sampling.max_new_tokens = static_cast<int>(1 + i % 5);
+    futures.push_back(engine.submit(std::move(r.request)).result);
+  }
+  std::vector<Result> results;
+  for (auto& f : futures) results.push_back(f.get());
+  return results;
+}
+
 TEST_P(MixedPrefill, AdmissionsAsRowsEndGiveTheAnswersOfPrefillsOnTheirOwn) {
   const auto cases = test::load_network_cases(model());
-  auto answers = [&](Engine& engine) {
-    std::vector<CaseRequest> requests;
-    std::vector<std::future<Result>> futures;
-    for (int i = 0; i < 12; ++i) {
-      requests.push_back(case_request(cases[i % cases.size()]));
-      if (i % 5 != 4) requests.back().request.sampling.max_new_tokens = 1 + i % 5;
-      futures.push_back(engine.submit(std::move(requests.back().request)).result);
-    }
-    std::vector<Result> results;
-    for (auto& f : futures) results.push_back(f.get());
-    return results;
-  };
+  auto answers = [&](Engine& engine) { return staggered_answers(engine, cases); };
   auto plain_engine = make_engine(model(), 0, std::get<2>(GetParam()), 3);
   auto mixed_engine = engine(3);
   const std::vector<Result> plain = answers(*plain_engine), mixed = answers(*mixed_engine);
@@ -116,9 +122,33 @@ INSTANTIATE_TEST_SUITE_P(
              (std::get<2>(info.param) ? "Lookahead" : "NoLookahead");
     });
 
+// Admissions encoded in groups of 4 (the batch full, so none encoded sooner than its group or 4
+// steps) take fewer vision forwards than each encoded at once, for the same answers as prefills on
+// their own.
+TEST(MixedPrefillApi, EncodingInGroupsTakesFewerVisionForwardsForTheSameAnswers) {
+  std::vector<NetworkCase> with_media;
+  for (const auto& c : test::load_network_cases("tiny-a"))
+    if (c.name != "text_only") with_media.push_back(c);
+  ASSERT_FALSE(with_media.empty());
+  auto plain = make_engine("tiny-a", 0, false, 4);
+  auto each = make_engine("tiny-a", 4096, false, 4, 1);
+  auto grouped = make_engine("tiny-a", 4096, false, 4, 4);
+  const std::vector<Result> want = staggered_answers(*plain, with_media);
+  for (Engine* e : {each.get(), grouped.get()}) {
+    const std::vector<Result> got = staggered_answers(*e, with_media);
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(got[i].status, Status::kAnswered) << i << ": " << got[i].error;
+      EXPECT_EQ(got[i].token_ids, want[i].token_ids) << i;
+    }
+    EXPECT_GT(e->stats().mixed_forwards, 0u);
+  }
+  const uint64_t each_forwards = each->stats().vision_forwards, grouped_forwards = grouped->stats().vision_forwards;
+  EXPECT_LT(grouped_forwards, each_forwards) << "encode_group 4: " << grouped_forwards << ", 1: " << each_forwards;
+}
+
 // A request cancelled while it waits to ride ends cancelled, once, and the others keep their answers.
 TEST(MixedPrefillApi, CancelledWhileWaitingToRide) {
-  auto e = make_engine("tiny-a", 1, false, 8);
+  auto e = make_engine("tiny-a", 1, false, 8, 1);  // each encoded at once: the third waits to ride
   const auto cases = test::load_network_cases("tiny-a");
   const NetworkCase& text_only = case_named(cases, "text_only");
   CaseRequest a = case_request(cases[0]);
@@ -155,6 +185,53 @@ TEST(MixedPrefillApi, CancelledWhileWaitingToRide) {
   const EngineStats stats = e->stats();
   EXPECT_EQ(stats.cancelled, 1u);
   EXPECT_EQ(stats.answered, 3u);
+}
+
+// A request cancelled while it waits for its encoding group ends cancelled without being encoded.
+TEST(MixedPrefillApi, CancelledWhileWaitingToBeEncoded) {
+  auto e = make_engine("tiny-a", 4096, false, 8, 8);
+  const auto cases = test::load_network_cases("tiny-a");
+  const NetworkCase& text_only = case_named(cases, "text_only");
+  CaseRequest a = case_request(cases[0]);
+  a.request.sampling.max_new_tokens = 16;
+  a.request.sampling.ignore_eos = true;
+  // Two late requests wait for a group of 8 (the batch has room for 5 more only) for 4 steps: the
+  // second is cancelled from the first one's callback of the next step.
+  std::vector<CaseRequest> late = {case_request(text_only), case_request(text_only)};
+  std::promise<std::vector<Submission>> submissions;
+  std::vector<Submission> handles;
+  std::atomic<int> pieces{0};
+  std::atomic<bool> cancelled{false};
+  a.request.on_partial = [&](RequestId, std::string_view) {
+    const int n = ++pieces;
+    if (n == 1) {
+      for (auto& r : late) handles.push_back(e->submit(std::move(r.request)));
+    } else if (n == 2) {
+      cancelled = e->cancel(handles.back().id);
+      submissions.set_value(std::move(handles));
+    }
+  };
+  const Result first = e->submit(std::move(a.request)).result.get();
+  ASSERT_EQ(first.status, Status::kAnswered) << first.error;
+  std::vector<Submission> joined = submissions.get_future().get();
+  EXPECT_TRUE(cancelled.load());
+  const Result kept = joined.front().result.get();
+  ASSERT_EQ(kept.status, Status::kAnswered) << kept.error;
+  EXPECT_EQ(kept.token_ids, ids32(text_only.t.at("greedy_ids")));
+  EXPECT_EQ(joined.back().result.get().status, Status::kCancelled);
+  const EngineStats stats = e->stats();
+  EXPECT_EQ(stats.cancelled, 1u);
+  EXPECT_EQ(stats.answered, 2u);
+  EXPECT_EQ(stats.mixed_forwards, 1u) << "the kept one rode in one step";
+}
+
+TEST(MixedPrefillApi, AnEncodeGroupBelowOneIsRefused) {
+  try {
+    make_engine("tiny-a", 4096, false, 2, 0);
+    FAIL() << "encode_group 0 was taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("encode_group"), std::string::npos) << e.what();
+  }
 }
 
 TEST(MixedPrefillApi, ANegativeBudgetIsRefused) {
