@@ -146,17 +146,17 @@ TEST(MixedPrefillApi, EncodingInGroupsTakesFewerVisionForwardsForTheSameAnswers)
   EXPECT_LT(grouped_forwards, each_forwards) << "encode_group 4: " << grouped_forwards << ", 1: " << each_forwards;
 }
 
-// A request cancelled while it waits to ride ends cancelled, once, and the others keep their answers.
-TEST(MixedPrefillApi, CancelledWhileWaitingToRide) {
-  auto e = make_engine("tiny-a", 1, false, 8, 1);  // each encoded at once: the third waits to ride
+// A request of tiny-a's first case (16 tokens) runs; from its first streamed piece `late` text-only
+// requests are submitted, and from its second the last of them is cancelled. Every late request
+// ends answered with the case's greedy ids but the cancelled one, which ends cancelled, once.
+void cancel_the_last_late_join(Engine& e, size_t late_count) {
   const auto cases = test::load_network_cases("tiny-a");
   const NetworkCase& text_only = case_named(cases, "text_only");
   CaseRequest a = case_request(cases[0]);
   a.request.sampling.max_new_tokens = 16;
   a.request.sampling.ignore_eos = true;
-  // Three late requests: with one prompt a step the third waits two steps, long enough to cancel it
-  // from the first one's callback of the next step.
-  std::vector<CaseRequest> late = {case_request(text_only), case_request(text_only), case_request(text_only)};
+  std::vector<CaseRequest> late;
+  for (size_t i = 0; i < late_count; ++i) late.push_back(case_request(text_only));
   std::promise<std::vector<Submission>> submissions;
   std::vector<Submission> handles;
   std::atomic<int> pieces{0};
@@ -164,13 +164,13 @@ TEST(MixedPrefillApi, CancelledWhileWaitingToRide) {
   a.request.on_partial = [&](RequestId, std::string_view) {
     const int n = ++pieces;
     if (n == 1) {
-      for (auto& r : late) handles.push_back(e->submit(std::move(r.request)));
+      for (auto& r : late) handles.push_back(e.submit(std::move(r.request)));
     } else if (n == 2) {
-      cancelled = e->cancel(handles.back().id);
+      cancelled = e.cancel(handles.back().id);
       submissions.set_value(std::move(handles));
     }
   };
-  const Result first = e->submit(std::move(a.request)).result.get();
+  const Result first = e.submit(std::move(a.request)).result.get();
   ASSERT_EQ(first.status, Status::kAnswered) << first.error;
   std::vector<Submission> joined = submissions.get_future().get();
   EXPECT_TRUE(cancelled.load());
@@ -180,49 +180,25 @@ TEST(MixedPrefillApi, CancelledWhileWaitingToRide) {
     ASSERT_EQ(r.status, Status::kAnswered) << r.error;
     EXPECT_EQ(r.token_ids, want);
   }
-  const Result gone = joined.back().result.get();
-  EXPECT_EQ(gone.status, Status::kCancelled);
-  const EngineStats stats = e->stats();
+  EXPECT_EQ(joined.back().result.get().status, Status::kCancelled);
+  const EngineStats stats = e.stats();
   EXPECT_EQ(stats.cancelled, 1u);
-  EXPECT_EQ(stats.answered, 3u);
+  EXPECT_EQ(stats.answered, late_count);
 }
 
-// A request cancelled while it waits for its encoding group ends cancelled without being encoded.
+// A request cancelled while it waits to ride: three late ones, each encoded at once, one prompt a
+// step, so the third waits two steps, long enough to be cancelled from the next step's callback.
+TEST(MixedPrefillApi, CancelledWhileWaitingToRide) {
+  auto e = make_engine("tiny-a", 1, false, 8, 1);
+  cancel_the_last_late_join(*e, 3);
+}
+
+// A request cancelled while it waits for its encoding group: two late ones wait for a group of 8
+// (the batch has room for 5 more only) for 4 steps; the second is cancelled before it is encoded.
 TEST(MixedPrefillApi, CancelledWhileWaitingToBeEncoded) {
   auto e = make_engine("tiny-a", 4096, false, 8, 8);
-  const auto cases = test::load_network_cases("tiny-a");
-  const NetworkCase& text_only = case_named(cases, "text_only");
-  CaseRequest a = case_request(cases[0]);
-  a.request.sampling.max_new_tokens = 16;
-  a.request.sampling.ignore_eos = true;
-  // Two late requests wait for a group of 8 (the batch has room for 5 more only) for 4 steps: the
-  // second is cancelled from the first one's callback of the next step.
-  std::vector<CaseRequest> late = {case_request(text_only), case_request(text_only)};
-  std::promise<std::vector<Submission>> submissions;
-  std::vector<Submission> handles;
-  std::atomic<int> pieces{0};
-  std::atomic<bool> cancelled{false};
-  a.request.on_partial = [&](RequestId, std::string_view) {
-    const int n = ++pieces;
-    if (n == 1) {
-      for (auto& r : late) handles.push_back(e->submit(std::move(r.request)));
-    } else if (n == 2) {
-      cancelled = e->cancel(handles.back().id);
-      submissions.set_value(std::move(handles));
-    }
-  };
-  const Result first = e->submit(std::move(a.request)).result.get();
-  ASSERT_EQ(first.status, Status::kAnswered) << first.error;
-  std::vector<Submission> joined = submissions.get_future().get();
-  EXPECT_TRUE(cancelled.load());
-  const Result kept = joined.front().result.get();
-  ASSERT_EQ(kept.status, Status::kAnswered) << kept.error;
-  EXPECT_EQ(kept.token_ids, ids32(text_only.t.at("greedy_ids")));
-  EXPECT_EQ(joined.back().result.get().status, Status::kCancelled);
-  const EngineStats stats = e->stats();
-  EXPECT_EQ(stats.cancelled, 1u);
-  EXPECT_EQ(stats.answered, 2u);
-  EXPECT_EQ(stats.mixed_forwards, 1u) << "the kept one rode in one step";
+  cancel_the_last_late_join(*e, 2);
+  EXPECT_EQ(e->stats().mixed_forwards, 1u) << "the kept one rode in one step";
 }
 
 TEST(MixedPrefillApi, AnEncodeGroupBelowOneIsRefused) {
