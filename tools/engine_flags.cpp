@@ -92,7 +92,7 @@ void check_serving_flags(const EngineFlags& f) {
   if (f.overlap_decode != "auto" && f.overlap_decode != "on" && f.overlap_decode != "off")
     fail("--overlap-decode '" + f.overlap_decode + "': use auto, on or off");
   if (f.prefill_tokens_per_step < -1) fail("--prefill-tokens-per-step must be >= 0");
-  if (f.encode_group == 0 || f.encode_group < -1) fail("--encode-group must be at least 1");
+  if (f.encode_group != -1 && f.encode_group < 1) fail("--encode-group must be at least 1");
 }
 
 EngineOptions engine_options(const EngineFlags& f) {

@@ -313,7 +313,8 @@ void Scheduler::encode_when_due(const std::vector<Sequence*>& admitted, size_t r
   if (unencoded_.empty()) return;
   const size_t group = options_.encode_group;
   if (unencoded_.size() >= group || room >= group || unencoded_steps_ >= kEncodeWaitSteps) {
-    embed(take_unencoded());
+    const std::vector<Sequence*> due = take_unencoded();
+    if (!due.empty()) embed(due);  // all of them may have been cancelled meanwhile
     return;
   }
   ++unencoded_steps_;  // a decode step follows
