@@ -30,7 +30,10 @@ void add_engine_flags(CLI::App& app, EngineFlags& f, const std::string& devices_
   app.add_option("--placement", f.placement, "auto, pipeline or replicas over --devices (default auto)")
       ->type_name("MODE");
   app.add_option("--dtype", f.dtype, "auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")->type_name("TYPE");
-  app.add_option("--max-context", f.max_context, "prompt + answer tokens at most (default 8192)")->type_name("N");
+  app.add_option("--max-context", f.max_context,
+                 "prompt + answer tokens at most (default 8192; at most the model's max_position_embeddings, "
+                 "a larger value is clamped to it)")
+      ->type_name("N");
   app.add_option("--min-pixels", f.min_pixels, "least pixels per image / frame after resizing (default: the model's)")
       ->type_name("N");
   app.add_option("--max-pixels", f.max_pixels, "most pixels per image / frame after resizing (default: the model's)")

@@ -18,6 +18,7 @@
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,13 @@
 #include "qwenvl/remote_engine.h"
 
 namespace {
+
+// A number as a person wrote it in an error message: "inf", "-1", "1e-45".
+std::string shortest(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
 
 using namespace qwenvl::cli;
 
@@ -146,7 +154,7 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   auto* max_new_tokens_opt =
       app.add_option("-n,--max-new-tokens", max_new_tokens, "most tokens to generate")->type_name("N");
   auto* temperature_opt =
-      app.add_option("-t,--temperature", temperature, "sampling temperature; 0 = greedy")->type_name("T");
+      app.add_option("-t,--temperature", temperature, "sampling temperature; 0 (or below 1e-8) = greedy")->type_name("T");
   auto* top_k_opt = app.add_option("--top-k", top_k, "sample among the K likeliest tokens (0 = all)")->type_name("K");
   auto* top_p_opt = app.add_option("--top-p", top_p, "nucleus sampling mass, in (0, 1]")->type_name("P");
   auto* min_p_opt =
@@ -226,12 +234,13 @@ std::optional<int> parse(int argc, char** argv, Options& o) {
   if (frames->count() && o.video.empty()) fail("--frames needs --video");
   if (fps->count() && o.video.empty()) fail("--fps needs --video");
   if (frames->count() && o.frames < 2) fail("--frames must be at least 2 (counts are rounded to even)");
-  if (!(o.fps > 0) || !std::isfinite(o.fps)) fail("--fps must be > 0");
+  if (!(o.fps > 0) || !std::isfinite(o.fps)) fail("--fps must be a finite number > 0, got " + shortest(o.fps));
   const bool given_max_new_tokens = max_new_tokens_opt->count() > 0, given_temperature = temperature_opt->count() > 0,
              given_top_k = top_k_opt->count() > 0, given_top_p = top_p_opt->count() > 0,
              given_min_p = min_p_opt->count() > 0, given_penalty = repetition_penalty_opt->count() > 0;
   if (given_max_new_tokens && max_new_tokens < 1) fail("--max-new-tokens must be at least 1");
-  if (given_temperature && (!(temperature >= 0) || !std::isfinite(temperature))) fail("--temperature must be >= 0");
+  if (given_temperature && (!(temperature >= 0) || !std::isfinite(temperature)))
+    fail("--temperature must be a finite number >= 0, got " + shortest(temperature));
   if (given_top_k && top_k < 0) fail("--top-k must be >= 0");
   if (given_top_p && !(top_p > 0 && top_p <= 1)) fail("--top-p must be in (0, 1]");
   if (given_min_p && !(min_p >= 0 && min_p <= 1)) fail("--min-p must be in [0, 1]");

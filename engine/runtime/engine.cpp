@@ -21,6 +21,8 @@
 #include <thread>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "kernels/device/memory.h"
 #include "kernels/device/side_stream.h"
 #include "kernels/dispatch_counts.h"
@@ -31,6 +33,7 @@
 #include "nn/qwen2_5_vl.h"
 #include "qwenvl/engine.h"
 #include "qwenvl/placement.h"
+#include "runtime/placement/device_budget.h"
 #include "runtime/placement/engine_plan.h"
 #include "runtime/replicas/replicated_engine.h"
 #include "runtime/request_lifecycle.h"
@@ -99,22 +102,20 @@ class EngineImpl final : public Engine, private RequestLifecycle {
  public:
   // plan: the pipeline to run, or none for one device (options.device).
   EngineImpl(const EngineOptions& options, std::optional<Plan> plan, const stages::StageTuning& tuning)
-      : options_(options),
-        plan_(std::move(plan)),
+      : plan_(std::move(plan)),
         device_(with_peak_reset(resolve_device(vision_device(plan_, options.device)))),
         dtype_(resolve_dtype(plan_ ? plan_->dtype : options.dtype, device_)),
         assets_(load_assets(options.model_dir)),
+        options_(checked_options(options, assets_.files.model)),
         weights_(model::Weights::load(options.model_dir, assets_.files.model, weight_options())),
         executor_(make_executor(tuning)),
         scheduler_(*executor_, *this, scheduler_options()),
         constraints_(assets_.tokenizer, assets_.files.model.text.vocab_size) {
-    if (options.max_batch <= 0) throw Error("max_batch must be > 0");
 #ifdef __GLIBC__
     // Parsing tokenizer.json and the configs leaves tens of MB of freed heap behind; hand it back
     // so that a loaded engine costs its weights (mapped), not the parser's high-water mark.
     malloc_trim(0);
 #endif
-    if (options.max_context <= 1) throw Error("max_context must be > 1");
     if (options.prefill_tokens_per_step.value_or(0) < 0) throw Error("prefill_tokens_per_step must be >= 0");
     if (options.encode_group.value_or(1) < 1) throw Error("encode_group must be >= 1");
     // Recorded before any request runs (and before the worker threads start), so the first answer
@@ -122,7 +123,7 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     if (single_ != nullptr) {
       single_->time_phases(options.time_phases);
       if (device_.is_cuda() && options.cuda_graphs)
-        decode_graphs_ = single_->enable_decode_graphs(options.max_batch, options.max_context);
+        decode_graphs_ = single_->enable_decode_graphs(options_.max_batch, options_.max_context);
     }
     prepare_thread_ = std::thread([this] { prepare_loop(); });
     infer_thread_ = std::thread([this] { inference_loop(); });
@@ -236,6 +237,16 @@ class EngineImpl final : public Engine, private RequestLifecycle {
   const EngineOptions& options() const override { return options_; }
 
  private:
+  // The options' sizes, checked before anything is sized from them. max_context is at most the
+  // model's max_position_embeddings: the model has no positions past it, so a larger value
+  // (--max-context 100000000, say) is clamped to it rather than sizing a KV cache for it.
+  static EngineOptions checked_options(EngineOptions o, const model::ModelConfig& model) {
+    if (o.max_batch <= 0) throw Error("max_batch must be > 0");
+    if (o.max_context <= 1) throw Error("max_context must be > 1");
+    o.max_context = std::min(o.max_context, model.text.max_position_embeddings);
+    return o;
+  }
+
   static ModelAssets load_assets(const std::string& dir) {
     namespace fs = std::filesystem;
     if (dir.empty()) throw Error("no model directory given");
@@ -262,6 +273,20 @@ class EngineImpl final : public Engine, private RequestLifecycle {
                                : per_block * options_.max_batch * ((options_.max_context + shape.block_size - 1) / shape.block_size);
     shape.num_blocks = budget / per_block;
     if (shape.num_blocks <= 0) throw Error("kv_cache_bytes is smaller than one KV block (" + std::to_string(per_block) + " bytes)");
+    // Against the machine before it is allocated: a KV cache larger than what the device can still
+    // give is refused with the figures, not left to the allocator (or the kernel's OOM killer).
+    const int64_t bytes = shape.num_blocks * per_block;
+    const int64_t available =
+        device_.is_cuda() ? kernels::available_device_memory_bytes(device_.has_index() ? device_.index() : 0)
+                          : placement::host_facts().host_available_bytes.value_or(-1);
+    if (available >= 0 && bytes > available)
+      throw Error(fmt::format("the KV cache needs {:.2f} GiB ({}), more than the {:.2f} GiB {} has available; lower "
+                              "max_context or max_batch, or set kv_cache_bytes",
+                              bytes / double(int64_t{1} << 30),
+                              options_.kv_cache_bytes > 0
+                                  ? fmt::format("kv_cache_bytes {}", options_.kv_cache_bytes)
+                                  : fmt::format("max_batch {} x max_context {}", options_.max_batch, options_.max_context),
+                              available / double(int64_t{1} << 30), device_.str()));
     return shape;
   }
 
@@ -413,11 +438,11 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     while (scheduler_.wait_for_work()) scheduler_.run_until_idle();
   }
 
-  EngineOptions options_;
   std::optional<Plan> plan_;
   at::Device device_;  // one device's, or where a pipeline prepares requests (its vision stage's)
   at::ScalarType dtype_;
   ModelAssets assets_;
+  EngineOptions options_;  // as given, max_context at most the model's (checked_options)
   model::Weights weights_;
   std::unique_ptr<nn::Qwen25VL> model_;      // one device: the whole model (a pipeline's stages hold theirs)
   SingleDeviceExecutor* single_ = nullptr;   // one device: executor_, for its set-up
@@ -473,6 +498,8 @@ std::unique_ptr<Engine> create_engine(EngineOptions options, const StageTuning& 
     return std::make_unique<EngineImpl>(options, std::move(pipeline), tuning);
   } catch (const kernels::Error& e) {
     throw Error(e.what());  // the kernels' own error (a device fault while loading), as the engine's
+  } catch (const c10::Error& e) {
+    throw Error(e.what_without_backtrace());  // libtorch's, in one line: no stack trace for the user
   }
 }
 

@@ -1,5 +1,6 @@
 #include "runtime/generation_settings.h"
 
+#include <cmath>
 #include <random>
 #include <string>
 
@@ -18,10 +19,12 @@ GenerationSettings resolve_generation(const SamplingParams& r, const model::Gene
   s.min_p = file.min_p;
   s.repetition_penalty = file.repetition_penalty.value_or(1.0);
 
-  // A request that names a temperature decides between greedy (0) and sampling.
+  // A request that names a temperature decides between greedy (0) and sampling. Below
+  // kGreedyTemperature it is greedy too (qwenvl/engine.h says why).
   if (r.temperature) {
-    if (*r.temperature < 0) throw Error("temperature must be >= 0, got " + std::to_string(*r.temperature));
-    s.do_sample = *r.temperature > 0;
+    if (!(*r.temperature >= 0) || std::isinf(*r.temperature))
+      throw Error("temperature must be a finite number >= 0, got " + std::to_string(*r.temperature));
+    s.do_sample = *r.temperature >= kGreedyTemperature;
     if (s.do_sample) s.temperature = *r.temperature;
   }
   if (r.top_k) {
@@ -42,6 +45,7 @@ GenerationSettings resolve_generation(const SamplingParams& r, const model::Gene
     s.repetition_penalty = *r.repetition_penalty;
   }
   if (s.do_sample && !(s.temperature > 0)) throw Error("sampling needs a temperature > 0");
+  if (s.do_sample && s.temperature < kGreedyTemperature) s.do_sample = false;  // generation_config.json's too
   s.seed = r.seed ? *r.seed : std::random_device{}();
 
   if (r.max_new_tokens) {

@@ -1,6 +1,6 @@
 // A request's generation settings, resolved as transformers' generate() resolves them: what the
 // request sets, else generation_config.json, else transformers' global defaults (greedy, top_k 50,
-// top_p 1, temperature 1, repetition_penalty 1). A temperature of 0 means greedy.
+// top_p 1, temperature 1, repetition_penalty 1). A temperature of 0, or below kGreedyTemperature, means greedy.
 #pragma once
 
 #include <cstdint>

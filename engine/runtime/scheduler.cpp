@@ -30,6 +30,8 @@ constexpr size_t kEncodeWaitSteps = 4;
 std::string failure_reason(const std::exception& e, const at::Device& device) {
   if (const auto* oom = dynamic_cast<const c10::OutOfMemoryError*>(&e))
     return std::string("inference failed: out of memory on ") + device.str() + ": " + oom->what_without_backtrace();
+  // libtorch's other errors in one line too: their backtrace is for us, not for the request's owner.
+  if (const auto* torch = dynamic_cast<const c10::Error*>(&e)) return std::string("inference failed: ") + torch->what_without_backtrace();
   return std::string("inference failed: ") + e.what();
 }
 

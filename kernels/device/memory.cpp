@@ -41,8 +41,18 @@ int64_t memory_outside_allocator_bytes(int index) {
   if (cudaMemGetInfo(&free, &total) != cudaSuccess) return 0;
   return std::max<int64_t>(0, static_cast<int64_t>(total - free) - reserved_device_memory_bytes(index));
 }
+int64_t available_device_memory_bytes(int index) {
+  const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(index));
+  size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) != cudaSuccess) return -1;
+  const auto stats = allocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
+  const int64_t cached = stats.reserved_bytes[static_cast<size_t>(StatType::AGGREGATE)].current -
+                         stats.allocated_bytes[static_cast<size_t>(StatType::AGGREGATE)].current;
+  return static_cast<int64_t>(free) + std::max<int64_t>(0, cached);
+}
 #else
 int64_t peak_device_memory_bytes(int) { return 0; }
+int64_t available_device_memory_bytes(int) { return -1; }
 int64_t reserved_device_memory_bytes(int) { return 0; }
 int64_t memory_outside_allocator_bytes(int) { return 0; }
 void reset_peak_device_memory(int) {}

@@ -20,6 +20,7 @@
 
 #include "../nn/network_reference.h"
 #include "device_lost_scenario.h"
+#include "model/config.h"
 #include "qwenvl/engine.h"
 #include "runtime/fault_injection.h"
 
@@ -34,6 +35,50 @@ std::unique_ptr<Engine> make_engine(int max_batch) {
   o.max_batch = max_batch;
   o.max_context = 4096;
   return Engine::create(o);
+}
+
+// --max-context 100000000 sized a KV cache for it up front (the kernel's OOM killer ended it at 23
+// GB): max_context is at most the model's max_position_embeddings, and the engine reports the value
+// it runs with. The request is answered.
+TEST(EngineFaults, AMaxContextPastTheModelsPositionsIsClampedToThem) {
+  const std::string dir = (test::fixtures_dir() / "models" / "tiny-a").string();
+  const int64_t positions = model::load_model_files(dir).model.text.max_position_embeddings;
+  EngineOptions o;
+  o.model_dir = dir;
+  o.max_batch = 1;
+  o.max_context = 100000000;
+  ASSERT_LT(positions, o.max_context);
+  auto engine = Engine::create(o);
+  EXPECT_EQ(engine->options().max_context, positions);
+  const auto cases = test::load_network_cases("tiny-a");
+  test::CaseRequest request = test::case_request(cases[0]);
+  const Result result = engine->submit(std::move(request.request)).result.get();
+  EXPECT_EQ(result.status, Status::kAnswered) << result.error;
+}
+
+// A KV cache larger than the machine has is refused with the figures before it is allocated (not
+// left to the allocator's torch error, or to the OOM killer on the CPU).
+TEST(EngineFaults, AKvCacheLargerThanTheMachineIsRefusedBeforeItIsAllocated) {
+  EngineOptions o;
+  o.model_dir = (test::fixtures_dir() / "models" / "tiny-a").string();
+  auto expect_refused = [](const EngineOptions& options, const std::string& names) {
+    try {
+      Engine::create(options);
+      ADD_FAILURE() << "an engine was created for " << names;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("the KV cache needs"), std::string::npos) << what;
+      EXPECT_NE(what.find("available"), std::string::npos) << what;
+      EXPECT_NE(what.find(names), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << "one line: " << what;
+    }
+  };
+  o.max_batch = 1 << 20;
+  o.max_context = 4096;
+  expect_refused(o, "max_batch 1048576 x max_context 4096");
+  o.max_batch = 1;
+  o.kv_cache_bytes = int64_t{1} << 60;
+  expect_refused(o, "kv_cache_bytes");
 }
 
 // A request of a fixture case that runs `tokens` tokens (past EOS); its frames live as long as it.

@@ -2,6 +2,7 @@
 // nothing (generation_config.json, then its global defaults), and the request's own values on top.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "model/config.h"
@@ -61,6 +62,24 @@ TEST(GenerationSettings, RequestValuesWin) {
   EXPECT_EQ(g.sampling.seed, 9u);
 }
 
+// A temperature below kGreedyTemperature is greedy (vLLM's rule): 1e-45 used to divide the logits
+// into inf and fail the request with a torch stack trace. From the request and from the file alike.
+TEST(GenerationSettings, ATemperatureBelowTheGreedyThresholdIsGreedy) {
+  model::GenerationConfig file;
+  model::ModelConfig model;
+  SamplingParams r;
+  for (double t : {1e-45, 1e-300, kGreedyTemperature / 2}) {
+    r.temperature = t;
+    EXPECT_FALSE(resolve_generation(r, file, model, 128).sampling.do_sample) << "temperature " << t;
+  }
+  r.temperature = kGreedyTemperature;
+  EXPECT_TRUE(resolve_generation(r, file, model, 128).sampling.do_sample);
+  file.do_sample = true;
+  file.temperature = 1e-30;
+  EXPECT_FALSE(resolve_generation(SamplingParams{}, file, model, 128).sampling.do_sample)
+      << "generation_config.json's temperature 1e-30";
+}
+
 TEST(GenerationSettings, OutOfRangeValuesAreErrorsNamingThem) {
   model::GenerationConfig file;
   model::ModelConfig model;
@@ -74,6 +93,10 @@ TEST(GenerationSettings, OutOfRangeValuesAreErrorsNamingThem) {
   };
   SamplingParams r;
   r.temperature = -1;
+  expect_error(r, "temperature");
+  r.temperature = std::numeric_limits<double>::infinity();
+  expect_error(r, "temperature");
+  r.temperature = std::numeric_limits<double>::quiet_NaN();
   expect_error(r, "temperature");
   r = {};
   r.top_p = 0;

@@ -89,6 +89,22 @@ TEST_P(ReferenceCase, PrintsTransformersAnswer) {
   EXPECT_EQ(run.err, "");
 }
 
+// A temperature too small to sample at (1e-45 divided the logits into inf: a torch stack trace)
+// is greedy, and a --max-context past the model's positions is clamped to them: transformers'
+// greedy answer either way.
+TEST_P(ReferenceCase, TinyTemperatureAndHugeContextGiveTheGreedyAnswer) {
+  const json ref = load_reference(GetParam().model, GetParam().name);
+  auto args = case_args(ref);
+  const auto t = std::find(args.begin(), args.end(), "--temperature");
+  ASSERT_NE(t, args.end());
+  *(t + 1) = "1e-45";
+  args.insert(args.end(), {"--max-context", "100000000"});
+  const CliRun run = run_cli(args);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, ref["text"].get<std::string>() + "\n");
+  EXPECT_EQ(run.err, "");
+}
+
 // --json: the same answer with its ids, the processor's prompt length and the timings.
 TEST_P(ReferenceCase, JsonCarriesIdsAndPromptLength) {
   const json ref = load_reference(GetParam().model, GetParam().name);
@@ -324,6 +340,10 @@ std::vector<BadInput> bad_inputs() {
       BadInput{"frames_without_video", good_plus({"--image", "{image}", "--frames", "4"}), 1, "--frames"},
       BadInput{"one_frame", good_plus({"--video", "{clip}", "--frames", "1"}), 1, "--frames"},
       BadInput{"zero_fps", good_plus({"--video", "{clip}", "--fps", "0"}), 1, "--fps"},
+      BadInput{"infinite_fps", good_plus({"--video", "{clip}", "--fps", "inf"}), 1,
+               "--fps must be a finite number > 0, got inf"},
+      BadInput{"infinite_temperature", good_plus({"--temperature", "inf"}), 1,
+               "--temperature must be a finite number >= 0, got inf"},
       BadInput{"min_above_max_pixels",
                good_plus({"--image", "{image}", "--min-pixels", "9000", "--max-pixels", "3000"}), 1, "--min-pixels"},
       BadInput{"prompt_over_context", good_plus({"--image", "{image}", "--max-context", "40"}), 3, "max_context 40"}};

@@ -72,10 +72,16 @@ inline std::shared_ptr<const void> release_callback(std::function<void()> releas
   return std::shared_ptr<const void>(new Releaser{std::move(release)});
 }
 
+// Temperatures below this are greedy: sampling at them is the argmax to float precision, and
+// dividing the logits by them heads for overflow (1e-45 made them inf and the softmax NaN). vLLM
+// draws the line at 1e-5; here it is lower, so that Qwen2.5-VL's own generation_config.json
+// (temperature 1e-6) samples as transformers does.
+constexpr double kGreedyTemperature = 1e-8;
+
 struct SamplingParams {
   // Unset fields come from the model's generation_config.json, then transformers' defaults.
   std::optional<int> max_new_tokens;
-  std::optional<double> temperature;  // 0 means greedy
+  std::optional<double> temperature;  // 0, or anything below kGreedyTemperature, means greedy
   std::optional<int> top_k;
   std::optional<double> top_p;
   std::optional<double> min_p;
@@ -158,9 +164,14 @@ struct EngineOptions {
   std::string devices;
   std::string placement = "auto";  // "auto", "pipeline" or "replicas" (qwenvl/placement.h)
   std::string dtype = "auto";    // "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16"
-  int64_t max_context = 8192;    // prompt + generated tokens of one request
+  // Prompt + generated tokens of one request; at most the model's max_position_embeddings (a larger
+  // value is clamped to it: options() reports the value in use).
+  int64_t max_context = 8192;
   int max_batch = 16;            // sequences decoded together
-  int64_t kv_cache_bytes = 0;    // KV memory budget (of each replica); 0: enough for max_batch x max_context
+  // KV memory budget (of each replica); 0: enough for max_batch x max_context. One device: more
+  // than the device has available (the host's MemAvailable, or the card's free memory) is refused
+  // by create() with the figures, before anything is allocated.
+  int64_t kv_cache_bytes = 0;
   int64_t kv_block_size = 64;    // tokens per KV block
   int default_max_new_tokens = 128;  // when neither the request nor generation_config.json sets one
   bool cuda_graphs = true;       // CUDA: decode steps replayed as graphs, recorded when the engine starts
