@@ -337,6 +337,17 @@ TEST(RemoteEvents, MultiLineDataAndALastEventWithoutItsBlankLine) {
   EXPECT_FALSE(events.so_far().done);
 }
 
+// Found by fuzz_completion_events (2026-12-06, corpus regression-aa5df26c): a body whose root is
+// not an object, or whose "object" is not a string, threw nlohmann's type_error out of the reader.
+TEST(RemoteEvents, ABodyOfTheWrongShapeReadsAsNoCompletion) {
+  for (const char* body : {"8", R"({"object": 5})", R"(["choices"])", R"({"choices": 3})", "null"}) {
+    CompletionSoFar c;
+    EXPECT_NO_THROW(c = read_completion(json::parse(body))) << body;
+    EXPECT_EQ(c.text, "") << body;
+    EXPECT_TRUE(c.token_ids.empty()) << body;
+  }
+}
+
 TEST(RemoteEvents, AWholeCompletionObject) {
   const json body = json::parse(R"({"id": "c", "object": "chat.completion", "choices": [{"index": 0,
       "message": {"role": "assistant", "content": "Two cats."}, "finish_reason": "length", "token_ids": [1, 2]}],

@@ -41,6 +41,13 @@ TEST(SchemaFeatures, RefusesWhatIsNotListedNamingIt) {
   EXPECT_THROW(check_schema_features("{not json"), Error);
 }
 
+// Found by fuzz_json_schema (2026-12-06, corpus regression-07bd60f7): a number past a double's
+// range escaped as nlohmann's out_of_range where only parse errors were caught.
+TEST(SchemaFeatures, ANumberPastADoubleIsAnErrorNotAnEscape) {
+  EXPECT_THROW(check_schema_features(R"({"type": "integer", "minimum": 1e999})"), Error);
+  EXPECT_THROW(check_schema_features(R"({"type": "array", "items": {"type": "number"}, "maxItems": 6e400})"), Error);
+}
+
 TEST(ConstraintRequest, RefusesContradictions) {
   SamplingParams both;
   both.json_schema = R"({"type": "boolean"})";
