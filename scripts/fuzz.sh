@@ -33,6 +33,7 @@ specs=(
   "fuzz_png|png|65536|tools/media_reader.cpp tools/media_reader_png.cpp tools/image_header.cpp engine/preprocessing/frame_view.cpp"
   "fuzz_chat_request|plain|8192|tools/server/chat_request.cpp tools/server/data_uri.cpp tools/server/api_error.cpp tools/server/chat_response.cpp tools/image_header.cpp"
   "fuzz_alert_condition|plain|4096|gst-plugin/alert_condition.cpp"
+  "fuzz_device_list|plain|1024|engine/runtime/placement/device_list.cpp engine/runtime/placement/byte_size.cpp engine/runtime/placement/device_profile.cpp"
   "fuzz_completion_events|plain|8192|remote/completion_events.cpp"
   "fuzz_json_schema|xgrammar|4096|tokenizer engine/structured/number_bounds.cpp engine/structured/schema_features.cpp engine/structured/constraint_grammar.cpp engine/structured/constraint_check.cpp engine/structured/token_constraint.cpp xgrammar"
   "fuzz_stop_strings|torch|2048|tokenizer engine/runtime/stopping.cpp engine/runtime/generation_settings.cpp"
