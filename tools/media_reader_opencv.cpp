@@ -18,6 +18,8 @@ const char* const kMediaSupport =
 namespace {
 
 constexpr double kUnknownFps = 24.0;  // what transformers assumes for a clip without a rate
+// A frame count past this is not believed (a week of video at 1000 fps): the frames are counted.
+constexpr int64_t kMostFramesSaid = int64_t{1000} * 3600 * 24 * 7;
 
 // The Mat's pixels, shared (no copy): the Image keeps the Mat alive.
 Image bgr_image(const cv::Mat& mat) {
@@ -93,8 +95,10 @@ Clip read_video_clip(const std::string& path, int frames, double fps) {
                  kUnknownFps);
     video_fps = kUnknownFps;
   }
-  auto total = static_cast<int64_t>(capture.get(cv::CAP_PROP_FRAME_COUNT));
-  if (total <= 0) total = count_frames(path);  // containers without a frame count
+  // The container's word, a double: a damaged file may say NaN or 1e300, which no cast may take.
+  const double said = capture.get(cv::CAP_PROP_FRAME_COUNT);
+  int64_t total = said >= 1 && said <= static_cast<double>(kMostFramesSaid) ? static_cast<int64_t>(said) : 0;
+  if (total <= 0) total = count_frames(path);  // containers without a (believable) frame count
   // The container's count can be wrong; when the stream ends early, sample again from the real count.
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (total <= 0) throw CliError{kUsageError, "video '" + path + "': no frames could be decoded"};
