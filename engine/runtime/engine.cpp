@@ -33,6 +33,7 @@
 #include "nn/qwen2_5_vl.h"
 #include "qwenvl/engine.h"
 #include "qwenvl/placement.h"
+#include "runtime/placement/byte_size.h"
 #include "runtime/placement/device_budget.h"
 #include "runtime/placement/engine_plan.h"
 #include "runtime/replicas/replicated_engine.h"
@@ -116,8 +117,6 @@ class EngineImpl final : public Engine, private RequestLifecycle {
     // so that a loaded engine costs its weights (mapped), not the parser's high-water mark.
     malloc_trim(0);
 #endif
-    if (options.prefill_tokens_per_step.value_or(0) < 0) throw Error("prefill_tokens_per_step must be >= 0");
-    if (options.encode_group.value_or(1) < 1) throw Error("encode_group must be >= 1");
     // Recorded before any request runs (and before the worker threads start), so the first answer
     // pays no recording.
     if (single_ != nullptr) {
@@ -237,12 +236,14 @@ class EngineImpl final : public Engine, private RequestLifecycle {
   const EngineOptions& options() const override { return options_; }
 
  private:
-  // The options' sizes, checked before anything is sized from them. max_context is at most the
+  // The options' sizes, checked before the weights load or anything is sized from them. max_context is at most the
   // model's max_position_embeddings: the model has no positions past it, so a larger value
   // (--max-context 100000000, say) is clamped to it rather than sizing a KV cache for it.
   static EngineOptions checked_options(EngineOptions o, const model::ModelConfig& model) {
     if (o.max_batch <= 0) throw Error("max_batch must be > 0");
     if (o.max_context <= 1) throw Error("max_context must be > 1");
+    if (o.prefill_tokens_per_step.value_or(0) < 0) throw Error("prefill_tokens_per_step must be >= 0");
+    if (o.encode_group.value_or(1) < 1) throw Error("encode_group must be >= 1");
     o.max_context = std::min(o.max_context, model.text.max_position_embeddings);
     return o;
   }
@@ -280,13 +281,13 @@ class EngineImpl final : public Engine, private RequestLifecycle {
         device_.is_cuda() ? kernels::available_device_memory_bytes(device_.has_index() ? device_.index() : 0)
                           : placement::host_facts().host_available_bytes.value_or(-1);
     if (available >= 0 && bytes > available)
-      throw Error(fmt::format("the KV cache needs {:.2f} GiB ({}), more than the {:.2f} GiB {} has available; lower "
-                              "max_context or max_batch, or set kv_cache_bytes",
-                              bytes / double(int64_t{1} << 30),
+      throw Error(fmt::format("the KV cache needs {} ({}), more than the {} {} has available; lower max_context or "
+                              "max_batch, or set kv_cache_bytes",
+                              placement::format_bytes(bytes),
                               options_.kv_cache_bytes > 0
                                   ? fmt::format("kv_cache_bytes {}", options_.kv_cache_bytes)
                                   : fmt::format("max_batch {} x max_context {}", options_.max_batch, options_.max_context),
-                              available / double(int64_t{1} << 30), device_.str()));
+                              placement::format_bytes(available), device_.str()));
     return shape;
   }
 

@@ -41,6 +41,7 @@ int64_t memory_outside_allocator_bytes(int index) {
   if (cudaMemGetInfo(&free, &total) != cudaSuccess) return 0;
   return std::max<int64_t>(0, static_cast<int64_t>(total - free) - reserved_device_memory_bytes(index));
 }
+
 int64_t available_device_memory_bytes(int index) {
   const c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(index));
   size_t free = 0, total = 0;
